@@ -1,0 +1,264 @@
+//! Decisions and the one mapping from a denial to the wire (RFC 6750 §3).
+
+use crate::credential::CredentialError;
+use crate::jwt::TokenError;
+use crate::policy::Policy;
+use crate::principal::{Principal, TokenKind};
+use crate::scope::ScopeSet;
+
+/// Why a dependency could not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The introspection call timed out.
+    IntrospectionTimeout,
+    /// The introspection call failed or its reply was unusable.
+    IntrospectionFailed,
+    /// No verification key could be had for the issuer.
+    KeysUnavailable,
+}
+
+/// Why a request was denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// A protected route and no credential at all.
+    MissingCredential,
+    /// The credential could not be extracted.
+    Credential(CredentialError),
+    /// The path holds dot-segments, encoded slashes or other ambiguity.
+    InvalidPath,
+    /// The JWT was refused.
+    Token(TokenError),
+    /// Introspection says the reference token is not active.
+    InactiveReference,
+    /// A reference token, but no introspection endpoint is configured.
+    ReferenceTokensNotAccepted,
+    /// A legacy credential (Basic, ErpSession) and the policy rejects it.
+    LegacyRejected,
+    /// Valid, but scopes are missing.
+    InsufficientScope(ScopeSet),
+    /// Valid, but the route does not accept this token kind.
+    TokenKindRefused(TokenKind, ScopeSet),
+    /// No route matched and the default is deny.
+    NoRoute,
+    /// A dependency is down and the failure mode is closed.
+    Unavailable(Unavailable),
+}
+
+impl Reason {
+    /// A stable snake_case code for logs, metrics and test vectors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::MissingCredential => "missing_credential",
+            Reason::Credential(e) => match e {
+                CredentialError::MultipleCredentials => "multiple_credentials",
+                CredentialError::InvalidEncoding => "invalid_header_encoding",
+                CredentialError::MalformedAuthorization => "malformed_authorization",
+                CredentialError::UnsupportedScheme => "unsupported_scheme",
+                CredentialError::TokenInUrl => "token_in_url",
+                CredentialError::MalformedToken => "malformed_token",
+                CredentialError::MalformedReferenceToken => "malformed_reference_token",
+            },
+            Reason::InvalidPath => "invalid_path",
+            Reason::Token(e) => e.code(),
+            Reason::InactiveReference => "inactive",
+            Reason::ReferenceTokensNotAccepted => "reference_tokens_not_accepted",
+            Reason::LegacyRejected => "legacy_rejected",
+            Reason::InsufficientScope(_) => "insufficient_scope",
+            Reason::TokenKindRefused(..) => "token_kind_refused",
+            Reason::NoRoute => "no_route",
+            Reason::Unavailable(Unavailable::IntrospectionTimeout) => "introspection_timeout",
+            Reason::Unavailable(Unavailable::IntrospectionFailed) => "introspection_failed",
+            Reason::Unavailable(Unavailable::KeysUnavailable) => "jwks_unavailable",
+        }
+    }
+
+    /// The HTTP status (design §3).
+    pub fn status(&self) -> u16 {
+        match self {
+            Reason::MissingCredential => 401,
+            Reason::Credential(
+                CredentialError::MalformedToken | CredentialError::MalformedReferenceToken,
+            ) => 401,
+            Reason::Credential(_) | Reason::InvalidPath => 400,
+            Reason::Token(_)
+            | Reason::InactiveReference
+            | Reason::ReferenceTokensNotAccepted
+            | Reason::LegacyRejected => 401,
+            Reason::InsufficientScope(_) | Reason::TokenKindRefused(..) | Reason::NoRoute => 403,
+            Reason::Unavailable(_) => 503,
+        }
+    }
+
+    /// The RFC 6750 / RFC 6749 error code on the wire.
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self.status() {
+            400 => Some("invalid_request"),
+            401 if *self == Reason::MissingCredential => None,
+            401 => Some("invalid_token"),
+            403 if *self == Reason::NoRoute => Some("access_denied"),
+            403 => Some("insufficient_scope"),
+            _ => Some("temporarily_unavailable"),
+        }
+    }
+
+    /// A fixed, secret-free explanation.
+    pub fn description(&self) -> String {
+        match self {
+            Reason::MissingCredential => "a credential is required".into(),
+            Reason::Credential(e) => e.to_string(),
+            Reason::InvalidPath => "the request path is ambiguous".into(),
+            Reason::Token(e) => e.to_string(),
+            Reason::InactiveReference => "the reference token is not active".into(),
+            Reason::ReferenceTokensNotAccepted => "reference tokens are not accepted here".into(),
+            Reason::LegacyRejected => "legacy authentication is not accepted here".into(),
+            Reason::InsufficientScope(_) => "the token lacks a required scope".into(),
+            Reason::TokenKindRefused(kind, _) => {
+                format!("{} tokens are not accepted on this route", kind.as_str())
+            }
+            Reason::NoRoute => "no route allows this request".into(),
+            Reason::Unavailable(_) => "the authorization service is unavailable".into(),
+        }
+    }
+
+    fn challenge_scope(&self) -> Option<&ScopeSet> {
+        match self {
+            Reason::InsufficientScope(s) | Reason::TokenKindRefused(_, s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A denial, ready to be mapped to a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// Why.
+    pub reason: Reason,
+    /// The matched route, if any.
+    pub route: Option<String>,
+}
+
+/// A local response for an adapter to send as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers, lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// JSON body.
+    pub body: String,
+}
+
+impl Denial {
+    /// The response for this denial: status, `WWW-Authenticate` and a small JSON
+    /// body. This is the only place a denial becomes bytes.
+    pub fn response(&self, policy: &Policy) -> Response {
+        let reason = &self.reason;
+        let status = reason.status();
+        let error = reason.error_code();
+        let description = policy.error_description.then(|| reason.description());
+        let mut headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("cache-control".to_owned(), "no-store".to_owned()),
+        ];
+        if matches!(status, 400 | 401) || (status == 403 && *reason != Reason::NoRoute) {
+            let mut challenge = format!("Bearer realm=\"{}\"", policy.realm);
+            if let Some(error) = error {
+                challenge.push_str(&format!(", error=\"{error}\""));
+                if let Some(d) = &description {
+                    challenge.push_str(&format!(
+                        ", error_description=\"{}\"",
+                        d.replace(['"', '\\'], "'")
+                    ));
+                }
+            }
+            if let Some(scope) = reason.challenge_scope() {
+                challenge.push_str(&format!(", scope=\"{scope}\""));
+            }
+            headers.push(("www-authenticate".to_owned(), challenge));
+        }
+        let mut body = serde_json::Map::new();
+        if let Some(error) = error {
+            body.insert("error".into(), error.into());
+        } else {
+            body.insert("error".into(), "unauthorized".into());
+        }
+        if let Some(d) = description {
+            body.insert("error_description".into(), d.into());
+        }
+        if let Some(scope) = reason.challenge_scope() {
+            body.insert("scope".into(), scope.to_string().into());
+        }
+        Response {
+            status,
+            headers,
+            body: serde_json::Value::Object(body).to_string(),
+        }
+    }
+}
+
+/// Header edits for an allowed request: remove first, then set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderEdits {
+    /// Lowercase header names to remove, in every letter case.
+    pub remove: Vec<String>,
+    /// Headers to set after removal.
+    pub set: Vec<(String, String)>,
+}
+
+/// An allowed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    /// The verified identity; `None` on public routes and legacy pass-through.
+    pub principal: Option<Principal>,
+    /// The matched route, if any.
+    pub route: Option<String>,
+    /// What to do to the request headers before forwarding.
+    pub headers: HeaderEdits,
+    /// Whether the identity came from a cache.
+    pub from_cache: bool,
+}
+
+/// The engine's verdict on one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward upstream with the header edits.
+    Allow(Allow),
+    /// Answer locally.
+    Deny(Denial),
+}
+
+impl Decision {
+    /// The status a harness compares: 200 for allow.
+    pub fn status(&self) -> u16 {
+        match self {
+            Decision::Allow(_) => 200,
+            Decision::Deny(d) => d.reason.status(),
+        }
+    }
+}
+
+/// The identity headers for `principal` under the policy's names.
+pub fn identity_headers(policy: &Policy, principal: Option<&Principal>) -> HeaderEdits {
+    let h = &policy.headers;
+    let mut set = Vec::new();
+    if let Some(p) = principal {
+        let mut put = |name: &Option<String>, value: Option<String>| {
+            if let (Some(name), Some(value)) = (name, value) {
+                set.push((name.clone(), value));
+            }
+        };
+        put(&h.subject, Some(p.subject.clone()));
+        put(&h.user_id, p.user_id.clone());
+        put(&h.client_id, p.client_id.clone());
+        put(&h.db, p.db.clone());
+        put(&h.scopes, Some(p.scopes.to_string()));
+        put(&h.token_kind, Some(p.kind.as_str().to_owned()));
+        put(&h.session_id, p.sid.clone());
+        put(&h.is_admin, Some(p.is_admin.to_string()));
+        put(&h.user_type, p.user_type.clone());
+    }
+    HeaderEdits {
+        remove: h.strip.clone(),
+        set,
+    }
+}
