@@ -171,7 +171,7 @@ impl Denial {
                     ));
                 }
             }
-            if let Some(scope) = reason.challenge_scope() {
+            if let Some(scope) = reason.challenge_scope().filter(|s| !s.is_empty()) {
                 challenge.push_str(&format!(", scope=\"{scope}\""));
             }
             headers.push(("www-authenticate".to_owned(), challenge));
@@ -185,7 +185,7 @@ impl Denial {
         if let Some(d) = description {
             body.insert("error_description".into(), d.into());
         }
-        if let Some(scope) = reason.challenge_scope() {
+        if let Some(scope) = reason.challenge_scope().filter(|s| !s.is_empty()) {
             body.insert("scope".into(), scope.to_string().into());
         }
         Response {
