@@ -222,7 +222,7 @@ pub struct Allow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Forward upstream with the header edits.
-    Allow(Allow),
+    Allow(Box<Allow>),
     /// Answer locally.
     Deny(Denial),
 }

@@ -219,7 +219,6 @@ pub struct Stats {
 #[derive(Debug)]
 struct IssuerState {
     keys: Arc<KeySet>,
-    fetched_ok: bool,
     last_attempt: Option<Time>,
     next_refresh: Time,
     in_flight_until: Option<Time>,
@@ -318,7 +317,6 @@ impl Engine {
                 .iter()
                 .map(|i| IssuerState {
                     keys: Arc::new(i.inline_keys.clone()),
-                    fetched_ok: false,
                     last_attempt: None,
                     next_refresh: Time::default(),
                     in_flight_until: None,
@@ -350,12 +348,12 @@ impl Engine {
 
     fn allow(&self, route: RouteRef, principal: Option<Principal>, from_cache: bool) -> Step {
         let headers = decision::identity_headers(&self.policy, principal.as_ref());
-        Step::Decided(Decision::Allow(Allow {
+        Step::Decided(Decision::Allow(Box::new(Allow {
             principal,
             route: self.route_name(route),
             headers,
             from_cache,
-        }))
+        })))
     }
 
     /// Route scopes and token kinds, checked on every request, cached or not.
@@ -404,13 +402,13 @@ impl Engine {
         if !path_is_canonical(path) {
             return self.deny(Reason::InvalidPath, route);
         }
-        if let RouteRef::Index(i) = route {
-            if matches!(
+        if let RouteRef::Index(i) = route
+            && matches!(
                 self.policy.routes.get(i).map(|r| &r.access),
                 Some(Access::Public)
-            ) {
-                return self.allow(route, None, false);
-            }
+            )
+        {
+            return self.allow(route, None, false);
         }
         let credential = match credential::extract(request) {
             Ok(Some(c)) => c,
@@ -502,10 +500,10 @@ impl Engine {
         if !issuer.algorithms.contains(&decoded.header.alg) {
             return self.reject_jwt(route, hash, TokenError::AlgorithmNotAllowed, now, state);
         }
-        if let Some(required) = &issuer.required_typ {
-            if !jwt::typ_matches(decoded.header.typ.as_deref(), required) {
-                return self.reject_jwt(route, hash, TokenError::WrongType, now, state);
-            }
+        if let Some(required) = &issuer.required_typ
+            && !jwt::typ_matches(decoded.header.typ.as_deref(), required)
+        {
+            return self.reject_jwt(route, hash, TokenError::WrongType, now, state);
         }
         let Some(issuer_state) = state.issuers.get(issuer_idx) else {
             return self.reject_jwt(route, hash, TokenError::UnknownIssuer, now, state);
@@ -516,25 +514,21 @@ impl Engine {
             if kid.is_none() && keys.keys().len() > 1 {
                 return self.reject_jwt(route, hash, TokenError::KidRequired, now, state);
             }
-            if may_fetch {
-                if let Some(call) = self.jwks_call_on_demand(issuer_idx, issuer, now, state) {
-                    return Step::Call {
-                        call,
-                        pending: Pending {
-                            route,
-                            waiting: Waiting::Jwks {
-                                token: token.to_owned(),
-                                issuer: issuer_idx,
-                            },
+            if may_fetch
+                && let Some(call) = self.jwks_call_on_demand(issuer_idx, issuer, now, state)
+            {
+                return Step::Call {
+                    call,
+                    pending: Pending {
+                        route,
+                        waiting: Waiting::Jwks {
+                            token: token.to_owned(),
+                            issuer: issuer_idx,
                         },
-                    };
-                }
+                    },
+                };
             }
-            let usable = state
-                .issuers
-                .get(issuer_idx)
-                .is_some_and(|s| s.fetched_ok || !s.keys.is_empty());
-            return if keys.is_empty() || !usable {
+            return if keys.is_empty() {
                 self.deny(Reason::Unavailable(Unavailable::KeysUnavailable), route)
             } else {
                 self.reject_jwt(route, hash, TokenError::UnknownKey, now, state)
@@ -543,25 +537,25 @@ impl Engine {
         if key.algorithm() != decoded.header.alg {
             return self.reject_jwt(route, hash, TokenError::AlgorithmMismatch, now, state);
         }
-        if self.host_crypto.contains(&key.algorithm()) {
-            if let Some(jwk) = key.public_jwk() {
-                return Step::Verify {
-                    request: VerifyRequest {
-                        alg: key.algorithm(),
-                        jwk: jwk.clone(),
-                        signing_input: decoded.signing_input.as_bytes().to_vec(),
-                        signature: decoded.signature,
+        if self.host_crypto.contains(&key.algorithm())
+            && let Some(jwk) = key.public_jwk()
+        {
+            return Step::Verify {
+                request: VerifyRequest {
+                    alg: key.algorithm(),
+                    jwk: jwk.clone(),
+                    signing_input: decoded.signing_input.as_bytes().to_vec(),
+                    signature: decoded.signature,
+                },
+                pending: Pending {
+                    route,
+                    waiting: Waiting::Signature {
+                        issuer: issuer_idx,
+                        hash,
+                        claims: decoded.claims,
                     },
-                    pending: Pending {
-                        route,
-                        waiting: Waiting::Signature {
-                            issuer: issuer_idx,
-                            hash,
-                            claims: decoded.claims,
-                        },
-                    },
-                };
-            }
+                },
+            };
         }
         if !key.verify(decoded.signing_input.as_bytes(), &decoded.signature) {
             return self.reject_jwt(route, hash, TokenError::BadSignature, now, state);
@@ -659,7 +653,6 @@ impl Engine {
         match parsed {
             Some(set) if !set.is_empty() => {
                 s.keys = Arc::new(issuer.inline_keys.merged(&set));
-                s.fetched_ok = true;
                 s.next_refresh = now.plus(issuer.jwks_refresh);
                 true
             }
@@ -768,12 +761,11 @@ impl Engine {
             Outcome::Failed | Outcome::Verified(_) => Unavailable::IntrospectionFailed,
         };
         state.stats.introspection_failures += 1;
-        if self.policy.failure_mode == FailureMode::ServeStale {
-            if let Some(Some(principal)) = state.reference_cache.get_stale(&hash, now).cloned() {
-                if principal.expires_at > now.secs() {
-                    return self.authorize(route, principal, true);
-                }
-            }
+        if self.policy.failure_mode == FailureMode::ServeStale
+            && let Some(Some(principal)) = state.reference_cache.get_stale(&hash, now).cloned()
+            && principal.expires_at > now.secs()
+        {
+            return self.authorize(route, principal, true);
         }
         self.deny(Reason::Unavailable(failure), route)
     }

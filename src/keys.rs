@@ -443,10 +443,10 @@ const RSA_ALGS: [Algorithm; 6] = [
 ];
 
 fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<VerifyingKey, SkipReason> {
-    if let Some(usage) = member_str(jwk, "use")? {
-        if usage != "sig" {
-            return Err(SkipReason::NotForSignatures);
-        }
+    if let Some(usage) = member_str(jwk, "use")?
+        && usage != "sig"
+    {
+        return Err(SkipReason::NotForSignatures);
     }
     if let Some(ops) = jwk.get("key_ops") {
         let Value::Array(ops) = ops else {

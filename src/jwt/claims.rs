@@ -98,16 +98,16 @@ pub fn principal_from_claims(
     if now_s >= exp.saturating_add(leeway) {
         return Err(TokenError::Expired);
     }
-    if let Some(nbf) = opt_time(claims, "nbf")? {
-        if now_s.saturating_add(leeway) < nbf {
-            return Err(TokenError::NotYetValid);
-        }
+    if let Some(nbf) = opt_time(claims, "nbf")?
+        && now_s.saturating_add(leeway) < nbf
+    {
+        return Err(TokenError::NotYetValid);
     }
     let iat = opt_time(claims, "iat")?;
-    if let Some(iat) = iat {
-        if iat > now_s.saturating_add(leeway) {
-            return Err(TokenError::IssuedInFuture);
-        }
+    if let Some(iat) = iat
+        && iat > now_s.saturating_add(leeway)
+    {
+        return Err(TokenError::IssuedInFuture);
     }
     if let Some(max_age) = rules.max_token_age_s {
         let iat = iat.ok_or(TokenError::MissingClaim("iat"))?;

@@ -239,7 +239,7 @@ pub fn decode<'t>(token: &'t str, limits: &Limits) -> Result<Decoded<'t>, TokenE
 }
 
 /// The unverified `iss`, used only to pick the issuer's key set.
-pub fn unverified_issuer<'c>(claims: &'c Map<String, Value>) -> Result<&'c str, TokenError> {
+pub fn unverified_issuer(claims: &Map<String, Value>) -> Result<&str, TokenError> {
     match claims.get("iss") {
         Some(Value::String(iss)) => Ok(iss),
         Some(_) => Err(TokenError::InvalidClaim("iss")),

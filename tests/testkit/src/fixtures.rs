@@ -53,8 +53,8 @@ impl Fixtures {
     pub fn load(dir: &Path) -> Result<Self, String> {
         // One trait (pkcs8's) serves the RSA, P-256 and Ed25519 keys.
         use rsa::pkcs8::DecodePrivateKey as _;
-        let index: Vec<IndexEntry> =
-            serde_json::from_str(&read(&dir.join("keys.json"))?).map_err(|e| format!("keys.json: {e}"))?;
+        let index: Vec<IndexEntry> = serde_json::from_str(&read(&dir.join("keys.json"))?)
+            .map_err(|e| format!("keys.json: {e}"))?;
         let mut keys = HashMap::new();
         for entry in index {
             let material = match (&entry.file, &entry.secret) {
@@ -62,21 +62,29 @@ impl Fixtures {
                     let pem = read(&dir.join(file))?;
                     match entry.alg.get(..2) {
                         Some("RS" | "PS") => Material::Rsa(Box::new(
-                            rsa::RsaPrivateKey::from_pkcs8_pem(&pem).map_err(|e| format!("{file}: {e}"))?,
+                            rsa::RsaPrivateKey::from_pkcs8_pem(&pem)
+                                .map_err(|e| format!("{file}: {e}"))?,
                         )),
                         Some("ES") => Material::Ec(
-                            p256::ecdsa::SigningKey::from_pkcs8_pem(&pem).map_err(|e| format!("{file}: {e}"))?,
+                            p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
+                                .map_err(|e| format!("{file}: {e}"))?,
                         ),
                         Some("Ed") => Material::Ed(
-                            ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|e| format!("{file}: {e}"))?,
+                            ed25519_dalek::SigningKey::from_pkcs8_pem(&pem)
+                                .map_err(|e| format!("{file}: {e}"))?,
                         ),
                         _ => return Err(format!("{}: unknown alg {}", entry.name, entry.alg)),
                     }
                 }
-                (None, Some(secret)) => {
-                    Material::Hmac(decode_b64url(secret).ok_or_else(|| format!("{}: bad secret", entry.name))?)
+                (None, Some(secret)) => Material::Hmac(
+                    decode_b64url(secret).ok_or_else(|| format!("{}: bad secret", entry.name))?,
+                ),
+                _ => {
+                    return Err(format!(
+                        "{}: give exactly one of file or secret",
+                        entry.name
+                    ));
                 }
-                _ => return Err(format!("{}: give exactly one of file or secret", entry.name)),
             };
             keys.insert(
                 entry.name.clone(),
@@ -93,12 +101,17 @@ impl Fixtures {
 
     /// A key by name.
     pub fn key(&self, name: &str) -> Result<&FixtureKey, String> {
-        self.keys.get(name).ok_or_else(|| format!("no fixture key {name:?}"))
+        self.keys
+            .get(name)
+            .ok_or_else(|| format!("no fixture key {name:?}"))
     }
 
     /// A JWKS of the named keys' public halves.
     pub fn jwks(&self, names: &[&str]) -> Result<Value, String> {
-        let keys: Result<Vec<Value>, String> = names.iter().map(|n| self.key(n).and_then(FixtureKey::public_jwk)).collect();
+        let keys: Result<Vec<Value>, String> = names
+            .iter()
+            .map(|n| self.key(n).and_then(FixtureKey::public_jwk))
+            .collect();
         Ok(json!({ "keys": keys? }))
     }
 }
@@ -127,9 +140,14 @@ impl FixtureKey {
             Material::Ed(key) => {
                 jwk.insert("kty".into(), "OKP".into());
                 jwk.insert("crv".into(), "Ed25519".into());
-                jwk.insert("x".into(), encode_b64url(key.verifying_key().as_bytes()).into());
+                jwk.insert(
+                    "x".into(),
+                    encode_b64url(key.verifying_key().as_bytes()).into(),
+                );
             }
-            Material::Hmac(_) => return Err(format!("{}: a shared secret has no public JWK", self.name)),
+            Material::Hmac(_) => {
+                return Err(format!("{}: a shared secret has no public JWK", self.name));
+            }
         }
         jwk.insert("use".into(), "sig".into());
         jwk.insert("alg".into(), self.alg.clone().into());
@@ -144,7 +162,10 @@ impl FixtureKey {
     pub fn public_pem(&self) -> Result<String, String> {
         use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
         match &self.material {
-            Material::Rsa(key) => key.to_public_key().to_public_key_pem(LineEnding::LF).map_err(|e| e.to_string()),
+            Material::Rsa(key) => key
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .map_err(|e| e.to_string()),
             _ => Err(format!("{}: public PEM only for RSA fixtures", self.name)),
         }
     }
@@ -153,18 +174,26 @@ impl FixtureKey {
     pub fn sign(&self, input: &[u8]) -> Result<Vec<u8>, String> {
         use rsa::signature::{RandomizedSigner as _, SignatureEncoding as _, Signer as _};
         match (&self.material, self.alg.as_str()) {
-            (Material::Rsa(key), "RS256") => {
-                Ok(rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new((**key).clone()).sign(input).to_vec())
-            }
-            (Material::Rsa(key), "RS384") => {
-                Ok(rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new((**key).clone()).sign(input).to_vec())
-            }
-            (Material::Rsa(key), "RS512") => {
-                Ok(rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new((**key).clone()).sign(input).to_vec())
-            }
-            (Material::Rsa(key), "PS256") => Ok(rsa::pss::BlindedSigningKey::<sha2::Sha256>::new((**key).clone())
-                .sign_with_rng(&mut rand::thread_rng(), input)
-                .to_vec()),
+            (Material::Rsa(key), "RS256") => Ok(rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(
+                (**key).clone(),
+            )
+            .sign(input)
+            .to_vec()),
+            (Material::Rsa(key), "RS384") => Ok(rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(
+                (**key).clone(),
+            )
+            .sign(input)
+            .to_vec()),
+            (Material::Rsa(key), "RS512") => Ok(rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(
+                (**key).clone(),
+            )
+            .sign(input)
+            .to_vec()),
+            (Material::Rsa(key), "PS256") => Ok(rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(
+                (**key).clone(),
+            )
+            .sign_with_rng(&mut rand::thread_rng(), input)
+            .to_vec()),
             (Material::Ec(key), "ES256") => {
                 let sig: p256::ecdsa::Signature = key.sign(input);
                 Ok(sig.to_bytes().to_vec())

@@ -6,7 +6,12 @@
 
 // Test support, not shipped: a malformed vector should fail loudly at the line
 // that reads it, so slicing and panics are allowed here.
-#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 mod fixtures;
 mod native;
@@ -72,42 +77,58 @@ pub fn check(step: &PreparedStep, seen: &Observed) -> Result<(), String> {
     if expect.status != seen.status {
         problems.push(format!("status {} (want {})", seen.status, expect.status));
     }
-    if let (Some(want), Some(got)) = (&expect.reason, &seen.reason) {
-        if want != got {
-            problems.push(format!("reason {got} (want {want})"));
-        }
+    if let (Some(want), Some(got)) = (&expect.reason, &seen.reason)
+        && want != got
+    {
+        problems.push(format!("reason {got} (want {want})"));
     }
-    if let Some(want) = &expect.error {
-        if seen.error.as_ref() != Some(want) {
-            problems.push(format!("error {:?} (want {want})", seen.error));
-        }
+    if let Some(want) = &expect.error
+        && seen.error.as_ref() != Some(want)
+    {
+        problems.push(format!("error {:?} (want {want})", seen.error));
     }
-    if let Some(want) = &expect.challenge {
-        if seen.www_authenticate.as_ref() != Some(want) {
-            problems.push(format!("www-authenticate {:?} (want {want})", seen.www_authenticate));
-        }
+    if let Some(want) = &expect.challenge
+        && seen.www_authenticate.as_ref() != Some(want)
+    {
+        problems.push(format!(
+            "www-authenticate {:?} (want {want})",
+            seen.www_authenticate
+        ));
     }
     for (name, value) in &expect.forwarded {
-        let got: Vec<&String> = seen.forwarded.iter().filter(|(n, _)| n == name).map(|(_, v)| v).collect();
+        let got: Vec<&String> = seen
+            .forwarded
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .collect();
         if got != [value] {
             problems.push(format!("forwarded {name} = {got:?} (want [{value:?}])"));
         }
     }
     for name in &expect.not_forwarded {
-        if seen.forwarded.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        if seen
+            .forwarded
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             problems.push(format!("header {name} reached the upstream"));
         }
     }
-    if let (Some(want), Some(got)) = (expect.from_cache, seen.from_cache) {
-        if want != got {
-            problems.push(format!("from_cache {got} (want {want})"));
-        }
+    if let (Some(want), Some(got)) = (expect.from_cache, seen.from_cache)
+        && want != got
+    {
+        problems.push(format!("from_cache {got} (want {want})"));
     }
     let want_calls: Vec<&str> = step.calls.iter().map(|c| c.purpose.as_str()).collect();
     if want_calls != seen.calls {
         problems.push(format!("calls {:?} (want {want_calls:?})", seen.calls));
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 /// Runs the whole corpus through a harness; returns the number of vectors run
@@ -120,7 +141,12 @@ pub fn run_corpus(harness: &mut dyn Harness) -> Result<(usize, Vec<String>), Str
             Err(e) => failures.push(format!("{}: {}", vector.name, e)),
             Ok(seen) => {
                 if seen.len() != vector.steps.len() {
-                    failures.push(format!("{}: {} observations for {} steps", vector.name, seen.len(), vector.steps.len()));
+                    failures.push(format!(
+                        "{}: {} observations for {} steps",
+                        vector.name,
+                        seen.len(),
+                        vector.steps.len()
+                    ));
                     continue;
                 }
                 for (i, (step, obs)) in vector.steps.iter().zip(&seen).enumerate() {

@@ -3,7 +3,9 @@
 
 use erpgate::engine::Purpose;
 use erpgate::keys::Backend;
-use erpgate::{Algorithm, Decision, Engine, KeySet, Outcome, Policy, Request, Step, Time, VerifyRequest};
+use erpgate::{
+    Algorithm, Decision, Engine, KeySet, Outcome, Policy, Request, Step, Time, VerifyRequest,
+};
 
 use crate::vector::{CallReply, PreparedVector, Reply};
 use crate::{Harness, Observed};
@@ -38,8 +40,14 @@ pub fn outcome(reply: &Reply) -> Outcome {
 fn host_verify(request: &VerifyRequest) -> Result<bool, String> {
     let jwks = serde_json::json!({ "keys": [request.jwk] }).to_string();
     let set = KeySet::from_jwks(jwks.as_bytes(), &[request.alg]).map_err(|e| e.to_string())?;
-    let key = set.select(None).ok_or("host crypto received an unusable JWK")?;
-    Ok(key.verify_with(Backend::Portable, &request.signing_input, &request.signature))
+    let key = set
+        .select(None)
+        .ok_or("host crypto received an unusable JWK")?;
+    Ok(key.verify_with(
+        Backend::Portable,
+        &request.signing_input,
+        &request.signature,
+    ))
 }
 
 fn take(replies: &mut Vec<CallReply>, purpose: &str) -> Result<CallReply, String> {
@@ -52,11 +60,20 @@ fn take(replies: &mut Vec<CallReply>, purpose: &str) -> Result<CallReply, String
 
 /// Applies header edits the way every adapter must: remove in any letter case,
 /// then set.
-pub fn forwarded_headers(request: &[(String, Vec<u8>)], remove: &[String], set: &[(String, String)]) -> Vec<(String, String)> {
+pub fn forwarded_headers(
+    request: &[(String, Vec<u8>)],
+    remove: &[String],
+    set: &[(String, String)],
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = request
         .iter()
         .filter(|(n, _)| !remove.iter().any(|r| r.eq_ignore_ascii_case(n)))
-        .map(|(n, v)| (n.to_ascii_lowercase(), String::from_utf8_lossy(v).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.to_ascii_lowercase(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
         .collect();
     out.extend(set.iter().cloned());
     out
@@ -87,7 +104,11 @@ impl Harness for NativeHarness {
                     return Err(format!("{} background replies unused", replies.len()));
                 }
             }
-            let headers: Vec<(&str, &[u8])> = step.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+            let headers: Vec<(&str, &[u8])> = step
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .collect();
             let request = Request::new(&step.method, &step.path, &headers);
             let mut replies = step.calls.clone();
             let mut calls = Vec::new();
@@ -110,18 +131,26 @@ impl Harness for NativeHarness {
             out.push(match decision {
                 Decision::Allow(allow) => Observed {
                     status: 200,
-                    forwarded: forwarded_headers(&step.headers, &allow.headers.remove, &allow.headers.set),
+                    forwarded: forwarded_headers(
+                        &step.headers,
+                        &allow.headers.remove,
+                        &allow.headers.set,
+                    ),
                     from_cache: Some(allow.from_cache),
                     calls,
                     ..Observed::default()
                 },
                 Decision::Deny(denial) => {
                     let response = denial.response(engine.policy());
-                    let body: serde_json::Value = serde_json::from_str(&response.body).map_err(|e| e.to_string())?;
+                    let body: serde_json::Value =
+                        serde_json::from_str(&response.body).map_err(|e| e.to_string())?;
                     Observed {
                         status: response.status,
                         reason: Some(denial.reason.code().to_owned()),
-                        error: body.get("error").and_then(|e| e.as_str()).map(str::to_owned),
+                        error: body
+                            .get("error")
+                            .and_then(|e| e.as_str())
+                            .map(str::to_owned),
                         www_authenticate: response
                             .headers
                             .iter()

@@ -211,8 +211,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Vector>, String> {
     files.sort();
     let mut all: Vec<Vector> = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let vectors: Vec<Vector> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let vectors: Vec<Vector> =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
         for v in vectors {
             if all.iter().any(|x| x.name == v.name) {
                 return Err(format!("duplicate vector name {}", v.name));
@@ -257,9 +259,15 @@ impl Ctx<'_> {
         while let Some(start) = rest.find("{{") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| format!("unclosed template in {text:?}"))?;
+            let end = after
+                .find("}}")
+                .ok_or_else(|| format!("unclosed template in {text:?}"))?;
             let name = &after[..end];
-            out.push_str(self.tokens.get(name).ok_or_else(|| format!("no token {name:?}"))?);
+            out.push_str(
+                self.tokens
+                    .get(name)
+                    .ok_or_else(|| format!("no token {name:?}"))?,
+            );
             rest = &after[end + 2..];
         }
         out.push_str(rest);
@@ -270,7 +278,12 @@ impl Ctx<'_> {
     fn eval(&self, value: &Value) -> Result<Value, String> {
         Ok(match value {
             Value::String(s) => self.eval_str(s)?,
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.eval(v)).collect::<Result<_, _>>()?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.eval(v))
+                    .collect::<Result<_, _>>()?,
+            ),
             Value::Object(map) => {
                 let mut out = Map::new();
                 for (k, v) in map {
@@ -286,14 +299,20 @@ impl Ctx<'_> {
         if let Some(rest) = s.strip_prefix("$now") {
             let offset: i64 = match rest.chars().next() {
                 None => 0,
-                Some('+') => rest[1..].parse().map_err(|_| format!("bad expression {s}"))?,
-                Some('-') => -rest[1..].parse::<i64>().map_err(|_| format!("bad expression {s}"))?,
+                Some('+') => rest[1..]
+                    .parse()
+                    .map_err(|_| format!("bad expression {s}"))?,
+                Some('-') => -rest[1..]
+                    .parse::<i64>()
+                    .map_err(|_| format!("bad expression {s}"))?,
                 _ => return Err(format!("bad expression {s}")),
             };
             return Ok(json!(self.now as i64 + offset));
         }
         if let Some(rest) = s.strip_prefix("$repeat:") {
-            let (ch, n) = rest.split_once(':').ok_or_else(|| format!("bad expression {s}"))?;
+            let (ch, n) = rest
+                .split_once(':')
+                .ok_or_else(|| format!("bad expression {s}"))?;
             let n: usize = n.parse().map_err(|_| format!("bad expression {s}"))?;
             return Ok(Value::String(ch.repeat(n)));
         }
@@ -302,14 +321,22 @@ impl Ctx<'_> {
             return self.fixtures.jwks(&names);
         }
         if let Some(rest) = s.strip_prefix("$sha256:") {
-            return Ok(Value::String(TokenHash::of(&self.templates(rest)?).to_hex()));
+            return Ok(Value::String(
+                TokenHash::of(&self.templates(rest)?).to_hex(),
+            ));
         }
         Ok(Value::String(self.templates(s)?))
     }
 
     fn claims_preset(&self, name: &str) -> Result<Value, String> {
         let iss = TEST_ISSUER;
-        let aud = json!(["DomainAPI", "TableAPI", "OLAP", "AppServer", format!("{iss}/resources")]);
+        let aud = json!([
+            "DomainAPI",
+            "TableAPI",
+            "OLAP",
+            "AppServer",
+            format!("{iss}/resources")
+        ]);
         match name {
             "service" => Ok(json!({
                 "nbf": "$now-10", "exp": "$now+3590", "iss": iss, "aud": aud, "client_id": "PK",
@@ -366,17 +393,23 @@ impl Ctx<'_> {
         };
         let mut header_b64 = encode_b64url(header_json.as_bytes());
         if spec.pad_header {
-            while header_b64.len() % 4 != 0 {
+            while !header_b64.len().is_multiple_of(4) {
                 header_b64.push('=');
             }
         }
         let signing_input = format!("{header_b64}.{}", encode_b64url(claims_json.as_bytes()));
-        let signer = self.fixtures.key(spec.sign_with.as_deref().unwrap_or(key_name))?;
+        let signer = self
+            .fixtures
+            .key(spec.sign_with.as_deref().unwrap_or(key_name))?;
         let mode = spec.signature.as_deref().unwrap_or("valid");
         let signature = match mode {
             "empty" => return Ok(format!("{signing_input}.")),
             "zero64" => vec![0u8; 64],
-            "hmac_with_public_pem" => hmac("HS256", signer.public_pem()?.as_bytes(), signing_input.as_bytes())?,
+            "hmac_with_public_pem" => hmac(
+                "HS256",
+                signer.public_pem()?.as_bytes(),
+                signing_input.as_bytes(),
+            )?,
             _ => {
                 let mut sig = signer.sign(signing_input.as_bytes())?;
                 match mode {
@@ -397,12 +430,18 @@ impl Ctx<'_> {
         };
         let mut sig_b64 = encode_b64url(&signature);
         if mode == "noncanonical" {
-            const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-            if sig_b64.len() % 4 == 0 {
-                return Err("noncanonical needs a signature whose length is not a multiple of 3".into());
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            if sig_b64.len().is_multiple_of(4) {
+                return Err(
+                    "noncanonical needs a signature whose length is not a multiple of 3".into(),
+                );
             }
             let last = sig_b64.pop().ok_or("empty signature")?;
-            let idx = ALPHABET.iter().position(|&c| c == last as u8).ok_or("bad base64")?;
+            let idx = ALPHABET
+                .iter()
+                .position(|&c| c == last as u8)
+                .ok_or("bad base64")?;
             sig_b64.push(ALPHABET[idx | 1] as char);
         }
         Ok(format!("{signing_input}.{sig_b64}"))
@@ -453,13 +492,18 @@ impl Vector {
             tokens: BTreeMap::new(),
         };
         for (name, spec) in &self.tokens {
-            let token = ctx.mint(spec).map_err(|e| format!("{}: token {name}: {e}", self.name))?;
+            let token = ctx
+                .mint(spec)
+                .map_err(|e| format!("{}: token {name}: {e}", self.name))?;
             ctx.tokens.insert(name.clone(), token);
         }
         let mut policy = match &self.policy {
             None => {
                 let mut base = repo_file("policies/erpnet.json")?;
-                merge_patch(&mut base, &repo_file("tests/vectors/policies/test-issuers.json")?);
+                merge_patch(
+                    &mut base,
+                    &repo_file("tests/vectors/policies/test-issuers.json")?,
+                );
                 base
             }
             Some(Value::String(file)) => repo_file(file)?,
@@ -468,7 +512,10 @@ impl Vector {
         if let Some(patch) = &self.policy_patch {
             merge_patch(&mut policy, patch);
         }
-        let policy_json = ctx.eval(&policy).map_err(|e| format!("{}: policy: {e}", self.name))?.to_string();
+        let policy_json = ctx
+            .eval(&policy)
+            .map_err(|e| format!("{}: policy: {e}", self.name))?
+            .to_string();
         let mut steps = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
             let mut headers = Vec::with_capacity(step.request.headers.len());
@@ -476,7 +523,10 @@ impl Vector {
                 let bytes = match value {
                     Value::String(s) => ctx.templates(s)?.into_bytes(),
                     Value::Object(o) => {
-                        let h = o.get("hex").and_then(Value::as_str).ok_or("header object needs hex")?;
+                        let h = o
+                            .get("hex")
+                            .and_then(Value::as_str)
+                            .ok_or("header object needs hex")?;
                         hex::decode(h).map_err(|e| e.to_string())?
                     }
                     _ => return Err(format!("{}: bad header value", self.name)),
@@ -488,8 +538,16 @@ impl Vector {
                 method: step.request.method.clone().unwrap_or_else(|| "GET".into()),
                 path: ctx.templates(&step.request.path)?,
                 headers,
-                calls: step.calls.iter().map(|c| ctx.reply(c)).collect::<Result<_, _>>()?,
-                background: step.background.iter().map(|c| ctx.reply(c)).collect::<Result<_, _>>()?,
+                calls: step
+                    .calls
+                    .iter()
+                    .map(|c| ctx.reply(c))
+                    .collect::<Result<_, _>>()?,
+                background: step
+                    .background
+                    .iter()
+                    .map(|c| ctx.reply(c))
+                    .collect::<Result<_, _>>()?,
                 expect: step.expect.clone(),
             });
         }
