@@ -106,6 +106,28 @@ impl Fixtures {
             .ok_or_else(|| format!("no fixture key {name:?}"))
     }
 
+    /// The fixture keys shipped in `tests/vectors/keys`.
+    pub fn load_default() -> Result<Self, String> {
+        Self::load(&crate::repo_root().join("tests/vectors/keys"))
+    }
+
+    /// Mints an access token: header `{alg, kid, typ: at+jwt}`, these claims,
+    /// signed by the named key.
+    pub fn mint(&self, key: &str, claims: &Value) -> Result<String, String> {
+        let key = self.key(key)?;
+        let mut header = json!({ "alg": key.alg, "typ": "at+jwt" });
+        if let Some(kid) = &key.kid {
+            header["kid"] = json!(kid);
+        }
+        let input = format!(
+            "{}.{}",
+            encode_b64url(header.to_string().as_bytes()),
+            encode_b64url(claims.to_string().as_bytes())
+        );
+        let signature = key.sign(input.as_bytes())?;
+        Ok(format!("{input}.{}", encode_b64url(&signature)))
+    }
+
     /// A JWKS of the named keys' public halves.
     pub fn jwks(&self, names: &[&str]) -> Result<Value, String> {
         let keys: Result<Vec<Value>, String> = names

@@ -19,7 +19,7 @@ mod vector;
 
 pub use fixtures::{FixtureKey, Fixtures};
 pub use native::{NativeHarness, forwarded_headers, outcome, purpose_name};
-pub use vector::{CallReply, Expect, PreparedStep, PreparedVector, Reply, Vector};
+pub use vector::{CallReply, DEFAULT_NOW, Expect, PreparedStep, PreparedVector, Reply, Vector, merge_patch, preset_claims, test_policy};
 
 use std::path::{Path, PathBuf};
 
@@ -58,7 +58,7 @@ pub fn repo_root() -> PathBuf {
 /// Loads the fixtures and every vector file.
 pub fn load_corpus() -> Result<(Fixtures, Vec<Vector>), String> {
     let root = repo_root();
-    let fixtures = Fixtures::load(&root.join("tests/vectors/keys"))?;
+    let fixtures = Fixtures::load_default()?;
     let vectors = vector::load_dir(&root.join("tests/vectors"))?;
     Ok((fixtures, vectors))
 }

@@ -482,6 +482,34 @@ fn repo_file(rel: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// `policies/erpnet.json` with the test issuer (inline fixture keys) in place
+/// of the real one; `$jwks:` expressions not yet expanded.
+fn erpnet_test_policy() -> Result<Value, String> {
+    let mut base = repo_file("policies/erpnet.json")?;
+    merge_patch(&mut base, &repo_file("tests/vectors/policies/test-issuers.json")?);
+    Ok(base)
+}
+
+/// The corpus's default policy as JSON text, ready to compile.
+pub fn test_policy(fixtures: &Fixtures) -> Result<String, String> {
+    let ctx = Ctx {
+        fixtures,
+        now: DEFAULT_NOW,
+        tokens: BTreeMap::new(),
+    };
+    Ok(ctx.eval(&erpnet_test_policy()?)?.to_string())
+}
+
+/// A claims preset (`service` or `user`) with times relative to `now`.
+pub fn preset_claims(fixtures: &Fixtures, preset: &str, now: u64) -> Result<Value, String> {
+    let ctx = Ctx {
+        fixtures,
+        now,
+        tokens: BTreeMap::new(),
+    };
+    ctx.eval(&ctx.claims_preset(preset)?)
+}
+
 impl Vector {
     /// Builds the policy, mints the tokens and expands every template.
     pub fn prepare(&self, fixtures: &Fixtures) -> Result<PreparedVector, String> {
