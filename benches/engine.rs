@@ -1,4 +1,9 @@
-#![allow(missing_docs, clippy::unwrap_used, clippy::panic)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 //! Native cost of one decision: a cache hit, and first-seen tokens per
 //! algorithm, next to jwt-simple (BoringSSL) verifying the same tokens.
@@ -12,8 +17,8 @@ use erpgate::keys::Backend;
 use erpgate::{Decision, Engine, KeySet, Policy, Request, Step, Time};
 use erpgate_testkit::{DEFAULT_NOW, Fixtures, preset_claims, test_policy};
 use jwt_simple::prelude::{
-    ES256PublicKey, ECDSAP256PublicKeyLike, Ed25519PublicKey, EdDSAPublicKeyLike, NoCustomClaims, RS256PublicKey,
-    RSAPublicKeyLike, VerificationOptions,
+    ECDSAP256PublicKeyLike, ES256PublicKey, Ed25519PublicKey, EdDSAPublicKeyLike, NoCustomClaims,
+    RS256PublicKey, RSAPublicKeyLike, VerificationOptions,
 };
 use serde_json::Value;
 
@@ -56,9 +61,15 @@ fn benches(c: &mut Criterion) {
         let bearer = format!("Bearer {}", token(&s, "rsa-a", 0));
         let mut state = s.engine.new_state();
         decide(&s.engine, &mut state, &bearer, s.now);
-        group.bench_function("cache_hit", |b| b.iter(|| decide(&s.engine, &mut state, black_box(&bearer), s.now)));
+        group.bench_function("cache_hit", |b| {
+            b.iter(|| decide(&s.engine, &mut state, black_box(&bearer), s.now))
+        });
     }
-    for (name, key) in [("first_seen_rs256", "rsa-a"), ("first_seen_es256", "ec-a"), ("first_seen_eddsa", "ed-a")] {
+    for (name, key) in [
+        ("first_seen_rs256", "rsa-a"),
+        ("first_seen_es256", "ec-a"),
+        ("first_seen_eddsa", "ed-a"),
+    ] {
         let bearer = format!("Bearer {}", token(&s, key, 1));
         group.bench_function(name, |b| {
             b.iter_batched_ref(
@@ -72,9 +83,17 @@ fn benches(c: &mut Criterion) {
 
     // The raw verification primitive, per backend, and the peer on the same token.
     let mut group = c.benchmark_group("verify");
-    let jwks = s.fixtures.jwks(&["rsa-a", "ec-a", "ed-a"]).unwrap().to_string();
+    let jwks = s
+        .fixtures
+        .jwks(&["rsa-a", "ec-a", "ed-a"])
+        .unwrap()
+        .to_string();
     let set = KeySet::from_jwks(jwks.as_bytes(), &erpgate::Algorithm::ALL).unwrap();
-    for (name, key, kid) in [("rs256", "rsa-a", "5B27920E653DD7AC67D2F64B32A17992"), ("es256", "ec-a", "EC-A"), ("eddsa", "ed-a", "ED-A")] {
+    for (name, key, kid) in [
+        ("rs256", "rsa-a", "5B27920E653DD7AC67D2F64B32A17992"),
+        ("es256", "ec-a", "EC-A"),
+        ("eddsa", "ed-a", "ED-A"),
+    ] {
         let t = token(&s, key, 2);
         let (input, sig) = t.rsplit_once('.').unwrap();
         let sig = erpgate::decode_b64url(sig).unwrap();
@@ -88,7 +107,13 @@ fn benches(c: &mut Criterion) {
                 b.iter(|| k.verify_with(Backend::Portable, black_box(input.as_bytes()), &sig))
             });
         }
-        let jwk = s.fixtures.key(key).unwrap().public_jwk().unwrap().to_string();
+        let jwk = s
+            .fixtures
+            .key(key)
+            .unwrap()
+            .public_jwk()
+            .unwrap()
+            .to_string();
         let opts = || {
             Some(VerificationOptions {
                 artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(DEFAULT_NOW)),
@@ -100,17 +125,23 @@ fn benches(c: &mut Criterion) {
             "rs256" => {
                 let pk = RS256PublicKey::from_jwk(&jwk).unwrap();
                 pk.verify_token::<NoCustomClaims>(&t, opts()).unwrap();
-                group.bench_function("rs256_peer_jwt_simple", |b| b.iter(|| pk.verify_token::<NoCustomClaims>(black_box(&t), opts())));
+                group.bench_function("rs256_peer_jwt_simple", |b| {
+                    b.iter(|| pk.verify_token::<NoCustomClaims>(black_box(&t), opts()))
+                });
             }
             "es256" => {
                 let pk = ES256PublicKey::from_jwk(&jwk).unwrap();
                 pk.verify_token::<NoCustomClaims>(&t, opts()).unwrap();
-                group.bench_function("es256_peer_jwt_simple", |b| b.iter(|| pk.verify_token::<NoCustomClaims>(black_box(&t), opts())));
+                group.bench_function("es256_peer_jwt_simple", |b| {
+                    b.iter(|| pk.verify_token::<NoCustomClaims>(black_box(&t), opts()))
+                });
             }
             _ => {
                 let pk = Ed25519PublicKey::from_jwk(&jwk).unwrap();
                 pk.verify_token::<NoCustomClaims>(&t, opts()).unwrap();
-                group.bench_function("eddsa_peer_jwt_simple", |b| b.iter(|| pk.verify_token::<NoCustomClaims>(black_box(&t), opts())));
+                group.bench_function("eddsa_peer_jwt_simple", |b| {
+                    b.iter(|| pk.verify_token::<NoCustomClaims>(black_box(&t), opts()))
+                });
             }
         }
     }

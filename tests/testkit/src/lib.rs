@@ -19,7 +19,10 @@ mod vector;
 
 pub use fixtures::{FixtureKey, Fixtures};
 pub use native::{NativeHarness, forwarded_headers, outcome, purpose_name};
-pub use vector::{CallReply, DEFAULT_NOW, Expect, PreparedStep, PreparedVector, Reply, Vector, merge_patch, preset_claims, test_policy};
+pub use vector::{
+    CallReply, DEFAULT_NOW, Expect, PreparedStep, PreparedVector, Reply, Vector, merge_patch,
+    preset_claims, test_policy,
+};
 
 use std::path::{Path, PathBuf};
 

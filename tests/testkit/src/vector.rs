@@ -486,7 +486,10 @@ fn repo_file(rel: &str) -> Result<Value, String> {
 /// of the real one; `$jwks:` expressions not yet expanded.
 fn erpnet_test_policy() -> Result<Value, String> {
     let mut base = repo_file("policies/erpnet.json")?;
-    merge_patch(&mut base, &repo_file("tests/vectors/policies/test-issuers.json")?);
+    merge_patch(
+        &mut base,
+        &repo_file("tests/vectors/policies/test-issuers.json")?,
+    );
     Ok(base)
 }
 

@@ -1,0 +1,475 @@
+//! `erpgate`: the host's command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use erpgate_host::config::{Config, LogFormat};
+use erpgate_host::keys::random_hex;
+use erpgate_host::model::{ClientType, GrantKind, ReferenceTokenPolicy, TrustedApp, secret_hash};
+use erpgate_host::state::{Clock, SystemClock};
+use erpgate_host::store::{SqliteStore, Store};
+use erpgate_host::tokens::{IssueRequest, issue};
+
+#[derive(Parser)]
+#[command(
+    name = "erpgate",
+    version,
+    about = "ERP.net identity emulation and edge gateway"
+)]
+struct Cli {
+    /// TOML configuration; without it, the built-in demo instance.
+    #[arg(long, global = true, env = "ERPGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `server.data_dir`).
+    #[arg(long, global = true, env = "ERPGATE_DATA")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Identity Server emulation.
+    Serve {
+        /// Listen address (overrides `server.listen`), e.g. 127.0.0.1:8700.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Log format (overrides `server.log_format`).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+    /// Reference tokens (PAT/SAT).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Trusted applications.
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Pat,
+    Sat,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a PAT or SAT; the value is printed once.
+    Issue {
+        /// The trusted application (client_id).
+        #[arg(long)]
+        app: String,
+        /// pat (acts as --user) or sat (acts as the app's SystemUser).
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// The user a PAT acts as.
+        #[arg(long)]
+        user: Option<String>,
+        /// Space-separated scopes (default: all of the app's).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Lifetime in days.
+        #[arg(long, conflicts_with = "expires_at")]
+        expires_in_days: Option<u64>,
+        /// Expiry as Unix seconds.
+        #[arg(long)]
+        expires_at: Option<u64>,
+        /// What the token is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Revoke by id (or by the token value).
+    Revoke {
+        /// The id printed at issue time, or the token.
+        id: String,
+    },
+    /// List tokens (metadata only).
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AppType {
+    Confidential,
+    Public,
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RefPolicy {
+    None,
+    AuthenticatedUsers,
+    AdministratorsOnly,
+}
+
+#[derive(Subcommand)]
+enum AppsCommand {
+    /// List trusted applications.
+    List,
+    /// Register a trusted application; a confidential app's secret is printed once.
+    Add {
+        /// ApplicationUri (client_id).
+        #[arg(long)]
+        client_id: String,
+        /// Display name.
+        #[arg(long, default_value = "(unnamed)")]
+        name: String,
+        /// Client type.
+        #[arg(long = "type", value_enum, default_value = "confidential")]
+        client_type: AppType,
+        /// Allowed scopes, space-separated.
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// SystemUser login; enables client credentials.
+        #[arg(long)]
+        system_user: Option<String>,
+        /// Who may mint reference tokens.
+        #[arg(long, value_enum, default_value = "none")]
+        reference_tokens: RefPolicy,
+        /// Allowed redirect URI (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Allow interactive sign-in by internal users.
+        #[arg(long)]
+        internal_users: bool,
+        /// Allow legacy Basic authentication.
+        #[arg(long)]
+        basic_auth: bool,
+    },
+    /// Disable an application; it stops working at once.
+    Disable {
+        /// client_id.
+        client_id: String,
+    },
+    /// Enable a disabled application.
+    Enable {
+        /// client_id.
+        client_id: String,
+    },
+    /// Replace a confidential application's secret; the new one is printed once.
+    RotateSecret {
+        /// client_id.
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key; the old one stays published until its tokens expire.
+    Rotate,
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<(Config, bool)> {
+    match path {
+        None => Ok((Config::demo(), true)),
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Ok((
+                Config::parse(&text).with_context(|| format!("in {}", p.display()))?,
+                false,
+            ))
+        }
+    }
+}
+
+/// A 24-character secret, as ERP.net generates at install.
+fn new_secret() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..24)
+        .map(|_| {
+            ALPHABET
+                .get(rng.random_range(0..ALPHABET.len()))
+                .copied()
+                .map_or('x', char::from)
+        })
+        .collect()
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn banner(config: &Config, demo: bool, base: &str, admin: &str) {
+    let iss = format!("{base}/id");
+    println!("erpgate identity host on {base}");
+    println!("  issuer        {iss}");
+    println!("  discovery     {iss}/.well-known/openid-configuration");
+    println!("  jwks          {iss}/.well-known/openid-configuration/jwks");
+    println!("  token         {iss}/connect/token");
+    println!("  introspect    {iss}/connect/introspect");
+    println!("  feed          {iss}/connect/revocation/feed");
+    println!("  metrics       {base}/metrics");
+    println!(
+        "  admin api     {base}/admin/reference-tokens (Authorization: Bearer <admin credential>)"
+    );
+    println!("  admin credential: {admin}");
+    println!("trusted applications:");
+    for app in &config.apps {
+        let secret = match (&app.secret, demo) {
+            (Some(s), true) => format!(" secret={s}"),
+            (Some(_), false) => " secret=(configured)".to_owned(),
+            _ => String::new(),
+        };
+        println!(
+            "  {} ({:?}) scope=\"{}\"{}",
+            app.client_id, app.client_type, app.scope, secret
+        );
+    }
+    for r in &config.api_resources {
+        let secret = match (&r.secret, demo) {
+            (Some(s), true) => format!(" secret={s}"),
+            _ => String::new(),
+        };
+        println!("  api resource {}{}", r.name, secret);
+    }
+    if demo {
+        println!(
+            "users: admin/admin-password (administrator), alice/alice-password, bob/bob-password (community)"
+        );
+        println!("try:");
+        println!(
+            "  curl -s -u demo.service:demo-service-secret -d grant_type=client_credentials -d scope=read {iss}/connect/token"
+        );
+        println!(
+            "  curl -s -H 'Authorization: Bearer {admin}' -H 'content-type: application/json' -d '{{\"client_id\":\"demo.reports\",\"kind\":\"pat\",\"user\":\"alice\",\"scope\":\"read\",\"expires_in_days\":30,\"description\":\"try it\"}}' {base}/admin/reference-tokens"
+        );
+        println!(
+            "  curl -s -u erpgate.edge:demo-edge-secret -d token=<token> {iss}/connect/introspect"
+        );
+    }
+}
+
+async fn open_store(config: &Config, data: Option<&PathBuf>) -> anyhow::Result<Arc<dyn Store>> {
+    let dir = data
+        .cloned()
+        .unwrap_or_else(|| config.server.data_dir.clone());
+    let store = SqliteStore::open(&dir)
+        .with_context(|| format!("opening the store in {}", dir.display()))?;
+    erpgate_host::seed(&store, config, SystemClock.now()).await?;
+    Ok(Arc::new(store))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (mut config, demo) = load_config(cli.config.as_ref())?;
+    match cli.command {
+        Command::Serve { listen, log_format } => {
+            init_logs(log_format.unwrap_or(config.server.log_format));
+            if let Some(addr) = listen {
+                config.server.listen = addr;
+            }
+            let store = open_store(&config, cli.data.as_ref()).await?;
+            let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
+            let running =
+                erpgate_host::start(config.clone(), store, Arc::new(SystemClock), &admin, true)
+                    .await?;
+            banner(&config, demo, &running.state.public_url, &admin);
+            running.wait().await;
+        }
+        Command::Token(cmd) => {
+            let store = open_store(&config, cli.data.as_ref()).await?;
+            let now = SystemClock.now();
+            match cmd {
+                TokenCommand::Issue {
+                    app,
+                    kind,
+                    user,
+                    scope,
+                    expires_in_days,
+                    expires_at,
+                    description,
+                } => {
+                    let expires_at = match (expires_at, expires_in_days) {
+                        (Some(at), _) => at,
+                        (None, Some(days)) => now.saturating_add(days.saturating_mul(86_400)),
+                        (None, None) => {
+                            bail!("an expiry is required: --expires-in-days or --expires-at")
+                        }
+                    };
+                    let request = IssueRequest {
+                        client_id: app,
+                        kind: match kind {
+                            Kind::Pat => GrantKind::Pat,
+                            Kind::Sat => GrantKind::Sat,
+                        },
+                        user,
+                        requested_by: None,
+                        scope,
+                        expires_at,
+                        description,
+                    };
+                    let issued = issue(
+                        store.as_ref(),
+                        &request,
+                        now,
+                        config.instance.reference_token_max_days,
+                    )
+                    .await?;
+                    println!("{}", issued.value);
+                    eprintln!(
+                        "id {} ({} for {}, acts as {}, scope \"{}\", expires {}). The value above is shown once.",
+                        issued.record.id,
+                        issued.record.kind.as_str(),
+                        issued.record.client_id,
+                        issued.record.subject,
+                        issued.record.scopes,
+                        issued.record.expires_at
+                    );
+                }
+                TokenCommand::Revoke { id } => {
+                    let key = if erpgate::credential::is_reference_token(&id) {
+                        erpgate::cache::TokenHash::of(&id).to_hex()
+                    } else {
+                        id
+                    };
+                    match store.revoke_reference_token(&key, now).await? {
+                        Some(t) => println!("revoked {}", t.id),
+                        None => bail!("no live token with that id"),
+                    }
+                }
+                TokenCommand::List => {
+                    for t in store.reference_tokens().await? {
+                        let state = if t.revoked_at.is_some() {
+                            "revoked"
+                        } else if t.expires_at <= now {
+                            "expired"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{} {} {} app={} subject={} scope=\"{}\" expires={} last_used={} {:?}",
+                            t.id,
+                            t.kind.as_str(),
+                            state,
+                            t.client_id,
+                            t.subject,
+                            t.scopes,
+                            t.expires_at,
+                            t.last_used_at
+                                .map_or_else(|| "never".to_owned(), |u| u.to_string()),
+                            t.description
+                        );
+                    }
+                }
+            }
+        }
+        Command::Apps(cmd) => {
+            let store = open_store(&config, cli.data.as_ref()).await?;
+            match cmd {
+                AppsCommand::List => {
+                    for a in store.apps().await? {
+                        println!(
+                            "{} {:?} enabled={} scope=\"{}\" system_user={} reference_tokens={:?} redirect_uris={}",
+                            a.client_id,
+                            a.client_type,
+                            a.enabled,
+                            a.scope,
+                            a.acting_system_user().unwrap_or("-"),
+                            a.reference_tokens,
+                            a.redirect_uris.join(",")
+                        );
+                    }
+                }
+                AppsCommand::Add {
+                    client_id,
+                    name,
+                    client_type,
+                    scope,
+                    system_user,
+                    reference_tokens,
+                    redirect_uris,
+                    internal_users,
+                    basic_auth,
+                } => {
+                    let mut app = TrustedApp::new(&client_id, &name, SystemClock.now());
+                    app.client_type = match client_type {
+                        AppType::Confidential => ClientType::Confidential,
+                        AppType::Public => ClientType::Public,
+                        AppType::None => ClientType::None,
+                    };
+                    app.scope = erpgate::ScopeSet::parse(&scope).context("--scope")?;
+                    if let Some(u) = &system_user
+                        && store.user(u).await?.is_none()
+                    {
+                        bail!("--system-user {u}: no such user");
+                    }
+                    app.system_user_allowed = system_user.is_some();
+                    app.system_user = system_user;
+                    app.reference_tokens = match reference_tokens {
+                        RefPolicy::None => ReferenceTokenPolicy::None,
+                        RefPolicy::AuthenticatedUsers => ReferenceTokenPolicy::AuthenticatedUsers,
+                        RefPolicy::AdministratorsOnly => ReferenceTokenPolicy::AdministratorsOnly,
+                    };
+                    app.redirect_uris = redirect_uris;
+                    app.internal_users_allowed = internal_users;
+                    app.basic_auth_allowed = basic_auth;
+                    let secret = (app.client_type == ClientType::Confidential).then(new_secret);
+                    app.secret_hash = secret.as_deref().map(secret_hash);
+                    store.insert_app(&app).await?;
+                    println!("added {}", app.client_id);
+                    if let Some(s) = secret {
+                        println!("secret: {s}");
+                        eprintln!("The secret is shown once; only its hash is stored.");
+                    }
+                }
+                AppsCommand::Disable { client_id } => {
+                    if !store.set_app_enabled(&client_id, false).await? {
+                        bail!("no application {client_id}");
+                    }
+                    println!("disabled {client_id}");
+                }
+                AppsCommand::Enable { client_id } => {
+                    if !store.set_app_enabled(&client_id, true).await? {
+                        bail!("no application {client_id}");
+                    }
+                    println!("enabled {client_id}");
+                }
+                AppsCommand::RotateSecret { client_id } => {
+                    let app = store
+                        .app(&client_id)
+                        .await?
+                        .with_context(|| format!("no application {client_id}"))?;
+                    if app.client_type != ClientType::Confidential {
+                        bail!("only confidential applications have secrets");
+                    }
+                    let secret = new_secret();
+                    store
+                        .set_app_secret_hash(&client_id, &secret_hash(&secret))
+                        .await?;
+                    println!("secret: {secret}");
+                    eprintln!("The old secret stopped working; the new one is shown once.");
+                }
+            }
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let store = open_store(&config, cli.data.as_ref()).await?;
+            let now = SystemClock.now();
+            erpgate_host::keys::KeyRing::load_or_init(store.as_ref(), now).await?;
+            // Old keys stay published for one access-token lifetime plus the edge's leeway.
+            let kid = erpgate_host::keys::rotate(
+                store.as_ref(),
+                now,
+                config.instance.access_token_lifetime_s + 300,
+            )
+            .await?;
+            println!("new signing key {kid}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! ERP.net's identity records as the host keeps them: trusted applications
+//! (`Systems.Security.TrustedApplications`), users, reference tokens and
+//! signing keys.
+
+use base64::Engine as _;
+use erpgate::ScopeSet;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// RFC 6749 client type (`ClientType`: 'C', 'P', 'N').
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientType {
+    /// Has a secret. ERP.net's default.
+    Confidential,
+    /// No secret; PKCE.
+    Public,
+    /// A placeholder registration with no authentication.
+    None,
+}
+
+impl ClientType {
+    /// Storage code, as ERP.net's column holds it.
+    pub fn code(self) -> &'static str {
+        match self {
+            ClientType::Confidential => "C",
+            ClientType::Public => "P",
+            ClientType::None => "N",
+        }
+    }
+
+    /// Parses a storage code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "C" => Some(ClientType::Confidential),
+            "P" => Some(ClientType::Public),
+            "N" => Some(ClientType::None),
+            _ => None,
+        }
+    }
+}
+
+/// Who may mint reference tokens for an app (`ReferenceTokens` / `AccessTokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceTokenPolicy {
+    /// Nobody ('NON'). ERP.net's default.
+    None,
+    /// Any authenticated user may mint PATs ('USR').
+    AuthenticatedUsers,
+    /// Only administrators ('ADM').
+    AdministratorsOnly,
+}
+
+impl ReferenceTokenPolicy {
+    /// Storage code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ReferenceTokenPolicy::None => "NON",
+            ReferenceTokenPolicy::AuthenticatedUsers => "USR",
+            ReferenceTokenPolicy::AdministratorsOnly => "ADM",
+        }
+    }
+
+    /// Parses a storage code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "NON" => Some(ReferenceTokenPolicy::None),
+            "USR" => Some(ReferenceTokenPolicy::AuthenticatedUsers),
+            "ADM" => Some(ReferenceTokenPolicy::AdministratorsOnly),
+            _ => None,
+        }
+    }
+}
+
+/// ERP.net's secret hash: standard base64 of SHA-256 over the UTF-8 secret.
+pub fn secret_hash(secret: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Compares a presented secret with a stored hash in constant time.
+pub fn secret_matches(presented: &str, stored_hash: &str) -> bool {
+    let presented = secret_hash(presented);
+    // Both are 44-byte base64 strings; ct_eq also handles a length mismatch
+    // without an early exit on content.
+    presented.as_bytes().ct_eq(stored_hash.as_bytes()).into()
+}
+
+/// A trusted application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedApp {
+    /// `ApplicationUri`, the `client_id`.
+    pub client_id: String,
+    /// Display name.
+    pub name: String,
+    /// Client type.
+    pub client_type: ClientType,
+    /// `ApplicationSecretHash`: base64(SHA-256(secret)).
+    pub secret_hash: Option<String>,
+    /// `ImpersonateLoginUrl`: allowed redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// `ImpersonateLogoutUrl`: allowed post-logout redirect URIs.
+    pub logout_uris: Vec<String>,
+    /// `ImpersonateAsInternalUserAllowed`.
+    pub internal_users_allowed: bool,
+    /// `ImpersonateAsCommunityUserAllowed`.
+    pub community_users_allowed: bool,
+    /// `SystemUserAllowed`.
+    pub system_user_allowed: bool,
+    /// `SystemUser`: the login the app acts as in client credentials and SATs.
+    pub system_user: Option<String>,
+    /// `Scope`: the scopes the app may receive.
+    pub scope: ScopeSet,
+    /// `ReferenceTokens`.
+    pub reference_tokens: ReferenceTokenPolicy,
+    /// `BasicAuthenticationAllowed`.
+    pub basic_auth_allowed: bool,
+    /// `IsEnabled`: the kill switch.
+    pub enabled: bool,
+    /// `CreationTimeUtc`, Unix seconds.
+    pub created_at: u64,
+}
+
+impl TrustedApp {
+    /// A record with ERP.net's defaults: Confidential, enabled, everything else off.
+    pub fn new(client_id: &str, name: &str, created_at: u64) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            name: name.to_owned(),
+            client_type: ClientType::Confidential,
+            secret_hash: None,
+            redirect_uris: Vec::new(),
+            logout_uris: Vec::new(),
+            internal_users_allowed: false,
+            community_users_allowed: false,
+            system_user_allowed: false,
+            system_user: None,
+            scope: ScopeSet::new(),
+            reference_tokens: ReferenceTokenPolicy::None,
+            basic_auth_allowed: false,
+            enabled: true,
+            created_at,
+        }
+    }
+
+    /// The SystemUser, when service access is allowed and one is set.
+    pub fn acting_system_user(&self) -> Option<&str> {
+        self.system_user
+            .as_deref()
+            .filter(|_| self.system_user_allowed)
+    }
+}
+
+/// An ERP user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// `Sec_Users.Login`, the `sub` claim.
+    pub login: String,
+    /// The user's GUID, the `id` claim.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+    /// `InternalUser`, `ExternalCommunityUser`, …
+    pub user_type: String,
+    /// Administrator.
+    pub is_admin: bool,
+    /// Locale, e.g. `en-US`.
+    pub locale: String,
+    /// Argon2id PHC string, for users who can sign in.
+    pub password_hash: Option<String>,
+}
+
+/// The kind of a stored grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantKind {
+    /// Personal access token.
+    Pat,
+    /// Service access token.
+    Sat,
+}
+
+impl GrantKind {
+    /// Storage and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantKind::Pat => "pat",
+            GrantKind::Sat => "sat",
+        }
+    }
+
+    /// Parses a storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pat" => Some(GrantKind::Pat),
+            "sat" => Some(GrantKind::Sat),
+            _ => None,
+        }
+    }
+}
+
+/// A reference token as stored: never the token, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReferenceToken {
+    /// Public identifier for listing and revoking (not secret).
+    pub id: String,
+    /// Lowercase hex SHA-256 of the token.
+    #[serde(skip)]
+    pub hash: String,
+    /// PAT or SAT.
+    pub kind: GrantKind,
+    /// The trusted application.
+    pub client_id: String,
+    /// The login the token acts as (the user for a PAT, the SystemUser for a SAT).
+    pub subject: String,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// What it is for.
+    pub description: String,
+    /// Who minted it.
+    pub creator: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Unix seconds, when it was last introspected.
+    pub last_used_at: Option<u64>,
+    /// Unix seconds, when it was revoked.
+    pub revoked_at: Option<u64>,
+}
+
+/// A signing key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// 32 uppercase hex characters.
+    pub kid: String,
+    /// PKCS#8 PEM of the RSA private key.
+    pub private_pem: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// When the key stops being published; `None` while it signs.
+    pub retire_at: Option<u64>,
+}
+
+/// One revocation-feed row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRow {
+    /// Monotonic position.
+    pub seq: u64,
+    /// The event.
+    pub event: erpgate::revocation::RevocationEvent,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erpnet_documented_hash() {
+        // /tools/sha256?secret=DEMO on a real instance.
+        assert_eq!(
+            secret_hash("DEMO"),
+            "T/AGymuI51LwjLeIFxRQXOs9IHnupDKs/ajhWODR2C4="
+        );
+        assert!(secret_matches(
+            "DEMO",
+            "T/AGymuI51LwjLeIFxRQXOs9IHnupDKs/ajhWODR2C4="
+        ));
+        assert!(!secret_matches(
+            "demo",
+            "T/AGymuI51LwjLeIFxRQXOs9IHnupDKs/ajhWODR2C4="
+        ));
+        assert!(!secret_matches("DEMO", ""));
+    }
+}

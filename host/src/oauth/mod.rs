@@ -1,0 +1,7 @@
+//! The OAuth 2.0 endpoints under `/id/connect`.
+
+pub mod client_auth;
+pub mod error;
+pub mod form;
+pub mod introspect;
+pub mod token;

@@ -1,0 +1,93 @@
+//! Persistence behind one trait. SQLite (WAL, in the data directory) is the
+//! default; an in-memory store serves unit tests. Every method that changes
+//! state is atomic: a revocation and its feed event commit together.
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+use crate::model::{FeedRow, ReferenceToken, SigningKeyRecord, TrustedApp, User};
+
+/// A storage failure. Details go to logs, never to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, corruption, lock timeout).
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// A record with that key already exists.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// A stored value could not be read back.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The host's persistence.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// One trusted application.
+    async fn app(&self, client_id: &str) -> StoreResult<Option<TrustedApp>>;
+    /// Every trusted application, by `client_id`.
+    async fn apps(&self) -> StoreResult<Vec<TrustedApp>>;
+    /// Adds an application; `Conflict` if the `client_id` exists.
+    async fn insert_app(&self, app: &TrustedApp) -> StoreResult<()>;
+    /// Sets `IsEnabled`; false when the app does not exist.
+    async fn set_app_enabled(&self, client_id: &str, enabled: bool) -> StoreResult<bool>;
+    /// Replaces `ApplicationSecretHash`; false when the app does not exist.
+    async fn set_app_secret_hash(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool>;
+
+    /// One user by login.
+    async fn user(&self, login: &str) -> StoreResult<Option<User>>;
+    /// Every user, by login.
+    async fn users(&self) -> StoreResult<Vec<User>>;
+    /// Adds a user; `Conflict` if the login exists.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+
+    /// Every signing key, newest first.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Stores the first key if the store has none; false when another process won.
+    async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool>;
+    /// Adds a new signing key; every key still signing is retired at `retire_old_at`.
+    async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        retire_old_at: u64,
+    ) -> StoreResult<()>;
+
+    /// Stores a new reference token (its hash).
+    async fn insert_reference_token(&self, token: &ReferenceToken) -> StoreResult<()>;
+    /// A reference token by the hex SHA-256 of its value.
+    async fn reference_token(&self, hash: &str) -> StoreResult<Option<ReferenceToken>>;
+    /// Every reference token, newest first.
+    async fn reference_tokens(&self) -> StoreResult<Vec<ReferenceToken>>;
+    /// Revokes by hash or public id and appends a feed event in the same
+    /// transaction. Returns the token when this call revoked it.
+    async fn revoke_reference_token(
+        &self,
+        hash_or_id: &str,
+        now: u64,
+    ) -> StoreResult<Option<ReferenceToken>>;
+    /// Records last-used times (batched by the caller).
+    async fn record_token_use(&self, uses: &[(String, u64)]) -> StoreResult<()>;
+
+    /// Revokes a JWT by `jti` and appends a feed event. False when it already was.
+    async fn revoke_jti(&self, jti: &str, expires_at: u64, now: u64) -> StoreResult<bool>;
+    /// Whether a `jti` is revoked.
+    async fn jti_revoked(&self, jti: &str) -> StoreResult<bool>;
+
+    /// Feed rows after `cursor`, oldest first, at most `limit`.
+    async fn feed(&self, cursor: u64, limit: usize) -> StoreResult<Vec<FeedRow>>;
+
+    /// Deletes up to `batch` expired records of each kind; returns how many.
+    async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize>;
+}
+
+#[cfg(test)]
+pub(crate) mod conformance;

@@ -1,0 +1,678 @@
+//! The embedded default: SQLite in WAL mode with `synchronous=FULL`, so a write
+//! a response reports as done survives `kill -9` (and power loss). Reads spread
+//! over a few connections; writes go through one, so they queue in-process
+//! instead of spinning on SQLITE_BUSY. Other processes (the CLI) share the file.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use erpgate::ScopeSet;
+use erpgate::revocation::{RevocationEvent, RevocationKind};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Store, StoreError, StoreResult};
+use crate::model::{
+    ClientType, FeedRow, GrantKind, ReferenceToken, ReferenceTokenPolicy, SigningKeyRecord,
+    TrustedApp, User,
+};
+
+/// Ordered schema migrations; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE trusted_apps (
+    client_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    client_type TEXT NOT NULL,
+    secret_hash TEXT,
+    redirect_uris TEXT NOT NULL,
+    logout_uris TEXT NOT NULL,
+    internal_users INTEGER NOT NULL,
+    community_users INTEGER NOT NULL,
+    system_user_allowed INTEGER NOT NULL,
+    system_user TEXT,
+    scope TEXT NOT NULL,
+    reference_tokens TEXT NOT NULL,
+    basic_auth INTEGER NOT NULL,
+    enabled INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE users (
+    login TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    user_type TEXT NOT NULL,
+    is_admin INTEGER NOT NULL,
+    locale TEXT NOT NULL,
+    password_hash TEXT
+);
+CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    private_pem TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    retire_at INTEGER
+);
+CREATE TABLE reference_tokens (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    description TEXT NOT NULL,
+    creator TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+);
+CREATE INDEX reference_tokens_expiry ON reference_tokens (expires_at);
+CREATE TABLE revoked_jti (
+    jti TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX revoked_jti_expiry ON revoked_jti (expires_at);
+CREATE TABLE revocation_feed (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX revocation_feed_expiry ON revocation_feed (expires_at);
+"#];
+
+const READERS: usize = 3;
+
+type Shared = Arc<Mutex<Connection>>;
+
+/// SQLite-backed store.
+pub struct SqliteStore {
+    writer: Shared,
+    readers: Vec<Shared>,
+    next: AtomicUsize,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn conflict_or_backend(e: rusqlite::Error, what: &str) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict(what.to_owned())
+        }
+        other => backend(other),
+    }
+}
+
+fn open(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path).map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        .map_err(backend)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let version: usize = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(idx)?;
+    Ok(u64::try_from(v).unwrap_or(0))
+}
+
+fn get_opt_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<u64>> {
+    let v: Option<i64> = row.get(idx)?;
+    Ok(v.map(|v| u64::try_from(v).unwrap_or(0)))
+}
+
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+const APP_COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, logout_uris, internal_users, community_users, system_user_allowed, system_user, scope, reference_tokens, basic_auth, enabled, created_at";
+
+fn app_from_row(row: &Row<'_>) -> rusqlite::Result<TrustedApp> {
+    let client_type: String = row.get(2)?;
+    let scope: String = row.get(10)?;
+    let policy: String = row.get(11)?;
+    Ok(TrustedApp {
+        client_id: row.get(0)?,
+        name: row.get(1)?,
+        client_type: ClientType::from_code(&client_type).ok_or_else(|| corrupt("client_type"))?,
+        secret_hash: row.get(3)?,
+        redirect_uris: split_list(&row.get::<_, String>(4)?),
+        logout_uris: split_list(&row.get::<_, String>(5)?),
+        internal_users_allowed: row.get(6)?,
+        community_users_allowed: row.get(7)?,
+        system_user_allowed: row.get(8)?,
+        system_user: row.get(9)?,
+        scope: ScopeSet::parse(&scope).map_err(|_| corrupt("scope"))?,
+        reference_tokens: ReferenceTokenPolicy::from_code(&policy)
+            .ok_or_else(|| corrupt("reference_tokens"))?,
+        basic_auth_allowed: row.get(12)?,
+        enabled: row.get(13)?,
+        created_at: get_u64(row, 14)?,
+    })
+}
+
+const USER_COLUMNS: &str = "login, id, name, email, user_type, is_admin, locale, password_hash";
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        login: row.get(0)?,
+        id: row.get(1)?,
+        name: row.get(2)?,
+        email: row.get(3)?,
+        user_type: row.get(4)?,
+        is_admin: row.get(5)?,
+        locale: row.get(6)?,
+        password_hash: row.get(7)?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "hash, id, kind, client_id, subject, scopes, description, creator, created_at, expires_at, last_used_at, revoked_at";
+
+fn token_from_row(row: &Row<'_>) -> rusqlite::Result<ReferenceToken> {
+    let kind: String = row.get(2)?;
+    let scopes: String = row.get(5)?;
+    Ok(ReferenceToken {
+        hash: row.get(0)?,
+        id: row.get(1)?,
+        kind: GrantKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
+        client_id: row.get(3)?,
+        subject: row.get(4)?,
+        scopes: ScopeSet::parse(&scopes).map_err(|_| corrupt("scopes"))?,
+        description: row.get(6)?,
+        creator: row.get(7)?,
+        created_at: get_u64(row, 8)?,
+        expires_at: get_u64(row, 9)?,
+        last_used_at: get_opt_u64(row, 10)?,
+        revoked_at: get_opt_u64(row, 11)?,
+    })
+}
+
+fn kind_name(kind: RevocationKind) -> &'static str {
+    match kind {
+        RevocationKind::TokenSha256 => "token_sha256",
+        RevocationKind::Jti => "jti",
+        RevocationKind::Sid => "sid",
+    }
+}
+
+fn kind_from_name(name: &str) -> Option<RevocationKind> {
+    match name {
+        "token_sha256" => Some(RevocationKind::TokenSha256),
+        "jti" => Some(RevocationKind::Jti),
+        "sid" => Some(RevocationKind::Sid),
+        _ => None,
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `erpgate.sqlite3` in `dir` and migrates it.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(backend)?;
+        let path = dir.join("erpgate.sqlite3");
+        let mut writer = open(&path)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| open(&path).map(|c| Arc::new(Mutex::new(c))))
+            .collect::<StoreResult<_>>()?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    async fn run<T, F>(conn: Shared, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Backend("connection lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
+        let conn = self
+            .readers
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| self.writer.clone());
+        Self::run(conn, f).await
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        Self::run(self.writer.clone(), f).await
+    }
+}
+
+fn push_feed(
+    tx: &rusqlite::Transaction<'_>,
+    kind: RevocationKind,
+    value: &str,
+    expires_at: u64,
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO revocation_feed (kind, value, expires_at) VALUES (?1, ?2, ?3)",
+        params![kind_name(kind), value, to_i64(expires_at)],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn app(&self, client_id: &str) -> StoreResult<Option<TrustedApp>> {
+        let id = client_id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {APP_COLUMNS} FROM trusted_apps WHERE client_id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([id], app_from_row).optional())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<TrustedApp>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {APP_COLUMNS} FROM trusted_apps ORDER BY client_id"
+                ))
+                .map_err(backend)?;
+            let rows = s.query_map([], app_from_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_app(&self, app: &TrustedApp) -> StoreResult<()> {
+        let a = app.clone();
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO trusted_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+                params![
+                    a.client_id,
+                    a.name,
+                    a.client_type.code(),
+                    a.secret_hash,
+                    a.redirect_uris.join(","),
+                    a.logout_uris.join(","),
+                    a.internal_users_allowed,
+                    a.community_users_allowed,
+                    a.system_user_allowed,
+                    a.system_user,
+                    a.scope.to_string(),
+                    a.reference_tokens.code(),
+                    a.basic_auth_allowed,
+                    a.enabled,
+                    to_i64(a.created_at)
+                ],
+            )
+            .map_err(|e| conflict_or_backend(e, &a.client_id))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_app_enabled(&self, client_id: &str, enabled: bool) -> StoreResult<bool> {
+        let id = client_id.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE trusted_apps SET enabled = ?2 WHERE client_id = ?1",
+                params![id, enabled],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_app_secret_hash(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool> {
+        let (id, hash) = (client_id.to_owned(), secret_hash.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE trusted_apps SET secret_hash = ?2 WHERE client_id = ?1",
+                params![id, hash],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn user(&self, login: &str) -> StoreResult<Option<User>> {
+        let login = login.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE login = ?1"
+            ))
+            .and_then(|mut s| s.query_row([login], user_from_row).optional())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY login"))
+                .map_err(backend)?;
+            let rows = s.query_map([], user_from_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let u = user.clone();
+        self.write(move |c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ),
+                params![
+                    u.login,
+                    u.id,
+                    u.name,
+                    u.email,
+                    u.user_type,
+                    u.is_admin,
+                    u.locale,
+                    u.password_hash
+                ],
+            )
+            .map_err(|e| conflict_or_backend(e, &u.login))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached("SELECT kid, private_pem, created_at, retire_at FROM signing_keys ORDER BY created_at DESC, rowid DESC")
+                .map_err(backend)?;
+            let rows = s
+                .query_map([], |r| {
+                    Ok(SigningKeyRecord {
+                        kid: r.get(0)?,
+                        private_pem: r.get(1)?,
+                        created_at: get_u64(r, 2)?,
+                        retire_at: get_opt_u64(r, 3)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<bool> {
+        let k = key.clone();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+            let count: i64 = tx.query_row("SELECT COUNT(*) FROM signing_keys", [], |r| r.get(0)).map_err(backend)?;
+            if count > 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO signing_keys (kid, private_pem, created_at, retire_at) VALUES (?1, ?2, ?3, NULL)",
+                params![k.kid, k.private_pem, to_i64(k.created_at)],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        retire_old_at: u64,
+    ) -> StoreResult<()> {
+        let k = key.clone();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+            tx.execute("UPDATE signing_keys SET retire_at = ?1 WHERE retire_at IS NULL", [to_i64(retire_old_at)])
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO signing_keys (kid, private_pem, created_at, retire_at) VALUES (?1, ?2, ?3, NULL)",
+                params![k.kid, k.private_pem, to_i64(k.created_at)],
+            )
+            .map_err(|e| conflict_or_backend(e, &k.kid))?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_reference_token(&self, token: &ReferenceToken) -> StoreResult<()> {
+        let t = token.clone();
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO reference_tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                params![
+                    t.hash,
+                    t.id,
+                    t.kind.as_str(),
+                    t.client_id,
+                    t.subject,
+                    t.scopes.to_string(),
+                    t.description,
+                    t.creator,
+                    to_i64(t.created_at),
+                    to_i64(t.expires_at),
+                    t.last_used_at.map(to_i64),
+                    t.revoked_at.map(to_i64)
+                ],
+            )
+            .map_err(|e| conflict_or_backend(e, &t.id))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reference_token(&self, hash: &str) -> StoreResult<Option<ReferenceToken>> {
+        let hash = hash.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE hash = ?1"
+            ))
+            .and_then(|mut s| s.query_row([hash], token_from_row).optional())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn reference_tokens(&self) -> StoreResult<Vec<ReferenceToken>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM reference_tokens ORDER BY created_at DESC, id"
+                ))
+                .map_err(backend)?;
+            let rows = s.query_map([], token_from_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_reference_token(
+        &self,
+        hash_or_id: &str,
+        now: u64,
+    ) -> StoreResult<Option<ReferenceToken>> {
+        let key = hash_or_id.to_owned();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+            let found = tx
+                .query_row(
+                    &format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE (hash = ?1 OR id = ?1) AND revoked_at IS NULL"),
+                    [&key],
+                    token_from_row,
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some(mut token) = found else { return Ok(None) };
+            tx.execute("UPDATE reference_tokens SET revoked_at = ?2 WHERE hash = ?1", params![token.hash, to_i64(now)])
+                .map_err(backend)?;
+            push_feed(&tx, RevocationKind::TokenSha256, &token.hash, token.expires_at)?;
+            tx.commit().map_err(backend)?;
+            token.revoked_at = Some(now);
+            Ok(Some(token))
+        })
+        .await
+    }
+
+    async fn record_token_use(&self, uses: &[(String, u64)]) -> StoreResult<()> {
+        let uses = uses.to_vec();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            for (hash, at) in &uses {
+                tx.execute(
+                    "UPDATE reference_tokens SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE hash = ?1",
+                    params![hash, to_i64(*at)],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_jti(&self, jti: &str, expires_at: u64, _now: u64) -> StoreResult<bool> {
+        let jti = jti.to_owned();
+        self.write(move |c| {
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let inserted = tx
+                .execute(
+                    "INSERT OR IGNORE INTO revoked_jti (jti, expires_at) VALUES (?1, ?2)",
+                    params![jti, to_i64(expires_at)],
+                )
+                .map_err(backend)?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            push_feed(&tx, RevocationKind::Jti, &jti, expires_at)?;
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn jti_revoked(&self, jti: &str) -> StoreResult<bool> {
+        let jti = jti.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT 1 FROM revoked_jti WHERE jti = ?1")
+                .and_then(|mut s| s.exists([jti]))
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn feed(&self, cursor: u64, limit: usize) -> StoreResult<Vec<FeedRow>> {
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached("SELECT seq, kind, value, expires_at FROM revocation_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .map_err(backend)?;
+            let rows = s
+                .query_map(params![to_i64(cursor), to_i64(limit as u64)], |r| {
+                    let kind: String = r.get(1)?;
+                    Ok(FeedRow {
+                        seq: get_u64(r, 0)?,
+                        event: RevocationEvent {
+                            kind: kind_from_name(&kind).ok_or_else(|| corrupt("kind"))?,
+                            value: r.get(2)?,
+                            expires_at: get_u64(r, 3)?,
+                        },
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize> {
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let mut total = 0;
+            for table in ["reference_tokens", "revoked_jti", "revocation_feed"] {
+                total += tx
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE expires_at < ?1 LIMIT ?2)"),
+                        params![to_i64(now), to_i64(batch as u64)],
+                    )
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(total)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SqliteStore::open(dir.path()).unwrap();
+        super::super::conformance::run(&store).await;
+        // Reopening runs no migration twice and keeps the data.
+        drop(store);
+        let again = super::SqliteStore::open(dir.path()).unwrap();
+        use super::Store as _;
+        assert_eq!(again.apps().await.unwrap().len(), 1);
+    }
+}
