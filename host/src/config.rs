@@ -262,19 +262,25 @@ impl Config {
         Ok(config)
     }
 
+    /// Validates `server.public_url` alone (after a command-line override).
+    pub fn validate_public(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.server.public_url
+            && (!(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/'))
+        {
+            return Err(ConfigError {
+                field: "server.public_url".into(),
+                message: "must be an http(s) URL without a trailing slash".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let err = |field: String, message: &str| ConfigError {
             field,
             message: message.to_owned(),
         };
-        if let Some(url) = &self.server.public_url
-            && (!(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/'))
-        {
-            return Err(err(
-                "server.public_url".into(),
-                "must be an http(s) URL without a trailing slash",
-            ));
-        }
+        self.validate_public()?;
         if self.instance.access_token_lifetime_s == 0
             || self.instance.access_token_lifetime_s > 86_400
         {

@@ -39,6 +39,9 @@ enum Command {
         /// Log format (overrides `server.log_format`).
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+        /// Public base URL (overrides `server.public_url`); the issuer is `{url}/id`.
+        #[arg(long)]
+        public_url: Option<String>,
     },
     /// Reference tokens (PAT/SAT).
     #[command(subcommand)]
@@ -204,9 +207,9 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-fn banner(config: &Config, demo: bool, base: &str, admin: &str) {
+fn banner(config: &Config, demo: bool, base: &str, listening: std::net::SocketAddr, admin: &str) {
     let iss = format!("{base}/id");
-    println!("erpgate identity host on {base}");
+    println!("erpgate identity host on {base} (listening on {listening})");
     println!("  issuer        {iss}");
     println!("  discovery     {iss}/.well-known/openid-configuration");
     println!("  jwks          {iss}/.well-known/openid-configuration/jwks");
@@ -269,17 +272,31 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (mut config, demo) = load_config(cli.config.as_ref())?;
     match cli.command {
-        Command::Serve { listen, log_format } => {
+        Command::Serve {
+            listen,
+            log_format,
+            public_url,
+        } => {
             init_logs(log_format.unwrap_or(config.server.log_format));
             if let Some(addr) = listen {
                 config.server.listen = addr;
+            }
+            if let Some(url) = public_url {
+                config.server.public_url = Some(url);
+                config.validate_public()?;
             }
             let store = open_store(&config, cli.data.as_ref()).await?;
             let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
             let running =
                 erpgate_host::start(config.clone(), store, Arc::new(SystemClock), &admin, true)
                     .await?;
-            banner(&config, demo, &running.state.public_url, &admin);
+            banner(
+                &config,
+                demo,
+                &running.state.public_url,
+                running.addr,
+                &admin,
+            );
             running.wait().await;
         }
         Command::Token(cmd) => {

@@ -1,5 +1,12 @@
 //! Shared helpers for the host's endpoint tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    missing_docs,
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 
@@ -29,10 +36,23 @@ pub async fn host() -> Host {
     config.server.public_url = Some(BASE.into());
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::at(NOW));
-    erpgate_host::seed(store.as_ref(), &config, NOW).await.unwrap();
+    erpgate_host::seed(store.as_ref(), &config, NOW)
+        .await
+        .unwrap();
     let keys = KeyRing::load_or_init(store.as_ref(), NOW).await.unwrap();
-    let state = AppState::new(store.clone(), config, BASE.into(), keys, clock.clone(), ADMIN);
-    Host { state, store, clock }
+    let state = AppState::new(
+        store.clone(),
+        config,
+        BASE.into(),
+        keys,
+        clock.clone(),
+        ADMIN,
+    );
+    Host {
+        state,
+        store,
+        clock,
+    }
 }
 
 pub struct Reply {
@@ -43,7 +63,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -55,23 +76,39 @@ impl Reply {
 
 impl Host {
     pub async fn send(&self, req: Request<Body>) -> Reply {
-        let response = erpgate_host::app(self.state.clone()).oneshot(req).await.unwrap();
+        let response = erpgate_host::app(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Reply { status, headers, body }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.send(Request::get(path).body(Body::empty()).unwrap()).await
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
     }
 
     pub async fn form(&self, path: &str, basic: Option<(&str, &str)>, body: &str) -> Reply {
-        let mut req = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let mut req =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if let Some((id, secret)) = basic {
             req = req.header(header::AUTHORIZATION, basic_header(id, secret));
         }
-        self.send(req.body(Body::from(body.to_owned())).unwrap()).await
+        self.send(req.body(Body::from(body.to_owned())).unwrap())
+            .await
     }
 
     pub async fn token(&self, client: &str, secret: &str, scope: Option<&str>) -> Reply {
@@ -79,20 +116,37 @@ impl Host {
         if let Some(s) = scope {
             body.push_str(&format!("&scope={}", s.replace(' ', "+")));
         }
-        self.form("/id/connect/token", Some((client, secret)), &body).await
+        self.form("/id/connect/token", Some((client, secret)), &body)
+            .await
     }
 
     pub async fn service_token(&self) -> String {
-        let r = self.token("demo.service", "demo-service-secret", None).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        let r = self
+            .token("demo.service", "demo-service-secret", None)
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
         r.json()["access_token"].as_str().unwrap().to_owned()
     }
 
     pub async fn introspect(&self, token: &str) -> Value {
         let r = self
-            .form("/id/connect/introspect", Some(("erpgate.edge", "demo-edge-secret")), &format!("token={token}"))
+            .form(
+                "/id/connect/introspect",
+                Some(("erpgate.edge", "demo-edge-secret")),
+                &format!("token={token}"),
+            )
             .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
         r.json()
     }
 
@@ -107,14 +161,20 @@ impl Host {
     }
 
     pub async fn issue(&self, body: Value) -> Reply {
-        self.admin("POST", "/admin/reference-tokens", Some(body)).await
+        self.admin("POST", "/admin/reference-tokens", Some(body))
+            .await
     }
 
     pub async fn pat(&self, user: &str, scope: &str) -> String {
         let r = self
             .issue(serde_json::json!({"client_id":"demo.reports","kind":"pat","user":user,"scope":scope,"expires_in_days":30,"description":"test"}))
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
         r.json()["token"].as_str().unwrap().to_owned()
     }
 
@@ -132,7 +192,10 @@ impl Host {
 }
 
 pub fn basic_header(id: &str, secret: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
 }
 
 /// Decodes a JWT's header and claims without verifying.
@@ -140,5 +203,8 @@ pub fn jwt_parts(token: &str) -> (Value, Value) {
     let mut parts = token.split('.');
     let h = erpgate::decode_b64url(parts.next().unwrap()).unwrap();
     let c = erpgate::decode_b64url(parts.next().unwrap()).unwrap();
-    (serde_json::from_slice(&h).unwrap(), serde_json::from_slice(&c).unwrap())
+    (
+        serde_json::from_slice(&h).unwrap(),
+        serde_json::from_slice(&c).unwrap(),
+    )
 }

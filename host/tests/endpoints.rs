@@ -1,5 +1,11 @@
 //! Endpoint tests through `oneshot`: every behaviour of part 1 and its error paths.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -15,26 +21,57 @@ async fn discovery_lists_what_is_served() {
     let h = host().await;
     let d = h.get("/id/.well-known/openid-configuration").await.json();
     assert_eq!(d["issuer"], "https://demo.my.erp.net/id");
-    assert_eq!(d["jwks_uri"], "https://demo.my.erp.net/id/.well-known/openid-configuration/jwks");
-    assert_eq!(d["token_endpoint"], "https://demo.my.erp.net/id/connect/token");
-    assert_eq!(d["introspection_endpoint"], "https://demo.my.erp.net/id/connect/introspect");
-    assert_eq!(d["revocation_endpoint"], "https://demo.my.erp.net/id/connect/revocation");
+    assert_eq!(
+        d["jwks_uri"],
+        "https://demo.my.erp.net/id/.well-known/openid-configuration/jwks"
+    );
+    assert_eq!(
+        d["token_endpoint"],
+        "https://demo.my.erp.net/id/connect/token"
+    );
+    assert_eq!(
+        d["introspection_endpoint"],
+        "https://demo.my.erp.net/id/connect/introspect"
+    );
+    assert_eq!(
+        d["revocation_endpoint"],
+        "https://demo.my.erp.net/id/connect/revocation"
+    );
     assert_eq!(d["grant_types_supported"], json!(["client_credentials"]));
     // Every advertised endpoint answers (not 404).
-    for key in ["jwks_uri", "token_endpoint", "introspection_endpoint", "revocation_endpoint", "erpgate_revocation_feed_endpoint"] {
+    for key in [
+        "jwks_uri",
+        "token_endpoint",
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "erpgate_revocation_feed_endpoint",
+    ] {
         let path = d[key].as_str().unwrap().trim_start_matches(BASE);
         let r = h.get(path).await;
         assert_ne!(r.status, StatusCode::NOT_FOUND, "{key} {path}");
     }
-    for path in ["/id/.well-known/oauth-authorization-server", "/.well-known/oauth-authorization-server/id"] {
-        assert_eq!(h.get(path).await.json()["issuer"], "https://demo.my.erp.net/id", "{path}");
+    for path in [
+        "/id/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server/id",
+    ] {
+        assert_eq!(
+            h.get(path).await.json()["issuer"],
+            "https://demo.my.erp.net/id",
+            "{path}"
+        );
     }
-    let jwks = h.get("/id/.well-known/openid-configuration/jwks").await.json();
+    let jwks = h
+        .get("/id/.well-known/openid-configuration/jwks")
+        .await
+        .json();
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let kid = keys[0]["kid"].as_str().unwrap();
     assert_eq!(kid.len(), 32);
-    assert!(kid.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
+    assert!(
+        kid.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    );
     assert_eq!(keys[0]["kty"], "RSA");
     assert!(keys[0].get("d").is_none(), "no private material");
 }
@@ -57,7 +94,13 @@ async fn client_credentials_token_has_erpnet_shape() {
     assert_eq!(claims["iss"], "https://demo.my.erp.net/id");
     assert_eq!(
         claims["aud"],
-        json!(["DomainAPI", "TableAPI", "OLAP", "AppServer", "https://demo.my.erp.net/id/resources"])
+        json!([
+            "DomainAPI",
+            "TableAPI",
+            "OLAP",
+            "AppServer",
+            "https://demo.my.erp.net/id/resources"
+        ])
     );
     assert_eq!(claims["scope"], json!(["read", "update"]));
     assert_eq!(claims["client_id"], "demo.service");
@@ -68,7 +111,12 @@ async fn client_credentials_token_has_erpnet_shape() {
     assert_eq!(claims["nbf"], NOW);
     assert_eq!(claims["exp"], NOW + 3600);
     let jti = claims["jti"].as_str().unwrap();
-    assert!(jti.len() == 32 && jti.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()));
+    assert!(
+        jti.len() == 32
+            && jti
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+    );
     assert!(claims.get("sub").is_none() && claims.get("sid").is_none());
 }
 
@@ -79,20 +127,40 @@ async fn client_credentials_scopes() {
     let r = h.token("demo.service", "demo-service-secret", None).await;
     assert_eq!(r.json()["scope"], "read update");
     // The legacy DomainApi scope is tolerated and grants nothing extra.
-    let r = h.token("demo.service", "demo-service-secret", Some("DomainApi read")).await;
+    let r = h
+        .token(
+            "demo.service",
+            "demo-service-secret",
+            Some("DomainApi read"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["scope"], "read");
     // A scope the app lacks.
-    let r = h.token("demo.service", "demo-service-secret", Some("read sec")).await;
-    assert_eq!((r.status, r.error().as_str()), (StatusCode::BAD_REQUEST, "invalid_scope"));
-    assert!(r.json()["error_description"].as_str().unwrap().contains("sec"));
+    let r = h
+        .token("demo.service", "demo-service-secret", Some("read sec"))
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_scope")
+    );
+    assert!(
+        r.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("sec")
+    );
     // Identity scopes are never issued here.
     for s in ["openid", "profile", "offline_access"] {
-        let r = h.token("demo.service", "demo-service-secret", Some(s)).await;
+        let r = h
+            .token("demo.service", "demo-service-secret", Some(s))
+            .await;
         assert_eq!(r.error(), "invalid_scope", "{s}");
     }
     // Scope names are case-sensitive.
-    let r = h.token("demo.service", "demo-service-secret", Some("Read")).await;
+    let r = h
+        .token("demo.service", "demo-service-secret", Some("Read"))
+        .await;
     assert_eq!(r.error(), "invalid_scope");
 }
 
@@ -100,37 +168,94 @@ async fn client_credentials_scopes() {
 async fn client_authentication_errors() {
     let h = host().await;
     let r = h.token("demo.service", "wrong", None).await;
-    assert_eq!((r.status, r.error().as_str()), (StatusCode::UNAUTHORIZED, "invalid_client"));
-    assert!(r.header("www-authenticate").unwrap().starts_with("Basic "), "Basic was used");
-    let r = h.form("/id/connect/token", None, "grant_type=client_credentials&client_id=demo.service&client_secret=wrong").await;
-    assert_eq!((r.status, r.error().as_str()), (StatusCode::UNAUTHORIZED, "invalid_client"));
-    assert!(r.header("www-authenticate").is_none(), "no challenge after client_secret_post");
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_client")
+    );
+    assert!(
+        r.header("www-authenticate").unwrap().starts_with("Basic "),
+        "Basic was used"
+    );
+    let r = h
+        .form(
+            "/id/connect/token",
+            None,
+            "grant_type=client_credentials&client_id=demo.service&client_secret=wrong",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_client")
+    );
+    assert!(
+        r.header("www-authenticate").is_none(),
+        "no challenge after client_secret_post"
+    );
     let r = h.token("nobody", "x", None).await;
     assert_eq!(r.error(), "invalid_client");
-    let r = h.form("/id/connect/token", None, "grant_type=client_credentials&client_id=demo.service").await;
-    assert_eq!(r.error(), "invalid_client", "a confidential client without its secret");
+    let r = h
+        .form(
+            "/id/connect/token",
+            None,
+            "grant_type=client_credentials&client_id=demo.service",
+        )
+        .await;
+    assert_eq!(
+        r.error(),
+        "invalid_client",
+        "a confidential client without its secret"
+    );
     // A public client that sends a secret.
-    let r = h.form("/id/connect/token", None, "grant_type=client_credentials&client_id=demo.spa&client_secret=x").await;
+    let r = h
+        .form(
+            "/id/connect/token",
+            None,
+            "grant_type=client_credentials&client_id=demo.spa&client_secret=x",
+        )
+        .await;
     assert_eq!(r.error(), "invalid_client");
     // Both authentication methods at once.
     let r = h
-        .form("/id/connect/token", Some(("demo.service", "demo-service-secret")), "grant_type=client_credentials&client_secret=demo-service-secret")
+        .form(
+            "/id/connect/token",
+            Some(("demo.service", "demo-service-secret")),
+            "grant_type=client_credentials&client_secret=demo-service-secret",
+        )
         .await;
     assert_eq!(r.error(), "invalid_request");
     // No client at all.
-    let r = h.form("/id/connect/token", None, "grant_type=client_credentials").await;
+    let r = h
+        .form("/id/connect/token", None, "grant_type=client_credentials")
+        .await;
     assert_eq!(r.error(), "invalid_request");
     // Nothing internal leaks.
-    assert!(!String::from_utf8_lossy(&r.body).to_lowercase().contains("sqlite"));
+    assert!(
+        !String::from_utf8_lossy(&r.body)
+            .to_lowercase()
+            .contains("sqlite")
+    );
 }
 
 #[tokio::test]
 async fn service_access_requires_system_user() {
     let h = host().await;
     let r = h.token("demo.webapp", "demo-webapp-secret", None).await;
-    assert_eq!((r.status, r.error().as_str()), (StatusCode::BAD_REQUEST, "unauthorized_client"));
-    let r = h.form("/id/connect/token", None, "grant_type=client_credentials&client_id=demo.spa").await;
-    assert_eq!(r.error(), "unauthorized_client", "a public client authenticates without a secret but has no SystemUser");
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "unauthorized_client")
+    );
+    let r = h
+        .form(
+            "/id/connect/token",
+            None,
+            "grant_type=client_credentials&client_id=demo.spa",
+        )
+        .await;
+    assert_eq!(
+        r.error(),
+        "unauthorized_client",
+        "a public client authenticates without a secret but has no SystemUser"
+    );
 }
 
 #[tokio::test]
@@ -138,12 +263,18 @@ async fn disabled_app_stops_at_once() {
     let h = host().await;
     let token = h.service_token().await;
     assert_eq!(h.introspect(&token).await["active"], true);
-    h.store.set_app_enabled("demo.service", false).await.unwrap();
+    h.store
+        .set_app_enabled("demo.service", false)
+        .await
+        .unwrap();
     let r = h.token("demo.service", "demo-service-secret", None).await;
     assert_eq!(r.error(), "invalid_client");
     assert_eq!(h.introspect(&token).await, json!({"active": false}));
     let pat = h.pat("alice", "read").await;
-    h.store.set_app_enabled("demo.reports", false).await.unwrap();
+    h.store
+        .set_app_enabled("demo.reports", false)
+        .await
+        .unwrap();
     assert_eq!(h.introspect(&pat).await, json!({"active": false}));
 }
 
@@ -171,12 +302,21 @@ async fn bad_input_gets_rfc_errors_and_changes_nothing() {
     ];
     for (what, req, status, error) in cases {
         let r = h.send(req).await;
-        assert_eq!(r.status, status, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            status,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         assert_eq!(r.error(), error, "{what}");
         assert_eq!(r.header("cache-control"), Some("no-store"), "{what}");
     }
     assert_eq!(h.store_snapshot().await, before, "the store is unchanged");
-    assert_eq!(h.introspect(&pat).await["active"], true, "the PAT survived the malformed revocations");
+    assert_eq!(
+        h.introspect(&pat).await["active"],
+        true,
+        "the PAT survived the malformed revocations"
+    );
     // Malformed admin requests do not mint anything either.
     let r = h.admin("POST", "/admin/reference-tokens", None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -188,7 +328,10 @@ async fn bad_input_gets_rfc_errors_and_changes_nothing() {
 fn form_req(path: &str, body: Vec<u8>, content_type: &str) -> Request<Body> {
     Request::post(path)
         .header(header::CONTENT_TYPE, content_type)
-        .header(header::AUTHORIZATION, basic_header("demo.service", "demo-service-secret"))
+        .header(
+            header::AUTHORIZATION,
+            basic_header("demo.service", "demo-service-secret"),
+        )
         .body(Body::from(body))
         .unwrap()
 }
@@ -207,24 +350,58 @@ async fn introspection_authentication() {
     let token = h.service_token().await;
     let body = format!("token={token}");
     let r = h.form("/id/connect/introspect", None, &body).await;
-    assert_eq!((r.status, r.error().as_str()), (StatusCode::UNAUTHORIZED, "invalid_client"));
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_client")
+    );
     assert!(r.header("www-authenticate").is_some());
-    let r = h.form("/id/connect/introspect", Some(("erpgate.edge", "nope")), &body).await;
+    let r = h
+        .form(
+            "/id/connect/introspect",
+            Some(("erpgate.edge", "nope")),
+            &body,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = h.form("/id/connect/introspect", Some(("demo.spa", "")), &body).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "public apps cannot introspect");
+    let r = h
+        .form("/id/connect/introspect", Some(("demo.spa", "")), &body)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "public apps cannot introspect"
+    );
     // A confidential trusted app may.
-    let r = h.form("/id/connect/introspect", Some(("demo.webapp", "demo-webapp-secret")), &body).await;
+    let r = h
+        .form(
+            "/id/connect/introspect",
+            Some(("demo.webapp", "demo-webapp-secret")),
+            &body,
+        )
+        .await;
     assert_eq!(r.json()["active"], true);
-    let r = h.form("/id/connect/introspect", Some(("erpgate.edge", "demo-edge-secret")), "").await;
-    assert_eq!((r.status, r.error().as_str()), (StatusCode::BAD_REQUEST, "invalid_request"));
+    let r = h
+        .form(
+            "/id/connect/introspect",
+            Some(("erpgate.edge", "demo-edge-secret")),
+            "",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
 }
 
 #[tokio::test]
 async fn introspection_of_each_token_kind() {
     let h = host().await;
     // Unknown or malformed tokens.
-    for t in ["enrt_0000000000000000000000000000000000000000000000000000000000000000", "a.b.c", "garbage"] {
+    for t in [
+        "enrt_0000000000000000000000000000000000000000000000000000000000000000",
+        "a.b.c",
+        "garbage",
+    ] {
         assert_eq!(h.introspect(t).await, json!({"active": false}), "{t}");
     }
     // A client-credentials JWT.
@@ -250,16 +427,31 @@ async fn introspection_of_each_token_kind() {
     assert_eq!(r["db"], "demo");
     assert_eq!(r["iat"], NOW);
     // A SAT acts as the app's SystemUser, not as whoever minted it.
-    let r = h.issue(json!({"client_id":"demo.reports","kind":"sat","scope":"read sec","expires_in_days":1})).await;
+    let r = h
+        .issue(
+            json!({"client_id":"demo.reports","kind":"sat","scope":"read sec","expires_in_days":1}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let sat = r.json()["token"].as_str().unwrap().to_owned();
     let r = h.introspect(&sat).await;
-    assert_eq!((r["erp_token_kind"].as_str(), r["sub"].as_str()), (Some("sat"), Some("SYSTEM_APPLICATION_USER")));
+    assert_eq!(
+        (r["erp_token_kind"].as_str(), r["sub"].as_str()),
+        (Some("sat"), Some("SYSTEM_APPLICATION_USER"))
+    );
     // Expiry.
     h.clock.advance(3601);
-    assert_eq!(h.introspect(&jwt).await, json!({"active": false}), "expired JWT");
+    assert_eq!(
+        h.introspect(&jwt).await,
+        json!({"active": false}),
+        "expired JWT"
+    );
     h.clock.advance(86_400);
-    assert_eq!(h.introspect(&sat).await, json!({"active": false}), "expired SAT");
+    assert_eq!(
+        h.introspect(&sat).await,
+        json!({"active": false}),
+        "expired SAT"
+    );
     assert_eq!(h.introspect(&pat).await["active"], true);
 }
 
@@ -268,11 +460,27 @@ async fn introspection_updates_last_used() {
     let h = host().await;
     let pat = h.pat("alice", "read").await;
     let hash = TokenHash::of(&pat).to_hex();
-    assert_eq!(h.store.reference_token(&hash).await.unwrap().unwrap().last_used_at, None);
+    assert_eq!(
+        h.store
+            .reference_token(&hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        None
+    );
     h.clock.advance(10);
     h.introspect(&pat).await;
     h.state.flush_usage().await;
-    assert_eq!(h.store.reference_token(&hash).await.unwrap().unwrap().last_used_at, Some(NOW + 10));
+    assert_eq!(
+        h.store
+            .reference_token(&hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(NOW + 10)
+    );
 }
 
 #[tokio::test]
@@ -293,25 +501,61 @@ async fn revocation_of_reference_tokens_and_jwts() {
     let other = h.pat("alice", "read").await;
     let jwt = h.service_token().await;
     // Another client cannot revoke it, and is not told it exists.
-    let r = h.form("/id/connect/revocation", Some(("demo.service", "demo-service-secret")), &format!("token={pat}")).await;
+    let r = h
+        .form(
+            "/id/connect/revocation",
+            Some(("demo.service", "demo-service-secret")),
+            &format!("token={pat}"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(h.introspect(&pat).await["active"], true);
     // Its own client can.
-    let r = h.form("/id/connect/revocation", Some(("demo.reports", "demo-reports-secret")), &format!("token={pat}&token_type_hint=access_token")).await;
+    let r = h
+        .form(
+            "/id/connect/revocation",
+            Some(("demo.reports", "demo-reports-secret")),
+            &format!("token={pat}&token_type_hint=access_token"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(h.introspect(&pat).await, json!({"active": false}));
-    assert_eq!(h.introspect(&other).await["active"], true, "only that token");
+    assert_eq!(
+        h.introspect(&other).await["active"],
+        true,
+        "only that token"
+    );
     // Unknown tokens: 200.
-    let r = h.form("/id/connect/revocation", Some(("demo.reports", "demo-reports-secret")), "token=enrt_0000000000000000000000000000000000000000000000000000000000000000").await;
+    let r = h
+        .form(
+            "/id/connect/revocation",
+            Some(("demo.reports", "demo-reports-secret")),
+            "token=enrt_0000000000000000000000000000000000000000000000000000000000000000",
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     // A JWT access token is revoked by jti.
-    let r = h.form("/id/connect/revocation", None, &format!("token={jwt}&client_id=demo.service&client_secret=demo-service-secret")).await;
+    let r = h
+        .form(
+            "/id/connect/revocation",
+            None,
+            &format!("token={jwt}&client_id=demo.service&client_secret=demo-service-secret"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(h.introspect(&jwt).await, json!({"active": false}));
     // Client authentication is required.
-    let r = h.form("/id/connect/revocation", None, &format!("token={other}")).await;
+    let r = h
+        .form("/id/connect/revocation", None, &format!("token={other}"))
+        .await;
     assert_eq!(r.error(), "invalid_request");
-    let r = h.form("/id/connect/revocation", Some(("demo.reports", "bad")), &format!("token={other}")).await;
+    let r = h
+        .form(
+            "/id/connect/revocation",
+            Some(("demo.reports", "bad")),
+            &format!("token={other}"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // The feed lists both revocations, in order, with the token's hash and the jti.
     let feed = h.get_feed("").await;
@@ -337,7 +581,10 @@ impl Host {
         let r = self
             .send(
                 Request::get(format!("/id/connect/revocation/feed?cursor={cursor}"))
-                    .header(header::AUTHORIZATION, basic_header("erpgate.edge", "demo-edge-secret"))
+                    .header(
+                        header::AUTHORIZATION,
+                        basic_header("erpgate.edge", "demo-edge-secret"),
+                    )
                     .body(Body::empty())
                     .unwrap(),
             )
@@ -355,7 +602,10 @@ async fn feed_requires_authentication_and_a_valid_cursor() {
     let r = h
         .send(
             Request::get("/id/connect/revocation/feed?cursor=abc")
-                .header(header::AUTHORIZATION, basic_header("erpgate.edge", "demo-edge-secret"))
+                .header(
+                    header::AUTHORIZATION,
+                    basic_header("erpgate.edge", "demo-edge-secret"),
+                )
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -385,60 +635,145 @@ async fn reference_token_policy_is_enforced() {
     let r = h.issue(with(json!({"client_id":"demo.service"}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Scopes must be a subset of the app's, identity scopes excluded.
-    assert_eq!(h.issue(with(json!({"scope":"read admin"}))).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(h.issue(with(json!({"scope":"openid"}))).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        h.issue(with(json!({"scope":"read admin"}))).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        h.issue(with(json!({"scope":"openid"}))).await.status,
+        StatusCode::BAD_REQUEST
+    );
     // An expiry is required, in the future, within the maximum.
-    assert_eq!(h.issue(json!({"client_id":"demo.reports","kind":"pat","user":"alice"})).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(h.issue(with(json!({"expires_in_days":null,"expires_at":NOW - 1}))).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(h.issue(with(json!({"expires_in_days":10_000}))).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        h.issue(json!({"client_id":"demo.reports","kind":"pat","user":"alice"}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        h.issue(with(json!({"expires_in_days":null,"expires_at":NOW - 1})))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        h.issue(with(json!({"expires_in_days":10_000})))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
     // A PAT needs a real user.
-    assert_eq!(h.issue(with(json!({"user":"ghost"}))).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.issue(with(json!({"user":"ghost"}))).await.status,
+        StatusCode::NOT_FOUND
+    );
     // Administrators only: non-admin users cannot hold one.
     let mut app = h.store.app("demo.reports").await.unwrap().unwrap();
     app.client_id = "demo.admins".into();
     app.reference_tokens = erpgate_host::model::ReferenceTokenPolicy::AdministratorsOnly;
     h.store.insert_app(&app).await.unwrap();
-    assert_eq!(h.issue(with(json!({"client_id":"demo.admins"}))).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(h.issue(with(json!({"client_id":"demo.admins","user":"admin"}))).await.status, StatusCode::CREATED);
+    assert_eq!(
+        h.issue(with(json!({"client_id":"demo.admins"})))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        h.issue(with(json!({"client_id":"demo.admins","user":"admin"})))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     // A SAT needs SystemUserAllowed and a SystemUser.
     let mut app = h.store.app("demo.reports").await.unwrap().unwrap();
     app.client_id = "demo.nosystem".into();
     app.system_user_allowed = false;
     h.store.insert_app(&app).await.unwrap();
-    assert_eq!(h.issue(json!({"client_id":"demo.nosystem","kind":"sat","expires_in_days":1})).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        h.issue(json!({"client_id":"demo.nosystem","kind":"sat","expires_in_days":1}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
 async fn admin_api_requires_the_credential() {
     let h = host().await;
-    for (method, path) in [("GET", "/admin/reference-tokens"), ("POST", "/admin/reference-tokens"), ("DELETE", "/admin/reference-tokens/x")] {
-        let r = h.send(Request::builder().method(method).uri(path).body(Body::empty()).unwrap()).await;
+    for (method, path) in [
+        ("GET", "/admin/reference-tokens"),
+        ("POST", "/admin/reference-tokens"),
+        ("DELETE", "/admin/reference-tokens/x"),
+    ] {
+        let r = h
+            .send(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path}");
         let r = h
-            .send(Request::builder().method(method).uri(path).header(header::AUTHORIZATION, "Bearer wrong").body(Body::empty()).unwrap())
+            .send(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(header::AUTHORIZATION, "Bearer wrong")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path}");
     }
     let pat = h.pat("alice", "read").await;
     let list = h.admin("GET", "/admin/reference-tokens", None).await;
     let text = String::from_utf8_lossy(&list.body).to_string();
-    assert!(!text.contains(&pat) && !text.contains(&TokenHash::of(&pat).to_hex()), "no values, no hashes");
+    assert!(
+        !text.contains(&pat) && !text.contains(&TokenHash::of(&pat).to_hex()),
+        "no values, no hashes"
+    );
     let id = list.json()["tokens"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(h.admin("DELETE", &format!("/admin/reference-tokens/{id}"), None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(h.admin("DELETE", &format!("/admin/reference-tokens/{id}"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.admin("DELETE", &format!("/admin/reference-tokens/{id}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.admin("DELETE", &format!("/admin/reference-tokens/{id}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(h.introspect(&pat).await["active"], false);
 }
 
 #[tokio::test]
 async fn helpers_health_and_metrics() {
     let h = host().await;
-    assert_eq!(h.get("/tools/sha256?secret=DEMO").await.json()["sha256"], "T/AGymuI51LwjLeIFxRQXOs9IHnupDKs/ajhWODR2C4=");
-    assert_eq!(h.get("/sys/tools/sha256?secret=DEMO").await.json()["sha256"], "T/AGymuI51LwjLeIFxRQXOs9IHnupDKs/ajhWODR2C4=");
+    assert_eq!(
+        h.get("/tools/sha256?secret=DEMO").await.json()["sha256"],
+        "T/AGymuI51LwjLeIFxRQXOs9IHnupDKs/ajhWODR2C4="
+    );
+    assert_eq!(
+        h.get("/sys/tools/sha256?secret=DEMO").await.json()["sha256"],
+        "T/AGymuI51LwjLeIFxRQXOs9IHnupDKs/ajhWODR2C4="
+    );
     assert_eq!(h.get("/tools/sha256").await.error(), "invalid_request");
     let ad = h.get("/sys/auto-discovery").await.json();
     assert_eq!(ad["DbName"], "demo");
-    let api = ad["WebSites"].as_array().unwrap().iter().find(|s| s["Type"] == "DomainAPI").unwrap();
-    assert_eq!(api["AdditionalProperties"]["ODataServiceRoot"], "https://demo.my.erp.net/api/domain/odata/");
+    let api = ad["WebSites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Type"] == "DomainAPI")
+        .unwrap();
+    assert_eq!(
+        api["AdditionalProperties"]["ODataServiceRoot"],
+        "https://demo.my.erp.net/api/domain/odata/"
+    );
     assert_eq!(h.get("/health").await.json()["status"], "ok");
     h.service_token().await;
     h.pat("alice", "read").await;
@@ -454,17 +789,42 @@ async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
     let h = host().await;
     let old = h.service_token().await;
     let old_kid = jwt_parts(&old).0["kid"].as_str().unwrap().to_owned();
-    erpgate_host::keys::rotate(h.store.as_ref(), NOW, 3600 + 300).await.unwrap();
+    erpgate_host::keys::rotate(h.store.as_ref(), NOW, 3600 + 300)
+        .await
+        .unwrap();
     h.state.keys.reload(h.store.as_ref(), NOW).await.unwrap();
-    let jwks = h.get("/id/.well-known/openid-configuration/jwks").await.json();
+    let jwks = h
+        .get("/id/.well-known/openid-configuration/jwks")
+        .await
+        .json();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     let new = h.service_token().await;
     let new_kid = jwt_parts(&new).0["kid"].as_str().unwrap().to_owned();
     assert_ne!(old_kid, new_kid, "the new key signs");
-    assert_eq!(h.introspect(&old).await["active"], true, "the old key still verifies");
+    assert_eq!(
+        h.introspect(&old).await["active"],
+        true,
+        "the old key still verifies"
+    );
     h.clock.advance(3600 + 301);
-    h.state.keys.reload(h.store.as_ref(), h.now()).await.unwrap();
-    let jwks = h.get("/id/.well-known/openid-configuration/jwks").await.json();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
-    assert_eq!(kids, vec![new_kid.as_str()], "the old key is gone once its tokens expired");
+    h.state
+        .keys
+        .reload(h.store.as_ref(), h.now())
+        .await
+        .unwrap();
+    let jwks = h
+        .get("/id/.well-known/openid-configuration/jwks")
+        .await
+        .json();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kids,
+        vec![new_kid.as_str()],
+        "the old key is gone once its tokens expired"
+    );
 }
