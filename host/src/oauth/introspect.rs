@@ -54,21 +54,14 @@ async fn introspect_reference(
     now: u64,
 ) -> Result<IntrospectionResponse, OAuthError> {
     let hash = TokenHash::of(token).to_hex();
-    let Some(record) = state.store.reference_token(&hash).await? else {
+    let Some(ctx) = state.store.reference_token_context(&hash).await? else {
         return Ok(IntrospectionResponse::inactive());
     };
+    let record = ctx.token;
     if record.revoked_at.is_some() || record.expires_at <= now {
         return Ok(IntrospectionResponse::inactive());
     }
-    let Some(app) = state
-        .store
-        .app(&record.client_id)
-        .await?
-        .filter(|a| a.enabled)
-    else {
-        return Ok(IntrospectionResponse::inactive());
-    };
-    let Some(user) = state.store.user(&record.subject).await? else {
+    let (Some(app), Some(user)) = (ctx.app.filter(|a| a.enabled), ctx.user) else {
         return Ok(IntrospectionResponse::inactive());
     };
     // A SAT acts as the app's SystemUser: if the app no longer has service

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use erpgate::revocation::{RevocationEvent, RevocationKind};
 
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, TokenContext};
 use crate::model::{FeedRow, ReferenceToken, SigningKeyRecord, TrustedApp, User};
 
 #[derive(Default)]
@@ -138,6 +138,14 @@ impl Store for MemoryStore {
     }
     async fn reference_token(&self, hash: &str) -> StoreResult<Option<ReferenceToken>> {
         Ok(self.lock()?.tokens.get(hash).cloned())
+    }
+    async fn reference_token_context(&self, hash: &str) -> StoreResult<Option<TokenContext>> {
+        let inner = self.lock()?;
+        Ok(inner.tokens.get(hash).map(|t| TokenContext {
+            token: t.clone(),
+            app: inner.apps.get(&t.client_id).cloned(),
+            user: inner.users.get(&t.subject).cloned(),
+        }))
     }
     async fn reference_tokens(&self) -> StoreResult<Vec<ReferenceToken>> {
         let mut all: Vec<ReferenceToken> = self.lock()?.tokens.values().cloned().collect();

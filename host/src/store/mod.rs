@@ -29,6 +29,17 @@ pub enum StoreError {
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A reference token with the records it depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenContext {
+    /// The token.
+    pub token: ReferenceToken,
+    /// Its trusted application, if it still exists.
+    pub app: Option<TrustedApp>,
+    /// The user it acts as, if it still exists.
+    pub user: Option<User>,
+}
+
 /// The host's persistence.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -65,6 +76,9 @@ pub trait Store: Send + Sync {
     async fn insert_reference_token(&self, token: &ReferenceToken) -> StoreResult<()>;
     /// A reference token by the hex SHA-256 of its value.
     async fn reference_token(&self, hash: &str) -> StoreResult<Option<ReferenceToken>>;
+    /// A reference token with its app and acting user, in one read (the
+    /// introspection hot path).
+    async fn reference_token_context(&self, hash: &str) -> StoreResult<Option<TokenContext>>;
     /// Every reference token, newest first.
     async fn reference_tokens(&self) -> StoreResult<Vec<ReferenceToken>>;
     /// Revokes by hash or public id and appends a feed event in the same

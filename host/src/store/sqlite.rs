@@ -12,7 +12,7 @@ use erpgate::ScopeSet;
 use erpgate::revocation::{RevocationEvent, RevocationKind};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, TokenContext};
 use crate::model::{
     ClientType, FeedRow, GrantKind, ReferenceToken, ReferenceTokenPolicy, SigningKeyRecord,
     TrustedApp, User,
@@ -161,42 +161,57 @@ fn split_list(s: &str) -> Vec<String> {
 const APP_COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, logout_uris, internal_users, community_users, system_user_allowed, system_user, scope, reference_tokens, basic_auth, enabled, created_at";
 
 fn app_from_row(row: &Row<'_>) -> rusqlite::Result<TrustedApp> {
-    let client_type: String = row.get(2)?;
-    let scope: String = row.get(10)?;
-    let policy: String = row.get(11)?;
+    app_at(row, 0)
+}
+
+fn app_at(row: &Row<'_>, o: usize) -> rusqlite::Result<TrustedApp> {
+    let client_type: String = row.get(o + 2)?;
+    let scope: String = row.get(o + 10)?;
+    let policy: String = row.get(o + 11)?;
     Ok(TrustedApp {
-        client_id: row.get(0)?,
-        name: row.get(1)?,
+        client_id: row.get(o + 0)?,
+        name: row.get(o + 1)?,
         client_type: ClientType::from_code(&client_type).ok_or_else(|| corrupt("client_type"))?,
-        secret_hash: row.get(3)?,
-        redirect_uris: split_list(&row.get::<_, String>(4)?),
-        logout_uris: split_list(&row.get::<_, String>(5)?),
-        internal_users_allowed: row.get(6)?,
-        community_users_allowed: row.get(7)?,
-        system_user_allowed: row.get(8)?,
-        system_user: row.get(9)?,
+        secret_hash: row.get(o + 3)?,
+        redirect_uris: split_list(&row.get::<_, String>(o + 4)?),
+        logout_uris: split_list(&row.get::<_, String>(o + 5)?),
+        internal_users_allowed: row.get(o + 6)?,
+        community_users_allowed: row.get(o + 7)?,
+        system_user_allowed: row.get(o + 8)?,
+        system_user: row.get(o + 9)?,
         scope: ScopeSet::parse(&scope).map_err(|_| corrupt("scope"))?,
         reference_tokens: ReferenceTokenPolicy::from_code(&policy)
             .ok_or_else(|| corrupt("reference_tokens"))?,
-        basic_auth_allowed: row.get(12)?,
-        enabled: row.get(13)?,
-        created_at: get_u64(row, 14)?,
+        basic_auth_allowed: row.get(o + 12)?,
+        enabled: row.get(o + 13)?,
+        created_at: get_u64(row, o + 14)?,
     })
 }
 
 const USER_COLUMNS: &str = "login, id, name, email, user_type, is_admin, locale, password_hash";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    user_at(row, 0)
+}
+
+fn user_at(row: &Row<'_>, o: usize) -> rusqlite::Result<User> {
     Ok(User {
-        login: row.get(0)?,
-        id: row.get(1)?,
-        name: row.get(2)?,
-        email: row.get(3)?,
-        user_type: row.get(4)?,
-        is_admin: row.get(5)?,
-        locale: row.get(6)?,
-        password_hash: row.get(7)?,
+        login: row.get(o + 0)?,
+        id: row.get(o + 1)?,
+        name: row.get(o + 2)?,
+        email: row.get(o + 3)?,
+        user_type: row.get(o + 4)?,
+        is_admin: row.get(o + 5)?,
+        locale: row.get(o + 6)?,
+        password_hash: row.get(o + 7)?,
     })
+}
+
+const TOKEN_WIDTH: usize = 12;
+const APP_WIDTH: usize = 15;
+
+fn prefixed(alias: &str, columns: &str) -> String {
+    columns.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
 }
 
 const TOKEN_COLUMNS: &str = "hash, id, kind, client_id, subject, scopes, description, creator, created_at, expires_at, last_used_at, revoked_at";
@@ -269,15 +284,27 @@ impl SqliteStore {
         .map_err(backend)?
     }
 
+    /// Reads run inline on the calling thread when a reader connection is free:
+    /// a point read in WAL mode takes microseconds and never waits for a
+    /// writer, so a thread hop would cost more than the query. When every
+    /// reader is busy the read moves to the blocking pool.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
+        let n = self.readers.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for k in 0..n {
+            if let Some(conn) = self.readers.get((start + k) % n)
+                && let Ok(mut guard) = conn.try_lock()
+            {
+                return f(&mut guard);
+            }
+        }
         let conn = self
             .readers
-            .get(i)
+            .get(start % n.max(1))
             .cloned()
             .unwrap_or_else(|| self.writer.clone());
         Self::run(conn, f).await
@@ -528,6 +555,34 @@ impl Store for SqliteStore {
             ))
             .and_then(|mut s| s.query_row([hash], token_from_row).optional())
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn reference_token_context(&self, hash: &str) -> StoreResult<Option<TokenContext>> {
+        let hash = hash.to_owned();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {}, {}, {} FROM reference_tokens t \
+                 LEFT JOIN trusted_apps a ON a.client_id = t.client_id \
+                 LEFT JOIN users u ON u.login = t.subject WHERE t.hash = ?1",
+                prefixed("t", TOKEN_COLUMNS),
+                prefixed("a", APP_COLUMNS),
+                prefixed("u", USER_COLUMNS)
+            );
+            c.prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.query_row([hash], |r| {
+                        let token = token_from_row(r)?;
+                        let app_id: Option<String> = r.get(TOKEN_WIDTH)?;
+                        let app = app_id.map(|_| app_at(r, TOKEN_WIDTH)).transpose()?;
+                        let login: Option<String> = r.get(TOKEN_WIDTH + APP_WIDTH)?;
+                        let user = login.map(|_| user_at(r, TOKEN_WIDTH + APP_WIDTH)).transpose()?;
+                        Ok(TokenContext { token, app, user })
+                    })
+                    .optional()
+                })
+                .map_err(backend)
         })
         .await
     }
