@@ -211,7 +211,11 @@ const TOKEN_WIDTH: usize = 12;
 const APP_WIDTH: usize = 15;
 
 fn prefixed(alias: &str, columns: &str) -> String {
-    columns.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 const TOKEN_COLUMNS: &str = "hash, id, kind, client_id, subject, scopes, description, creator, created_at, expires_at, last_used_at, revoked_at";
@@ -577,7 +581,9 @@ impl Store for SqliteStore {
                         let app_id: Option<String> = r.get(TOKEN_WIDTH)?;
                         let app = app_id.map(|_| app_at(r, TOKEN_WIDTH)).transpose()?;
                         let login: Option<String> = r.get(TOKEN_WIDTH + APP_WIDTH)?;
-                        let user = login.map(|_| user_at(r, TOKEN_WIDTH + APP_WIDTH)).transpose()?;
+                        let user = login
+                            .map(|_| user_at(r, TOKEN_WIDTH + APP_WIDTH))
+                            .transpose()?;
                         Ok(TokenContext { token, app, user })
                     })
                     .optional()
