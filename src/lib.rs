@@ -20,6 +20,7 @@
 //! }
 //! ```
 
+pub mod adapters;
 pub mod cache;
 pub mod credential;
 pub mod decision;

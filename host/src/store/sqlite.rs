@@ -169,7 +169,7 @@ fn app_at(row: &Row<'_>, o: usize) -> rusqlite::Result<TrustedApp> {
     let scope: String = row.get(o + 10)?;
     let policy: String = row.get(o + 11)?;
     Ok(TrustedApp {
-        client_id: row.get(o + 0)?,
+        client_id: row.get(o)?,
         name: row.get(o + 1)?,
         client_type: ClientType::from_code(&client_type).ok_or_else(|| corrupt("client_type"))?,
         secret_hash: row.get(o + 3)?,
@@ -196,7 +196,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 
 fn user_at(row: &Row<'_>, o: usize) -> rusqlite::Result<User> {
     Ok(User {
-        login: row.get(o + 0)?,
+        login: row.get(o)?,
         id: row.get(o + 1)?,
         name: row.get(o + 2)?,
         email: row.get(o + 3)?,

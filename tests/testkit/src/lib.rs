@@ -14,6 +14,7 @@
 )]
 
 mod fixtures;
+pub mod js;
 mod native;
 mod vector;
 
@@ -132,6 +133,50 @@ pub fn check(step: &PreparedStep, seen: &Observed) -> Result<(), String> {
     } else {
         Err(problems.join("; "))
     }
+}
+
+/// Compares another artifact's results with the expectations and with the
+/// native core's observations, vector by vector; returns one line per problem.
+pub fn check_against_native(
+    artifact: &str,
+    vectors: &[PreparedVector],
+    results: &js::Results,
+) -> Vec<String> {
+    let mut native = NativeHarness;
+    let mut failures = Vec::new();
+    for v in vectors {
+        let Some(result) = results.get(&v.name) else {
+            failures.push(format!("{artifact} {}: not run", v.name));
+            continue;
+        };
+        let seen = match result {
+            Ok(seen) => seen,
+            Err(e) => {
+                failures.push(format!("{artifact} {}: {e}", v.name));
+                continue;
+            }
+        };
+        let reference = native.run(v);
+        for (i, step) in v.steps.iter().enumerate() {
+            let Some(obs) = seen.get(i) else {
+                failures.push(format!("{artifact} {} step {i}: missing", v.name));
+                continue;
+            };
+            if let Err(e) = check(step, obs) {
+                failures.push(format!("{artifact} {} step {i}: {e}", v.name));
+            }
+            if let Ok(reference) = &reference
+                && reference.get(i) != Some(obs)
+            {
+                failures.push(format!(
+                    "{artifact} {} step {i}: differs from native: {obs:?} vs {:?}",
+                    v.name,
+                    reference.get(i)
+                ));
+            }
+        }
+    }
+    failures
 }
 
 /// Runs the whole corpus through a harness; returns the number of vectors run

@@ -1,0 +1,263 @@
+//! End to end: the Cloudflare deploy entry (`deploy/cloudflare/worker.js`)
+//! in real workerd, in front of an echo origin, with tokens from the real host.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::http::HeaderMap;
+use erpgate_host::config::Config;
+use erpgate_host::state::SystemClock;
+use erpgate_host::store::SqliteStore;
+use serde_json::{Value, json};
+
+fn root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// An origin that answers with the headers it received.
+async fn echo_origin() -> String {
+    let app = axum::Router::new().fallback(|headers: HeaderMap| async move {
+        let map: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or(""))))
+            .collect();
+        Json(Value::Object(map))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn workerd_config(dir: &Path, origin: &str, identity: &str, policy: &str) -> std::path::PathBuf {
+    let r = root();
+    let p = |rel: &str| r.join(rel).display().to_string();
+    let text = format!(
+        r#"using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "edge", worker = .edge),
+    (name = "loopback", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:8787", http = (), service = "edge")],
+);
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "deploy/cloudflare/worker.js", esModule = embed "{worker}"),
+    (name = "src/adapters/js/index.js", esModule = embed "{index}"),
+    (name = "src/adapters/js/pkg/erpgate.js", esModule = embed "{bindings}"),
+    (name = "src/adapters/js/pkg/erpgate_bg.wasm", wasm = embed "{wasm}"),
+    (name = "policies/erpnet.json", json = embed "{policy_file}"),
+  ],
+  bindings = [
+    (name = "ORIGIN", text = "{origin}"),
+    (name = "IDENTITY_URL", text = "{identity}"),
+    (name = "INTROSPECTION_CLIENT_ID", text = "erpgate.edge"),
+    (name = "INTROSPECTION_CLIENT_SECRET", text = "demo-edge-secret"),
+    (name = "POLICY", text = {policy}),
+  ],
+  globalOutbound = "loopback",
+  compatibilityDate = "2025-06-01",
+);
+"#,
+        worker = p("deploy/cloudflare/worker.js"),
+        index = p("src/adapters/js/index.js"),
+        bindings = p("src/adapters/js/pkg/erpgate.js"),
+        wasm = p("src/adapters/js/pkg/erpgate_bg.wasm"),
+        policy_file = p("policies/erpnet.json"),
+        policy = serde_json::to_string(policy).unwrap(),
+    );
+    let path = dir.join("edge.capnp");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn call(edge: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut req =
+        reqwest::Client::new().request(method.parse().unwrap(), format!("http://{edge}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn introspections(state: &erpgate_host::state::AppState) -> u64 {
+    state
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| {
+            l.starts_with("erpgate_requests_total") && l.contains("endpoint=\"introspect\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_in_workerd_in_front_of_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::demo();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let host = erpgate_host::start(config, store, Arc::new(SystemClock), "admin", false)
+        .await
+        .unwrap();
+    let identity = format!("http://{}", host.addr);
+    let origin = echo_origin().await;
+
+    let mut policy: Value =
+        serde_json::from_str(include_str!("../../policies/erpnet.json")).unwrap();
+    policy["issuers"][0]["issuer"] = json!(format!("{identity}/id"));
+    let cfg = workerd_config(dir.path(), &origin, &identity, &policy.to_string());
+    let workerd = erpgate_testkit::js::start_workerd(cfg.to_str().unwrap()).unwrap();
+    let addr = workerd.addr.clone();
+    let http = reqwest::Client::new();
+
+    // Client credentials → 200, identity forwarded, spoofed headers gone.
+    let cc: Value = http
+        .post(format!("{identity}/id/connect/token"))
+        .basic_auth("demo.service", Some("demo-service-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", cc["access_token"].as_str().unwrap());
+    let (status, echoed) = call(
+        &addr,
+        "GET",
+        "/api/domain/odata/Crm_Customers",
+        &[("authorization", &bearer), ("X-Erp-Db", "other")],
+    )
+    .await;
+    assert_eq!(status, 200, "{echoed}");
+    assert_eq!(echoed["x-erp-subject"], "SYSTEM_APPLICATION_USER");
+    assert_eq!(echoed["x-erp-token-kind"], "service");
+    assert_eq!(echoed["x-erp-db"], "demo", "the client's copy was replaced");
+
+    // A missing scope → 403 insufficient_scope.
+    let (status, body) = call(
+        &addr,
+        "POST",
+        "/api/domain/odata/Crm_Customers",
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+
+    // A PAT: introspected once, then served from the isolate's cache.
+    let issued: Value = http
+        .post(format!("{identity}/admin/reference-tokens"))
+        .bearer_auth("admin")
+        .json(&json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pat = issued["token"].as_str().unwrap().to_owned();
+    let before = introspections(&host.state);
+    let (status, echoed) = call(
+        &addr,
+        "GET",
+        "/api/domain/odata/Crm_Customers",
+        &[("x-api-key", &pat)],
+    )
+    .await;
+    assert_eq!(
+        (status, echoed["x-erp-subject"].as_str()),
+        (200, Some("alice"))
+    );
+    let (status, _) = call(
+        &addr,
+        "GET",
+        "/api/domain/odata/Crm_Customers",
+        &[("x-api-key", &pat)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        introspections(&host.state) - before,
+        1,
+        "introspected once, then cached"
+    );
+
+    // Revoke it: the feed turns it into a 401 within a second.
+    let r = http
+        .post(format!("{identity}/id/connect/revocation"))
+        .basic_auth("demo.reports", Some("demo-reports-secret"))
+        .form(&[("token", pat.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let revoked_at = Instant::now();
+    loop {
+        let (status, _) = call(
+            &addr,
+            "GET",
+            "/api/domain/odata/Crm_Customers",
+            &[("x-api-key", &pat)],
+        )
+        .await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "still allowed 1 s after revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(revoked_at.elapsed() < Duration::from_secs(1));
+
+    // Identity host down: a token that needs introspection gets 503, never an allow.
+    let issued: Value = http
+        .post(format!("{identity}/admin/reference-tokens"))
+        .bearer_auth("admin")
+        .json(&json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = issued["token"].as_str().unwrap().to_owned();
+    host.stop().await;
+    let (status, body) = call(
+        &addr,
+        "GET",
+        "/api/domain/odata/Crm_Customers",
+        &[("x-api-key", &fresh)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+}

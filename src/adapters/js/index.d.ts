@@ -1,0 +1,56 @@
+/** What the core decided. */
+export interface Decision {
+  type: 'decision';
+  allow: boolean;
+  status: number;
+  route: string | null;
+  /** Reason code of a denial, e.g. `expired`, `insufficient_scope`. */
+  reason?: string;
+  fromCache?: boolean;
+  principal?: {
+    kind: 'user' | 'service' | 'pat' | 'sat';
+    subject: string;
+    user_id: string | null;
+    client_id: string | null;
+    db: string | null;
+    scopes: string;
+    sid: string | null;
+    jti: string | null;
+    is_admin: boolean;
+    user_type: string | null;
+    expires_at: number;
+  } | null;
+  headers?: { remove: string[]; set: [string, string][] };
+  response?: { status: number; headers: [string, string][]; body: string };
+}
+
+export interface GateOptions {
+  /** The compiled erpgate_bg.wasm. */
+  wasm: WebAssembly.Module | BufferSource;
+  /** Base URLs of the policy's upstreams, by name. */
+  upstreams?: Record<string, string>;
+  /** Introspection / revocation-feed client credentials (from worker secrets). */
+  clientCredentials?: { clientId: string; clientSecret: string };
+  /** Verify signatures with WebCrypto (default true). */
+  hostCrypto?: boolean;
+  /** Clock in Unix milliseconds (default Date.now). */
+  now?: () => number;
+  /** Replaces fetch for upstream calls (tests). */
+  fetch?: (url: string, init: RequestInit, call: unknown) => Promise<Response>;
+}
+
+export declare class Gate {
+  decide(request: Request, ctx?: { waitUntil(p: Promise<unknown>): void }): Promise<Decision>;
+  check(method: string, pathAndQuery: string, headers: [string, string][]): Promise<Decision>;
+  tick(ctx?: { waitUntil(p: Promise<unknown>): void }): Promise<void>;
+  stats(): Record<string, number>;
+  static forwardable(request: Request, decision: Decision): Request;
+  static denial(decision: Decision): Response;
+}
+
+export declare function createGate(policy: string | object, options: GateOptions): Promise<Gate>;
+
+export declare function withGate<Env>(
+  handler: (request: Request, env: Env, ctx: unknown, decision: Decision) => Response | Promise<Response>,
+  configure: (env: Env) => { policy: string | object } & GateOptions,
+): { fetch(request: Request, env: Env, ctx: unknown): Promise<Response> };

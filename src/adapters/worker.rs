@@ -1,0 +1,289 @@
+//! The wasm-bindgen adapter for JavaScript edge workers (workerd, Cloudflare).
+//!
+//! The wasm does no I/O and awaits nothing: `check` returns either a decision
+//! or one piece of work for JavaScript (an HTTP call, or a signature check for
+//! WebCrypto), and `resume` continues with its outcome. Values cross the
+//! boundary as JSON text, which JavaScript parses once per step.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wasm_bindgen::prelude::*;
+
+use crate::engine::{Job, Purpose};
+use crate::{
+    Algorithm, Decision, Engine, HttpCall, Outcome, Pending, Policy, Request, State, Step, Time,
+};
+
+/// Most requests a gate keeps suspended; beyond it the oldest is dropped (its
+/// `resume` then fails closed).
+const MAX_PENDING: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Options {
+    /// Algorithms JavaScript verifies with WebCrypto.
+    #[serde(default)]
+    host_crypto: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutcomeJson {
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    timeout: bool,
+    #[serde(default)]
+    failed: bool,
+    #[serde(default)]
+    verified: Option<bool>,
+}
+
+impl OutcomeJson {
+    fn into_outcome(self) -> Outcome {
+        match self {
+            OutcomeJson {
+                verified: Some(v), ..
+            } => Outcome::Verified(v),
+            OutcomeJson { timeout: true, .. } => Outcome::Timeout,
+            OutcomeJson {
+                status: Some(status),
+                failed: false,
+                body,
+                ..
+            } => Outcome::Response {
+                status,
+                body: body.unwrap_or_default().into_bytes(),
+            },
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+fn purpose(p: Purpose) -> &'static str {
+    match p {
+        Purpose::Introspection => "introspection",
+        Purpose::Jwks => "jwks",
+        Purpose::RevocationFeed => "revocation_feed",
+    }
+}
+
+fn call_json(call: &HttpCall) -> Value {
+    json!({
+        "purpose": purpose(call.purpose),
+        "clientAuth": call.purpose.needs_client_auth(),
+        "upstream": call.upstream,
+        "method": call.method,
+        "path": call.path,
+        "authority": call.authority,
+        "headers": call.headers,
+        "body": String::from_utf8_lossy(&call.body),
+        "timeoutMs": u64::try_from(call.timeout.as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn now(now_ms: f64) -> Time {
+    // f64 from Date.now(); negative or NaN clamps to the epoch.
+    Time::from_millis(if now_ms.is_finite() && now_ms > 0.0 {
+        now_ms as u64
+    } else {
+        0
+    })
+}
+
+/// One policy with its caches. Keep one per isolate: caches live here.
+#[wasm_bindgen]
+pub struct Gate {
+    engine: Engine,
+    state: State,
+    pending: BTreeMap<u32, Pending>,
+    jobs: BTreeMap<u32, Job>,
+    next_id: u32,
+}
+
+#[wasm_bindgen]
+impl Gate {
+    /// Compiles the policy. Throws with the offending field on a bad policy.
+    #[wasm_bindgen(constructor)]
+    pub fn new(policy_json: &str, options_json: &str) -> Result<Gate, JsError> {
+        let policy = Policy::compile(policy_json).map_err(js_err)?;
+        let options: Options = serde_json::from_str(if options_json.is_empty() {
+            "{}"
+        } else {
+            options_json
+        })
+        .map_err(|e| js_err(format!("options: {e}")))?;
+        let mut algorithms = Vec::with_capacity(options.host_crypto.len());
+        for name in &options.host_crypto {
+            algorithms.push(
+                Algorithm::from_name(name).ok_or_else(|| {
+                    js_err(format!("options.hostCrypto: unknown algorithm {name}"))
+                })?,
+            );
+        }
+        let engine = Engine::new(policy).with_host_crypto(&algorithms);
+        let state = engine.new_state();
+        Ok(Gate {
+            engine,
+            state,
+            pending: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            next_id: 0,
+        })
+    }
+
+    fn id(&mut self) -> u32 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+
+    fn step_json(&mut self, step: Step) -> String {
+        match step {
+            Step::Decided(decision) => decision_json(&self.engine, decision).to_string(),
+            Step::Call { call, pending } => {
+                let id = self.park(pending);
+                json!({ "type": "call", "id": id, "call": call_json(&call) }).to_string()
+            }
+            Step::Verify { request, pending } => {
+                let id = self.park(pending);
+                json!({
+                    "type": "verify",
+                    "id": id,
+                    "verify": {
+                        "alg": request.alg.name(),
+                        "jwk": request.jwk,
+                        "signingInput": crate::encode_b64url(&request.signing_input),
+                        "signature": crate::encode_b64url(&request.signature),
+                    }
+                })
+                .to_string()
+            }
+        }
+    }
+
+    fn park(&mut self, pending: Pending) -> u32 {
+        let id = self.id();
+        self.pending.insert(id, pending);
+        while self.pending.len() > MAX_PENDING {
+            self.pending.pop_first();
+        }
+        id
+    }
+
+    /// Decides a request. `headers_json` is `[[name, value], …]`. Returns a step
+    /// as JSON: `{"type":"decision",…}`, `{"type":"call",…}` or `{"type":"verify",…}`.
+    pub fn check(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers_json: &str,
+        now_ms: f64,
+    ) -> Result<String, JsError> {
+        let headers: Vec<(String, String)> =
+            serde_json::from_str(headers_json).map_err(|e| js_err(format!("headers: {e}")))?;
+        let borrowed: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        let request = Request::new(method, path, &borrowed);
+        let step = self.engine.start(&request, now(now_ms), &mut self.state);
+        Ok(self.step_json(step))
+    }
+
+    /// Continues after a call or signature check. `outcome_json` is
+    /// `{"status","body"}`, `{"timeout":true}`, `{"failed":true}` or `{"verified":bool}`.
+    pub fn resume(&mut self, id: u32, outcome_json: &str, now_ms: f64) -> Result<String, JsError> {
+        let pending = self
+            .pending
+            .remove(&id)
+            .ok_or_else(|| js_err("unknown or expired pending id"))?;
+        let outcome = serde_json::from_str::<OutcomeJson>(outcome_json)
+            .map(OutcomeJson::into_outcome)
+            .unwrap_or(Outcome::Failed);
+        let step = self
+            .engine
+            .resume(pending, outcome, now(now_ms), &mut self.state);
+        Ok(self.step_json(step))
+    }
+
+    /// Background calls that are due (JWKS refresh, revocation feed), as
+    /// `[{"id", "call"}]`.
+    pub fn due(&mut self, now_ms: f64) -> String {
+        let due = self.engine.due_calls(now(now_ms), &mut self.state);
+        let mut out = Vec::with_capacity(due.len());
+        for bg in due {
+            let id = self.id();
+            self.jobs.insert(id, bg.job);
+            while self.jobs.len() > MAX_PENDING {
+                self.jobs.pop_first();
+            }
+            out.push(json!({ "id": id, "call": call_json(&bg.call) }));
+        }
+        Value::Array(out).to_string()
+    }
+
+    /// Applies a background call's outcome.
+    pub fn complete(&mut self, id: u32, outcome_json: &str, now_ms: f64) -> Result<(), JsError> {
+        let job = self
+            .jobs
+            .remove(&id)
+            .ok_or_else(|| js_err("unknown background id"))?;
+        let outcome = serde_json::from_str::<OutcomeJson>(outcome_json)
+            .map(OutcomeJson::into_outcome)
+            .unwrap_or(Outcome::Failed);
+        self.engine
+            .complete(job, outcome, now(now_ms), &mut self.state);
+        Ok(())
+    }
+
+    /// Cache and call counters, as JSON.
+    pub fn stats(&self) -> String {
+        let s = &self.state.stats;
+        json!({
+            "jwtCacheHits": s.jwt_cache_hits,
+            "jwtCacheMisses": s.jwt_cache_misses,
+            "introspectionCacheHits": s.introspection_cache_hits,
+            "introspectionCacheMisses": s.introspection_cache_misses,
+            "introspectionCalls": s.introspection_calls,
+            "introspectionFailures": s.introspection_failures,
+            "jwksFetches": s.jwks_fetches,
+            "jwksFailures": s.jwks_failures,
+            "revocationsApplied": s.revocations_applied,
+            "feedFailures": s.feed_failures,
+        })
+        .to_string()
+    }
+}
+
+fn decision_json(engine: &Engine, decision: Decision) -> Value {
+    match decision {
+        Decision::Allow(allow) => json!({
+            "type": "decision",
+            "allow": true,
+            "status": 200,
+            "route": allow.route,
+            "fromCache": allow.from_cache,
+            "principal": allow.principal,
+            "headers": { "remove": allow.headers.remove, "set": allow.headers.set },
+        }),
+        Decision::Deny(denial) => {
+            let response = denial.response(engine.policy());
+            json!({
+                "type": "decision",
+                "allow": false,
+                "status": response.status,
+                "route": denial.route,
+                "reason": denial.reason.code(),
+                "response": { "status": response.status, "headers": response.headers, "body": response.body },
+            })
+        }
+    }
+}
