@@ -41,9 +41,24 @@ async fn echo_origin() -> String {
     format!("http://{addr}")
 }
 
+/// `to` relative to the directory `from` (capnp `embed` takes relative paths only).
+fn relative(from: &Path, to: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out: Vec<String> = std::iter::repeat_n("..".to_owned(), from.len() - common).collect();
+    out.extend(
+        to[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    out.join("/")
+}
+
 fn workerd_config(dir: &Path, origin: &str, identity: &str, policy: &str) -> std::path::PathBuf {
     let r = root();
-    let p = |rel: &str| r.join(rel).display().to_string();
+    let dir = dir.canonicalize().unwrap();
+    let p = |rel: &str| relative(&dir, &r.join(rel));
     let text = format!(
         r#"using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
