@@ -1,0 +1,134 @@
+//! The worker module in real workerd next to `jose` verifying the same tokens:
+//! first-seen RS256, ES256 and EdDSA decisions, and a repeat-token decision.
+//!
+//! `scripts/build-worker && cargo run --release -p erpgate-testkit --example worker_bench`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::{Duration, Instant};
+
+use erpgate_testkit::js::{http, start_workerd};
+use erpgate_testkit::{DEFAULT_NOW, Fixtures, preset_claims, repo_root, test_policy};
+use serde_json::{Value, json};
+
+const N: usize = 100;
+const ROUNDS: usize = 5;
+
+fn write_config() -> String {
+    let root = repo_root();
+    let jose_dir = root.join("tests/worker/node_modules/jose/dist/webapi");
+    let mut modules = vec![
+        r#"(name = "benches/worker/bench-worker.js", esModule = embed "bench-worker.js")"#.to_owned(),
+        r#"(name = "benches/worker/erpgate_bg.wasm", wasm = embed "../../src/adapters/js/pkg/erpgate_bg.wasm")"#.to_owned(),
+        r#"(name = "src/adapters/js/index.js", esModule = embed "../../src/adapters/js/index.js")"#.to_owned(),
+        r#"(name = "src/adapters/js/pkg/erpgate.js", esModule = embed "../../src/adapters/js/pkg/erpgate.js")"#.to_owned(),
+    ];
+    let mut stack = vec![jose_dir.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "js") {
+                let rel = path.strip_prefix(&root).unwrap().display().to_string();
+                modules.push(format!(
+                    r#"(name = "{rel}", esModule = embed "../../{rel}")"#
+                ));
+            }
+        }
+    }
+    let text = format!(
+        "using Workerd = import \"/workerd/workerd.capnp\";\nconst config :Workerd.Config = (\n  services = [(name = \"bench\", worker = .bench)],\n  sockets = [(name = \"http\", address = \"127.0.0.1:8788\", http = (), service = \"bench\")],\n);\nconst bench :Workerd.Worker = (\n  modules = [\n    {}\n  ],\n  compatibilityDate = \"2025-06-01\",\n);\n",
+        modules.join(",\n    ")
+    );
+    std::fs::write(root.join("benches/worker/generated.capnp"), text).unwrap();
+    "benches/worker/generated.capnp".into()
+}
+
+fn timed(addr: &str, body: &Value) -> Duration {
+    let bytes = body.to_string().into_bytes();
+    let start = Instant::now();
+    let (status, reply) = http(
+        addr,
+        "POST",
+        "/",
+        &[("content-type", "application/json")],
+        &bytes,
+    )
+    .unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+    let ok = serde_json::from_slice::<Value>(&reply).unwrap()["ok"]
+        .as_u64()
+        .unwrap() as usize;
+    assert_eq!(
+        ok,
+        body["tokens"].as_array().unwrap().len(),
+        "every decision must allow"
+    );
+    elapsed
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let fixtures = Fixtures::load_default().unwrap();
+    let policy = test_policy(&fixtures).unwrap();
+    let workerd = start_workerd(&write_config()).unwrap();
+    let addr = workerd.addr.clone();
+    let mut serial = 0usize;
+    let mut mint = |key: &str| {
+        serial += 1;
+        let mut claims = preset_claims(&fixtures, "service", DEFAULT_NOW).unwrap();
+        claims["jti"] = json!(format!("{serial:032X}"));
+        fixtures.mint(key, &claims).unwrap()
+    };
+    println!(
+        "| decision in workerd ({N} per request, median of {ROUNDS}) | erpgate | jose (WebCrypto) | erpgate / jose |"
+    );
+    println!("|---|---|---|---|");
+    for (alg, key) in [("RS256", "rsa-a"), ("ES256", "ec-a"), ("EdDSA", "ed-a")] {
+        let jwk = fixtures.key(key).unwrap().public_jwk().unwrap();
+        let job = |mode: &str, tokens: Vec<String>| json!({"mode": mode, "alg": alg, "policy": policy, "jwk": jwk, "issuer": "https://demo.my.erp.net/id", "nowMs": DEFAULT_NOW * 1000, "tokens": tokens});
+        // Warm up: instantiate the gate and import the keys.
+        timed(&addr, &job("erpgate", vec![mint(key)]));
+        timed(&addr, &job("jose", vec![mint(key)]));
+        let mut first = Vec::new();
+        let mut jose = Vec::new();
+        let mut base = Vec::new();
+        for _ in 0..ROUNDS {
+            base.push(timed(&addr, &job("erpgate", vec![])));
+            let tokens: Vec<String> = (0..N).map(|_| mint(key)).collect();
+            first.push(timed(&addr, &job("erpgate", tokens.clone())));
+            jose.push(timed(&addr, &job("jose", tokens)));
+        }
+        let per =
+            |d: Duration| d.saturating_sub(median(base.clone())).as_secs_f64() * 1e6 / N as f64;
+        let (e, j) = (per(median(first)), per(median(jose.clone())));
+        println!(
+            "| first-seen {alg} | {e:.1} µs | {j:.1} µs | {:.2}× |",
+            e / j
+        );
+        if alg == "RS256" {
+            let token = mint(key);
+            timed(&addr, &job("erpgate", vec![token.clone()]));
+            let repeat = median(
+                (0..ROUNDS)
+                    .map(|_| timed(&addr, &job("erpgate", vec![token.clone(); N])))
+                    .collect(),
+            );
+            let r = per(repeat);
+            println!(
+                "| repeat token (cache hit), RS256 | {r:.1} µs | {j:.1} µs (jose has no cache) | {:.1}× faster |",
+                j / r
+            );
+        }
+    }
+}
