@@ -138,7 +138,7 @@ fn parse_authorization(value: &str) -> Result<Credential<'_>, CredentialError> {
         .split_once(' ')
         .ok_or(CredentialError::MalformedAuthorization)?;
     let token = rest.trim_start_matches(' ');
-    if token.is_empty() || token.contains([' ', '\t']) {
+    if token.is_empty() || token.bytes().any(|b| b == b' ' || b == b'\t') {
         return Err(CredentialError::MalformedAuthorization);
     }
     if scheme.eq_ignore_ascii_case("bearer") {

@@ -253,26 +253,63 @@ fn in_flight(until: Option<Time>, now: Time) -> bool {
 /// percent-encoded), no encoded slash or backslash, no empty inner segment,
 /// no control characters.
 pub fn path_is_canonical(path: &str) -> bool {
-    if !path.starts_with('/')
-        || path
-            .bytes()
-            .any(|b| b <= 0x20 || b == 0x7f || b == b'\\' || b == b'#')
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/')
+        || bytes
+            .iter()
+            .any(|&b| b <= 0x20 || b == 0x7f || b == b'\\' || b == b'#')
     {
         return false;
     }
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+    // Encoded '/', '\\' and NUL, in either case, without allocating.
+    let encoded_separator = bytes.windows(3).any(|w| {
+        w.first() == Some(&b'%')
+            && matches!(
+                (
+                    w.get(1).map(u8::to_ascii_lowercase),
+                    w.get(2).map(u8::to_ascii_lowercase)
+                ),
+                (Some(b'2'), Some(b'f')) | (Some(b'5'), Some(b'c')) | (Some(b'0'), Some(b'0'))
+            )
+    });
+    if encoded_separator {
         return false;
     }
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let last = segments.len().saturating_sub(1);
-    segments.iter().enumerate().all(|(i, seg)| {
+    let mut segments = path.split('/').skip(1).peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
         if seg.is_empty() {
-            return i == last;
+            if !last {
+                return false;
+            }
+            continue;
         }
-        let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
-        decoded != "." && decoded != ".."
-    })
+        if is_dot_segment(seg) {
+            return false;
+        }
+    }
+    true
+}
+
+/// `.` or `..`, with any dot possibly written `%2e` / `%2E`.
+fn is_dot_segment(seg: &str) -> bool {
+    let mut rest = seg.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        if rest.first() == Some(&b'.') {
+            rest = rest.get(1..).unwrap_or_default();
+        } else if rest.len() >= 3
+            && rest.first() == Some(&b'%')
+            && rest.get(1) == Some(&b'2')
+            && rest.get(2).map(u8::to_ascii_lowercase) == Some(b'e')
+        {
+            rest = rest.get(3..).unwrap_or_default();
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    (1..=2).contains(&dots)
 }
 
 /// The decision engine for one compiled policy.

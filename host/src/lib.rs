@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod endpoints;
+pub mod gateway;
 pub mod keys;
 pub mod model;
 pub mod oauth;

@@ -3,3 +3,6 @@
 
 #[cfg(all(feature = "worker", target_arch = "wasm32"))]
 pub mod worker;
+
+#[cfg(all(feature = "envoy", target_arch = "wasm32"))]
+pub mod envoy;

@@ -147,7 +147,9 @@ impl Gate {
 
     fn step_json(&mut self, step: Step) -> String {
         match step {
-            Step::Decided(decision) => decision_json(&self.engine, decision).to_string(),
+            Step::Decided(decision) => {
+                serde_json::to_string(&decision_json(&self.engine, decision)).unwrap_or_default()
+            }
             Step::Call { call, pending } => {
                 let id = self.park(pending);
                 json!({ "type": "call", "id": id, "call": call_json(&call) }).to_string()
