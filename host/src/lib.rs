@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod keys;
 pub mod model;
 pub mod oauth;
+pub mod stack;
 pub mod state;
 pub mod store;
 pub mod tokens;

@@ -43,6 +43,43 @@ enum Command {
         #[arg(long)]
         public_url: Option<String>,
     },
+    /// Run the whole local stack: the identity host, the ERP API (a placeholder
+    /// until the emulated API lands) and the gateway running the real filter.
+    Up {
+        /// Identity host address.
+        #[arg(long, default_value = "127.0.0.1:8700")]
+        identity: std::net::SocketAddr,
+        /// Gateway address (where clients call the API).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        gateway: std::net::SocketAddr,
+        /// The API's own address (behind the gateway).
+        #[arg(long, default_value = "127.0.0.1:8701")]
+        api: std::net::SocketAddr,
+        /// The filter .wasm (default: deploy/envoy/erpgate_filter.wasm, built if missing).
+        #[arg(long)]
+        filter: Option<PathBuf>,
+    },
+    /// Run the gateway alone: the filter in front of an upstream.
+    Gateway {
+        /// The filter .wasm.
+        #[arg(long)]
+        filter: PathBuf,
+        /// The plugin configuration JSON (what Envoy's `configuration` holds).
+        #[arg(long = "plugin-config")]
+        plugin_config: PathBuf,
+        /// Where allowed requests go.
+        #[arg(long)]
+        upstream: String,
+        /// A cluster the filter may call: NAME=URL (repeatable).
+        #[arg(long = "cluster")]
+        clusters: Vec<String>,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Worker threads (one filter VM each).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
     /// Reference tokens (PAT/SAT).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -298,6 +335,104 @@ async fn main() -> anyhow::Result<()> {
                 &admin,
             );
             running.wait().await;
+        }
+        Command::Up {
+            identity,
+            gateway,
+            api,
+            filter,
+        } => {
+            init_logs(config.server.log_format);
+            let filter = match filter {
+                Some(f) => f,
+                None => {
+                    let path = erpgate_host::stack::default_filter_path(std::path::Path::new("."));
+                    if !path.exists() {
+                        eprintln!("building the filter (scripts/build-filter)…");
+                        let status = std::process::Command::new("scripts/build-filter")
+                            .status()
+                            .context("running scripts/build-filter (run erpgate up from the repository root, or pass --filter)")?;
+                        if !status.success() {
+                            bail!("scripts/build-filter failed");
+                        }
+                    }
+                    path
+                }
+            };
+            let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
+            let data = cli
+                .data
+                .clone()
+                .unwrap_or_else(|| config.server.data_dir.clone());
+            let options = erpgate_host::stack::StackOptions {
+                identity,
+                gateway,
+                api,
+                filter,
+                data,
+                jwks_cooldown_s: 30,
+            };
+            let stack = erpgate_host::stack::up(options, &admin).await?;
+            let id = &stack.host.state.public_url;
+            let gw = format!("http://{}", stack.gateway.addr);
+            println!("erpgate stack is up");
+            println!(
+                "  identity host  {id}/id  (discovery {id}/id/.well-known/openid-configuration)"
+            );
+            println!(
+                "  ERP API        {gw}  (gateway running the erpgate filter in front of http://{})",
+                stack.api
+            );
+            println!("  admin credential: {admin}");
+            println!(
+                "  demo apps: demo.service/demo-service-secret (read update), demo.reports/demo-reports-secret (PATs), erpgate.edge/demo-edge-secret (introspection)"
+            );
+            println!("try:");
+            println!(
+                "  TOKEN=$(curl -s -u demo.service:demo-service-secret -d grant_type=client_credentials -d scope=read {id}/id/connect/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
+            );
+            println!(
+                "  curl -s -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers          # 200, identity headers forwarded"
+            );
+            println!(
+                "  curl -s -i -X POST -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers # 403 insufficient_scope (read-only token)"
+            );
+            println!("Ctrl-C stops everything.");
+            tokio::signal::ctrl_c().await?;
+            stack.stop().await;
+        }
+        Command::Gateway {
+            filter,
+            plugin_config,
+            upstream,
+            clusters,
+            listen,
+            workers,
+        } => {
+            init_logs(config.server.log_format);
+            let mut map = std::collections::HashMap::new();
+            for c in clusters {
+                let (name, url) = c
+                    .split_once('=')
+                    .with_context(|| format!("--cluster {c}: expected NAME=URL"))?;
+                map.insert(name.to_owned(), url.to_owned());
+            }
+            let gateway = erpgate_host::gateway::server::start(
+                erpgate_host::gateway::server::GatewayConfig {
+                    filter: std::fs::read(&filter)
+                        .with_context(|| format!("reading {}", filter.display()))?,
+                    plugin_config: std::fs::read(&plugin_config)
+                        .with_context(|| format!("reading {}", plugin_config.display()))?,
+                    upstream,
+                    clusters: map,
+                    listen,
+                    workers,
+                },
+            )
+            .await?;
+            println!("erpgate gateway on http://{}", gateway.addr);
+            tokio::signal::ctrl_c().await?;
+            gateway.stop().await;
         }
         Command::Token(cmd) => {
             let store = open_store(&config, cli.data.as_ref()).await?;

@@ -3,4 +3,5 @@
 //! Envoy.
 
 pub mod abi;
+pub mod server;
 pub mod vm;

@@ -1,0 +1,429 @@
+//! The gateway's HTTP side: a reverse proxy that runs every request through
+//! the filter. One VM per worker thread (Envoy's model), each fed by a
+//! channel; `http_call`s go to named clusters with their timeouts; ticks run
+//! on each VM; allowed requests are proxied upstream with hyper.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::oneshot;
+
+use super::abi::{DispatchedCall, LocalResponse, Pairs};
+use super::vm::{CallResult, FilterModule, Verdict, Vm};
+
+/// Largest total size of request headers the gateway accepts.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// What the gateway needs.
+pub struct GatewayConfig {
+    /// The filter `.wasm`.
+    pub filter: Vec<u8>,
+    /// The plugin configuration (JSON), as Envoy's `configuration` holds it.
+    pub plugin_config: Vec<u8>,
+    /// Where allowed requests go, e.g. `http://127.0.0.1:9000`.
+    pub upstream: String,
+    /// Cluster name → base URL, for the filter's `http_call`s.
+    pub clusters: HashMap<String, String>,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Worker threads, each with its own VM.
+    pub workers: usize,
+}
+
+enum Job {
+    Request {
+        headers: Pairs,
+        reply: oneshot::Sender<Verdict>,
+    },
+    CallDone {
+        token: u32,
+        result: CallResult,
+    },
+    Tick,
+}
+
+type HttpClient = Client<HttpConnector, Body>;
+
+struct Worker {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The filter's shared data and metrics.
+    pub module: Arc<FilterModule>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Stops accepting and waits for the server to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+
+    /// The filter's metrics in Prometheus text form.
+    pub fn metrics(&self) -> String {
+        render_metrics(&self.module)
+    }
+}
+
+/// Prometheus text for the filter's metrics.
+pub fn render_metrics(module: &FilterModule) -> String {
+    let mut out = String::new();
+    if let Ok(metrics) = module.shared.metrics.lock() {
+        for m in metrics.iter() {
+            let name: String = m
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let kind = if m.kind == 0 { "counter" } else { "gauge" };
+            out.push_str(&format!("# TYPE {name} {kind}\n{name} {}\n", m.value));
+        }
+    }
+    out
+}
+
+fn fail_closed() -> LocalResponse {
+    LocalResponse {
+        status: 503,
+        headers: vec![("content-type".into(), b"application/json".to_vec())],
+        body: br#"{"error":"temporarily_unavailable"}"#.to_vec(),
+    }
+}
+
+/// Performs one `http_call` against its cluster.
+async fn perform(
+    client: HttpClient,
+    clusters: Arc<HashMap<String, String>>,
+    call: DispatchedCall,
+) -> CallResult {
+    let Some(base) = clusters.get(&call.cluster) else {
+        return CallResult::Failed;
+    };
+    let get = |name: &str| {
+        call.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let (Some(method), Some(path)) = (get(":method"), get(":path")) else {
+        return CallResult::Failed;
+    };
+    let Ok(uri) = format!("{}{}", base.trim_end_matches('/'), path).parse::<Uri>() else {
+        return CallResult::Failed;
+    };
+    let mut req = axum::http::Request::builder()
+        .method(method.as_str())
+        .uri(uri);
+    for (n, v) in &call.headers {
+        if n.starts_with(':') {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_bytes(v),
+        ) {
+            req = req.header(n, v);
+        }
+    }
+    let Ok(req) = req.body(Body::from(call.body)) else {
+        return CallResult::Failed;
+    };
+    let timeout = Duration::from_millis(call.timeout_ms.max(1));
+    let response = match tokio::time::timeout(timeout, client.request(req)).await {
+        Ok(Ok(r)) => r,
+        _ => return CallResult::Failed,
+    };
+    let status = response.status().as_u16();
+    let headers: Pairs = response
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    match tokio::time::timeout(timeout, response.into_body().collect()).await {
+        Ok(Ok(body)) => CallResult::Response {
+            status,
+            headers,
+            body: body.to_bytes().to_vec(),
+        },
+        _ => CallResult::Failed,
+    }
+}
+
+/// One VM on its own thread. A trap fails the affected streams closed and
+/// replaces the VM.
+fn spawn_worker(
+    module: Arc<FilterModule>,
+    clusters: Arc<HashMap<String, String>>,
+    client: HttpClient,
+    runtime: tokio::runtime::Handle,
+) -> Result<Worker, super::vm::VmError> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let mut vm = module.instantiate()?;
+    let tick_ms = vm.tick_ms();
+    let self_tx = tx.clone();
+    std::thread::spawn(move || {
+        let mut waiting: HashMap<i32, oneshot::Sender<Verdict>> = HashMap::new();
+        let dispatch = |calls: Vec<DispatchedCall>, tx: &std::sync::mpsc::Sender<Job>| {
+            for call in calls {
+                let (client, clusters, tx) = (client.clone(), clusters.clone(), tx.clone());
+                let token = call.token;
+                runtime.spawn(async move {
+                    let result = perform(client, clusters, call).await;
+                    let _ = tx.send(Job::CallDone { token, result });
+                });
+            }
+        };
+        let replace = |vm: &mut Vm, waiting: &mut HashMap<i32, oneshot::Sender<Verdict>>| {
+            tracing::error!("filter VM trapped; failing its streams closed and replacing it");
+            for (_, reply) in waiting.drain() {
+                let _ = reply.send(Verdict::Respond(fail_closed()));
+            }
+            if let Ok(fresh) = module.instantiate() {
+                *vm = fresh;
+            }
+        };
+        while let Ok(job) = rx.recv() {
+            match job {
+                Job::Request { headers, reply } => match vm.request(headers) {
+                    Ok((id, Verdict::Wait(calls))) => {
+                        waiting.insert(id, reply);
+                        dispatch(calls, &self_tx);
+                    }
+                    Ok((id, verdict)) => {
+                        let _ = reply.send(verdict);
+                        let _ = vm.finish(id);
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Verdict::Respond(fail_closed()));
+                        replace(&mut vm, &mut waiting);
+                    }
+                },
+                Job::CallDone { token, result } => match vm.call_result(token, result) {
+                    Ok(Some((_, Verdict::Wait(calls)))) => dispatch(calls, &self_tx),
+                    Ok(Some((id, verdict))) => {
+                        if let Some(reply) = waiting.remove(&id) {
+                            let _ = reply.send(verdict);
+                        }
+                        let _ = vm.finish(id);
+                    }
+                    Ok(None) => {}
+                    Err(_) => replace(&mut vm, &mut waiting),
+                },
+                Job::Tick => match vm.tick() {
+                    Ok(calls) => dispatch(calls, &self_tx),
+                    Err(_) => replace(&mut vm, &mut waiting),
+                },
+            }
+        }
+    });
+    let ticker = tx.clone();
+    std::thread::spawn(move || {
+        let period = Duration::from_millis(tick_ms.clamp(10, 60_000));
+        loop {
+            std::thread::sleep(period);
+            if ticker.send(Job::Tick).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Worker { jobs: tx })
+}
+
+struct Proxy {
+    workers: Vec<Worker>,
+    next: AtomicUsize,
+    upstream: String,
+    client: HttpClient,
+}
+
+fn local(r: LocalResponse) -> Response {
+    let mut response = Response::new(Body::from(r.body));
+    *response.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    for (n, v) in r.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_bytes(&v),
+        ) {
+            response.headers_mut().append(n, v);
+        }
+    }
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": "invalid_request", "error_description": message })),
+    )
+        .into_response()
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let size: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large",
+        );
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let authority = parts
+        .headers
+        .get("host")
+        .map(|h| h.as_bytes().to_vec())
+        .or_else(|| {
+            parts
+                .uri
+                .authority()
+                .map(|a| a.as_str().as_bytes().to_vec())
+        })
+        .unwrap_or_default();
+    let mut headers: Pairs = vec![
+        (":method".into(), parts.method.as_str().as_bytes().to_vec()),
+        (":path".into(), path.clone().into_bytes()),
+        (":authority".into(), authority),
+        (":scheme".into(), b"http".to_vec()),
+    ];
+    headers.extend(
+        parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())),
+    );
+    let i = proxy.next.fetch_add(1, Ordering::Relaxed) % proxy.workers.len().max(1);
+    let Some(worker) = proxy.workers.get(i) else {
+        return local(fail_closed());
+    };
+    let (tx, rx) = oneshot::channel();
+    if worker
+        .jobs
+        .send(Job::Request { headers, reply: tx })
+        .is_err()
+    {
+        return local(fail_closed());
+    }
+    let verdict = match tokio::time::timeout(Duration::from_secs(30), rx).await {
+        Ok(Ok(v)) => v,
+        _ => return local(fail_closed()),
+    };
+    let forwarded = match verdict {
+        Verdict::Continue(h) => h,
+        Verdict::Respond(r) => return local(r),
+        Verdict::Wait(_) => return local(fail_closed()),
+    };
+    let Ok(uri) = format!("{}{}", proxy.upstream.trim_end_matches('/'), path).parse::<Uri>() else {
+        return error(StatusCode::BAD_REQUEST, "request target is not a valid URI");
+    };
+    let mut upstream = axum::http::Request::builder().method(parts.method).uri(uri);
+    for (n, v) in forwarded {
+        if n.starts_with(':') || HOP_BY_HOP.contains(&n.as_str()) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_bytes(&v),
+        ) {
+            upstream = upstream.header(n, v);
+        }
+    }
+    let Ok(upstream) = upstream.body(body) else {
+        return local(fail_closed());
+    };
+    match proxy.client.request(upstream).await {
+        Ok(r) => r.map(Body::new),
+        Err(e) => {
+            tracing::warn!(error = %e, "upstream unreachable");
+            (
+                StatusCode::BAD_GATEWAY,
+                axum::Json(serde_json::json!({ "error": "upstream_unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Starts the gateway.
+pub async fn start(config: GatewayConfig) -> anyhow::Result<Gateway> {
+    let module = Arc::new(FilterModule::load(
+        &config.filter,
+        config.plugin_config,
+        config.clusters.clone(),
+    )?);
+    // Fail at start-up, as Envoy does, when the filter refuses its configuration.
+    module.instantiate()?;
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let clusters = Arc::new(config.clusters);
+    let runtime = tokio::runtime::Handle::current();
+    let mut workers = Vec::new();
+    for _ in 0..config.workers.max(1) {
+        workers.push(spawn_worker(
+            module.clone(),
+            clusters.clone(),
+            client.clone(),
+            runtime.clone(),
+        )?);
+    }
+    let proxy = Arc::new(Proxy {
+        workers,
+        next: AtomicUsize::new(0),
+        upstream: config.upstream,
+        client,
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let router = axum::Router::new().fallback(handle).with_state(proxy);
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(Gateway {
+        addr,
+        module,
+        shutdown: Some(tx),
+        server,
+    })
+}
