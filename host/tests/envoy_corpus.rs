@@ -205,3 +205,33 @@ fn a_bad_configuration_is_refused_naming_the_field() {
             .is_err()
     );
 }
+
+#[test]
+fn the_deploy_examples_carry_a_configuration_the_filter_accepts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = std::fs::read_to_string(root.join("deploy/envoy/plugin-config.json")).unwrap();
+    let value: Value = serde_json::from_str(&config).unwrap();
+    let clusters: HashMap<String, String> = [(
+        "erp_identity".to_owned(),
+        "https://acme.my.erp.net".to_owned(),
+    )]
+    .into();
+    let module = FilterModule::load(&filter_wasm(), Vec::new(), HashMap::new()).unwrap();
+    module
+        .reconfigure(config.into_bytes(), clusters)
+        .instantiate()
+        .unwrap();
+    let compact = value.to_string();
+    let squash = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    for file in [
+        "deploy/envoy/envoy.yaml",
+        "deploy/istio/wasmplugin.yaml",
+        "deploy/envoy-gateway/extension-policy.yaml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(
+            squash(&text).contains(&squash(&compact)),
+            "{file} embeds plugin-config.json verbatim"
+        );
+    }
+}
