@@ -10,7 +10,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use serde_json::{Value, json};
+use net::{introspect, mint_pat, service_token};
+
+mod net;
 
 const ADMIN: &str = "durability-admin";
 
@@ -47,46 +49,12 @@ fn start(data: &std::path::Path) -> (Child, String) {
     (child, base)
 }
 
-async fn introspect(base: &str, token: &str) -> Value {
-    reqwest::Client::new()
-        .post(format!("{base}/id/connect/introspect"))
-        .basic_auth("erpgate.edge", Some("demo-edge-secret"))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn tokens_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, base) = start(dir.path());
-    let http = reqwest::Client::new();
-    let pat: Value = http
-        .post(format!("{base}/admin/reference-tokens"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let pat = pat["token"].as_str().unwrap().to_owned();
-    let cc: Value = http
-        .post(format!("{base}/id/connect/token"))
-        .basic_auth("demo.service", Some("demo-service-secret"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jwt = cc["access_token"].as_str().unwrap().to_owned();
+    let pat = mint_pat(&base, ADMIN).await;
+    let jwt = service_token(&base, "read").await;
     assert_eq!(introspect(&base, &pat).await["active"], true);
     // SIGKILL: no shutdown hook runs.
     child.kill().unwrap();

@@ -14,64 +14,12 @@ use std::time::{Duration, Instant};
 
 use erpgate_host::gateway::server::{self, GatewayConfig};
 use erpgate_host::stack::{StackOptions, up};
-use serde_json::{Value, json};
+use net::{introspections, mint_pat as pat_for, revoke_as_reports, send, service_token};
+
+mod net;
 
 fn filter_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/envoy/erpgate_filter.wasm")
-}
-
-async fn get(url: &str, headers: &[(&str, &[u8])], method: &str) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
-    for (k, v) in headers {
-        req = req.header(*k, reqwest::header::HeaderValue::from_bytes(v).unwrap());
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn introspections(state: &erpgate_host::state::AppState) -> u64 {
-    state
-        .metrics
-        .render()
-        .lines()
-        .filter(|l| {
-            l.starts_with("erpgate_requests_total") && l.contains("endpoint=\"introspect\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-async fn pat(identity: &str) -> String {
-    let issued: Value = reqwest::Client::new()
-        .post(format!("{identity}/admin/reference-tokens"))
-        .bearer_auth("admin")
-        .json(&json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    issued["token"].as_str().unwrap().to_owned()
-}
-
-async fn service_token(identity: &str) -> String {
-    let cc: Value = reqwest::Client::new()
-        .post(format!("{identity}/id/connect/token"))
-        .basic_auth("demo.service", Some("demo-service-secret"))
-        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    cc["access_token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,16 +42,16 @@ async fn the_stack_through_the_gateway() {
     );
 
     // A client-credentials JWT: 200, and the upstream sees the identity.
-    let jwt = service_token(&identity).await;
+    let jwt = service_token(&identity, "read").await;
     let bearer = format!("Bearer {jwt}");
-    let (status, seen) = get(
+    let (status, seen) = send(
         &api,
+        "GET",
         &[
             ("authorization", bearer.as_bytes()),
             ("X-ERP-Subject", b"root"),
             ("x-Erp-Session-Id", b"spoof"),
         ],
-        "GET",
     )
     .await;
     assert_eq!(status, 200, "{seen}");
@@ -117,17 +65,17 @@ async fn the_stack_through_the_gateway() {
     );
 
     // Missing scope: 403 insufficient_scope.
-    let (status, body) = get(&api, &[("authorization", bearer.as_bytes())], "POST").await;
+    let (status, body) = send(&api, "POST", &[("authorization", bearer.as_bytes())]).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("insufficient_scope"))
     );
 
     // A PAT: introspected once, then served from the cache.
-    let token = pat(&identity).await;
+    let token = pat_for(&identity, "admin").await;
     let before = introspections(&stack.host.state);
     for _ in 0..3 {
-        let (status, seen) = get(&api, &[("x-api-key", token.as_bytes())], "GET").await;
+        let (status, seen) = send(&api, "GET", &[("x-api-key", token.as_bytes())]).await;
         assert_eq!(
             (status, seen["headers"]["x-erp-subject"].as_str()),
             (200, Some("alice"))
@@ -141,19 +89,16 @@ async fn the_stack_through_the_gateway() {
     );
 
     // Revoke it: 401 within a second.
-    let r = reqwest::Client::new()
-        .post(format!("{identity}/id/connect/revocation"))
-        .basic_auth("demo.reports", Some("demo-reports-secret"))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    revoke_as_reports(&identity, &token).await;
     let revoked = Instant::now();
     loop {
         let mut statuses = Vec::new();
         for _ in 0..2 {
-            statuses.push(get(&api, &[("x-api-key", token.as_bytes())], "GET").await.0);
+            statuses.push(
+                send(&api, "GET", &[("x-api-key", token.as_bytes())])
+                    .await
+                    .0,
+            );
         }
         if statuses.iter().all(|s| *s == 401) {
             break;
@@ -184,38 +129,34 @@ async fn the_stack_through_the_gateway() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await; // the 1 s unknown-kid cooldown
-    let rotated = service_token(&identity).await;
+    let rotated = service_token(&identity, "read").await;
     assert_ne!(
         rotated.split('.').next(),
         jwt.split('.').next(),
         "signed with the new key"
     );
     for _ in 0..2 {
-        let (status, _) = get(
-            &api,
-            &[("authorization", format!("Bearer {rotated}").as_bytes())],
-            "GET",
-        )
-        .await;
+        let bearer = format!("Bearer {rotated}");
+        let (status, _) = send(&api, "GET", &[("authorization", bearer.as_bytes())]).await;
         assert_eq!(status, 200);
     }
 
     // Hostile input: oversized headers, invalid UTF-8.
     let big = vec![b'a'; 70 * 1024];
-    let (status, body) = get(&api, &[("x-padding", &big)], "GET").await;
+    let (status, body) = send(&api, "GET", &[("x-padding", &big)]).await;
     assert_eq!(status, 431, "{body}");
-    let (status, body) = get(&api, &[("authorization", b"Bearer a\xffb.c.d")], "GET").await;
+    let (status, body) = send(&api, "GET", &[("authorization", b"Bearer a\xffb.c.d")]).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_request"))
     );
 
     // Introspection host down: 503, nothing allowed.
-    let fresh = pat(&identity).await;
+    let fresh = pat_for(&identity, "admin").await;
     let gateway = stack.gateway;
     let host = stack.host;
     host.stop().await;
-    let (status, body) = get(&api, &[("x-api-key", fresh.as_bytes())], "GET").await;
+    let (status, body) = send(&api, "GET", &[("x-api-key", fresh.as_bytes())]).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (503, Some("temporarily_unavailable"))
@@ -256,7 +197,7 @@ async fn hostile_gateway(module: Vec<u8>) {
     let url = format!("http://{}/api/x", gateway.addr);
     for _ in 0..3 {
         let started = Instant::now();
-        let (status, _) = get(&url, &[], "GET").await;
+        let (status, _) = send(&url, "GET", &[]).await;
         assert_eq!(status, 503, "fails closed, and the gateway keeps answering");
         assert!(started.elapsed() < Duration::from_secs(10));
     }

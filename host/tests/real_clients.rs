@@ -18,11 +18,12 @@ use erpgate::{Decision, Engine, Outcome, Policy, Request, State, Step, Time};
 use erpgate_host::config::Config;
 use erpgate_host::state::SystemClock;
 use erpgate_host::store::SqliteStore;
+use net::{EDGE, introspect};
 use oauth2::basic::BasicClient;
 use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use serde_json::{Value, json};
 
-const EDGE: (&str, &str) = ("erpgate.edge", "demo-edge-secret");
+mod net;
 
 /// A minimal native adapter: performs the engine's calls with reqwest.
 struct Edge {
@@ -138,19 +139,6 @@ fn cli(data: &std::path::Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-async fn introspect(base: &str, token: &str) -> Value {
-    reqwest::Client::new()
-        .post(format!("{base}/id/connect/introspect"))
-        .basic_auth(EDGE.0, Some(EDGE.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,14 +277,7 @@ async fn real_clients_end_to_end() {
         .unwrap()
         .to_owned();
     cli(dir.path(), &["token", "revoke", &pat_id]);
-    let r = reqwest::Client::new()
-        .post(format!("{base}/id/connect/revocation"))
-        .basic_auth("demo.reports", Some("demo-reports-secret"))
-        .form(&[("token", sat.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    net::revoke_as_reports(&base, &sat).await;
     assert_eq!(introspect(&base, &pat).await, json!({"active": false}));
     assert_eq!(introspect(&base, &sat).await, json!({"active": false}));
 

@@ -17,7 +17,10 @@ use axum::http::HeaderMap;
 use erpgate_host::config::Config;
 use erpgate_host::state::SystemClock;
 use erpgate_host::store::SqliteStore;
+use net::{introspections, mint_pat, revoke_as_reports, send, service_token};
 use serde_json::{Value, json};
+
+mod net;
 
 fn root() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -99,31 +102,15 @@ const edge :Workerd.Worker = (
     path
 }
 
-async fn call(edge: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut req =
-        reqwest::Client::new().request(method.parse().unwrap(), format!("http://{edge}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+/// A request through the worker to the API.
+async fn call(edge: &str, method: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    send(
+        &format!("http://{edge}/api/domain/odata/Crm_Customers"),
+        method,
+        &headers,
     )
-}
-
-fn introspections(state: &erpgate_host::state::AppState) -> u64 {
-    state
-        .metrics
-        .render()
-        .lines()
-        .filter(|l| {
-            l.starts_with("erpgate_requests_total") && l.contains("endpoint=\"introspect\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,24 +131,12 @@ async fn worker_in_workerd_in_front_of_the_api() {
     let cfg = workerd_config(dir.path(), &origin, &identity, &policy.to_string());
     let workerd = erpgate_testkit::js::start_workerd(cfg.to_str().unwrap()).unwrap();
     let addr = workerd.addr.clone();
-    let http = reqwest::Client::new();
 
     // Client credentials → 200, identity forwarded, spoofed headers gone.
-    let cc: Value = http
-        .post(format!("{identity}/id/connect/token"))
-        .basic_auth("demo.service", Some("demo-service-secret"))
-        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = format!("Bearer {}", cc["access_token"].as_str().unwrap());
+    let bearer = format!("Bearer {}", service_token(&identity, "read").await);
     let (status, echoed) = call(
         &addr,
         "GET",
-        "/api/domain/odata/Crm_Customers",
         &[("authorization", &bearer), ("X-Erp-Db", "other")],
     )
     .await;
@@ -171,49 +146,21 @@ async fn worker_in_workerd_in_front_of_the_api() {
     assert_eq!(echoed["x-erp-db"], "demo", "the client's copy was replaced");
 
     // A missing scope → 403 insufficient_scope.
-    let (status, body) = call(
-        &addr,
-        "POST",
-        "/api/domain/odata/Crm_Customers",
-        &[("authorization", &bearer)],
-    )
-    .await;
+    let (status, body) = call(&addr, "POST", &[("authorization", &bearer)]).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("insufficient_scope"))
     );
 
     // A PAT: introspected once, then served from the isolate's cache.
-    let issued: Value = http
-        .post(format!("{identity}/admin/reference-tokens"))
-        .bearer_auth("admin")
-        .json(&json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let pat = issued["token"].as_str().unwrap().to_owned();
+    let pat = mint_pat(&identity, "admin").await;
     let before = introspections(&host.state);
-    let (status, echoed) = call(
-        &addr,
-        "GET",
-        "/api/domain/odata/Crm_Customers",
-        &[("x-api-key", &pat)],
-    )
-    .await;
+    let (status, echoed) = call(&addr, "GET", &[("x-api-key", &pat)]).await;
     assert_eq!(
         (status, echoed["x-erp-subject"].as_str()),
         (200, Some("alice"))
     );
-    let (status, _) = call(
-        &addr,
-        "GET",
-        "/api/domain/odata/Crm_Customers",
-        &[("x-api-key", &pat)],
-    )
-    .await;
+    let (status, _) = call(&addr, "GET", &[("x-api-key", &pat)]).await;
     assert_eq!(status, 200);
     assert_eq!(
         introspections(&host.state) - before,
@@ -222,23 +169,10 @@ async fn worker_in_workerd_in_front_of_the_api() {
     );
 
     // Revoke it: the feed turns it into a 401 within a second.
-    let r = http
-        .post(format!("{identity}/id/connect/revocation"))
-        .basic_auth("demo.reports", Some("demo-reports-secret"))
-        .form(&[("token", pat.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    revoke_as_reports(&identity, &pat).await;
     let revoked_at = Instant::now();
     loop {
-        let (status, _) = call(
-            &addr,
-            "GET",
-            "/api/domain/odata/Crm_Customers",
-            &[("x-api-key", &pat)],
-        )
-        .await;
+        let (status, _) = call(&addr, "GET", &[("x-api-key", &pat)]).await;
         if status == 401 {
             break;
         }
@@ -252,25 +186,9 @@ async fn worker_in_workerd_in_front_of_the_api() {
     assert!(revoked_at.elapsed() < Duration::from_secs(1));
 
     // Identity host down: a token that needs introspection gets 503, never an allow.
-    let issued: Value = http
-        .post(format!("{identity}/admin/reference-tokens"))
-        .bearer_auth("admin")
-        .json(&json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let fresh = issued["token"].as_str().unwrap().to_owned();
+    let fresh = mint_pat(&identity, "admin").await;
     host.stop().await;
-    let (status, body) = call(
-        &addr,
-        "GET",
-        "/api/domain/odata/Crm_Customers",
-        &[("x-api-key", &fresh)],
-    )
-    .await;
+    let (status, body) = call(&addr, "GET", &[("x-api-key", &fresh)]).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (503, Some("temporarily_unavailable"))

@@ -44,6 +44,7 @@ pub struct GatewayConfig {
 enum Job {
     Request {
         headers: Pairs,
+        properties: HashMap<String, Vec<u8>>,
         reply: oneshot::Sender<Verdict>,
     },
     CallDone {
@@ -203,20 +204,27 @@ fn spawn_worker(
         };
         while let Ok(job) = rx.recv() {
             match job {
-                Job::Request { headers, reply } => match vm.request(headers) {
-                    Ok((id, Verdict::Wait(calls))) => {
-                        waiting.insert(id, reply);
-                        dispatch(calls, &self_tx);
+                Job::Request {
+                    headers,
+                    properties,
+                    reply,
+                } => {
+                    vm.set_properties(properties);
+                    match vm.request(headers) {
+                        Ok((id, Verdict::Wait(calls))) => {
+                            waiting.insert(id, reply);
+                            dispatch(calls, &self_tx);
+                        }
+                        Ok((id, verdict)) => {
+                            let _ = reply.send(verdict);
+                            let _ = vm.finish(id);
+                        }
+                        Err(_) => {
+                            let _ = reply.send(Verdict::Respond(fail_closed()));
+                            replace(&mut vm, &mut waiting);
+                        }
                     }
-                    Ok((id, verdict)) => {
-                        let _ = reply.send(verdict);
-                        let _ = vm.finish(id);
-                    }
-                    Err(_) => {
-                        let _ = reply.send(Verdict::Respond(fail_closed()));
-                        replace(&mut vm, &mut waiting);
-                    }
-                },
+                }
                 Job::CallDone { token, result } => match vm.call_result(token, result) {
                     Ok(Some((_, Verdict::Wait(calls)))) => dispatch(calls, &self_tx),
                     Ok(Some((id, verdict))) => {
@@ -289,7 +297,34 @@ const HOP_BY_HOP: [&str; 8] = [
     "host",
 ];
 
-async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+/// Envoy's basic attributes, by their dotted names.
+fn properties(
+    method: &str,
+    path: &str,
+    authority: &[u8],
+    headers: &Pairs,
+    source: SocketAddr,
+) -> HashMap<String, Vec<u8>> {
+    let url_path = path.split('?').next().unwrap_or(path);
+    HashMap::from([
+        ("request.path".to_owned(), path.as_bytes().to_vec()),
+        ("request.url_path".to_owned(), url_path.as_bytes().to_vec()),
+        ("request.method".to_owned(), method.as_bytes().to_vec()),
+        ("request.host".to_owned(), authority.to_vec()),
+        ("request.scheme".to_owned(), b"http".to_vec()),
+        (
+            "request.headers".to_owned(),
+            super::abi::encode_map(headers),
+        ),
+        ("source.address".to_owned(), source.to_string().into_bytes()),
+    ])
+}
+
+async fn handle(
+    State(proxy): State<Arc<Proxy>>,
+    axum::extract::ConnectInfo(source): axum::extract::ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let size: usize = parts
         .headers
@@ -318,18 +353,19 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
                 .map(|a| a.as_str().as_bytes().to_vec())
         })
         .unwrap_or_default();
+    let plain: Pairs = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    let properties = properties(parts.method.as_str(), &path, &authority, &plain, source);
     let mut headers: Pairs = vec![
         (":method".into(), parts.method.as_str().as_bytes().to_vec()),
         (":path".into(), path.clone().into_bytes()),
         (":authority".into(), authority),
         (":scheme".into(), b"http".to_vec()),
     ];
-    headers.extend(
-        parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())),
-    );
+    headers.extend(plain);
     let i = proxy.next.fetch_add(1, Ordering::Relaxed) % proxy.workers.len().max(1);
     let Some(worker) = proxy.workers.get(i) else {
         return local(fail_closed());
@@ -337,7 +373,11 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
     let (tx, rx) = oneshot::channel();
     if worker
         .jobs
-        .send(Job::Request { headers, reply: tx })
+        .send(Job::Request {
+            headers,
+            properties,
+            reply: tx,
+        })
         .is_err()
     {
         return local(fail_closed());
@@ -414,11 +454,14 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<Gateway> {
     let router = axum::Router::new().fallback(handle).with_state(proxy);
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await;
     });
     Ok(Gateway {
         addr,
