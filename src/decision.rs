@@ -199,8 +199,9 @@ impl Denial {
 /// Header edits for an allowed request: remove first, then set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderEdits {
-    /// Lowercase header names to remove, in every letter case.
-    pub remove: Vec<String>,
+    /// Lowercase header names to remove, in every letter case (shared with
+    /// the policy: no copy per request).
+    pub remove: std::sync::Arc<[String]>,
     /// Headers to set after removal.
     pub set: Vec<(String, String)>,
 }

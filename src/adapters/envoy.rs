@@ -285,7 +285,7 @@ impl Filter {
     fn apply(&mut self, shared: &Rc<Shared>, decision: Decision) {
         match decision {
             Decision::Allow(allow) => {
-                for name in &allow.headers.remove {
+                for name in allow.headers.remove.iter() {
                     self.set_http_request_header(name, None);
                 }
                 for (name, value) in &allow.headers.set {

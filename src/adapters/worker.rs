@@ -274,7 +274,7 @@ fn decision_json(engine: &Engine, decision: Decision) -> Value {
             "route": allow.route,
             "fromCache": allow.from_cache,
             "principal": allow.principal,
-            "headers": { "remove": allow.headers.remove, "set": allow.headers.set },
+            "headers": { "remove": &*allow.headers.remove, "set": allow.headers.set },
         }),
         Decision::Deny(denial) => {
             let response = denial.response(engine.policy());

@@ -207,7 +207,7 @@ pub struct IdentityHeaders {
     /// ERP user type.
     pub user_type: Option<String>,
     /// Every header removed from incoming requests: all of the above plus extras.
-    pub strip: Vec<String>,
+    pub strip: std::sync::Arc<[String]>,
 }
 
 /// How legacy credentials are handled.
@@ -740,7 +740,7 @@ fn compile_headers(raw: &raw::RawHeaders) -> Result<IdentityHeaders, PolicyError
         session_id: one("session_id", &raw.session_id)?,
         is_admin: one("is_admin", &raw.is_admin)?,
         user_type: one("user_type", &raw.user_type)?,
-        strip: Vec::new(),
+        strip: std::sync::Arc::from(Vec::<String>::new()),
     };
     for (i, extra) in raw.also_strip.iter().enumerate() {
         let v = header_name(&ctx.sub(&format!("also_strip[{i}]")), extra)?;
@@ -753,6 +753,6 @@ fn compile_headers(raw: &raw::RawHeaders) -> Result<IdentityHeaders, PolicyError
             strip.push(v);
         }
     }
-    headers.strip = strip;
+    headers.strip = strip.into();
     Ok(headers)
 }
