@@ -55,6 +55,9 @@ enum Command {
         /// The API's own address (behind the gateway).
         #[arg(long, default_value = "127.0.0.1:8701")]
         api: std::net::SocketAddr,
+        /// The gateway's admin address (`/stats/prometheus`).
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: std::net::SocketAddr,
         /// The filter .wasm (default: deploy/envoy/erpgate_filter.wasm, built if missing).
         #[arg(long)]
         filter: Option<PathBuf>,
@@ -79,6 +82,9 @@ enum Command {
         /// Worker threads (one filter VM each).
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// Admin address serving `/stats/prometheus`.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
     },
     /// Reference tokens (PAT/SAT).
     #[command(subcommand)]
@@ -340,6 +346,7 @@ async fn main() -> anyhow::Result<()> {
             identity,
             gateway,
             api,
+            admin: admin_addr,
             filter,
         } => {
             init_logs(config.server.log_format);
@@ -368,6 +375,7 @@ async fn main() -> anyhow::Result<()> {
                 identity,
                 gateway,
                 api,
+                admin: admin_addr,
                 filter,
                 data,
                 jwks_cooldown_s: 30,
@@ -383,6 +391,9 @@ async fn main() -> anyhow::Result<()> {
                 "  ERP API        {gw}  (gateway running the erpgate filter in front of http://{})",
                 stack.api
             );
+            if let Some(a) = stack.gateway.admin {
+                println!("  gateway stats  http://{a}/stats/prometheus");
+            }
             println!("  admin credential: {admin}");
             println!(
                 "  demo apps: demo.service/demo-service-secret (read update), demo.reports/demo-reports-secret (PATs), erpgate.edge/demo-edge-secret (introspection)"
@@ -408,6 +419,7 @@ async fn main() -> anyhow::Result<()> {
             clusters,
             listen,
             workers,
+            admin,
         } => {
             init_logs(config.server.log_format);
             let mut map = std::collections::HashMap::new();
@@ -427,10 +439,14 @@ async fn main() -> anyhow::Result<()> {
                     clusters: map,
                     listen,
                     workers,
+                    admin,
                 },
             )
             .await?;
             println!("erpgate gateway on http://{}", gateway.addr);
+            if let Some(a) = gateway.admin {
+                println!("stats on http://{a}/stats/prometheus");
+            }
             tokio::signal::ctrl_c().await?;
             gateway.stop().await;
         }

@@ -93,6 +93,8 @@ pub struct StackOptions {
     pub gateway: SocketAddr,
     /// API behind the gateway.
     pub api: SocketAddr,
+    /// The gateway's admin (`/stats/prometheus`).
+    pub admin: SocketAddr,
     /// The filter `.wasm`.
     pub filter: PathBuf,
     /// Data directory of the identity host.
@@ -123,6 +125,7 @@ pub async fn up(options: StackOptions, admin: &str) -> anyhow::Result<Stack> {
         clusters: HashMap::from([("identity".to_owned(), identity_url)]),
         listen: options.gateway,
         workers: 2,
+        admin: Some(options.admin),
     })
     .await?;
     Ok(Stack {

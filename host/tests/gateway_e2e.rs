@@ -30,6 +30,7 @@ async fn the_stack_through_the_gateway() {
         identity: any,
         gateway: any,
         api: any,
+        admin: any,
         filter: filter_path(),
         data: dir.path().to_owned(),
         jwks_cooldown_s: 1,
@@ -109,6 +110,36 @@ async fn the_stack_through_the_gateway() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // The filter's metrics: decisions by outcome and reason, engine counters.
+    tokio::time::sleep(Duration::from_millis(400)).await; // gauges refresh on ticks
+    let metrics = stack.gateway.metrics();
+    let admin = stack.gateway.admin.expect("the stack serves stats");
+    let served = reqwest::get(format!("http://{admin}/stats/prometheus"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        served.contains("erpgate_decisions_allow_verified"),
+        "{served}"
+    );
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(value("erpgate_decisions_allow_verified") >= 1, "{metrics}");
+    assert!(value("erpgate_decisions_allow_cached") >= 1, "{metrics}");
+    assert!(
+        value("erpgate_decisions_deny_insufficient_scope") >= 1,
+        "{metrics}"
+    );
+    assert!(value("erpgate_decisions_deny_inactive") >= 2, "{metrics}");
+    assert!(value("erpgate_introspection_calls") >= 1, "{metrics}");
 
     // Key rotation: the filter refetches the JWKS on the unknown kid.
     erpgate_host::keys::rotate(
@@ -191,6 +222,7 @@ async fn hostile_gateway(module: Vec<u8>) {
         clusters: HashMap::new(),
         listen: "127.0.0.1:0".parse().unwrap(),
         workers: 1,
+        admin: None,
     })
     .await
     .unwrap();

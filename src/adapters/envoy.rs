@@ -84,6 +84,89 @@ struct Shared {
     state: RefCell<State>,
     clusters: HashMap<String, String>,
     basic: Option<String>,
+    metrics: RefCell<Metrics>,
+}
+
+/// Metrics through the raw ABI: the SDK's wrappers panic on any status they do
+/// not expect, and metrics are optional on some hosts, so a host that refuses
+/// them just leaves them undefined.
+#[allow(unsafe_code, clashing_extern_declarations)]
+mod metric_abi {
+    #[link(wasm_import_module = "env")]
+    unsafe extern "C" {
+        fn proxy_define_metric(kind: u32, name: *const u8, name_len: usize, id: *mut u32) -> u32;
+        fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+    }
+
+    /// Defines a metric (kind 0: counter). `None` when the host refuses.
+    pub fn define(kind: u32, name: &str) -> Option<u32> {
+        let mut id = 0u32;
+        // SAFETY: `name` is valid for `name.len()` bytes during the call, and
+        // `id` is a valid, writable u32 the host fills in.
+        let status = unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) };
+        (status == 0).then_some(id)
+    }
+
+    pub fn increment(id: u32, by: u64) {
+        if by == 0 {
+            return;
+        }
+        // SAFETY: plain integer arguments; the status is ignored on purpose.
+        let _ = unsafe { proxy_increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX)) };
+    }
+}
+
+/// Decisions by outcome and reason, and the engine's counters (added on
+/// every tick), all as counters.
+#[derive(Default)]
+struct Metrics {
+    ids: HashMap<String, Option<u32>>,
+    /// What this VM has already added to each engine counter: every VM adds
+    /// its own increase, so the shared counter is the sum over VMs.
+    reported: HashMap<&'static str, u64>,
+}
+
+impl Metrics {
+    fn id(&mut self, kind: u32, name: &str) -> Option<u32> {
+        *self
+            .ids
+            .entry(name.to_owned())
+            .or_insert_with(|| metric_abi::define(kind, name))
+    }
+
+    fn decision(&mut self, outcome: &str, reason: &str) {
+        if let Some(id) = self.id(0, &format!("erpgate.decisions.{outcome}.{reason}")) {
+            metric_abi::increment(id, 1);
+        }
+    }
+
+    fn engine(&mut self, stats: &crate::Stats) {
+        for (name, value) in [
+            ("erpgate.jwt_cache.hits", stats.jwt_cache_hits),
+            ("erpgate.jwt_cache.misses", stats.jwt_cache_misses),
+            (
+                "erpgate.introspection_cache.hits",
+                stats.introspection_cache_hits,
+            ),
+            (
+                "erpgate.introspection_cache.misses",
+                stats.introspection_cache_misses,
+            ),
+            ("erpgate.introspection.calls", stats.introspection_calls),
+            (
+                "erpgate.introspection.failures",
+                stats.introspection_failures,
+            ),
+            ("erpgate.jwks.fetches", stats.jwks_fetches),
+            ("erpgate.jwks.failures", stats.jwks_failures),
+            ("erpgate.revocations.applied", stats.revocations_applied),
+        ] {
+            let before = self.reported.insert(name, value).unwrap_or(0);
+            if let Some(id) = self.id(0, name) {
+                metric_abi::increment(id, value.saturating_sub(before));
+            }
+        }
+    }
 }
 
 fn now() -> Time {
@@ -197,6 +280,7 @@ impl RootContext for Root {
                     state,
                     clusters: config.clusters,
                     basic,
+                    metrics: RefCell::new(Metrics::default()),
                 }));
                 // Background work starts with the first tick; a request that
                 // needs keys before then fetches them itself.
@@ -214,6 +298,10 @@ impl RootContext for Root {
         let Some(shared) = self.shared.clone() else {
             return;
         };
+        shared
+            .metrics
+            .borrow_mut()
+            .engine(&shared.state.borrow().stats);
         let due = shared
             .engine
             .due_calls(now(), &mut shared.state.borrow_mut());
@@ -285,6 +373,12 @@ impl Filter {
     fn apply(&mut self, shared: &Rc<Shared>, decision: Decision) {
         match decision {
             Decision::Allow(allow) => {
+                let source = if allow.from_cache {
+                    "cached"
+                } else {
+                    "verified"
+                };
+                shared.metrics.borrow_mut().decision("allow", source);
                 for name in allow.headers.remove.iter() {
                     self.set_http_request_header(name, None);
                 }
@@ -297,6 +391,10 @@ impl Filter {
                     LogLevel::Debug,
                     &format!("erpgate: denied ({})", denial.reason.code()),
                 );
+                shared
+                    .metrics
+                    .borrow_mut()
+                    .decision("deny", denial.reason.code());
                 let response = denial.response(shared.engine.policy());
                 let headers: Vec<(&str, &str)> = response
                     .headers

@@ -39,6 +39,8 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Worker threads, each with its own VM.
     pub workers: usize,
+    /// Where to serve `/stats/prometheus` (Envoy's admin), if anywhere.
+    pub admin: Option<SocketAddr>,
 }
 
 enum Job {
@@ -64,6 +66,8 @@ struct Worker {
 pub struct Gateway {
     /// The bound address.
     pub addr: SocketAddr,
+    /// The admin address (`/stats/prometheus`), when one was asked for.
+    pub admin: Option<SocketAddr>,
     /// The filter's shared data and metrics.
     pub module: Arc<FilterModule>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -449,6 +453,25 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<Gateway> {
         upstream: config.upstream,
         client,
     });
+    let admin = match config.admin {
+        None => None,
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at).await?;
+            let bound = listener.local_addr()?;
+            let stats = module.clone();
+            let router = axum::Router::new().route(
+                "/stats/prometheus",
+                axum::routing::get(move || {
+                    let stats = stats.clone();
+                    async move { render_metrics(&stats) }
+                }),
+            );
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            });
+            Some(bound)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let router = axum::Router::new().fallback(handle).with_state(proxy);
@@ -465,6 +488,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<Gateway> {
     });
     Ok(Gateway {
         addr,
+        admin,
         module,
         shutdown: Some(tx),
         server,
