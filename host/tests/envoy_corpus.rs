@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use erpgate_host::gateway::abi::DispatchedCall;
 use erpgate_host::gateway::vm::{CallResult, FilterModule, Verdict};
 use erpgate_testkit::{Observed, PreparedVector, Reply, check_against_native, prepare_corpus};
 use serde_json::{Value, json};
@@ -22,9 +23,15 @@ fn filter_wasm() -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{}: {e}; run scripts/build-filter", path.display()))
 }
 
-/// Which engine call a dispatched request is, from its path.
-fn purpose(policy: &Value, path: &str) -> String {
-    let base = path.split('?').next().unwrap_or(path);
+/// Which engine call a dispatched request is, from its `:path`.
+fn purpose(policy: &Value, call: &DispatchedCall) -> String {
+    let path = call
+        .headers
+        .iter()
+        .find(|(n, _)| n == ":path")
+        .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_default();
+    let base = path.split('?').next().unwrap_or(&path);
     if policy["introspection"]["path"].as_str() == Some(base) {
         return "introspection".into();
     }
@@ -62,13 +69,7 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
         if !step.background.is_empty() {
             let mut replies = step.background.clone();
             for call in vm.tick().map_err(|e| e.to_string())? {
-                let path = call
-                    .headers
-                    .iter()
-                    .find(|(n, _)| n == ":path")
-                    .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
-                    .unwrap_or_default();
-                let p = purpose(&policy, &path);
+                let p = purpose(&policy, &call);
                 let i = replies
                     .iter()
                     .position(|r| r.purpose == p)
@@ -101,13 +102,7 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
                     let mut next = None;
                     for call in dispatched {
                         // Client authentication is the filter's job: check it is there.
-                        let path = call
-                            .headers
-                            .iter()
-                            .find(|(n, _)| n == ":path")
-                            .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
-                            .unwrap_or_default();
-                        let p = purpose(&policy, &path);
+                        let p = purpose(&policy, &call);
                         if p != "jwks"
                             && !call
                                 .headers

@@ -11,13 +11,9 @@
 )]
 
 use std::process::Command;
-use std::sync::Arc;
 
 use erpgate::engine::Purpose;
 use erpgate::{Decision, Engine, Outcome, Policy, Request, State, Step, Time};
-use erpgate_host::config::Config;
-use erpgate_host::state::SystemClock;
-use erpgate_host::store::SqliteStore;
 use net::{EDGE, introspect};
 use oauth2::basic::BasicClient;
 use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
@@ -144,12 +140,7 @@ fn cli(data: &std::path::Path, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_clients_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::demo();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let running = erpgate_host::start(config, store, Arc::new(SystemClock), "admin", false)
-        .await
-        .unwrap();
+    let running = net::start_demo_host(dir.path()).await;
     let base = format!("http://{}", running.addr);
 
     // The oauth2 crate, as a real client.

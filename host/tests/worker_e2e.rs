@@ -9,14 +9,10 @@
 )]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::http::HeaderMap;
-use erpgate_host::config::Config;
-use erpgate_host::state::SystemClock;
-use erpgate_host::store::SqliteStore;
 use net::{introspections, mint_pat, revoke_as_reports, send, service_token};
 use serde_json::{Value, json};
 
@@ -116,12 +112,7 @@ async fn call(edge: &str, method: &str, headers: &[(&str, &str)]) -> (u16, Value
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_in_workerd_in_front_of_the_api() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::demo();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let host = erpgate_host::start(config, store, Arc::new(SystemClock), "admin", false)
-        .await
-        .unwrap();
+    let host = net::start_demo_host(dir.path()).await;
     let identity = format!("http://{}", host.addr);
     let origin = echo_origin().await;
 

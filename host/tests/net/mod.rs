@@ -8,6 +8,11 @@
     clippy::indexing_slicing
 )]
 
+use std::sync::Arc;
+
+use erpgate_host::config::Config;
+use erpgate_host::state::SystemClock;
+use erpgate_host::store::SqliteStore;
 use serde_json::{Value, json};
 
 pub const EDGE: (&str, &str) = ("erpgate.edge", "demo-edge-secret");
@@ -94,4 +99,14 @@ pub fn introspections(state: &erpgate_host::state::AppState) -> u64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+/// The demo host on a free loopback port, storing in `dir`; admin credential `admin`.
+pub async fn start_demo_host(dir: &std::path::Path) -> erpgate_host::Running {
+    let mut config = Config::demo();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    let store = Arc::new(SqliteStore::open(dir).unwrap());
+    erpgate_host::start(config, store, Arc::new(SystemClock), "admin", false)
+        .await
+        .unwrap()
 }
