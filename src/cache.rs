@@ -17,7 +17,12 @@ pub struct TokenHash(pub [u8; 32]);
 impl TokenHash {
     /// Hashes a credential.
     pub fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
+        Self::of_bytes(token.as_bytes())
+    }
+
+    /// Hashes raw bytes.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
     }
 
     /// Lowercase hex, as the revocation feed writes it.

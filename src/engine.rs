@@ -2,6 +2,7 @@
 //! when it needs outside data it returns a [`Step`] asking the adapter for exactly
 //! one HTTP call (or one signature check), and the adapter resumes it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::policy::{Access, DefaultAction, FailureMode, Issuer, LegacyMode, Poli
 use crate::principal::{Principal, TokenKind};
 use crate::request::Request;
 use crate::revocation::{self, RevocationState};
+use crate::tier::{self, SharedTier, Space};
 use crate::time::Time;
 
 /// How long after a failed background JWKS fetch the next one is planned.
@@ -86,6 +88,8 @@ pub struct VerifyRequest {
     pub alg: Algorithm,
     /// The public JWK.
     pub jwk: Value,
+    /// The key as SubjectPublicKeyInfo DER, for RSA keys.
+    pub public_key_der: Option<Arc<[u8]>>,
     /// The JWS signing input (`header.payload`, ASCII).
     pub signing_input: Vec<u8>,
     /// The raw signature.
@@ -110,6 +114,17 @@ pub enum Outcome {
     Verified(bool),
 }
 
+/// An outbound call other requests may wait on instead of repeating it: one
+/// introspection per token, one JWKS fetch per issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flight(FlightKind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum FlightKind {
+    Introspection(TokenHash),
+    Jwks(usize),
+}
+
 /// What the engine needs next.
 #[derive(Debug)]
 pub enum Step {
@@ -130,6 +145,17 @@ pub enum Step {
         /// Give this back to `resume`.
         pending: Pending,
     },
+    /// The call this request needs is already under way for another request
+    /// (single flight, see [`Engine::with_single_flight`]). Park it; when
+    /// that call's outcome arrives, [`Engine::resume`] it with the same
+    /// outcome. Only engines with single flight on return this.
+    Wait {
+        /// The call being waited for; [`Pending::flight`] of the leader, or
+        /// [`Job::flight`] of a background job, names the same one.
+        flight: Flight,
+        /// Give this back to `resume`.
+        pending: Pending,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,9 +168,13 @@ enum Waiting {
     Jwks {
         token: String,
         issuer: usize,
+        /// Waits on another request's fetch instead of its own.
+        follower: bool,
     },
     Introspection {
         hash: TokenHash,
+        /// Waits on another request's introspection instead of its own.
+        follower: bool,
     },
     Signature {
         issuer: usize,
@@ -158,6 +188,25 @@ enum Waiting {
 pub struct Pending {
     route: RouteRef,
     waiting: Waiting,
+}
+
+impl Pending {
+    /// The flight this request leads: followers parked on it must be resumed
+    /// with the same outcome. `None` for followers and signature checks.
+    pub fn flight(&self) -> Option<Flight> {
+        match self.waiting {
+            Waiting::Introspection {
+                hash,
+                follower: false,
+            } => Some(Flight(FlightKind::Introspection(hash))),
+            Waiting::Jwks {
+                issuer,
+                follower: false,
+                ..
+            } => Some(Flight(FlightKind::Jwks(issuer))),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Pending {
@@ -191,6 +240,16 @@ pub enum Job {
     Feed,
 }
 
+impl Job {
+    /// The flight requests may be parked on while this job runs.
+    pub fn flight(self) -> Option<Flight> {
+        match self {
+            Job::Jwks(issuer) => Some(Flight(FlightKind::Jwks(issuer))),
+            Job::Feed => None,
+        }
+    }
+}
+
 /// Counters for adapters to export as metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -214,6 +273,12 @@ pub struct Stats {
     pub revocations_applied: u64,
     /// Revocation-feed polls that failed.
     pub feed_failures: u64,
+    /// Local cache misses answered by the shared tier.
+    pub shared_cache_hits: u64,
+    /// Local cache misses the shared tier could not answer either.
+    pub shared_cache_misses: u64,
+    /// Requests that waited on another request's call instead of making one.
+    pub flights_joined: u64,
 }
 
 #[derive(Debug)]
@@ -232,6 +297,18 @@ struct FeedState {
 
 type JwtVerdict = Result<Principal, TokenError>;
 
+/// Introspections in flight at once per state before expired entries are swept.
+const FLIGHTS_SWEEP_AT: usize = 1024;
+
+/// The adapter's shared tier, if it attached one.
+struct Tier(Box<dyn SharedTier>);
+
+impl std::fmt::Debug for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedTier")
+    }
+}
+
 /// Everything the engine remembers between requests. The adapter owns it (one
 /// per Envoy VM, one per worker isolate); the engine only reads and writes it.
 #[derive(Debug)]
@@ -241,8 +318,19 @@ pub struct State {
     reference_cache: TtlCache<Option<Principal>>,
     revocation: RevocationState,
     feed: FeedState,
+    /// Introspections in flight (single flight), until when.
+    flights: HashMap<TokenHash, Time>,
+    tier: Option<Tier>,
     /// Counters for metrics.
     pub stats: Stats,
+}
+
+impl State {
+    /// Backs the local caches with a tier shared across engine instances
+    /// (Envoy: shared data across worker VMs).
+    pub fn attach_shared_tier(&mut self, tier: Box<dyn SharedTier>) {
+        self.tier = Some(Tier(tier));
+    }
 }
 
 fn in_flight(until: Option<Time>, now: Time) -> bool {
@@ -317,6 +405,7 @@ fn is_dot_segment(seg: &str) -> bool {
 pub struct Engine {
     policy: Arc<Policy>,
     host_crypto: Vec<Algorithm>,
+    single_flight: bool,
 }
 
 impl Engine {
@@ -325,7 +414,17 @@ impl Engine {
         Self {
             policy: Arc::new(policy),
             host_crypto: Vec::new(),
+            single_flight: false,
         }
+    }
+
+    /// Declares that the adapter parks requests on calls already under way:
+    /// a request whose token is being introspected, or whose issuer's JWKS is
+    /// being fetched, then gets [`Step::Wait`] instead of a second call (or,
+    /// for keys, instead of a denial while the fetch runs).
+    pub fn with_single_flight(mut self) -> Self {
+        self.single_flight = true;
+        self
     }
 
     /// Declares that the adapter verifies these algorithms with host crypto; the
@@ -365,6 +464,8 @@ impl Engine {
             ),
             revocation: RevocationState::default(),
             feed: FeedState::default(),
+            flights: HashMap::new(),
+            tier: None,
             stats: Stats::default(),
         }
     }
@@ -489,25 +590,101 @@ impl Engine {
         let hash = TokenHash::of(token);
         if let Some(verdict) = state.jwt_cache.get(&hash, now).cloned() {
             state.stats.jwt_cache_hits += 1;
-            return match verdict {
-                Ok(principal) => {
-                    if state.revocation.jwt_revoked(
-                        principal.jti.as_deref(),
-                        principal.sid.as_deref(),
-                        now.secs(),
-                    ) || state.revocation.token_revoked(&hash, now.secs())
-                    {
-                        state.jwt_cache.remove(&hash);
-                        self.reject_jwt(route, hash, TokenError::Revoked, now, state)
-                    } else {
-                        self.authorize(route, principal, true)
-                    }
-                }
-                Err(error) => self.deny(Reason::Token(error), route),
-            };
+            return self.cached_jwt(route, hash, verdict, now, state);
         }
         state.stats.jwt_cache_misses += 1;
+        if let Some(entry) = self.shared_load(Space::Jwt, &hash, now, state)
+            && let Some(principal) = entry.principal
+        {
+            state.jwt_cache.insert(
+                hash,
+                Ok(principal.clone()),
+                entry.fresh_until,
+                entry.fresh_until,
+                now,
+            );
+            return self.cached_jwt(route, hash, Ok(principal), now, state);
+        }
         self.verify_jwt(route, token, hash, true, now, state)
+    }
+
+    /// A remembered verdict: revocations and the route are checked again.
+    fn cached_jwt(
+        &self,
+        route: RouteRef,
+        hash: TokenHash,
+        verdict: JwtVerdict,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
+        match verdict {
+            Ok(principal) => {
+                if state.revocation.jwt_revoked(
+                    principal.jti.as_deref(),
+                    principal.sid.as_deref(),
+                    now.secs(),
+                ) || state.revocation.token_revoked(&hash, now.secs())
+                {
+                    state.jwt_cache.remove(&hash);
+                    self.reject_jwt(route, hash, TokenError::Revoked, now, state)
+                } else {
+                    self.authorize(route, principal, true)
+                }
+            }
+            Err(error) => self.deny(Reason::Token(error), route),
+        }
+    }
+
+    fn shared_key(&self, space: Space, hash: &TokenHash) -> String {
+        let slots = match space {
+            Space::Jwt => self.policy.jwt_cache.max_entries,
+            Space::Reference => self
+                .policy
+                .introspection
+                .as_ref()
+                .map_or(1, |i| i.cache.max_entries),
+        };
+        tier::key(&self.policy.fingerprint, space, hash, slots)
+    }
+
+    /// The shared tier's fresh entry for a local miss, if a tier is attached.
+    fn shared_load(
+        &self,
+        space: Space,
+        hash: &TokenHash,
+        now: Time,
+        state: &mut State,
+    ) -> Option<tier::Shared> {
+        let Tier(store) = state.tier.as_mut()?;
+        let found = tier::load(store.as_mut(), &self.shared_key(space, hash), hash, now);
+        if found.is_some() {
+            state.stats.shared_cache_hits += 1;
+        } else {
+            state.stats.shared_cache_misses += 1;
+        }
+        found
+    }
+
+    fn shared_store(
+        &self,
+        space: Space,
+        hash: &TokenHash,
+        principal: Option<&Principal>,
+        fresh_until: Time,
+        stale_until: Time,
+        state: &mut State,
+    ) {
+        if let Some(Tier(store)) = state.tier.as_mut() {
+            let key = self.shared_key(space, hash);
+            tier::store(
+                store.as_mut(),
+                &key,
+                hash,
+                principal,
+                fresh_until,
+                stale_until,
+            );
+        }
     }
 
     /// Decodes, selects the key (fetching the JWKS at most once), verifies.
@@ -551,19 +728,39 @@ impl Engine {
             if kid.is_none() && keys.keys().len() > 1 {
                 return self.reject_jwt(route, hash, TokenError::KidRequired, now, state);
             }
-            if may_fetch
-                && let Some(call) = self.jwks_call_on_demand(issuer_idx, issuer, now, state)
-            {
-                return Step::Call {
-                    call,
-                    pending: Pending {
-                        route,
-                        waiting: Waiting::Jwks {
-                            token: token.to_owned(),
-                            issuer: issuer_idx,
+            if may_fetch {
+                if let Some(call) = self.jwks_call_on_demand(issuer_idx, issuer, now, state) {
+                    return Step::Call {
+                        call,
+                        pending: Pending {
+                            route,
+                            waiting: Waiting::Jwks {
+                                token: token.to_owned(),
+                                issuer: issuer_idx,
+                                follower: false,
+                            },
                         },
-                    },
-                };
+                    };
+                }
+                if self.single_flight
+                    && state
+                        .issuers
+                        .get(issuer_idx)
+                        .is_some_and(|s| in_flight(s.in_flight_until, now))
+                {
+                    state.stats.flights_joined += 1;
+                    return Step::Wait {
+                        flight: Flight(FlightKind::Jwks(issuer_idx)),
+                        pending: Pending {
+                            route,
+                            waiting: Waiting::Jwks {
+                                token: token.to_owned(),
+                                issuer: issuer_idx,
+                                follower: true,
+                            },
+                        },
+                    };
+                }
             }
             return if keys.is_empty() {
                 self.deny(Reason::Unavailable(Unavailable::KeysUnavailable), route)
@@ -581,6 +778,7 @@ impl Engine {
                 request: VerifyRequest {
                     alg: key.algorithm(),
                     jwk: jwk.clone(),
+                    public_key_der: key.public_key_der().cloned(),
                     signing_input: decoded.signing_input.as_bytes().to_vec(),
                     signature: decoded.signature,
                 },
@@ -629,6 +827,7 @@ impl Engine {
         state
             .jwt_cache
             .insert(hash, Ok(principal.clone()), until, until, now);
+        self.shared_store(Space::Jwt, &hash, Some(&principal), until, until, state);
         self.authorize(route, principal, false)
     }
 
@@ -720,8 +919,51 @@ impl Engine {
             };
         }
         state.stats.introspection_cache_misses += 1;
-        state.stats.introspection_calls += 1;
+        if let Some(entry) = self.shared_load(Space::Reference, &hash, now, state) {
+            return match entry.principal {
+                Some(principal)
+                    if principal.expires_at > now.secs()
+                        && !state.revocation.jwt_revoked(
+                            principal.jti.as_deref(),
+                            principal.sid.as_deref(),
+                            now.secs(),
+                        ) =>
+                {
+                    state.reference_cache.insert(
+                        hash,
+                        Some(principal.clone()),
+                        entry.fresh_until,
+                        entry.stale_until,
+                        now,
+                    );
+                    self.authorize(route, principal, true)
+                }
+                _ => self.deny(Reason::InactiveReference, route),
+            };
+        }
         let up = &intro.endpoint;
+        if self.single_flight {
+            if in_flight(state.flights.get(&hash).copied(), now) {
+                state.stats.flights_joined += 1;
+                return Step::Wait {
+                    flight: Flight(FlightKind::Introspection(hash)),
+                    pending: Pending {
+                        route,
+                        waiting: Waiting::Introspection {
+                            hash,
+                            follower: true,
+                        },
+                    },
+                };
+            }
+            if state.flights.len() >= FLIGHTS_SWEEP_AT {
+                state.flights.retain(|_, until| now < *until);
+            }
+            state
+                .flights
+                .insert(hash, now.plus(up.timeout + FLIGHT_GRACE));
+        }
+        state.stats.introspection_calls += 1;
         Step::Call {
             call: HttpCall {
                 purpose: Purpose::Introspection,
@@ -741,22 +983,40 @@ impl Engine {
             },
             pending: Pending {
                 route,
-                waiting: Waiting::Introspection { hash },
+                waiting: Waiting::Introspection {
+                    hash,
+                    follower: false,
+                },
             },
         }
     }
 
+    /// Applies an introspection outcome. A follower (single flight) first
+    /// looks for what its leader cached, and does not count the call.
     fn finish_reference(
         &self,
         route: RouteRef,
         hash: TokenHash,
         outcome: Outcome,
+        follower: bool,
         now: Time,
         state: &mut State,
     ) -> Step {
         let Some(intro) = &self.policy.introspection else {
             return self.deny(Reason::ReferenceTokensNotAccepted, route);
         };
+        if follower {
+            if let Some(cached) = state.reference_cache.get(&hash, now).cloned() {
+                return match cached {
+                    Some(principal) if principal.expires_at > now.secs() => {
+                        self.authorize(route, principal, true)
+                    }
+                    _ => self.deny(Reason::InactiveReference, route),
+                };
+            }
+        } else {
+            state.flights.remove(&hash);
+        }
         let cache = intro.cache;
         let failure = match outcome {
             Outcome::Response { status, body } => {
@@ -764,6 +1024,9 @@ impl Engine {
                     Ok(reply) if !reply.active => {
                         let until = now.plus(cache.negative_ttl);
                         state.reference_cache.insert(hash, None, until, until, now);
+                        if until > now {
+                            self.shared_store(Space::Reference, &hash, None, until, until, state);
+                        }
                         return self.deny(Reason::InactiveReference, route);
                     }
                     Ok(reply) => match reply.reference_principal() {
@@ -787,6 +1050,16 @@ impl Engine {
                                 stale,
                                 now,
                             );
+                            if fresh > now {
+                                self.shared_store(
+                                    Space::Reference,
+                                    &hash,
+                                    Some(&principal),
+                                    fresh,
+                                    stale,
+                                    state,
+                                );
+                            }
                             return self.authorize(route, principal, false);
                         }
                         Err(_) => Unavailable::IntrospectionFailed,
@@ -797,7 +1070,9 @@ impl Engine {
             Outcome::Timeout => Unavailable::IntrospectionTimeout,
             Outcome::Failed | Outcome::Verified(_) => Unavailable::IntrospectionFailed,
         };
-        state.stats.introspection_failures += 1;
+        if !follower {
+            state.stats.introspection_failures += 1;
+        }
         if self.policy.failure_mode == FailureMode::ServeStale
             && let Some(Some(principal)) = state.reference_cache.get_stale(&hash, now).cloned()
             && principal.expires_at > now.secs()
@@ -811,11 +1086,20 @@ impl Engine {
     pub fn resume(&self, pending: Pending, outcome: Outcome, now: Time, state: &mut State) -> Step {
         let route = pending.route;
         match pending.waiting {
-            Waiting::Introspection { hash } => {
-                self.finish_reference(route, hash, outcome, now, state)
+            Waiting::Introspection { hash, follower } => {
+                self.finish_reference(route, hash, outcome, follower, now, state)
             }
-            Waiting::Jwks { token, issuer } => {
-                let fetched = self.apply_jwks(issuer, &outcome, now, state);
+            Waiting::Jwks {
+                token,
+                issuer,
+                follower,
+            } => {
+                // A follower's leader (or the background job) applied the keys.
+                let fetched = if follower {
+                    matches!(outcome, Outcome::Response { status: 200, .. })
+                } else {
+                    self.apply_jwks(issuer, &outcome, now, state)
+                };
                 let hash = TokenHash::of(&token);
                 match self.verify_jwt(route, &token, hash, false, now, state) {
                     // The kid is still unknown because the fetch failed: the key
@@ -844,6 +1128,31 @@ impl Engine {
                 // A host that cannot answer must not turn into an allow.
                 _ => self.deny(Reason::Unavailable(Unavailable::KeysUnavailable), route),
             },
+        }
+    }
+
+    /// Forgets a request whose call will never report back (its stream was
+    /// reset): the flight it led ends, so the next request makes the call.
+    /// Followers parked on that flight should be resumed with
+    /// [`Outcome::Failed`].
+    pub fn abandon(&self, pending: Pending, state: &mut State) {
+        match pending.waiting {
+            Waiting::Introspection {
+                hash,
+                follower: false,
+            } => {
+                state.flights.remove(&hash);
+            }
+            Waiting::Jwks {
+                issuer,
+                follower: false,
+                ..
+            } => {
+                if let Some(s) = state.issuers.get_mut(issuer) {
+                    s.in_flight_until = None;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -933,6 +1242,17 @@ impl Engine {
                     if let Some(hash) = state.revocation.record(event, now_s) {
                         state.reference_cache.remove(&hash);
                         state.jwt_cache.remove(&hash);
+                        if state.tier.is_some() {
+                            let keys = [
+                                self.shared_key(Space::Jwt, &hash),
+                                self.shared_key(Space::Reference, &hash),
+                            ];
+                            if let Some(Tier(store)) = state.tier.as_mut() {
+                                for key in &keys {
+                                    tier::clear(store.as_mut(), key, &hash);
+                                }
+                            }
+                        }
                     }
                     let (jti, sid) = match event.kind {
                         revocation::RevocationKind::Jti => (Some(event.value.as_str()), None),

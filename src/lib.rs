@@ -34,11 +34,13 @@ pub mod principal;
 pub mod request;
 pub mod revocation;
 pub mod scope;
+mod tier;
 mod time;
 
 pub use decision::{Allow, Decision, Denial, HeaderEdits, Reason, Response, Unavailable};
 pub use engine::{
-    Background, Engine, HttpCall, Job, Outcome, Pending, Purpose, State, Stats, Step, VerifyRequest,
+    Background, Engine, Flight, HttpCall, Job, Outcome, Pending, Purpose, State, Stats, Step,
+    VerifyRequest,
 };
 pub use json::{decode_b64url, encode_b64url};
 pub use keys::{Algorithm, KeySet, VerifyingKey};
@@ -46,4 +48,5 @@ pub use policy::{Policy, PolicyError, PolicyErrorKind};
 pub use principal::{Principal, TokenKind};
 pub use request::Request;
 pub use scope::ScopeSet;
+pub use tier::SharedTier;
 pub use time::Time;

@@ -31,8 +31,9 @@ fn headers(token: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 fn decide(vm: &mut Vm, token: &str) {
-    let (id, verdict) = vm.request(headers(token)).unwrap();
-    assert!(matches!(verdict, Verdict::Continue(_)), "{verdict:?}");
+    let (id, progress) = vm.request(headers(token), HashMap::new()).unwrap();
+    let verdict = progress.verdict(id);
+    assert!(matches!(verdict, Some(Verdict::Continue(_))), "{verdict:?}");
     vm.finish(id).unwrap();
 }
 
@@ -47,9 +48,16 @@ fn benches(c: &mut Criterion) {
         "/../deploy/envoy/erpgate_filter.wasm"
     ))
     .unwrap();
-    let module = FilterModule::load(&wasm, config, HashMap::new()).unwrap();
+    let module = FilterModule::load(&wasm, config.clone(), HashMap::new()).unwrap();
     let mut vm = module.instantiate().unwrap();
     vm.set_time_ms(Some(DEFAULT_NOW * 1000));
+    // The same filter on a host without `verify_signature`: RSA in wasm.
+    let mut vm_wasm = module
+        .reconfigure(config, HashMap::new())
+        .with_verify_signature(false)
+        .instantiate()
+        .unwrap();
+    vm_wasm.set_time_ms(Some(DEFAULT_NOW * 1000));
     let mut serial = 0u64;
     let mut mint = move |key: &str| {
         serial += 1;
@@ -64,13 +72,24 @@ fn benches(c: &mut Criterion) {
     group.bench_function("cache_hit", |b| {
         b.iter(|| decide(&mut vm, black_box(&cached)))
     });
+    group.bench_function("first_seen_rs256_verify_signature", |b| {
+        b.iter_batched(
+            || mint("rsa-a"),
+            |t| decide(&mut vm, &t),
+            BatchSize::SmallInput,
+        )
+    });
     for (name, key) in [
-        ("first_seen_rs256", "rsa-a"),
-        ("first_seen_es256", "ec-a"),
-        ("first_seen_eddsa", "ed-a"),
+        ("first_seen_rs256_wasm", "rsa-a"),
+        ("first_seen_es256_wasm", "ec-a"),
+        ("first_seen_eddsa_wasm", "ed-a"),
     ] {
         group.bench_function(name, |b| {
-            b.iter_batched(|| mint(key), |t| decide(&mut vm, &t), BatchSize::SmallInput)
+            b.iter_batched(
+                || mint(key),
+                |t| decide(&mut vm_wasm, &t),
+                BatchSize::SmallInput,
+            )
         });
     }
     // The native peer in the same run: jwt-simple (BoringSSL) verifying RS256.

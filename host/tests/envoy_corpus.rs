@@ -63,20 +63,30 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
         [("identity".to_owned(), "http://identity.invalid".to_owned())].into();
     let module = module.reconfigure(config.to_string().into_bytes(), clusters);
     let mut vm = module.instantiate().map_err(|e| e.to_string())?;
+    let host_checks = || {
+        module
+            .shared
+            .signatures_verified
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     let mut out = Vec::new();
     for step in &v.steps {
         vm.set_time_ms(Some(step.now_ms));
         if !step.background.is_empty() {
             let mut replies = step.background.clone();
-            for call in vm.tick().map_err(|e| e.to_string())? {
+            for call in vm.tick().map_err(|e| e.to_string())?.root_calls {
                 let p = purpose(&policy, &call);
                 let i = replies
                     .iter()
                     .position(|r| r.purpose == p)
                     .ok_or(format!("unexpected background {p}"))?;
                 let reply = replies.remove(i);
-                vm.call_result(call.token, result(&reply.reply))
+                let progress = vm
+                    .call_result(call.token, result(&reply.reply))
                     .map_err(|e| e.to_string())?;
+                if !progress.verdicts.is_empty() {
+                    return Err("a background call resumed a stream".into());
+                }
             }
             if !replies.is_empty() {
                 return Err("background replies unused".into());
@@ -95,7 +105,10 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
         );
         let mut replies = step.calls.clone();
         let mut calls = Vec::new();
-        let (_, mut verdict) = vm.request(headers).map_err(|e| e.to_string())?;
+        let (id, progress) = vm
+            .request(headers, HashMap::new())
+            .map_err(|e| e.to_string())?;
+        let mut verdict = progress.verdict(id).cloned().ok_or("no verdict")?;
         let verdict = loop {
             match verdict {
                 Verdict::Wait(dispatched) => {
@@ -119,9 +132,11 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
                         let reply = replies.remove(i);
                         next = vm
                             .call_result(call.token, result(&reply.reply))
-                            .map_err(|e| e.to_string())?;
+                            .map_err(|e| e.to_string())?
+                            .verdict(id)
+                            .cloned();
                     }
-                    verdict = next.ok_or("no verdict after the calls")?.1;
+                    verdict = next.ok_or("no verdict after the calls")?;
                 }
                 done => break done,
             }
@@ -157,18 +172,28 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
             Verdict::Wait(_) => unreachable!(),
         });
     }
+    HOST_CHECKS.fetch_add(host_checks(), std::sync::atomic::Ordering::Relaxed);
     Ok(out)
 }
 
-#[test]
-fn envoy_filter_agrees_with_native_on_every_vector() {
+/// Signatures the host checked, summed over the vectors run.
+static HOST_CHECKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn corpus(verify_signature: bool) {
     let vectors = prepare_corpus().unwrap();
-    let module = FilterModule::load(&filter_wasm(), Vec::new(), HashMap::new()).unwrap();
+    let module = FilterModule::load(&filter_wasm(), Vec::new(), HashMap::new())
+        .unwrap()
+        .with_verify_signature(verify_signature);
     let results: BTreeMap<String, Result<Vec<Observed>, String>> = vectors
         .iter()
         .map(|v| (v.name.clone(), run(&module, v)))
         .collect();
-    let failures = check_against_native("envoy", &vectors, &results);
+    let label = if verify_signature {
+        "envoy (verify_signature)"
+    } else {
+        "envoy (wasm crypto)"
+    };
+    let failures = check_against_native(label, &vectors, &results);
     assert!(
         failures.is_empty(),
         "{} problems:\n{}",
@@ -176,6 +201,17 @@ fn envoy_filter_agrees_with_native_on_every_vector() {
         failures.join("\n")
     );
     assert!(vectors.len() >= 80);
+}
+
+/// One test runs both ways, so the host-check counter is not shared with a
+/// concurrently running test.
+#[test]
+fn envoy_filter_agrees_with_native_on_every_vector_with_and_without_verify_signature() {
+    corpus(false);
+    assert_eq!(HOST_CHECKS.load(std::sync::atomic::Ordering::Relaxed), 0);
+    corpus(true);
+    let checked = HOST_CHECKS.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(checked >= 20, "the host verified {checked} signatures");
 }
 
 #[test]
@@ -229,4 +265,146 @@ fn the_deploy_examples_carry_a_configuration_the_filter_accepts() {
             "{file} embeds plugin-config.json verbatim"
         );
     }
+}
+
+fn request_headers(credential: (&str, &str)) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/api/domain/odata/Crm_Customers".to_vec()),
+        (":authority".into(), b"api".to_vec()),
+        (credential.0.into(), credential.1.as_bytes().to_vec()),
+    ]
+}
+
+fn subject(verdict: Option<&Verdict>) -> String {
+    match verdict {
+        Some(Verdict::Continue(headers)) => headers
+            .iter()
+            .find(|(n, _)| n == "x-erp-subject")
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default(),
+        other => panic!("not allowed: {other:?}"),
+    }
+}
+
+fn calls(verdict: Option<&Verdict>) -> Vec<DispatchedCall> {
+    match verdict {
+        Some(Verdict::Wait(calls)) => calls.clone(),
+        other => panic!("not waiting: {other:?}"),
+    }
+}
+
+/// Single flight inside one VM, the shared-data tier across VMs, and a
+/// leader that goes away: driven callback by callback, as Envoy would.
+#[test]
+fn streams_share_one_call_and_vms_share_the_cache() {
+    let fixtures = erpgate_testkit::Fixtures::load_default().unwrap();
+    let now = erpgate_testkit::DEFAULT_NOW;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let policy: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("policies/erpnet.json")).unwrap())
+            .unwrap();
+    let config = json!({
+        "policy": policy,
+        "client_credentials": {"client_id": "edge", "client_secret": "secret"},
+        "tick_ms": 60000,
+    });
+    let clusters: HashMap<String, String> =
+        [("identity".to_owned(), "http://identity.invalid".to_owned())].into();
+    let module = FilterModule::load(&filter_wasm(), Vec::new(), HashMap::new())
+        .unwrap()
+        .reconfigure(config.to_string().into_bytes(), clusters);
+    let (mut vm1, mut vm2) = (module.instantiate().unwrap(), module.instantiate().unwrap());
+    vm1.set_time_ms(Some(now * 1000));
+    vm2.set_time_ms(Some(now * 1000));
+    let active = |sub: &str| CallResult::Response {
+        status: 200,
+        headers: vec![],
+        body: json!({
+            "active": true, "scope": "read", "client_id": "com.example/reports", "sub": sub,
+            "exp": now + 3600, "iat": now - 60, "token_type": "reference_token",
+            "erp_token_kind": "pat",
+        })
+        .to_string()
+        .into_bytes(),
+    };
+    let pat = (
+        "x-api-key",
+        "enrt_1D41D4694B4F02D3D6A31FFA07E20B73F48248B26C75A0CCCB5F9DBEE41F7960",
+    );
+
+    // Two streams with one PAT in one VM: one introspection; the second parks.
+    let (a, progress) = vm1.request(request_headers(pat), HashMap::new()).unwrap();
+    let call = calls(progress.verdict(a));
+    assert_eq!(call.len(), 1);
+    let (b, progress) = vm1.request(request_headers(pat), HashMap::new()).unwrap();
+    assert!(
+        calls(progress.verdict(b)).is_empty(),
+        "parked, no second call"
+    );
+    let progress = vm1.call_result(call[0].token, active("alice")).unwrap();
+    assert_eq!(subject(progress.verdict(a)), "alice");
+    assert_eq!(
+        subject(progress.verdict(b)),
+        "alice",
+        "resumed with the same outcome"
+    );
+    vm1.finish(a).unwrap();
+    vm1.finish(b).unwrap();
+
+    // Another VM of the same plugin: served from shared data, no call.
+    let (c, progress) = vm2.request(request_headers(pat), HashMap::new()).unwrap();
+    assert_eq!(subject(progress.verdict(c)), "alice");
+    vm2.finish(c).unwrap();
+
+    // A leader whose stream ends: its follower fails closed, and the next
+    // request makes the call again.
+    let other = (
+        "x-api-key",
+        "enrt_2D41D4694B4F02D3D6A31FFA07E20B73F48248B26C75A0CCCB5F9DBEE41F7960",
+    );
+    let (d, progress) = vm1.request(request_headers(other), HashMap::new()).unwrap();
+    assert_eq!(calls(progress.verdict(d)).len(), 1);
+    let (e, progress) = vm1.request(request_headers(other), HashMap::new()).unwrap();
+    assert!(calls(progress.verdict(e)).is_empty());
+    let progress = vm1.finish(d).unwrap();
+    match progress.verdict(e) {
+        Some(Verdict::Respond(r)) => assert_eq!(r.status, 503),
+        v => panic!("{v:?}"),
+    }
+    vm1.finish(e).unwrap();
+    let (f, progress) = vm1.request(request_headers(other), HashMap::new()).unwrap();
+    let call = calls(progress.verdict(f));
+    assert_eq!(call.len(), 1, "the flight ended with its leader");
+    let progress = vm1.call_result(call[0].token, active("bob")).unwrap();
+    assert_eq!(subject(progress.verdict(f)), "bob");
+    vm1.finish(f).unwrap();
+
+    // Keys: two JWTs of a not-yet-fetched issuer share one JWKS fetch.
+    let mint = |jti: &str| {
+        let mut claims = erpgate_testkit::preset_claims(&fixtures, "service", now).unwrap();
+        claims["jti"] = json!(jti);
+        format!("Bearer {}", fixtures.mint("rsa-a", &claims).unwrap())
+    };
+    let (t1, t2) = (mint("A1"), mint("A2"));
+    let (g, progress) = vm1
+        .request(request_headers(("authorization", &t1)), HashMap::new())
+        .unwrap();
+    let call = calls(progress.verdict(g));
+    assert_eq!(call.len(), 1);
+    let (h, progress) = vm1
+        .request(request_headers(("authorization", &t2)), HashMap::new())
+        .unwrap();
+    assert!(
+        calls(progress.verdict(h)).is_empty(),
+        "waits for the same fetch"
+    );
+    let jwks = CallResult::Response {
+        status: 200,
+        headers: vec![],
+        body: fixtures.jwks(&["rsa-a"]).unwrap().to_string().into_bytes(),
+    };
+    let progress = vm1.call_result(call[0].token, jwks).unwrap();
+    assert_eq!(subject(progress.verdict(g)), "admin");
+    assert_eq!(subject(progress.verdict(h)), "admin");
 }

@@ -82,11 +82,32 @@ async fn the_stack_through_the_gateway() {
             (200, Some("alice"))
         );
     }
-    // Two VMs (worker threads) may each introspect once.
+    // Both VMs (worker threads) share the result through shared data.
+    let calls = introspections(&stack.host.state) - before;
+    assert_eq!(
+        calls, 1,
+        "introspected {calls} times for 3 requests on 2 VMs"
+    );
+
+    // Many concurrent streams with a fresh PAT: one call per VM at most
+    // (single flight), every stream allowed.
+    let burst = pat_for(&identity, "admin").await;
+    let before = introspections(&stack.host.state);
+    let requests = (0..16).map(|_| {
+        let (api, burst) = (api.clone(), burst.clone());
+        tokio::spawn(async move {
+            send(&api, "GET", &[("x-api-key", burst.as_bytes())])
+                .await
+                .0
+        })
+    });
+    for request in requests.collect::<Vec<_>>() {
+        assert_eq!(request.await.unwrap(), 200);
+    }
     let calls = introspections(&stack.host.state) - before;
     assert!(
         (1..=2).contains(&calls),
-        "introspected {calls} times for 3 requests on 2 VMs"
+        "{calls} introspections for 16 concurrent streams"
     );
 
     // Revoke it: 401 within a second.

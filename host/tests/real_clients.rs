@@ -105,6 +105,7 @@ impl Edge {
                         .resume(pending, outcome, Self::now(), &mut self.state)
                 }
                 Step::Verify { .. } => panic!("no host crypto declared"),
+                Step::Wait { .. } => panic!("single flight is off"),
             };
         }
     }

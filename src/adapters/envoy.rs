@@ -6,6 +6,18 @@
 //! `Step::Call` becomes `dispatch_http_call` plus a pause, and the response
 //! resumes the engine. Denials become local responses exactly as the core
 //! maps them; allows strip incoming identity headers, then set the new ones.
+//!
+//! Caches: each VM's engine state is backed by Envoy's shared data (a
+//! direct-mapped tier written with compare-and-swap), so every worker VM
+//! reuses what one verified or introspected. Within a VM, single flight: a
+//! stream whose token is already being introspected, or whose issuer's keys
+//! are being fetched, parks on that call and is resumed with its outcome
+//! (through `proxy_set_effective_context`).
+//!
+//! Host crypto: when Envoy offers the `verify_signature` foreign function
+//! (probed once at configuration, never called through a wrapper that
+//! panics), RS256/384/512 signatures are checked by the host; otherwise in
+//! wasm. The engine treats both the same way.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,8 +28,12 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use serde::Deserialize;
 
+use crate::adapters::foreign;
 use crate::engine::Job;
-use crate::{Decision, Engine, HttpCall, Outcome, Pending, Policy, Request, State, Step, Time};
+use crate::{
+    Decision, Engine, Flight, HttpCall, Outcome, Pending, Policy, Request, SharedTier, State, Step,
+    Time, VerifyRequest,
+};
 
 /// Adapter settings next to the policy in the plugin configuration.
 #[derive(Deserialize)]
@@ -52,7 +68,7 @@ fn config_error(field: &str, message: &str) -> String {
     format!("erpgate: plugin configuration field `{field}`: {message}")
 }
 
-fn parse_config(bytes: &[u8]) -> Result<(Engine, PluginConfig), String> {
+fn parse_config(bytes: &[u8]) -> Result<(Policy, PluginConfig), String> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let config: PluginConfig = serde_path_to_error::deserialize(de)
         .map_err(|e| config_error(&e.path().to_string(), &e.inner().to_string()))?;
@@ -76,7 +92,7 @@ fn parse_config(bytes: &[u8]) -> Result<(Engine, PluginConfig), String> {
             "must be non-empty without ':'",
         ));
     }
-    Ok((Engine::new(policy), config))
+    Ok((policy, config))
 }
 
 struct Shared {
@@ -85,17 +101,110 @@ struct Shared {
     clusters: HashMap<String, String>,
     basic: Option<String>,
     metrics: RefCell<Metrics>,
+    /// Streams parked on a call another stream (or a tick) is making.
+    parked: RefCell<HashMap<Flight, Vec<(u32, Pending)>>>,
 }
 
-/// Metrics through the raw ABI: the SDK's wrappers panic on any status they do
-/// not expect, and metrics are optional on some hosts, so a host that refuses
-/// them just leaves them undefined.
+/// Hostcalls through the raw ABI where the SDK's wrappers panic on a status
+/// they do not expect: metrics, shared data, the effective context and
+/// foreign functions are optional or may fail on some hosts, and a filter
+/// must never trap over that.
 #[allow(unsafe_code, clashing_extern_declarations)]
-mod metric_abi {
+mod abi {
+    /// `Ok` in the ABI's status codes.
+    const OK: u32 = 0;
+    /// `NotFound`.
+    pub const NOT_FOUND: u32 = 1;
+
     #[link(wasm_import_module = "env")]
     unsafe extern "C" {
         fn proxy_define_metric(kind: u32, name: *const u8, name_len: usize, id: *mut u32) -> u32;
         fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+        fn proxy_get_shared_data(
+            key: *const u8,
+            key_len: usize,
+            value: *mut *mut u8,
+            value_len: *mut usize,
+            cas: *mut u32,
+        ) -> u32;
+        fn proxy_set_shared_data(
+            key: *const u8,
+            key_len: usize,
+            value: *const u8,
+            value_len: usize,
+            cas: u32,
+        ) -> u32;
+        fn proxy_set_effective_context(context_id: u32) -> u32;
+        fn proxy_call_foreign_function(
+            name: *const u8,
+            name_len: usize,
+            args: *const u8,
+            args_len: usize,
+            result: *mut *mut u8,
+            result_len: *mut usize,
+        ) -> u32;
+    }
+
+    /// Takes ownership of a buffer the host allocated through
+    /// `proxy_on_memory_allocate` (the SDK's allocator: a `Vec` of exactly
+    /// that capacity).
+    fn take(ptr: *mut u8, len: usize) -> Vec<u8> {
+        if ptr.is_null() || len == 0 {
+            return Vec::new();
+        }
+        // SAFETY: the host filled `len` bytes at `ptr`, which it obtained from
+        // the SDK's `proxy_on_memory_allocate(len)`, a leaked `Vec<u8>` with
+        // capacity `len`; ownership passes to us exactly once.
+        unsafe { Vec::from_raw_parts(ptr, len, len) }
+    }
+
+    /// A shared-data value and its CAS version.
+    pub fn get_shared(key: &str) -> Option<(Vec<u8>, u32)> {
+        let (mut ptr, mut len, mut cas) = (std::ptr::null_mut(), 0usize, 0u32);
+        // SAFETY: `key` is valid for its length; the out-pointers are valid
+        // and writable for the duration of the call.
+        let status =
+            unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut ptr, &mut len, &mut cas) };
+        let value = take(ptr, len);
+        (status == OK).then_some((value, cas))
+    }
+
+    /// Stores a shared-data value if its version is still `cas` (0: always).
+    pub fn set_shared(key: &str, value: &[u8], cas: u32) -> bool {
+        // SAFETY: both buffers are valid for their lengths during the call.
+        let status = unsafe {
+            proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
+        };
+        status == OK
+    }
+
+    /// Makes later hostcalls act on another context (stream).
+    pub fn set_effective_context(id: u32) -> bool {
+        // SAFETY: plain integer argument.
+        unsafe { proxy_set_effective_context(id) == OK }
+    }
+
+    /// Calls a host foreign function: `Ok(result)` or the status.
+    pub fn call_foreign(name: &str, args: &[u8]) -> Result<Vec<u8>, u32> {
+        let (mut ptr, mut len) = (std::ptr::null_mut(), 0usize);
+        // SAFETY: name and args are valid for their lengths; the out-pointers
+        // are valid and writable during the call.
+        let status = unsafe {
+            proxy_call_foreign_function(
+                name.as_ptr(),
+                name.len(),
+                args.as_ptr(),
+                args.len(),
+                &mut ptr,
+                &mut len,
+            )
+        };
+        let result = take(ptr, len);
+        if status == OK {
+            Ok(result)
+        } else {
+            Err(status)
+        }
     }
 
     /// Defines a metric (kind 0: counter). `None` when the host refuses.
@@ -131,12 +240,12 @@ impl Metrics {
         *self
             .ids
             .entry(name.to_owned())
-            .or_insert_with(|| metric_abi::define(kind, name))
+            .or_insert_with(|| abi::define(kind, name))
     }
 
     fn decision(&mut self, outcome: &str, reason: &str) {
         if let Some(id) = self.id(0, &format!("erpgate.decisions.{outcome}.{reason}")) {
-            metric_abi::increment(id, 1);
+            abi::increment(id, 1);
         }
     }
 
@@ -160,10 +269,13 @@ impl Metrics {
             ("erpgate.jwks.fetches", stats.jwks_fetches),
             ("erpgate.jwks.failures", stats.jwks_failures),
             ("erpgate.revocations.applied", stats.revocations_applied),
+            ("erpgate.shared_cache.hits", stats.shared_cache_hits),
+            ("erpgate.shared_cache.misses", stats.shared_cache_misses),
+            ("erpgate.single_flight.joined", stats.flights_joined),
         ] {
             let before = self.reported.insert(name, value).unwrap_or(0);
             if let Some(id) = self.id(0, name) {
-                metric_abi::increment(id, value.saturating_sub(before));
+                abi::increment(id, value.saturating_sub(before));
             }
         }
     }
@@ -182,7 +294,70 @@ fn log(level: LogLevel, message: &str) {
     let _ = proxy_wasm::hostcalls::log(level, message);
 }
 
+/// Envoy's shared data as the engine's second cache tier.
+struct EnvoyTier;
+
+impl SharedTier for EnvoyTier {
+    fn get(&mut self, key: &str) -> Option<(Vec<u8>, u32)> {
+        abi::get_shared(key).filter(|(value, _)| !value.is_empty())
+    }
+
+    fn set(&mut self, key: &str, value: &[u8], version: u32) -> bool {
+        abi::set_shared(key, value, version)
+    }
+}
+
+/// Whether the host answers `verify_signature`. Empty arguments carry no key,
+/// which Envoy refuses with `BadArgument`; a host without the function says
+/// `NotFound`.
+fn probe_host_crypto() -> bool {
+    !matches!(
+        abi::call_foreign(foreign::VERIFY_SIGNATURE, &[]),
+        Err(abi::NOT_FOUND)
+    )
+}
+
+/// A signature check through Envoy; `Failed` when the host cannot answer.
+fn host_verify(request: &VerifyRequest) -> Outcome {
+    let Some(args) = request.public_key_der.as_ref().and_then(|der| {
+        foreign::encode_request(request.alg, der, &request.signature, &request.signing_input)
+    }) else {
+        return Outcome::Failed;
+    };
+    match abi::call_foreign(foreign::VERIFY_SIGNATURE, &args)
+        .ok()
+        .and_then(|bytes| foreign::decode_result(&bytes))
+    {
+        Some(valid) => Outcome::Verified(valid),
+        None => Outcome::Failed,
+    }
+}
+
+/// Where the engine stopped once signature checks (synchronous here) are done.
+enum Settled {
+    Decided(Decision),
+    Call(HttpCall, Pending),
+    Wait(Flight, Pending),
+}
+
 impl Shared {
+    fn resume(&self, pending: Pending, outcome: Outcome) -> Step {
+        self.engine
+            .resume(pending, outcome, now(), &mut self.state.borrow_mut())
+    }
+
+    /// Runs host signature checks until the engine decides or needs a call.
+    fn settle(&self, mut step: Step) -> Settled {
+        loop {
+            step = match step {
+                Step::Decided(decision) => return Settled::Decided(decision),
+                Step::Call { call, pending } => return Settled::Call(call, pending),
+                Step::Wait { flight, pending } => return Settled::Wait(flight, pending),
+                Step::Verify { request, pending } => self.resume(pending, host_verify(&request)),
+            };
+        }
+    }
+
     /// Sends one engine call through Envoy. `Err` when the host refused it
     /// (unknown cluster, bad arguments): the engine then sees a failure.
     fn dispatch(&self, ctx: &dyn Context, call: &HttpCall) -> Result<u32, ()> {
@@ -211,6 +386,82 @@ impl Shared {
         ctx.dispatch_http_call(cluster, headers, body, vec![], call.timeout)
             .map_err(|_| ())
     }
+
+    /// Applies a decision to the effective stream. Returns whether the stream
+    /// may continue (an allow) or was answered locally.
+    fn apply(&self, decision: Decision) -> bool {
+        use proxy_wasm::hostcalls;
+        use proxy_wasm::types::MapType;
+        match decision {
+            Decision::Allow(allow) => {
+                let source = if allow.from_cache {
+                    "cached"
+                } else {
+                    "verified"
+                };
+                self.metrics.borrow_mut().decision("allow", source);
+                for name in allow.headers.remove.iter() {
+                    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+                }
+                for (name, value) in &allow.headers.set {
+                    let _ =
+                        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+                }
+                true
+            }
+            Decision::Deny(denial) => {
+                log(
+                    LogLevel::Debug,
+                    &format!("erpgate: denied ({})", denial.reason.code()),
+                );
+                self.metrics
+                    .borrow_mut()
+                    .decision("deny", denial.reason.code());
+                let response = denial.response(self.engine.policy());
+                let headers: Vec<(&str, &str)> = response
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let _ = hostcalls::send_http_response(
+                    u32::from(response.status),
+                    headers,
+                    Some(response.body.as_bytes()),
+                );
+                false
+            }
+        }
+    }
+
+    /// Resumes every stream parked on `flight` with the outcome its leader
+    /// got, then makes `back_to` the effective context again.
+    fn wake(&self, flight: Flight, outcome: &Outcome, back_to: u32) {
+        let parked = self.parked.borrow_mut().remove(&flight).unwrap_or_default();
+        if parked.is_empty() {
+            return;
+        }
+        for (id, pending) in parked {
+            // A stream that ended meanwhile is gone; nothing to answer.
+            if !abi::set_effective_context(id) {
+                continue;
+            }
+            let step = self.resume(pending, outcome.clone());
+            let proceed = match self.settle(step) {
+                Settled::Decided(decision) => self.apply(decision),
+                // A follower's resume never needs another call; should it,
+                // the stream fails closed rather than hang.
+                Settled::Call(_, pending) | Settled::Wait(_, pending) => {
+                    self.engine.abandon(pending, &mut self.state.borrow_mut());
+                    fail_closed();
+                    false
+                }
+            };
+            if proceed {
+                let _ = proxy_wasm::hostcalls::resume_http_request();
+            }
+        }
+        let _ = abi::set_effective_context(back_to);
+    }
 }
 
 fn call_outcome(ctx: &dyn Context, body_size: usize) -> Outcome {
@@ -232,7 +483,20 @@ fn call_outcome(ctx: &dyn Context, body_size: usize) -> Outcome {
     }
 }
 
+/// Answers the effective stream with 503 (nothing allowed).
+fn fail_closed() {
+    let _ = proxy_wasm::hostcalls::send_http_response(
+        503,
+        vec![
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ],
+        Some(br#"{"error":"temporarily_unavailable"}"#),
+    );
+}
+
 struct Root {
+    id: u32,
     shared: Option<Rc<Shared>>,
     jobs: HashMap<u32, Job>,
 }
@@ -251,7 +515,10 @@ impl Context for Root {
         let outcome = call_outcome(self, body_size);
         shared
             .engine
-            .complete(job, outcome, now(), &mut shared.state.borrow_mut());
+            .complete(job, outcome.clone(), now(), &mut shared.state.borrow_mut());
+        if let Some(flight) = job.flight() {
+            shared.wake(flight, &outcome, self.id);
+        }
     }
 }
 
@@ -265,7 +532,7 @@ impl RootContext for Root {
             return false;
         };
         match parse_config(&bytes) {
-            Ok((engine, config)) => {
+            Ok((policy, config)) => {
                 let basic = config.client_credentials.as_ref().map(|c| {
                     use base64::Engine as _;
                     let pair = format!("{}:{}", c.client_id, c.client_secret);
@@ -274,13 +541,31 @@ impl RootContext for Root {
                         base64::engine::general_purpose::STANDARD.encode(pair)
                     )
                 });
-                let state = RefCell::new(engine.new_state());
+                let host_crypto = probe_host_crypto();
+                let mut engine = Engine::new(policy).with_single_flight();
+                if host_crypto {
+                    engine = engine.with_host_crypto(&foreign::HOST_ALGORITHMS);
+                }
+                let mut state = engine.new_state();
+                state.attach_shared_tier(Box::new(EnvoyTier));
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "erpgate: configured; RSA signatures verified {}",
+                        if host_crypto {
+                            "by the host (verify_signature)"
+                        } else {
+                            "in wasm"
+                        }
+                    ),
+                );
                 self.shared = Some(Rc::new(Shared {
                     engine,
-                    state,
+                    state: RefCell::new(state),
                     clusters: config.clusters,
                     basic,
                     metrics: RefCell::new(Metrics::default()),
+                    parked: RefCell::new(HashMap::new()),
                 }));
                 // Background work starts with the first tick; a request that
                 // needs keys before then fetches them itself.
@@ -310,20 +595,27 @@ impl RootContext for Root {
                 Ok(token) => {
                     self.jobs.insert(token, bg.job);
                 }
-                Err(()) => shared.engine.complete(
-                    bg.job,
-                    Outcome::Failed,
-                    now(),
-                    &mut shared.state.borrow_mut(),
-                ),
+                Err(()) => {
+                    shared.engine.complete(
+                        bg.job,
+                        Outcome::Failed,
+                        now(),
+                        &mut shared.state.borrow_mut(),
+                    );
+                    if let Some(flight) = bg.job.flight() {
+                        shared.wake(flight, &Outcome::Failed, self.id);
+                    }
+                }
             }
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Filter {
+            id: context_id,
             shared: self.shared.clone(),
             pending: None,
+            parked_on: None,
         }))
     }
 
@@ -333,92 +625,53 @@ impl RootContext for Root {
 }
 
 struct Filter {
+    id: u32,
     shared: Option<Rc<Shared>>,
+    /// The call this stream made and waits for.
     pending: Option<(u32, Pending)>,
+    /// The flight this stream is parked on (its `Pending` is in `Shared`).
+    parked_on: Option<Flight>,
 }
 
 impl Filter {
-    /// Drives the engine until it decides or needs a call; returns the action.
+    /// Drives the engine until it decides, needs a call, or parks; returns
+    /// the action.
     fn drive(&mut self, shared: &Rc<Shared>, mut step: Step) -> Action {
         loop {
-            step = match step {
-                Step::Decided(decision) => {
-                    self.apply(shared, decision);
-                    return Action::Continue;
+            step = match shared.settle(step) {
+                Settled::Decided(decision) => {
+                    return if shared.apply(decision) {
+                        Action::Continue
+                    } else {
+                        Action::Pause
+                    };
                 }
-                Step::Call { call, pending } => match shared.dispatch(self, &call) {
+                Settled::Call(call, pending) => match shared.dispatch(self, &call) {
                     Ok(token) => {
                         self.pending = Some((token, pending));
                         return Action::Pause;
                     }
-                    Err(()) => shared.engine.resume(
-                        pending,
-                        Outcome::Failed,
-                        now(),
-                        &mut shared.state.borrow_mut(),
-                    ),
+                    Err(()) => {
+                        let flight = pending.flight();
+                        let step = shared.resume(pending, Outcome::Failed);
+                        if let Some(flight) = flight {
+                            shared.wake(flight, &Outcome::Failed, self.id);
+                        }
+                        step
+                    }
                 },
-                // No host crypto is declared by this adapter yet: the engine
-                // never asks, and an answer that is not `Verified` fails closed.
-                Step::Verify { pending, .. } => shared.engine.resume(
-                    pending,
-                    Outcome::Failed,
-                    now(),
-                    &mut shared.state.borrow_mut(),
-                ),
+                Settled::Wait(flight, pending) => {
+                    shared
+                        .parked
+                        .borrow_mut()
+                        .entry(flight)
+                        .or_default()
+                        .push((self.id, pending));
+                    self.parked_on = Some(flight);
+                    return Action::Pause;
+                }
             };
         }
-    }
-
-    fn apply(&mut self, shared: &Rc<Shared>, decision: Decision) {
-        match decision {
-            Decision::Allow(allow) => {
-                let source = if allow.from_cache {
-                    "cached"
-                } else {
-                    "verified"
-                };
-                shared.metrics.borrow_mut().decision("allow", source);
-                for name in allow.headers.remove.iter() {
-                    self.set_http_request_header(name, None);
-                }
-                for (name, value) in &allow.headers.set {
-                    self.set_http_request_header(name, Some(value));
-                }
-            }
-            Decision::Deny(denial) => {
-                log(
-                    LogLevel::Debug,
-                    &format!("erpgate: denied ({})", denial.reason.code()),
-                );
-                shared
-                    .metrics
-                    .borrow_mut()
-                    .decision("deny", denial.reason.code());
-                let response = denial.response(shared.engine.policy());
-                let headers: Vec<(&str, &str)> = response
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                self.send_http_response(
-                    u32::from(response.status),
-                    headers,
-                    Some(response.body.as_bytes()),
-                );
-            }
-        }
-    }
-
-    fn fail_closed(&mut self) {
-        self.send_http_response(
-            503,
-            vec![
-                ("content-type", "application/json"),
-                ("cache-control", "no-store"),
-            ],
-            Some(br#"{"error":"temporarily_unavailable"}"#),
-        );
     }
 }
 
@@ -441,19 +694,49 @@ impl Context for Filter {
             return;
         }
         let outcome = call_outcome(self, body_size);
-        let step = shared
-            .engine
-            .resume(pending, outcome, now(), &mut shared.state.borrow_mut());
+        let flight = pending.flight();
+        let step = shared.resume(pending, outcome.clone());
         if self.drive(&shared, step) == Action::Continue {
             self.resume_http_request();
         }
+        if let Some(flight) = flight {
+            shared.wake(flight, &outcome, self.id);
+        }
+    }
+
+    /// A stream that ends early: a call it led will never report back (Envoy
+    /// cancels it), so its followers are answered as if the call failed; a
+    /// parked stream leaves its flight.
+    fn on_done(&mut self) -> bool {
+        let Some(shared) = self.shared.clone() else {
+            return true;
+        };
+        if let Some((_, pending)) = self.pending.take() {
+            let flight = pending.flight();
+            shared
+                .engine
+                .abandon(pending, &mut shared.state.borrow_mut());
+            if let Some(flight) = flight {
+                shared.wake(flight, &Outcome::Failed, self.id);
+            }
+        }
+        if let Some(flight) = self.parked_on.take() {
+            let mut parked = shared.parked.borrow_mut();
+            if let Some(list) = parked.get_mut(&flight) {
+                list.retain(|(id, _)| *id != self.id);
+                if list.is_empty() {
+                    parked.remove(&flight);
+                }
+            }
+        }
+        true
     }
 }
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
-            self.fail_closed();
+            fail_closed();
             return Action::Pause;
         };
         let headers = self.get_http_request_headers_bytes();
@@ -466,7 +749,7 @@ impl HttpContext for Filter {
             .find(|(n, _)| n == ":path")
             .and_then(|(_, v)| std::str::from_utf8(v).ok());
         let (Some(method), Some(path)) = (method, path) else {
-            self.fail_closed();
+            fail_closed();
             return Action::Pause;
         };
         let (method, path) = (method.to_owned(), path.to_owned());
@@ -480,10 +763,7 @@ impl HttpContext for Filter {
             now(),
             &mut shared.state.borrow_mut(),
         );
-        match self.drive(&shared, step) {
-            Action::Continue if self.pending.is_none() => Action::Continue,
-            _ => Action::Pause,
-        }
+        self.drive(&shared, step)
     }
 }
 
@@ -500,8 +780,8 @@ mod entry {
     proxy_wasm::main! {{
         super::install_panic_hook();
         proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-        proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
-            Box::new(super::Root { shared: None, jobs: std::collections::HashMap::new() })
+        proxy_wasm::set_root_context(|context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
+            Box::new(super::Root { id: context_id, shared: None, jobs: std::collections::HashMap::new() })
         });
     }}
 }

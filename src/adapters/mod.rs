@@ -6,3 +6,6 @@ pub mod worker;
 
 #[cfg(all(feature = "envoy", target_arch = "wasm32"))]
 pub mod envoy;
+
+#[cfg(feature = "envoy-proto")]
+pub mod foreign;

@@ -145,7 +145,7 @@ impl Gate {
         self.next_id
     }
 
-    fn step_json(&mut self, step: Step) -> String {
+    fn step_json(&mut self, step: Step, now: Time) -> String {
         match step {
             Step::Decided(decision) => {
                 serde_json::to_string(&decision_json(&self.engine, decision)).unwrap_or_default()
@@ -153,6 +153,14 @@ impl Gate {
             Step::Call { call, pending } => {
                 let id = self.park(pending);
                 json!({ "type": "call", "id": id, "call": call_json(&call) }).to_string()
+            }
+            // Single flight is off here (each call already runs to completion
+            // in JS); should a wait ever come, it fails closed through the core.
+            Step::Wait { pending, .. } => {
+                let step = self
+                    .engine
+                    .resume(pending, Outcome::Failed, now, &mut self.state);
+                self.step_json(step, now)
             }
             Step::Verify { request, pending } => {
                 let id = self.park(pending);
@@ -196,8 +204,9 @@ impl Gate {
             .map(|(n, v)| (n.as_str(), v.as_bytes()))
             .collect();
         let request = Request::new(method, path, &borrowed);
-        let step = self.engine.start(&request, now(now_ms), &mut self.state);
-        Ok(self.step_json(step))
+        let now = now(now_ms);
+        let step = self.engine.start(&request, now, &mut self.state);
+        Ok(self.step_json(step, now))
     }
 
     /// Continues after a call or signature check. `outcome_json` is
@@ -210,10 +219,9 @@ impl Gate {
         let outcome = serde_json::from_str::<OutcomeJson>(outcome_json)
             .map(OutcomeJson::into_outcome)
             .unwrap_or(Outcome::Failed);
-        let step = self
-            .engine
-            .resume(pending, outcome, now(now_ms), &mut self.state);
-        Ok(self.step_json(step))
+        let now = now(now_ms);
+        let step = self.engine.resume(pending, outcome, now, &mut self.state);
+        Ok(self.step_json(step, now))
     }
 
     /// Background calls that are due (JWKS refresh, revocation feed), as

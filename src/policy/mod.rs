@@ -248,6 +248,10 @@ pub struct Policy {
     pub error_description: bool,
     /// Path case handling.
     pub path_case: PathCase,
+    /// The first 8 bytes of the policy document's SHA-256, hex: namespaces
+    /// entries in a [`SharedTier`](crate::SharedTier) so plugins with other
+    /// policies never read them.
+    pub fingerprint: String,
 }
 
 struct Ctx {
@@ -377,7 +381,10 @@ impl Policy {
                 kind: PolicyErrorKind::Syntax(e.into_inner().to_string()),
             }
         })?;
-        Self::from_raw(raw)
+        let mut policy = Self::from_raw(raw)?;
+        let digest = crate::cache::TokenHash::of_bytes(bytes);
+        policy.fingerprint = hex::encode(digest.0.get(..8).unwrap_or_default());
+        Ok(policy)
     }
 
     fn from_raw(raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
@@ -496,6 +503,7 @@ impl Policy {
             limits,
             error_description: raw.error_description,
             path_case: raw.path_case,
+            fingerprint: String::new(),
         })
     }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use erpgate::adapters::foreign;
 use wasmtime::{Caller, Extern, Linker, Memory};
 
 /// `proxy_status_t`.
@@ -104,6 +105,9 @@ pub fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
 pub struct DispatchedCall {
     /// Its token.
     pub token: u32,
+    /// The context it was made for (the effective context at the time); its
+    /// response is delivered there.
+    pub owner: i32,
     /// The cluster name.
     pub cluster: String,
     /// Request headers, pseudo-headers included.
@@ -143,18 +147,35 @@ pub struct Shared {
     pub data: Mutex<HashMap<String, (Vec<u8>, u32)>>,
     /// Metrics by id.
     pub metrics: Mutex<Vec<Metric>>,
+    /// Signatures checked through the `verify_signature` foreign function.
+    pub signatures_verified: std::sync::atomic::AtomicU64,
+}
+
+/// One stream as the host sees it.
+#[derive(Debug, Default)]
+pub struct StreamIo {
+    /// Request headers, pseudo-headers included.
+    pub headers: Pairs,
+    /// Set by `send_local_response`.
+    pub local_response: Option<LocalResponse>,
+    /// Set by `continue_stream`.
+    pub continued: bool,
+    /// Host properties (`request.path`, `source.address`, …).
+    pub properties: HashMap<String, Vec<u8>>,
 }
 
 /// What one VM's host side holds.
 pub struct HostState {
     /// The plugin configuration.
     pub plugin_config: Vec<u8>,
-    /// The current stream's request headers.
-    pub request_headers: Vec<(String, Vec<u8>)>,
-    /// Set by `send_local_response` during a callback.
-    pub local_response: Option<LocalResponse>,
-    /// Set by `continue_stream`.
-    pub continued: bool,
+    /// The root context's id.
+    pub root: i32,
+    /// The context hostcalls act on (`proxy_set_effective_context`).
+    pub effective: i32,
+    /// Live streams by context id.
+    pub streams: HashMap<i32, StreamIo>,
+    /// Whether the `verify_signature` foreign function is offered.
+    pub verify_signature: bool,
     /// Calls dispatched during a callback.
     pub dispatched: Vec<DispatchedCall>,
     /// The response being delivered to `on_http_call_response`.
@@ -167,8 +188,6 @@ pub struct HostState {
     pub fixed_time_ns: Option<u64>,
     /// Cross-VM state.
     pub shared: Arc<Shared>,
-    /// Host properties (`request.path`, `source.address`, …).
-    pub properties: HashMap<String, Vec<u8>>,
     /// Next http_call token.
     pub next_token: u32,
     /// Memory and table limits.
@@ -238,9 +257,16 @@ fn give(caller: &mut Caller<'_, HostState>, data: &[u8], ret_ptr: i32, ret_len: 
     }
 }
 
+impl HostState {
+    /// The effective stream, if the effective context is a stream.
+    pub fn stream(&mut self) -> Option<&mut StreamIo> {
+        self.streams.get_mut(&self.effective)
+    }
+}
+
 fn header_map(state: &mut HostState, map_type: i32) -> Option<&mut Vec<(String, Vec<u8>)>> {
     match map_type {
-        map::REQUEST_HEADERS => Some(&mut state.request_headers),
+        map::REQUEST_HEADERS => state.stream().map(|s| &mut s.headers),
         map::HTTP_CALL_RESPONSE_HEADERS => state.call_response.as_mut().map(|(h, _)| h),
         _ => None,
     }
@@ -257,6 +283,47 @@ fn level(l: i32) -> tracing::Level {
 }
 
 type C<'a> = Caller<'a, HostState>;
+
+/// Envoy's `verify_signature`, natively (BoringSSL): `None` (`BAD_ARGUMENT`)
+/// when the arguments do not decode or carry no usable key, as in Envoy.
+fn verify_signature(args: &[u8]) -> Option<Vec<u8>> {
+    use boring::hash::MessageDigest;
+    use boring::pkey::PKey;
+    use prost::Message;
+    let args = foreign::VerifySignatureArguments::decode(args).ok()?;
+    let key = if !args.public_key.is_empty() {
+        PKey::public_key_from_der(&args.public_key).ok()?
+    } else if !args.public_key_pem.is_empty() {
+        PKey::public_key_from_pem(args.public_key_pem.as_bytes()).ok()?
+    } else {
+        return None;
+    };
+    let digest = match args.hash_function.as_str() {
+        "sha1" => Some(MessageDigest::sha1()),
+        "sha224" => Some(MessageDigest::sha224()),
+        "sha256" => Some(MessageDigest::sha256()),
+        "sha384" => Some(MessageDigest::sha384()),
+        "sha512" => Some(MessageDigest::sha512()),
+        _ => None,
+    };
+    let (result, error) = match digest {
+        None => (false, format!("{} is not supported.", args.hash_function)),
+        Some(md) => {
+            let valid = boring::sign::Verifier::new(md, &key)
+                .and_then(|mut v| v.verify_oneshot(&args.signature, &args.text))
+                .unwrap_or(false);
+            (
+                valid,
+                if valid {
+                    String::new()
+                } else {
+                    "Failed to verify signature.".into()
+                },
+            )
+        }
+    };
+    Some(foreign::VerifySignatureResult { result, error }.encode_to_vec())
+}
 
 /// Registers every proxy-wasm hostcall and the WASI functions a wasip1
 /// module imports.
@@ -458,20 +525,30 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let Ok(status) = u16::try_from(code) else {
                 return status::BAD_ARGUMENT;
             };
-            c.data_mut().local_response = Some(LocalResponse {
-                status,
-                headers,
-                body,
-            });
-            status::OK
+            match c.data_mut().stream() {
+                Some(stream) => {
+                    stream.local_response = Some(LocalResponse {
+                        status,
+                        headers,
+                        body,
+                    });
+                    status::OK
+                }
+                None => status::BAD_ARGUMENT,
+            }
         },
     )?;
     linker.func_wrap(
         m,
         "proxy_continue_stream",
         |mut c: C<'_>, _stream: i32| -> i32 {
-            c.data_mut().continued = true;
-            status::OK
+            match c.data_mut().stream() {
+                Some(stream) => {
+                    stream.continued = true;
+                    status::OK
+                }
+                None => status::BAD_ARGUMENT,
+            }
         },
     )?;
     linker.func_wrap(m, "proxy_close_stream", |_: C<'_>, _: i32| -> i32 {
@@ -509,8 +586,10 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let state = c.data_mut();
             state.next_token = state.next_token.wrapping_add(1).max(1);
             let token = state.next_token;
+            let owner = state.effective;
             state.dispatched.push(DispatchedCall {
                 token,
+                owner,
                 cluster,
                 headers,
                 body,
@@ -674,7 +753,10 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 .map(|s| String::from_utf8_lossy(s).into_owned())
                 .collect::<Vec<_>>()
                 .join(".");
-            let value = c.data().properties.get(&key).cloned();
+            let value = c
+                .data_mut()
+                .stream()
+                .and_then(|s| s.properties.get(&key).cloned());
             match value {
                 Some(v) => give(&mut c, &v, ret_ptr, ret_len),
                 None => status::NOT_FOUND,
@@ -689,7 +771,15 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         m,
         "proxy_set_effective_context",
-        |_: C<'_>, _: i32| -> i32 { status::OK },
+        |mut c: C<'_>, id: i32| -> i32 {
+            let state = c.data_mut();
+            if id == state.root || state.streams.contains_key(&id) {
+                state.effective = id;
+                status::OK
+            } else {
+                status::BAD_ARGUMENT
+            }
+        },
     )?;
     linker.func_wrap(m, "proxy_done", |_: C<'_>| -> i32 { status::OK })?;
     linker.func_wrap(
@@ -697,11 +787,27 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "proxy_get_status",
         |_: C<'_>, _: i32, _: i32, _: i32| -> i32 { status::UNIMPLEMENTED },
     )?;
-    // Envoy's `verify_signature` is not offered yet: the filter verifies in wasm.
     linker.func_wrap(
         m,
         "proxy_call_foreign_function",
-        |_: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> i32 { status::NOT_FOUND },
+        |mut c: C<'_>, np: i32, nl: i32, ap: i32, al: i32, ret_ptr: i32, ret_len: i32| -> i32 {
+            let (Some(name), Some(args)) = (read(&mut c, np, nl), read(&mut c, ap, al)) else {
+                return status::BAD_ARGUMENT;
+            };
+            if name != foreign::VERIFY_SIGNATURE.as_bytes() || !c.data().verify_signature {
+                return status::NOT_FOUND;
+            }
+            match verify_signature(&args) {
+                Some(result) => {
+                    c.data()
+                        .shared
+                        .signatures_verified
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    give(&mut c, &result, ret_ptr, ret_len)
+                }
+                None => status::BAD_ARGUMENT,
+            }
+        },
     )?;
     for name in ["proxy_register_shared_queue", "proxy_resolve_shared_queue"] {
         linker.func_wrap(m, name, |_: C<'_>, _: i32, _: i32, _: i32| -> i32 {

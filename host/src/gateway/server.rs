@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::oneshot;
 
 use super::abi::{DispatchedCall, LocalResponse, Pairs};
-use super::vm::{CallResult, FilterModule, Verdict, Vm};
+use super::vm::{CallResult, FilterModule, Progress, Verdict, Vm};
 
 /// Largest total size of request headers the gateway accepts.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -173,6 +173,13 @@ async fn perform(
     }
 }
 
+/// How long a stream may stay paused in the filter (waiting on its calls, or
+/// on another stream's) before it fails closed.
+const STREAM_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Streams paused in one VM: their reply channels and when they started.
+type Waiting = HashMap<i32, (oneshot::Sender<Verdict>, std::time::Instant)>;
+
 /// One VM on its own thread. A trap fails the affected streams closed and
 /// replaces the VM.
 fn spawn_worker(
@@ -186,10 +193,10 @@ fn spawn_worker(
     let tick_ms = vm.tick_ms();
     let self_tx = tx.clone();
     std::thread::spawn(move || {
-        let mut waiting: HashMap<i32, oneshot::Sender<Verdict>> = HashMap::new();
-        let dispatch = |calls: Vec<DispatchedCall>, tx: &std::sync::mpsc::Sender<Job>| {
+        let mut waiting = Waiting::new();
+        let dispatch = |calls: Vec<DispatchedCall>| {
             for call in calls {
-                let (client, clusters, tx) = (client.clone(), clusters.clone(), tx.clone());
+                let (client, clusters, tx) = (client.clone(), clusters.clone(), self_tx.clone());
                 let token = call.token;
                 runtime.spawn(async move {
                     let result = perform(client, clusters, call).await;
@@ -197,53 +204,85 @@ fn spawn_worker(
                 });
             }
         };
-        let replace = |vm: &mut Vm, waiting: &mut HashMap<i32, oneshot::Sender<Verdict>>| {
+        let replace = |vm: &mut Vm, waiting: &mut Waiting| {
             tracing::error!("filter VM trapped; failing its streams closed and replacing it");
-            for (_, reply) in waiting.drain() {
+            for (_, (reply, _)) in waiting.drain() {
                 let _ = reply.send(Verdict::Respond(fail_closed()));
             }
             if let Ok(fresh) = module.instantiate() {
                 *vm = fresh;
             }
         };
+        // Answers every stream that reached a verdict, finishes it (which may
+        // resume others), and sends out the calls made meanwhile.
+        let settle = |vm: &mut Vm, waiting: &mut Waiting, progress: Progress| {
+            let mut queue = vec![progress];
+            while let Some(progress) = queue.pop() {
+                dispatch(progress.root_calls);
+                for (id, verdict) in progress.verdicts {
+                    match verdict {
+                        Verdict::Wait(calls) => dispatch(calls),
+                        done => {
+                            if let Some((reply, _)) = waiting.remove(&id) {
+                                let _ = reply.send(done);
+                            }
+                            match vm.finish(id) {
+                                Ok(more) => queue.push(more),
+                                Err(_) => return Err(()),
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        };
         while let Ok(job) = rx.recv() {
-            match job {
+            let progress = match job {
                 Job::Request {
                     headers,
                     properties,
                     reply,
-                } => {
-                    vm.set_properties(properties);
-                    match vm.request(headers) {
-                        Ok((id, Verdict::Wait(calls))) => {
-                            waiting.insert(id, reply);
-                            dispatch(calls, &self_tx);
-                        }
-                        Ok((id, verdict)) => {
-                            let _ = reply.send(verdict);
-                            let _ = vm.finish(id);
-                        }
-                        Err(_) => {
+                } => match vm.request(headers, properties) {
+                    Ok((id, progress)) => {
+                        waiting.insert(id, (reply, std::time::Instant::now()));
+                        Ok(progress)
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Verdict::Respond(fail_closed()));
+                        Err(e)
+                    }
+                },
+                Job::CallDone { token, result } => vm.call_result(token, result),
+                Job::Tick => {
+                    let expired: Vec<i32> = waiting
+                        .iter()
+                        .filter(|(_, (_, since))| since.elapsed() > STREAM_DEADLINE)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    let mut failed = false;
+                    for id in expired {
+                        if let Some((reply, _)) = waiting.remove(&id) {
+                            tracing::warn!(stream = id, "filter kept a stream paused too long");
                             let _ = reply.send(Verdict::Respond(fail_closed()));
-                            replace(&mut vm, &mut waiting);
+                        }
+                        match vm.finish(id) {
+                            Ok(more) => failed |= settle(&mut vm, &mut waiting, more).is_err(),
+                            Err(_) => failed = true,
                         }
                     }
+                    if failed {
+                        replace(&mut vm, &mut waiting);
+                        continue;
+                    }
+                    vm.tick()
                 }
-                Job::CallDone { token, result } => match vm.call_result(token, result) {
-                    Ok(Some((_, Verdict::Wait(calls)))) => dispatch(calls, &self_tx),
-                    Ok(Some((id, verdict))) => {
-                        if let Some(reply) = waiting.remove(&id) {
-                            let _ = reply.send(verdict);
-                        }
-                        let _ = vm.finish(id);
-                    }
-                    Ok(None) => {}
-                    Err(_) => replace(&mut vm, &mut waiting),
-                },
-                Job::Tick => match vm.tick() {
-                    Ok(calls) => dispatch(calls, &self_tx),
-                    Err(_) => replace(&mut vm, &mut waiting),
-                },
+            };
+            let settled = match progress {
+                Ok(progress) => settle(&mut vm, &mut waiting, progress),
+                Err(_) => Err(()),
+            };
+            if settled.is_err() {
+                replace(&mut vm, &mut waiting);
             }
         }
     });

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use wasmtime::{Config, Engine, Instance, Linker, Module, Store, StoreLimitsBuilder};
 
-use super::abi::{self, DispatchedCall, HostState, LocalResponse, Shared};
+use super::abi::{self, DispatchedCall, HostState, LocalResponse, Shared, StreamIo};
 
 /// Most memory one VM may use.
 pub const MEMORY_CAP: usize = 64 * 1024 * 1024;
@@ -40,17 +40,38 @@ pub struct FilterModule {
     pub shared: Arc<Shared>,
     clusters: Arc<HashMap<String, String>>,
     plugin_config: Vec<u8>,
+    verify_signature: bool,
 }
 
-/// How a stream callback ended.
+/// Where a stream stands after a callback.
 #[derive(Debug, Clone)]
 pub enum Verdict {
     /// Forward upstream with these (edited) request headers.
     Continue(Vec<(String, Vec<u8>)>),
     /// Answer locally.
     Respond(LocalResponse),
-    /// Paused: perform these calls and report each result.
+    /// Paused: perform these calls and report each result. Empty when the
+    /// stream waits on a call another stream made (single flight); another
+    /// callback's [`Progress`] then carries its verdict.
     Wait(Vec<DispatchedCall>),
+}
+
+/// What one callback changed: a verdict for every stream it touched (the
+/// stream it was for, and any other stream it resumed through
+/// `proxy_set_effective_context`), and the calls the root context made.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Stream id → verdict.
+    pub verdicts: Vec<(i32, Verdict)>,
+    /// Calls made by the root context.
+    pub root_calls: Vec<DispatchedCall>,
+}
+
+impl Progress {
+    /// The verdict for one stream, if the callback touched it.
+    pub fn verdict(&self, id: i32) -> Option<&Verdict> {
+        self.verdicts.iter().find(|(i, _)| *i == id).map(|(_, v)| v)
+    }
 }
 
 /// The result of an `http_call`, as delivered back to the filter.
@@ -99,7 +120,15 @@ impl FilterModule {
             shared: Arc::new(Shared::default()),
             clusters: Arc::new(clusters),
             plugin_config,
+            verify_signature: true,
         })
+    }
+
+    /// Whether VMs offer Envoy's `verify_signature` foreign function (on by
+    /// default, as in Envoy); off makes the filter verify RSA in wasm.
+    pub fn with_verify_signature(mut self, offered: bool) -> Self {
+        self.verify_signature = offered;
+        self
     }
 
     /// The same compiled module with another plugin configuration and
@@ -112,6 +141,7 @@ impl FilterModule {
             shared: Arc::new(Shared::default()),
             clusters: Arc::new(clusters),
             plugin_config,
+            verify_signature: self.verify_signature,
         }
     }
 
@@ -119,16 +149,16 @@ impl FilterModule {
     pub fn instantiate(&self) -> Result<Vm, VmError> {
         let state = HostState {
             plugin_config: self.plugin_config.clone(),
-            request_headers: Vec::new(),
-            local_response: None,
-            continued: false,
+            root: ROOT,
+            effective: ROOT,
+            streams: HashMap::new(),
+            verify_signature: self.verify_signature,
             dispatched: Vec::new(),
             call_response: None,
             clusters: self.clusters.clone(),
             tick_ms: 0,
             fixed_time_ns: None,
             shared: self.shared.clone(),
-            properties: HashMap::new(),
             next_token: 0,
             limits: StoreLimitsBuilder::new()
                 .memory_size(MEMORY_CAP)
@@ -145,31 +175,29 @@ impl FilterModule {
         let mut vm = Vm {
             store,
             instance,
-            root: 1,
-            next_context: 2,
-            streams: HashMap::new(),
+            next_context: ROOT + 1,
             owners: HashMap::new(),
         };
         vm.call("_initialize", &[])?;
-        vm.call("proxy_on_context_create", &[1, 0])?;
-        vm.call("proxy_on_vm_start", &[1, 0])?;
+        vm.call("proxy_on_context_create", &[ROOT, 0])?;
+        vm.call("proxy_on_vm_start", &[ROOT, 0])?;
         let size = i32::try_from(self.plugin_config.len()).map_err(|_| VmError::Configure)?;
-        if vm.call("proxy_on_configure", &[1, size])? != Some(1) {
+        if vm.call("proxy_on_configure", &[ROOT, size])? != Some(1) {
             return Err(VmError::Configure);
         }
         Ok(vm)
     }
 }
 
+/// The root context's id.
+const ROOT: i32 = 1;
+
 /// One instance of the filter.
 pub struct Vm {
     store: Store<HostState>,
     instance: Instance,
-    root: i32,
     next_context: i32,
-    /// Request headers per paused stream.
-    streams: HashMap<i32, Vec<(String, Vec<u8>)>>,
-    /// Which context dispatched which call token.
+    /// Which context each outstanding call token belongs to.
     owners: HashMap<u32, i32>,
 }
 
@@ -198,49 +226,49 @@ impl Vm {
         self.store.data().tick_ms
     }
 
-    /// Sets host properties for the next stream (`request.path`, …).
-    pub fn set_properties(&mut self, properties: HashMap<String, Vec<u8>>) {
-        self.store.data_mut().properties = properties;
+    /// Runs the root context's tick.
+    pub fn tick(&mut self) -> Result<Progress, VmError> {
+        self.store.data_mut().effective = ROOT;
+        self.call("proxy_on_tick", &[ROOT])?;
+        Ok(self.progress(None))
     }
 
-    fn take_calls(&mut self, owner: i32) -> Vec<DispatchedCall> {
-        let calls = std::mem::take(&mut self.store.data_mut().dispatched);
-        for c in &calls {
-            self.owners.insert(c.token, owner);
-        }
-        calls
-    }
-
-    /// Runs the root context's tick; returns the calls it dispatched.
-    pub fn tick(&mut self) -> Result<Vec<DispatchedCall>, VmError> {
-        self.call("proxy_on_tick", &[self.root])?;
-        Ok(self.take_calls(self.root))
-    }
-
-    /// Starts a stream with its request headers (pseudo-headers included).
-    pub fn request(&mut self, headers: Vec<(String, Vec<u8>)>) -> Result<(i32, Verdict), VmError> {
+    /// Starts a stream with its request headers (pseudo-headers included) and
+    /// host properties. Returns its id and what the callback changed; the
+    /// new stream always has a verdict there.
+    pub fn request(
+        &mut self,
+        headers: Vec<(String, Vec<u8>)>,
+        properties: HashMap<String, Vec<u8>>,
+    ) -> Result<(i32, Progress), VmError> {
         let id = self.next_context;
         self.next_context += 1;
-        self.call("proxy_on_context_create", &[id, self.root])?;
         let count = i32::try_from(headers.len()).unwrap_or(i32::MAX);
         {
             let s = self.store.data_mut();
-            s.request_headers = headers;
-            s.local_response = None;
-            s.continued = false;
+            s.streams.insert(
+                id,
+                StreamIo {
+                    headers,
+                    properties,
+                    ..StreamIo::default()
+                },
+            );
+            s.effective = id;
         }
+        self.call("proxy_on_context_create", &[id, ROOT])?;
         let action = self.call("proxy_on_request_headers", &[id, count, 1])?;
-        Ok((id, self.verdict(id, action == Some(0))))
+        if action == Some(0)
+            && let Some(stream) = self.store.data_mut().streams.get_mut(&id)
+        {
+            stream.continued = true;
+        }
+        Ok((id, self.progress(Some(id))))
     }
 
-    /// Delivers a call result; returns the stream's verdict, or `None` when the
-    /// call belonged to the root context.
-    pub fn call_result(
-        &mut self,
-        token: u32,
-        result: CallResult,
-    ) -> Result<Option<(i32, Verdict)>, VmError> {
-        let owner = self.owners.remove(&token).unwrap_or(self.root);
+    /// Delivers a call result to the context that made the call.
+    pub fn call_result(&mut self, token: u32, result: CallResult) -> Result<Progress, VmError> {
+        let owner = self.owners.remove(&token).unwrap_or(ROOT);
         let (status, headers, body) = match result {
             CallResult::Response {
                 status,
@@ -258,57 +286,71 @@ impl Vm {
             i32::try_from(all.len()).unwrap_or(0),
             i32::try_from(body.len()).unwrap_or(0),
         );
+        // A stream that ended meanwhile gets nothing (Envoy cancels its calls).
+        if owner != ROOT && !self.store.data().streams.contains_key(&owner) {
+            return Ok(Progress::default());
+        }
         {
             let s = self.store.data_mut();
             s.call_response = Some((all, body));
-            s.local_response = None;
-            s.continued = false;
-            s.request_headers = self.streams.remove(&owner).unwrap_or_default();
+            s.effective = owner;
         }
         let token_arg = i32::try_from(token).unwrap_or(0);
-        let outcome = self.call(
-            "proxy_on_http_call_response",
-            &[self.root, token_arg, n, b, 0],
-        );
+        let outcome = self.call("proxy_on_http_call_response", &[owner, token_arg, n, b, 0]);
         self.store.data_mut().call_response = None;
         outcome?;
-        if owner == self.root {
-            self.take_calls(self.root);
-            return Ok(None);
-        }
-        let continued = self.store.data().continued;
-        Ok(Some((owner, self.verdict(owner, continued))))
+        Ok(self.progress((owner != ROOT).then_some(owner)))
     }
 
-    fn verdict(&mut self, id: i32, continued: bool) -> Verdict {
-        if let Some(response) = self.store.data_mut().local_response.take() {
-            return Verdict::Respond(response);
+    /// Collects what the last callback changed. `focus` is the stream the
+    /// callback was for: it gets a verdict even if it only paused.
+    fn progress(&mut self, focus: Option<i32>) -> Progress {
+        let mut progress = Progress::default();
+        let mut by_owner: HashMap<i32, Vec<DispatchedCall>> = HashMap::new();
+        for call in std::mem::take(&mut self.store.data_mut().dispatched) {
+            self.owners.insert(call.token, call.owner);
+            if call.owner == ROOT {
+                progress.root_calls.push(call);
+            } else {
+                by_owner.entry(call.owner).or_default().push(call);
+            }
         }
-        let calls = self.take_calls(id);
-        let headers = std::mem::take(&mut self.store.data_mut().request_headers);
-        if continued && calls.is_empty() {
-            Verdict::Continue(headers)
-        } else if calls.is_empty() {
-            // Paused with nothing outstanding: it would hang forever in Envoy;
-            // fail closed instead.
-            Verdict::Respond(LocalResponse {
-                status: 503,
-                headers: vec![("content-type".into(), b"application/json".to_vec())],
-                body: br#"{"error":"temporarily_unavailable"}"#.to_vec(),
-            })
-        } else {
-            self.streams.insert(id, headers);
-            Verdict::Wait(calls)
+        let mut ids: Vec<i32> = self.store.data().streams.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(stream) = self.store.data_mut().streams.get_mut(&id) else {
+                continue;
+            };
+            let calls = by_owner.remove(&id).unwrap_or_default();
+            let verdict = if let Some(response) = stream.local_response.take() {
+                Verdict::Respond(response)
+            } else if stream.continued && calls.is_empty() {
+                stream.continued = false;
+                Verdict::Continue(stream.headers.clone())
+            } else if !calls.is_empty() || focus == Some(id) {
+                Verdict::Wait(calls)
+            } else {
+                continue;
+            };
+            progress.verdicts.push((id, verdict));
         }
+        progress
     }
 
-    /// Ends a stream (`on_done`, `on_log`, `on_delete`).
-    pub fn finish(&mut self, id: i32) -> Result<(), VmError> {
-        self.streams.remove(&id);
+    /// Ends a stream (`on_done`, `on_log`, `on_delete`). A stream that ends
+    /// while leading a call may resume others (they fail closed), so this
+    /// reports progress too.
+    pub fn finish(&mut self, id: i32) -> Result<Progress, VmError> {
         self.owners.retain(|_, owner| *owner != id);
-        self.call("proxy_on_done", &[id])?;
-        self.call("proxy_on_log", &[id])?;
-        self.call("proxy_on_delete", &[id])?;
-        Ok(())
+        self.store.data_mut().effective = id;
+        let done = self
+            .call("proxy_on_done", &[id])
+            .and_then(|_| self.call("proxy_on_log", &[id]))
+            .and_then(|_| self.call("proxy_on_delete", &[id]));
+        let s = self.store.data_mut();
+        s.streams.remove(&id);
+        s.effective = ROOT;
+        done?;
+        Ok(self.progress(None))
     }
 }

@@ -126,6 +126,7 @@ impl Harness for NativeHarness {
                         let ok = host_verify(&request)?;
                         engine.resume(pending, Outcome::Verified(ok), now, &mut state)
                     }
+                    Step::Wait { .. } => return Err("single flight is off: no waits".into()),
                 };
             };
             out.push(match decision {

@@ -1,0 +1,289 @@
+//! A second cache tier shared by every engine instance of one host: Envoy's
+//! shared data, which all worker VMs of a plugin see.
+//!
+//! The adapter supplies the store through [`SharedTier`]; the engine decides
+//! what goes in. The tier is direct-mapped: a token's SHA-256 picks one of a
+//! fixed number of slots per space, so its memory is bounded even though
+//! proxy-wasm shared data can never delete a key. A slot holds one entry, with
+//! the full token hash, so a collision is a miss, never a wrong answer. Writes
+//! use compare-and-swap on the slot's version. Keys carry the policy's
+//! fingerprint: plugins with different policies never read each other's
+//! entries.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::TokenHash;
+use crate::principal::Principal;
+use crate::time::Time;
+
+/// A key-value store with versions, shared across engine instances.
+pub trait SharedTier: Send {
+    /// The value under `key` and its version, if the key exists.
+    fn get(&mut self, key: &str) -> Option<(Vec<u8>, u32)>;
+    /// Stores `value` under `key` if its version is still `version`
+    /// (`0`: unconditionally). `false` when the version moved on or the
+    /// store refused.
+    fn set(&mut self, key: &str, value: &[u8], version: u32) -> bool;
+}
+
+/// How often a write retries after losing a compare-and-swap race.
+const CAS_ATTEMPTS: usize = 3;
+
+/// Which cache a slot belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Space {
+    /// Verified JWTs.
+    Jwt,
+    /// Introspected reference tokens.
+    Reference,
+}
+
+impl Space {
+    fn name(self) -> &'static str {
+        match self {
+            Space::Jwt => "jwt",
+            Space::Reference => "ref",
+        }
+    }
+}
+
+/// One slot's content.
+#[derive(Serialize, Deserialize)]
+struct Slot {
+    /// The token's SHA-256, hex.
+    h: String,
+    /// Fresh until, Unix milliseconds.
+    f: u64,
+    /// Served stale until, Unix milliseconds.
+    s: u64,
+    /// The principal; `None` records an inactive reference token.
+    p: Option<Principal>,
+}
+
+/// A shared entry as the engine sees it.
+pub(crate) struct Shared {
+    pub principal: Option<Principal>,
+    pub fresh_until: Time,
+    pub stale_until: Time,
+}
+
+/// The slot key for a token.
+pub(crate) fn key(fingerprint: &str, space: Space, hash: &TokenHash, slots: usize) -> String {
+    let mut head = [0u8; 8];
+    head.copy_from_slice(hash.0.get(..8).unwrap_or(&[0; 8]));
+    let slots = u64::try_from(slots.max(1)).unwrap_or(u64::MAX);
+    let slot = u64::from_le_bytes(head) % slots;
+    format!("erpgate.v1.{fingerprint}.{}.{slot}", space.name())
+}
+
+fn decode(bytes: &[u8], hash: &TokenHash) -> Option<Slot> {
+    let slot: Slot = serde_json::from_slice(bytes).ok()?;
+    (TokenHash::from_hex(&slot.h).as_ref() == Some(hash)).then_some(slot)
+}
+
+/// The fresh shared entry for `hash`, if its slot holds one.
+pub(crate) fn load(
+    tier: &mut dyn SharedTier,
+    key: &str,
+    hash: &TokenHash,
+    now: Time,
+) -> Option<Shared> {
+    let (bytes, _) = tier.get(key)?;
+    let slot = decode(&bytes, hash)?;
+    let fresh_until = Time::from_millis(slot.f);
+    (now < fresh_until).then(|| Shared {
+        principal: slot.p,
+        fresh_until,
+        stale_until: Time::from_millis(slot.s.max(slot.f)),
+    })
+}
+
+/// Publishes an entry. The slot keeps a fresher entry for the same token;
+/// any other occupant is replaced (direct-mapped).
+pub(crate) fn store(
+    tier: &mut dyn SharedTier,
+    key: &str,
+    hash: &TokenHash,
+    principal: Option<&Principal>,
+    fresh_until: Time,
+    stale_until: Time,
+) {
+    let slot = Slot {
+        h: hash.to_hex(),
+        f: fresh_until.millis(),
+        s: stale_until.millis(),
+        p: principal.cloned(),
+    };
+    let Ok(bytes) = serde_json::to_vec(&slot) else {
+        return;
+    };
+    for _ in 0..CAS_ATTEMPTS {
+        let version = match tier.get(key) {
+            Some((current, version)) => {
+                if decode(&current, hash).is_some_and(|c| c.f >= slot.f) {
+                    return;
+                }
+                version
+            }
+            None => 0,
+        };
+        if tier.set(key, &bytes, version) {
+            return;
+        }
+    }
+}
+
+/// Empties the slot if it holds `hash` (revocation).
+pub(crate) fn clear(tier: &mut dyn SharedTier, key: &str, hash: &TokenHash) {
+    for _ in 0..CAS_ATTEMPTS {
+        let Some((current, version)) = tier.get(key) else {
+            return;
+        };
+        if decode(&current, hash).is_none() || tier.set(key, b"", version) {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::scope::ScopeSet;
+
+    /// An in-memory tier with proxy-wasm's CAS semantics, which can be told
+    /// to lose the next races.
+    #[derive(Default)]
+    struct Memory {
+        data: HashMap<String, (Vec<u8>, u32)>,
+        lose: usize,
+    }
+
+    impl SharedTier for Memory {
+        fn get(&mut self, key: &str) -> Option<(Vec<u8>, u32)> {
+            self.data.get(key).cloned()
+        }
+        fn set(&mut self, key: &str, value: &[u8], version: u32) -> bool {
+            if self.lose > 0 {
+                self.lose -= 1;
+                return false;
+            }
+            let entry = self.data.entry(key.into()).or_insert((Vec::new(), 0));
+            if version != 0 && version != entry.1 {
+                return false;
+            }
+            *entry = (value.to_vec(), entry.1 + 1);
+            true
+        }
+    }
+
+    fn principal(subject: &str) -> Principal {
+        Principal {
+            kind: crate::TokenKind::Pat,
+            subject: subject.into(),
+            user_id: None,
+            client_id: None,
+            db: None,
+            scopes: ScopeSet::parse("read").unwrap(),
+            sid: None,
+            jti: None,
+            is_admin: false,
+            user_type: None,
+            expires_at: 100,
+        }
+    }
+
+    #[test]
+    fn round_trip_collision_freshness_and_clear() {
+        let mut tier = Memory::default();
+        let (a, b) = (TokenHash::of("a"), TokenHash::of("b"));
+        // One slot: every token collides.
+        let (ka, kb) = (
+            key("fp", Space::Reference, &a, 1),
+            key("fp", Space::Reference, &b, 1),
+        );
+        assert_eq!(ka, kb);
+        let t = Time::from_secs;
+        store(&mut tier, &ka, &a, Some(&principal("alice")), t(10), t(20));
+        let got = load(&mut tier, &ka, &a, t(5)).unwrap();
+        assert_eq!(got.principal.unwrap().subject, "alice");
+        assert_eq!((got.fresh_until, got.stale_until), (t(10), t(20)));
+        assert!(load(&mut tier, &ka, &a, t(10)).is_none(), "stale is a miss");
+        assert!(
+            load(&mut tier, &kb, &b, t(5)).is_none(),
+            "another token's slot"
+        );
+        // An older entry for the same token does not replace a fresher one.
+        store(&mut tier, &ka, &a, Some(&principal("old")), t(8), t(8));
+        assert_eq!(
+            load(&mut tier, &ka, &a, t(5))
+                .unwrap()
+                .principal
+                .unwrap()
+                .subject,
+            "alice"
+        );
+        // Another token takes the slot over.
+        store(&mut tier, &kb, &b, None, t(10), t(10));
+        assert!(load(&mut tier, &ka, &a, t(5)).is_none());
+        assert!(load(&mut tier, &kb, &b, t(5)).unwrap().principal.is_none());
+        // Clearing only empties the slot for its own token.
+        clear(&mut tier, &ka, &a);
+        assert!(load(&mut tier, &kb, &b, t(5)).is_some());
+        clear(&mut tier, &kb, &b);
+        assert!(load(&mut tier, &kb, &b, t(5)).is_none());
+    }
+
+    #[test]
+    fn cas_races_retry_then_give_up() {
+        let a = TokenHash::of("a");
+        let k = key("fp", Space::Jwt, &a, 8);
+        let mut tier = Memory {
+            lose: CAS_ATTEMPTS - 1,
+            ..Memory::default()
+        };
+        store(
+            &mut tier,
+            &k,
+            &a,
+            Some(&principal("alice")),
+            Time::from_secs(10),
+            Time::from_secs(10),
+        );
+        assert!(
+            load(&mut tier, &k, &a, Time::from_secs(1)).is_some(),
+            "won on the last attempt"
+        );
+        let b = TokenHash::of("b");
+        let kb = key("fp", Space::Jwt, &b, 8);
+        tier.lose = CAS_ATTEMPTS;
+        store(
+            &mut tier,
+            &kb,
+            &b,
+            Some(&principal("bob")),
+            Time::from_secs(10),
+            Time::from_secs(10),
+        );
+        assert!(
+            load(&mut tier, &kb, &b, Time::from_secs(1)).is_none(),
+            "gave up"
+        );
+    }
+
+    #[test]
+    fn keys_are_namespaced_and_bounded() {
+        let a = TokenHash::of("a");
+        assert_ne!(key("p1", Space::Jwt, &a, 8), key("p2", Space::Jwt, &a, 8));
+        assert_ne!(
+            key("p1", Space::Jwt, &a, 8),
+            key("p1", Space::Reference, &a, 8)
+        );
+        let mut slots = std::collections::HashSet::new();
+        for i in 0..1000 {
+            slots.insert(key("p", Space::Jwt, &TokenHash::of(&i.to_string()), 16));
+        }
+        assert_eq!(slots.len(), 16);
+    }
+}
