@@ -230,6 +230,8 @@ mod abi {
 #[derive(Default)]
 struct Metrics {
     ids: HashMap<String, Option<u32>>,
+    /// Decision counters by (outcome, reason), so the hot path formats no name.
+    decisions: HashMap<(&'static str, &'static str), Option<u32>>,
     /// What this VM has already added to each engine counter: every VM adds
     /// its own increase, so the shared counter is the sum over VMs.
     reported: HashMap<&'static str, u64>,
@@ -243,8 +245,12 @@ impl Metrics {
             .or_insert_with(|| abi::define(kind, name))
     }
 
-    fn decision(&mut self, outcome: &str, reason: &str) {
-        if let Some(id) = self.id(0, &format!("erpgate.decisions.{outcome}.{reason}")) {
+    fn decision(&mut self, outcome: &'static str, reason: &'static str) {
+        let id = *self
+            .decisions
+            .entry((outcome, reason))
+            .or_insert_with(|| abi::define(0, &format!("erpgate.decisions.{outcome}.{reason}")));
+        if let Some(id) = id {
             abi::increment(id, 1);
         }
     }
@@ -388,8 +394,10 @@ impl Shared {
     }
 
     /// Applies a decision to the effective stream. Returns whether the stream
-    /// may continue (an allow) or was answered locally.
-    fn apply(&self, decision: Decision) -> bool {
+    /// may continue (an allow) or was answered locally. `present` lists the
+    /// stream's header names when known, so only identity headers the client
+    /// actually sent cost a hostcall to strip.
+    fn apply(&self, decision: Decision, present: Option<&[String]>) -> bool {
         use proxy_wasm::hostcalls;
         use proxy_wasm::types::MapType;
         match decision {
@@ -401,7 +409,11 @@ impl Shared {
                 };
                 self.metrics.borrow_mut().decision("allow", source);
                 for name in allow.headers.remove.iter() {
-                    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+                    let sent = present
+                        .is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(name)));
+                    if sent {
+                        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+                    }
                 }
                 for (name, value) in &allow.headers.set {
                     let _ =
@@ -447,7 +459,7 @@ impl Shared {
             }
             let step = self.resume(pending, outcome.clone());
             let proceed = match self.settle(step) {
-                Settled::Decided(decision) => self.apply(decision),
+                Settled::Decided(decision) => self.apply(decision, None),
                 // A follower's resume never needs another call; should it,
                 // the stream fails closed rather than hang.
                 Settled::Call(_, pending) | Settled::Wait(_, pending) => {
@@ -616,6 +628,7 @@ impl RootContext for Root {
             shared: self.shared.clone(),
             pending: None,
             parked_on: None,
+            header_names: Vec::new(),
         }))
     }
 
@@ -631,6 +644,8 @@ struct Filter {
     pending: Option<(u32, Pending)>,
     /// The flight this stream is parked on (its `Pending` is in `Shared`).
     parked_on: Option<Flight>,
+    /// The request's header names (lowercase, as Envoy keeps them).
+    header_names: Vec<String>,
 }
 
 impl Filter {
@@ -640,7 +655,7 @@ impl Filter {
         loop {
             step = match shared.settle(step) {
                 Settled::Decided(decision) => {
-                    return if shared.apply(decision) {
+                    return if shared.apply(decision, Some(&self.header_names)) {
                         Action::Continue
                     } else {
                         Action::Pause
@@ -753,6 +768,7 @@ impl HttpContext for Filter {
             return Action::Pause;
         };
         let (method, path) = (method.to_owned(), path.to_owned());
+        self.header_names = headers.iter().map(|(n, _)| n.clone()).collect();
         let borrowed: Vec<(&str, &[u8])> = headers
             .iter()
             .filter(|(n, _)| !n.starts_with(':'))
