@@ -254,6 +254,98 @@ pub struct FeedRow {
     pub event: erpgate::revocation::RevocationEvent,
 }
 
+/// An Identity Server session: what the SSO cookie points at. `sid` is the
+/// key ERP.net's APIs use for the ERP session and its license slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySession {
+    /// 32 uppercase hex characters.
+    pub sid: String,
+    /// The signed-in user.
+    pub login: String,
+    /// When the user last entered a password, Unix seconds.
+    pub auth_time: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// When the session was ended (sign-out), Unix seconds.
+    pub ended_at: Option<u64>,
+}
+
+/// What an authorization code or a refresh token carries over to the tokens
+/// issued from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantBasis {
+    /// Groups every token issued from one authorization (code, refresh
+    /// family, access tokens): replay revokes them together.
+    pub grant_id: String,
+    /// The trusted application.
+    pub client_id: String,
+    /// The user.
+    pub login: String,
+    /// The identity session.
+    pub sid: String,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// When the user signed in, Unix seconds.
+    pub auth_time: u64,
+}
+
+/// An authorization code as stored: its SHA-256, never the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCode {
+    /// Lowercase hex SHA-256 of the code.
+    pub hash: String,
+    /// What it grants.
+    pub basis: GrantBasis,
+    /// The exact `redirect_uri` of the authorization request.
+    pub redirect_uri: String,
+    /// The S256 PKCE challenge, when one was sent.
+    pub code_challenge: Option<String>,
+    /// The OIDC `nonce`, for the ID token.
+    pub nonce: Option<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// A refresh token as stored: its SHA-256, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// Lowercase hex SHA-256 of the token.
+    pub hash: String,
+    /// What it grants.
+    pub basis: GrantBasis,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// How redeeming a single-use credential (code, refresh token) went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption<T> {
+    /// First use: this call consumed it.
+    Fresh(T),
+    /// It was already used (or revoked): a replay.
+    Replayed(T),
+    /// No such credential.
+    Unknown,
+}
+
+/// A user's remembered consent for an app (ERP.net's
+/// TrustedApplicationAuthorizations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    /// The user.
+    pub login: String,
+    /// The trusted application.
+    pub client_id: String,
+    /// The scopes consented to.
+    pub scopes: ScopeSet,
+    /// Unix seconds.
+    pub granted_at: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,10 @@ use erpgate::ScopeSet;
 use erpgate::revocation::RevocationKind;
 
 use super::{Store, StoreError};
-use crate::model::{GrantKind, ReferenceToken, SigningKeyRecord, TrustedApp, User};
+use crate::model::{
+    AuthCode, Consent, GrantBasis, GrantKind, IdentitySession, Redemption, ReferenceToken,
+    RefreshToken, SigningKeyRecord, TrustedApp, User,
+};
 
 fn token(id: &str, hash: &str, expires_at: u64) -> ReferenceToken {
     ReferenceToken {
@@ -198,4 +201,189 @@ pub(crate) async fn run(store: &dyn Store) {
     while store.purge_expired(10_000, 1).await.unwrap() > 0 {}
     assert!(store.feed(0, 10).await.unwrap().is_empty());
     assert!(!store.jti_revoked("J1").await.unwrap());
+    grants(store).await;
+}
+
+fn basis(grant: &str, sid: &str) -> GrantBasis {
+    GrantBasis {
+        grant_id: grant.into(),
+        client_id: "app".into(),
+        login: "alice".into(),
+        sid: sid.into(),
+        scopes: ScopeSet::parse("openid read offline_access").unwrap(),
+        auth_time: 90,
+    }
+}
+
+fn refresh(hash: &str, grant: &str, sid: &str) -> RefreshToken {
+    RefreshToken {
+        hash: hash.into(),
+        basis: basis(grant, sid),
+        created_at: 100,
+        expires_at: 5000,
+    }
+}
+
+/// Interactive sign-in: sessions, single-use codes, refresh rotation and
+/// family revocation, consents.
+async fn grants(store: &dyn Store) {
+    // sessions
+    let session = IdentitySession {
+        sid: "S1".into(),
+        login: "alice".into(),
+        auth_time: 90,
+        created_at: 90,
+        ended_at: None,
+    };
+    store.insert_session(&session).await.unwrap();
+    assert!(matches!(
+        store.insert_session(&session).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.session("S1").await.unwrap(), Some(session));
+    assert!(store.session("S0").await.unwrap().is_none());
+
+    // codes: exactly one redemption
+    let code = AuthCode {
+        hash: "c1".into(),
+        basis: basis("G1", "S1"),
+        redirect_uri: "https://a/cb".into(),
+        code_challenge: Some("challenge".into()),
+        nonce: Some("n".into()),
+        created_at: 100,
+        expires_at: 400,
+    };
+    store.insert_auth_code(&code).await.unwrap();
+    assert_eq!(
+        store.redeem_auth_code("c1", 110).await.unwrap(),
+        Redemption::Fresh(code.clone())
+    );
+    assert_eq!(
+        store.redeem_auth_code("c1", 111).await.unwrap(),
+        Redemption::Replayed(code)
+    );
+    assert_eq!(
+        store.redeem_auth_code("c0", 111).await.unwrap(),
+        Redemption::Unknown
+    );
+
+    // refresh rotation: the old token is consumed with the new one stored
+    store
+        .insert_refresh_token(&refresh("r1", "G1", "S1"))
+        .await
+        .unwrap();
+    store.record_grant_jti("G1", "AJ1", 3000).await.unwrap();
+    assert!(matches!(
+        store.rotate_refresh_token("r1", &refresh("r2", "G1", "S1"), 120).await.unwrap(),
+        Redemption::Fresh(t) if t.hash == "r1"
+    ));
+    assert!(matches!(
+        store.rotate_refresh_token("r1", &refresh("r3", "G1", "S1"), 121).await.unwrap(),
+        Redemption::Replayed(t) if t.hash == "r1"
+    ));
+    assert_eq!(
+        store
+            .rotate_refresh_token("r0", &refresh("r4", "G1", "S1"), 121)
+            .await
+            .unwrap(),
+        Redemption::Unknown
+    );
+    // replay kills the family: r2 and the recorded access token
+    let before = store.feed(0, 100).await.unwrap().len();
+    assert_eq!(store.revoke_grant("G1", 130).await.unwrap(), 2);
+    assert!(store.jti_revoked("AJ1").await.unwrap());
+    assert_eq!(store.feed(0, 100).await.unwrap().len(), before + 1);
+    assert!(matches!(
+        store
+            .rotate_refresh_token("r2", &refresh("r5", "G1", "S1"), 131)
+            .await
+            .unwrap(),
+        Redemption::Replayed(_)
+    ));
+    assert_eq!(
+        store.revoke_grant("G1", 132).await.unwrap(),
+        0,
+        "idempotent"
+    );
+
+    // ending a session kills its refresh tokens and tells the edge by sid
+    store
+        .insert_refresh_token(&refresh("r6", "G2", "S1"))
+        .await
+        .unwrap();
+    assert!(store.end_session("S1", 140, 3700).await.unwrap());
+    assert!(!store.end_session("S1", 141, 3700).await.unwrap());
+    assert_eq!(
+        store.session("S1").await.unwrap().unwrap().ended_at,
+        Some(140)
+    );
+    let feed = store.feed(0, 100).await.unwrap();
+    let last = &feed.last().unwrap().event;
+    assert_eq!(
+        (last.kind, last.value.as_str()),
+        (RevocationKind::Sid, "S1")
+    );
+    assert!(matches!(
+        store
+            .rotate_refresh_token("r6", &refresh("r7", "G2", "S1"), 142)
+            .await
+            .unwrap(),
+        Redemption::Replayed(_)
+    ));
+
+    // a password change kills the user's refresh tokens
+    store
+        .insert_refresh_token(&refresh("r8", "G3", "S2"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .set_password_hash("alice", "new-hash", 150)
+            .await
+            .unwrap()
+    );
+    assert!(!store.set_password_hash("nobody", "x", 150).await.unwrap());
+    assert_eq!(
+        store
+            .user("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .as_deref(),
+        Some("new-hash")
+    );
+    assert!(matches!(
+        store
+            .rotate_refresh_token("r8", &refresh("r9", "G3", "S2"), 151)
+            .await
+            .unwrap(),
+        Redemption::Replayed(_)
+    ));
+
+    // consents
+    let consent = Consent {
+        login: "alice".into(),
+        client_id: "app".into(),
+        scopes: ScopeSet::parse("openid read").unwrap(),
+        granted_at: 100,
+    };
+    assert!(store.consent("alice", "app").await.unwrap().is_none());
+    store.save_consent(&consent).await.unwrap();
+    let wider = Consent {
+        scopes: ScopeSet::parse("openid read update").unwrap(),
+        ..consent
+    };
+    store.save_consent(&wider).await.unwrap();
+    assert_eq!(store.consent("alice", "app").await.unwrap(), Some(wider));
+    assert!(store.revoke_consent("alice", "app", 160).await.unwrap());
+    assert!(!store.revoke_consent("alice", "app", 160).await.unwrap());
+    assert!(store.consent("alice", "app").await.unwrap().is_none());
+
+    // cleanup covers codes and refresh tokens
+    while store.purge_expired(100_000, 100).await.unwrap() > 0 {}
+    assert_eq!(
+        store.redeem_auth_code("c1", 100_001).await.unwrap(),
+        Redemption::Unknown
+    );
 }

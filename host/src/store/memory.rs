@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use erpgate::revocation::{RevocationEvent, RevocationKind};
 
 use super::{Store, StoreError, StoreResult, TokenContext};
-use crate::model::{FeedRow, ReferenceToken, SigningKeyRecord, TrustedApp, User};
+use crate::model::{
+    AuthCode, Consent, FeedRow, IdentitySession, Redemption, ReferenceToken, RefreshToken,
+    SigningKeyRecord, TrustedApp, User,
+};
 
 #[derive(Default)]
 struct Inner {
@@ -18,9 +21,30 @@ struct Inner {
     jti: BTreeMap<String, u64>,
     feed: BTreeMap<u64, RevocationEvent>,
     next_seq: u64,
+    sessions: BTreeMap<String, IdentitySession>,
+    /// hash → (code, consumed).
+    codes: BTreeMap<String, (AuthCode, bool)>,
+    /// hash → (token, rotated or revoked).
+    refresh: BTreeMap<String, (RefreshToken, bool)>,
+    /// grant id → [(jti, expires_at)].
+    grant_jtis: BTreeMap<String, Vec<(String, u64)>>,
+    /// (login, client_id) → consent.
+    consents: BTreeMap<(String, String), Consent>,
 }
 
 impl Inner {
+    /// Kills refresh tokens matching `pred`; returns how many were live.
+    fn kill_refresh(&mut self, pred: impl Fn(&RefreshToken) -> bool) -> usize {
+        let mut killed = 0;
+        for (token, dead) in self.refresh.values_mut() {
+            if !*dead && pred(token) {
+                *dead = true;
+                killed += 1;
+            }
+        }
+        killed
+    }
+
     fn push_feed(&mut self, kind: RevocationKind, value: &str, expires_at: u64) {
         self.next_seq += 1;
         self.feed.insert(
@@ -207,8 +231,170 @@ impl Store for MemoryStore {
             })
             .collect())
     }
+    async fn insert_session(&self, session: &IdentitySession) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        if inner.sessions.contains_key(&session.sid) {
+            return Err(StoreError::Conflict(session.sid.clone()));
+        }
+        inner.sessions.insert(session.sid.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn session(&self, sid: &str) -> StoreResult<Option<IdentitySession>> {
+        Ok(self.lock()?.sessions.get(sid).cloned())
+    }
+
+    async fn end_session(&self, sid: &str, now: u64, event_expires_at: u64) -> StoreResult<bool> {
+        let mut inner = self.lock()?;
+        match inner.sessions.get_mut(sid) {
+            Some(session) if session.ended_at.is_none() => session.ended_at = Some(now),
+            _ => return Ok(false),
+        }
+        inner.kill_refresh(|t| t.basis.sid == sid);
+        inner.push_feed(RevocationKind::Sid, sid, event_expires_at);
+        Ok(true)
+    }
+
+    async fn insert_auth_code(&self, code: &AuthCode) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        if inner.codes.contains_key(&code.hash) {
+            return Err(StoreError::Conflict("authorization code".into()));
+        }
+        inner.codes.insert(code.hash.clone(), (code.clone(), false));
+        Ok(())
+    }
+
+    async fn redeem_auth_code(&self, hash: &str, _now: u64) -> StoreResult<Redemption<AuthCode>> {
+        let mut inner = self.lock()?;
+        Ok(match inner.codes.get_mut(hash) {
+            None => Redemption::Unknown,
+            Some((code, true)) => Redemption::Replayed(code.clone()),
+            Some((code, used)) => {
+                *used = true;
+                Redemption::Fresh(code.clone())
+            }
+        })
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        if inner.refresh.contains_key(&token.hash) {
+            return Err(StoreError::Conflict("refresh token".into()));
+        }
+        inner
+            .refresh
+            .insert(token.hash.clone(), (token.clone(), false));
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        hash: &str,
+        next: &RefreshToken,
+        _now: u64,
+    ) -> StoreResult<Redemption<RefreshToken>> {
+        let mut inner = self.lock()?;
+        let old = match inner.refresh.get_mut(hash) {
+            None => return Ok(Redemption::Unknown),
+            Some((token, true)) => return Ok(Redemption::Replayed(token.clone())),
+            Some((token, dead)) => {
+                *dead = true;
+                token.clone()
+            }
+        };
+        if inner.refresh.contains_key(&next.hash) {
+            return Err(StoreError::Conflict("refresh token".into()));
+        }
+        inner
+            .refresh
+            .insert(next.hash.clone(), (next.clone(), false));
+        Ok(Redemption::Fresh(old))
+    }
+
+    async fn record_grant_jti(
+        &self,
+        grant_id: &str,
+        jti: &str,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        self.lock()?
+            .grant_jtis
+            .entry(grant_id.to_owned())
+            .or_default()
+            .push((jti.to_owned(), expires_at));
+        Ok(())
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: u64) -> StoreResult<usize> {
+        let mut inner = self.lock()?;
+        let mut count = inner.kill_refresh(|t| t.basis.grant_id == grant_id);
+        for (jti, expires_at) in inner.grant_jtis.remove(grant_id).unwrap_or_default() {
+            if expires_at > now && !inner.jti.contains_key(&jti) {
+                inner.jti.insert(jti.clone(), expires_at);
+                inner.push_feed(RevocationKind::Jti, &jti, expires_at);
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    async fn set_password_hash(&self, login: &str, hash: &str, _now: u64) -> StoreResult<bool> {
+        let mut inner = self.lock()?;
+        let Some(user) = inner.users.get_mut(login) else {
+            return Ok(false);
+        };
+        user.password_hash = Some(hash.to_owned());
+        inner.kill_refresh(|t| t.basis.login == login);
+        Ok(true)
+    }
+
+    async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>> {
+        Ok(self
+            .lock()?
+            .consents
+            .get(&(login.to_owned(), client_id.to_owned()))
+            .cloned())
+    }
+
+    async fn save_consent(&self, consent: &Consent) -> StoreResult<()> {
+        self.lock()?.consents.insert(
+            (consent.login.clone(), consent.client_id.clone()),
+            consent.clone(),
+        );
+        Ok(())
+    }
+
+    async fn revoke_consent(&self, login: &str, client_id: &str, _now: u64) -> StoreResult<bool> {
+        Ok(self
+            .lock()?
+            .consents
+            .remove(&(login.to_owned(), client_id.to_owned()))
+            .is_some())
+    }
+
     async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize> {
         let mut inner = self.lock()?;
+        let codes: Vec<String> = inner
+            .codes
+            .values()
+            .filter(|(c, _)| c.expires_at < now)
+            .take(batch)
+            .map(|(c, _)| c.hash.clone())
+            .collect();
+        let refresh: Vec<String> = inner
+            .refresh
+            .values()
+            .filter(|(t, _)| t.expires_at < now)
+            .take(batch)
+            .map(|(t, _)| t.hash.clone())
+            .collect();
+        let purged = codes.len() + refresh.len();
+        for h in codes {
+            inner.codes.remove(&h);
+        }
+        for h in refresh {
+            inner.refresh.remove(&h);
+        }
         let tokens: Vec<String> = inner
             .tokens
             .values()
@@ -230,7 +416,7 @@ impl Store for MemoryStore {
             .take(batch)
             .map(|(s, _)| *s)
             .collect();
-        let count = tokens.len() + jtis.len() + events.len();
+        let count = purged + tokens.len() + jtis.len() + events.len();
         for h in tokens {
             inner.tokens.remove(&h);
         }

@@ -10,7 +10,10 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 
-use crate::model::{FeedRow, ReferenceToken, SigningKeyRecord, TrustedApp, User};
+use crate::model::{
+    AuthCode, Consent, FeedRow, IdentitySession, Redemption, ReferenceToken, RefreshToken,
+    SigningKeyRecord, TrustedApp, User,
+};
 
 /// A storage failure. Details go to logs, never to clients.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,49 @@ pub trait Store: Send + Sync {
 
     /// Feed rows after `cursor`, oldest first, at most `limit`.
     async fn feed(&self, cursor: u64, limit: usize) -> StoreResult<Vec<FeedRow>>;
+
+    /// Starts an identity session.
+    async fn insert_session(&self, session: &IdentitySession) -> StoreResult<()>;
+    /// One identity session by `sid`.
+    async fn session(&self, sid: &str) -> StoreResult<Option<IdentitySession>>;
+    /// Ends a session: its refresh tokens die and a `sid` revocation event
+    /// (kept until `event_expires_at`) tells the edge, in one transaction.
+    /// False when it had already ended or does not exist.
+    async fn end_session(&self, sid: &str, now: u64, event_expires_at: u64) -> StoreResult<bool>;
+
+    /// Stores a new authorization code.
+    async fn insert_auth_code(&self, code: &AuthCode) -> StoreResult<()>;
+    /// Consumes a code atomically: exactly one caller gets `Fresh`.
+    async fn redeem_auth_code(&self, hash: &str, now: u64) -> StoreResult<Redemption<AuthCode>>;
+
+    /// Stores a new refresh token.
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+    /// Rotates a refresh token atomically: the old one is consumed and `next`
+    /// stored in one transaction; exactly one caller gets `Fresh`. A token
+    /// already rotated or revoked comes back as `Replayed`.
+    async fn rotate_refresh_token(
+        &self,
+        hash: &str,
+        next: &RefreshToken,
+        now: u64,
+    ) -> StoreResult<Redemption<RefreshToken>>;
+    /// Records an access token (`jti`) issued under a grant.
+    async fn record_grant_jti(&self, grant_id: &str, jti: &str, expires_at: u64)
+    -> StoreResult<()>;
+    /// Revokes a whole grant: its refresh tokens and the access tokens
+    /// recorded under it (as `jti` revocations with feed events). Returns how
+    /// many records it revoked.
+    async fn revoke_grant(&self, grant_id: &str, now: u64) -> StoreResult<usize>;
+    /// Replaces a user's password hash; every refresh token of the user dies
+    /// in the same transaction. False when the user does not exist.
+    async fn set_password_hash(&self, login: &str, hash: &str, now: u64) -> StoreResult<bool>;
+
+    /// A user's remembered consent for an app, if not revoked.
+    async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>>;
+    /// Remembers (or widens) a consent.
+    async fn save_consent(&self, consent: &Consent) -> StoreResult<()>;
+    /// Revokes a consent; false when there was none.
+    async fn revoke_consent(&self, login: &str, client_id: &str, now: u64) -> StoreResult<bool>;
 
     /// Deletes up to `batch` expired records of each kind; returns how many.
     async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize>;

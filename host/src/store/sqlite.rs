@@ -14,12 +14,13 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Store, StoreError, StoreResult, TokenContext};
 use crate::model::{
-    ClientType, FeedRow, GrantKind, ReferenceToken, ReferenceTokenPolicy, SigningKeyRecord,
-    TrustedApp, User,
+    AuthCode, ClientType, Consent, FeedRow, GrantBasis, GrantKind, IdentitySession, Redemption,
+    ReferenceToken, ReferenceTokenPolicy, RefreshToken, SigningKeyRecord, TrustedApp, User,
 };
 
 /// Ordered schema migrations; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE trusted_apps (
     client_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -80,7 +81,63 @@ CREATE TABLE revocation_feed (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX revocation_feed_expiry ON revocation_feed (expires_at);
-"#];
+"#,
+    r#"
+CREATE TABLE identity_sessions (
+    sid TEXT PRIMARY KEY,
+    login TEXT NOT NULL,
+    auth_time INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    ended_at INTEGER
+);
+CREATE TABLE auth_codes (
+    hash TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    login TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    auth_time INTEGER NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    code_challenge TEXT,
+    nonce TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    consumed_at INTEGER
+);
+CREATE INDEX auth_codes_expiry ON auth_codes (expires_at);
+CREATE TABLE refresh_tokens (
+    hash TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    login TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    auth_time INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    dead_at INTEGER
+);
+CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
+CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);
+CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid);
+CREATE INDEX refresh_tokens_login ON refresh_tokens (login);
+CREATE TABLE grant_jtis (
+    grant_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (grant_id, jti)
+);
+CREATE INDEX grant_jtis_expiry ON grant_jtis (expires_at);
+CREATE TABLE consents (
+    login TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (login, client_id)
+);
+"#,
+];
 
 const READERS: usize = 3;
 
@@ -237,6 +294,52 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<ReferenceToken> {
         last_used_at: get_opt_u64(row, 10)?,
         revoked_at: get_opt_u64(row, 11)?,
     })
+}
+
+const BASIS_COLUMNS: &str = "grant_id, client_id, login, sid, scopes, auth_time";
+
+fn basis_at(row: &Row<'_>, o: usize) -> rusqlite::Result<GrantBasis> {
+    let scopes: String = row.get(o + 4)?;
+    Ok(GrantBasis {
+        grant_id: row.get(o)?,
+        client_id: row.get(o + 1)?,
+        login: row.get(o + 2)?,
+        sid: row.get(o + 3)?,
+        scopes: ScopeSet::parse(&scopes).map_err(|_| corrupt("scopes"))?,
+        auth_time: get_u64(row, o + 5)?,
+    })
+}
+
+/// `hash`, the basis, then the code's own columns.
+fn code_from_row(row: &Row<'_>) -> rusqlite::Result<AuthCode> {
+    Ok(AuthCode {
+        hash: row.get(0)?,
+        basis: basis_at(row, 1)?,
+        redirect_uri: row.get(7)?,
+        code_challenge: row.get(8)?,
+        nonce: row.get(9)?,
+        created_at: get_u64(row, 10)?,
+        expires_at: get_u64(row, 11)?,
+    })
+}
+
+fn refresh_from_row(row: &Row<'_>) -> rusqlite::Result<RefreshToken> {
+    Ok(RefreshToken {
+        hash: row.get(0)?,
+        basis: basis_at(row, 1)?,
+        created_at: get_u64(row, 7)?,
+        expires_at: get_u64(row, 8)?,
+    })
+}
+
+fn insert_refresh(tx: &Connection, t: &RefreshToken) -> StoreResult<()> {
+    let b = &t.basis;
+    tx.execute(
+        &format!("INSERT INTO refresh_tokens (hash, {BASIS_COLUMNS}, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+        params![t.hash, b.grant_id, b.client_id, b.login, b.sid, b.scopes.to_string(), to_i64(b.auth_time), to_i64(t.created_at), to_i64(t.expires_at)],
+    )
+    .map_err(|e| conflict_or_backend(e, "refresh token"))?;
+    Ok(())
 }
 
 fn kind_name(kind: RevocationKind) -> &'static str {
@@ -704,11 +807,286 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn insert_session(&self, session: &IdentitySession) -> StoreResult<()> {
+        let s = session.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO identity_sessions (sid, login, auth_time, created_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![s.sid, s.login, to_i64(s.auth_time), to_i64(s.created_at), s.ended_at.map(to_i64)],
+            )
+            .map_err(|e| conflict_or_backend(e, &s.sid))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, sid: &str) -> StoreResult<Option<IdentitySession>> {
+        let sid = sid.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT sid, login, auth_time, created_at, ended_at FROM identity_sessions WHERE sid = ?1")
+                .and_then(|mut s| {
+                    s.query_row([sid], |r| {
+                        Ok(IdentitySession {
+                            sid: r.get(0)?,
+                            login: r.get(1)?,
+                            auth_time: get_u64(r, 2)?,
+                            created_at: get_u64(r, 3)?,
+                            ended_at: get_opt_u64(r, 4)?,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn end_session(&self, sid: &str, now: u64, event_expires_at: u64) -> StoreResult<bool> {
+        let sid = sid.to_owned();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let ended = tx
+                .execute(
+                    "UPDATE identity_sessions SET ended_at = ?2 WHERE sid = ?1 AND ended_at IS NULL",
+                    params![sid, to_i64(now)],
+                )
+                .map_err(backend)?;
+            if ended == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE refresh_tokens SET dead_at = ?2 WHERE sid = ?1 AND dead_at IS NULL",
+                params![sid, to_i64(now)],
+            )
+            .map_err(backend)?;
+            push_feed(&tx, RevocationKind::Sid, &sid, event_expires_at)?;
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn insert_auth_code(&self, code: &AuthCode) -> StoreResult<()> {
+        let code = code.clone();
+        self.write(move |c| {
+            let b = &code.basis;
+            c.execute(
+                &format!("INSERT INTO auth_codes (hash, {BASIS_COLUMNS}, redirect_uri, code_challenge, nonce, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                params![code.hash, b.grant_id, b.client_id, b.login, b.sid, b.scopes.to_string(), to_i64(b.auth_time), code.redirect_uri, code.code_challenge, code.nonce, to_i64(code.created_at), to_i64(code.expires_at)],
+            )
+            .map_err(|e| conflict_or_backend(e, "authorization code"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn redeem_auth_code(&self, hash: &str, now: u64) -> StoreResult<Redemption<AuthCode>> {
+        let hash = hash.to_owned();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let consumed = tx
+                .execute(
+                    "UPDATE auth_codes SET consumed_at = ?2 WHERE hash = ?1 AND consumed_at IS NULL",
+                    params![hash, to_i64(now)],
+                )
+                .map_err(backend)?;
+            let code = tx
+                .query_row(
+                    &format!("SELECT hash, {BASIS_COLUMNS}, redirect_uri, code_challenge, nonce, created_at, expires_at FROM auth_codes WHERE hash = ?1"),
+                    [&hash],
+                    code_from_row,
+                )
+                .optional()
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(match code {
+                None => Redemption::Unknown,
+                Some(code) if consumed == 1 => Redemption::Fresh(code),
+                Some(code) => Redemption::Replayed(code),
+            })
+        })
+        .await
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
+        let token = token.clone();
+        self.write(move |c| insert_refresh(c, &token)).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        hash: &str,
+        next: &RefreshToken,
+        now: u64,
+    ) -> StoreResult<Redemption<RefreshToken>> {
+        let (hash, next) = (hash.to_owned(), next.clone());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let consumed = tx
+                .execute(
+                    "UPDATE refresh_tokens SET dead_at = ?2 WHERE hash = ?1 AND dead_at IS NULL",
+                    params![hash, to_i64(now)],
+                )
+                .map_err(backend)?;
+            let old = tx
+                .query_row(
+                    &format!("SELECT hash, {BASIS_COLUMNS}, created_at, expires_at FROM refresh_tokens WHERE hash = ?1"),
+                    [&hash],
+                    refresh_from_row,
+                )
+                .optional()
+                .map_err(backend)?;
+            let outcome = match old {
+                None => Redemption::Unknown,
+                Some(old) if consumed == 1 => {
+                    insert_refresh(&tx, &next)?;
+                    Redemption::Fresh(old)
+                }
+                Some(old) => Redemption::Replayed(old),
+            };
+            tx.commit().map_err(backend)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn record_grant_jti(
+        &self,
+        grant_id: &str,
+        jti: &str,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        let (grant, jti) = (grant_id.to_owned(), jti.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO grant_jtis (grant_id, jti, expires_at) VALUES (?1, ?2, ?3)",
+                params![grant, jti, to_i64(expires_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: u64) -> StoreResult<usize> {
+        let grant = grant_id.to_owned();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let mut count = tx
+                .execute(
+                    "UPDATE refresh_tokens SET dead_at = ?2 WHERE grant_id = ?1 AND dead_at IS NULL",
+                    params![grant, to_i64(now)],
+                )
+                .map_err(backend)?;
+            let jtis: Vec<(String, u64)> = {
+                let mut s = tx
+                    .prepare("SELECT jti, expires_at FROM grant_jtis WHERE grant_id = ?1 AND expires_at > ?2")
+                    .map_err(backend)?;
+                let rows = s
+                    .query_map(params![grant, to_i64(now)], |r| Ok((r.get(0)?, get_u64(r, 1)?)))
+                    .map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            for (jti, expires_at) in jtis {
+                let added = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO revoked_jti (jti, expires_at) VALUES (?1, ?2)",
+                        params![jti, to_i64(expires_at)],
+                    )
+                    .map_err(backend)?;
+                if added == 1 {
+                    push_feed(&tx, RevocationKind::Jti, &jti, expires_at)?;
+                    count += 1;
+                }
+            }
+            tx.execute("DELETE FROM grant_jtis WHERE grant_id = ?1", [&grant])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(count)
+        })
+        .await
+    }
+
+    async fn set_password_hash(&self, login: &str, hash: &str, now: u64) -> StoreResult<bool> {
+        let (login, hash) = (login.to_owned(), hash.to_owned());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let changed = tx
+                .execute(
+                    "UPDATE users SET password_hash = ?2 WHERE login = ?1",
+                    params![login, hash],
+                )
+                .map_err(backend)?;
+            tx.execute(
+                "UPDATE refresh_tokens SET dead_at = ?2 WHERE login = ?1 AND dead_at IS NULL",
+                params![login, to_i64(now)],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>> {
+        let (login, client) = (login.to_owned(), client_id.to_owned());
+        self.read(move |c| {
+            c.prepare_cached("SELECT login, client_id, scopes, granted_at FROM consents WHERE login = ?1 AND client_id = ?2")
+                .and_then(|mut s| {
+                    s.query_row(params![login, client], |r| {
+                        let scopes: String = r.get(2)?;
+                        Ok(Consent {
+                            login: r.get(0)?,
+                            client_id: r.get(1)?,
+                            scopes: ScopeSet::parse(&scopes).map_err(|_| corrupt("scopes"))?,
+                            granted_at: get_u64(r, 3)?,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn save_consent(&self, consent: &Consent) -> StoreResult<()> {
+        let c2 = consent.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO consents (login, client_id, scopes, granted_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (login, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+                params![c2.login, c2.client_id, c2.scopes.to_string(), to_i64(c2.granted_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_consent(&self, login: &str, client_id: &str, _now: u64) -> StoreResult<bool> {
+        let (login, client) = (login.to_owned(), client_id.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM consents WHERE login = ?1 AND client_id = ?2",
+                params![login, client],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize> {
         self.write(move |c| {
             let tx = c.transaction().map_err(backend)?;
             let mut total = 0;
-            for table in ["reference_tokens", "revoked_jti", "revocation_feed"] {
+            for table in [
+                "reference_tokens",
+                "revoked_jti",
+                "revocation_feed",
+                "auth_codes",
+                "refresh_tokens",
+                "grant_jtis",
+            ] {
                 total += tx
                     .execute(
                         &format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE expires_at < ?1 LIMIT ?2)"),
