@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod keys;
 pub mod model;
 pub mod oauth;
+pub mod signin;
 pub mod stack;
 pub mod state;
 pub mod store;
@@ -43,6 +44,17 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/.well-known/openid-configuration/jwks",
             get(endpoints::jwks),
+        )
+        .route("/connect/authorize", get(signin::authorize))
+        .route("/account/login", post(signin::login))
+        .route("/connect/consent", post(signin::consent))
+        .route(
+            "/connect/endsession",
+            get(signin::endsession).post(signin::endsession),
+        )
+        .route(
+            "/connect/userinfo",
+            get(signin::userinfo).post(signin::userinfo),
         )
         .route("/connect/token", post(oauth::token::token))
         .route("/connect/introspect", post(oauth::introspect::introspect))
@@ -238,9 +250,12 @@ pub async fn start(
                 let _ = rx.await;
             }
         };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        if let Err(e) = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
         {
             tracing::error!(error = %e, "server stopped");
         }

@@ -97,6 +97,8 @@ pub struct Inner {
     pub usage: Mutex<HashMap<String, u64>>,
     /// Prometheus rendering.
     pub metrics: PrometheusHandle,
+    /// Interactive sign-in state (started sign-ins, throttling, cookie key).
+    pub signin: crate::signin::SigninState,
 }
 
 impl AppState {
@@ -132,6 +134,7 @@ impl AppState {
             api_resources,
             usage: Mutex::new(HashMap::new()),
             metrics: metrics_handle(),
+            signin: crate::signin::SigninState::default(),
         }))
     }
 

@@ -37,10 +37,18 @@ async fn discovery_lists_what_is_served() {
         d["revocation_endpoint"],
         "https://demo.my.erp.net/id/connect/revocation"
     );
-    assert_eq!(d["grant_types_supported"], json!(["client_credentials"]));
+    assert_eq!(
+        d["grant_types_supported"],
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(d["authorization_response_iss_parameter_supported"], true);
     // Every advertised endpoint answers (not 404).
     for key in [
         "jwks_uri",
+        "authorization_endpoint",
+        "userinfo_endpoint",
+        "end_session_endpoint",
         "token_endpoint",
         "introspection_endpoint",
         "revocation_endpoint",

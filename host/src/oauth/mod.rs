@@ -3,5 +3,6 @@
 pub mod client_auth;
 pub mod error;
 pub mod form;
+pub mod grants;
 pub mod introspect;
 pub mod token;

@@ -64,6 +64,10 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, form: Form
     let result = match form.get("grant_type") {
         None => Err(OAuthError::invalid_request("grant_type is required")),
         Some("client_credentials") => client_credentials(&state, &headers, &form).await,
+        Some("authorization_code") => {
+            super::grants::authorization_code(&state, &headers, &form).await
+        }
+        Some("refresh_token") => super::grants::refresh_token(&state, &headers, &form).await,
         Some(_) => Err(OAuthError::unsupported_grant_type()),
     };
     let outcome = match &result {
@@ -74,7 +78,12 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, form: Form
         .increment(1);
     match result {
         Ok(body) => {
-            metrics::counter!("erpgate_tokens_issued_total", "kind" => "service").increment(1);
+            let kind = if form.get("grant_type") == Some("client_credentials") {
+                "service"
+            } else {
+                "user"
+            };
+            metrics::counter!("erpgate_tokens_issued_total", "kind" => kind).increment(1);
             let mut response = Json(body).into_response();
             response
                 .headers_mut()

@@ -274,18 +274,15 @@ async fn grants(store: &dyn Store) {
         .unwrap();
     store.record_grant_jti("G1", "AJ1", 3000).await.unwrap();
     assert!(matches!(
-        store.rotate_refresh_token("r1", &refresh("r2", "G1", "S1"), 120).await.unwrap(),
+        store.rotate_refresh_token("r1", "r2", 120).await.unwrap(),
         Redemption::Fresh(t) if t.hash == "r1"
     ));
     assert!(matches!(
-        store.rotate_refresh_token("r1", &refresh("r3", "G1", "S1"), 121).await.unwrap(),
+        store.rotate_refresh_token("r1", "r3", 121).await.unwrap(),
         Redemption::Replayed(t) if t.hash == "r1"
     ));
     assert_eq!(
-        store
-            .rotate_refresh_token("r0", &refresh("r4", "G1", "S1"), 121)
-            .await
-            .unwrap(),
+        store.rotate_refresh_token("r0", "r4", 121).await.unwrap(),
         Redemption::Unknown
     );
     // replay kills the family: r2 and the recorded access token
@@ -294,10 +291,7 @@ async fn grants(store: &dyn Store) {
     assert!(store.jti_revoked("AJ1").await.unwrap());
     assert_eq!(store.feed(0, 100).await.unwrap().len(), before + 1);
     assert!(matches!(
-        store
-            .rotate_refresh_token("r2", &refresh("r5", "G1", "S1"), 131)
-            .await
-            .unwrap(),
+        store.rotate_refresh_token("r2", "r5", 131).await.unwrap(),
         Redemption::Replayed(_)
     ));
     assert_eq!(
@@ -324,10 +318,7 @@ async fn grants(store: &dyn Store) {
         (RevocationKind::Sid, "S1")
     );
     assert!(matches!(
-        store
-            .rotate_refresh_token("r6", &refresh("r7", "G2", "S1"), 142)
-            .await
-            .unwrap(),
+        store.rotate_refresh_token("r6", "r7", 142).await.unwrap(),
         Redemption::Replayed(_)
     ));
 
@@ -354,10 +345,7 @@ async fn grants(store: &dyn Store) {
         Some("new-hash")
     );
     assert!(matches!(
-        store
-            .rotate_refresh_token("r8", &refresh("r9", "G3", "S2"), 151)
-            .await
-            .unwrap(),
+        store.rotate_refresh_token("r8", "r9", 151).await.unwrap(),
         Redemption::Replayed(_)
     ));
 

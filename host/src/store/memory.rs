@@ -290,10 +290,13 @@ impl Store for MemoryStore {
     async fn rotate_refresh_token(
         &self,
         hash: &str,
-        next: &RefreshToken,
-        _now: u64,
+        next_hash: &str,
+        now: u64,
     ) -> StoreResult<Redemption<RefreshToken>> {
         let mut inner = self.lock()?;
+        if inner.refresh.contains_key(next_hash) {
+            return Err(StoreError::Conflict("refresh token".into()));
+        }
         let old = match inner.refresh.get_mut(hash) {
             None => return Ok(Redemption::Unknown),
             Some((token, true)) => return Ok(Redemption::Replayed(token.clone())),
@@ -302,12 +305,12 @@ impl Store for MemoryStore {
                 token.clone()
             }
         };
-        if inner.refresh.contains_key(&next.hash) {
-            return Err(StoreError::Conflict("refresh token".into()));
-        }
-        inner
-            .refresh
-            .insert(next.hash.clone(), (next.clone(), false));
+        let next = RefreshToken {
+            hash: next_hash.to_owned(),
+            created_at: now,
+            ..old.clone()
+        };
+        inner.refresh.insert(next.hash.clone(), (next, false));
         Ok(Redemption::Fresh(old))
     }
 

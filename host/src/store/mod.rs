@@ -118,13 +118,14 @@ pub trait Store: Send + Sync {
 
     /// Stores a new refresh token.
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
-    /// Rotates a refresh token atomically: the old one is consumed and `next`
-    /// stored in one transaction; exactly one caller gets `Fresh`. A token
+    /// Rotates a refresh token atomically: the old one is consumed and its
+    /// successor (`next_hash`, same grant, same absolute expiry) stored in one
+    /// transaction; exactly one caller gets `Fresh` (the old record). A token
     /// already rotated or revoked comes back as `Replayed`.
     async fn rotate_refresh_token(
         &self,
         hash: &str,
-        next: &RefreshToken,
+        next_hash: &str,
         now: u64,
     ) -> StoreResult<Redemption<RefreshToken>>;
     /// Records an access token (`jti`) issued under a grant.

@@ -916,10 +916,10 @@ impl Store for SqliteStore {
     async fn rotate_refresh_token(
         &self,
         hash: &str,
-        next: &RefreshToken,
+        next_hash: &str,
         now: u64,
     ) -> StoreResult<Redemption<RefreshToken>> {
-        let (hash, next) = (hash.to_owned(), next.clone());
+        let (hash, next_hash) = (hash.to_owned(), next_hash.to_owned());
         self.write(move |c| {
             let tx = c.transaction().map_err(backend)?;
             let consumed = tx
@@ -939,6 +939,11 @@ impl Store for SqliteStore {
             let outcome = match old {
                 None => Redemption::Unknown,
                 Some(old) if consumed == 1 => {
+                    let next = RefreshToken {
+                        hash: next_hash,
+                        created_at: now,
+                        ..old.clone()
+                    };
                     insert_refresh(&tx, &next)?;
                     Redemption::Fresh(old)
                 }

@@ -1,0 +1,177 @@
+//! The sign-in pages: compiled `maud` templates (every value escaped), no
+//! script, labelled fields, and headers that forbid framing.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+
+/// What a scope lets the app do, in words.
+pub fn scope_words(scope: &str) -> String {
+    match scope {
+        "openid" => "Know who you are (your sign-in identity)".into(),
+        "profile" => "See your name, e-mail address and language".into(),
+        "offline_access" => "Stay connected while you are away (refresh tokens)".into(),
+        "read" => "Read data in your ERP database".into(),
+        "update" => "Create and change data in your ERP database".into(),
+        "sec" => "Read and change security settings".into(),
+        other => format!("Use the \u{201c}{other}\u{201d} permission"),
+    }
+}
+
+fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " \u{2014} ERP.net sign-in" }
+                style {
+                    "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}"
+                    "label{display:block;margin-top:1rem;font-weight:600}"
+                    "input[type=text],input[type=password]{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}"
+                    "button{margin-top:1.25rem;margin-right:.5rem;padding:.5rem 1.25rem;font-size:1rem}"
+                    ".error{color:#a40000;border:1px solid #a40000;padding:.5rem;margin-top:1rem}"
+                    ":focus{outline:3px solid #1a5fb4;outline-offset:2px}"
+                }
+            }
+            body {
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// Renders a page with headers that keep it out of frames, caches and
+/// referrers.
+pub fn respond(status: StatusCode, markup: Markup) -> Response {
+    let mut response = (status, Html(markup.into_string())).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The sign-in form.
+pub fn login(
+    app_name: &str,
+    request: &str,
+    csrf: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Markup {
+    layout(
+        "Sign in",
+        html! {
+            h1 { "Sign in" }
+            p { "to continue to " strong { (app_name) } }
+            @if let Some(error) = error {
+                p .error role="alert" id="login-error" { (error) }
+            }
+            form method="post" action="/id/account/login" {
+                input type="hidden" name="request" value=(request);
+                input type="hidden" name="csrf" value=(csrf);
+                label for="username" { "User name" }
+                input type="text" id="username" name="username" value=(username)
+                    autocomplete="username" required autofocus;
+                label for="password" { "Password" }
+                input type="password" id="password" name="password"
+                    autocomplete="current-password" required;
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// The consent form.
+pub fn consent(app_name: &str, login: &str, request: &str, csrf: &str, scopes: &[&str]) -> Markup {
+    layout(
+        "Allow access",
+        html! {
+            h1 { "Allow access?" }
+            p { strong { (app_name) } " asks, as " strong { (login) } ", to:" }
+            ul {
+                @for scope in scopes {
+                    li { (scope_words(scope)) " " small { "(" code { (scope) } ")" } }
+                }
+            }
+            form method="post" action="/id/connect/consent" {
+                input type="hidden" name="request" value=(request);
+                input type="hidden" name="csrf" value=(csrf);
+                label {
+                    input type="checkbox" name="remember" value="yes" checked;
+                    " Remember my decision for this application"
+                }
+                button type="submit" name="decision" value="allow" { "Allow" }
+                button type="submit" name="decision" value="deny" { "Deny" }
+            }
+        },
+    )
+}
+
+/// An error the user sees instead of being redirected (unknown client,
+/// unregistered redirect URI).
+pub fn error(title: &str, detail: &str) -> Markup {
+    layout(
+        title,
+        html! {
+            h1 { (title) }
+            p .error role="alert" { (detail) }
+        },
+    )
+}
+
+/// Signed out (no valid post-logout redirect).
+pub fn signed_out() -> Markup {
+    layout(
+        "Signed out",
+        html! {
+            h1 { "You are signed out" }
+            p { "You can close this window." }
+        },
+    )
+}
+
+/// `response_mode=form_post`: a form the browser submits to the client. The
+/// one inline script only submits it; without script, the button does.
+pub fn form_post(redirect_uri: &str, fields: &[(&str, String)]) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { "Continue" } }
+            body {
+                form method="post" action=(redirect_uri) id="response" {
+                    @for (name, value) in fields {
+                        input type="hidden" name=(name) value=(value);
+                    }
+                    noscript { button type="submit" { "Continue" } }
+                }
+                script { "document.getElementById('response').submit()" }
+            }
+        }
+    };
+    let mut response = (StatusCode::OK, Html(markup.into_string())).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
