@@ -211,7 +211,7 @@ fn set_cookie(
         .map(|a| format!("; Max-Age={a}"))
         .unwrap_or_default();
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/id; HttpOnly; SameSite={same_site}{secure}{age}"
+        "{name}={value}; Path=/; HttpOnly; SameSite={same_site}{secure}{age}"
     ))
     .ok()
 }

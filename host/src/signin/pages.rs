@@ -87,10 +87,11 @@ pub fn login(
                 input type="hidden" name="csrf" value=(csrf);
                 label for="username" { "User name" }
                 input type="text" id="username" name="username" value=(username)
-                    autocomplete="username" required autofocus;
+                    autocomplete="username" required autofocus[error.is_none()];
                 label for="password" { "Password" }
                 input type="password" id="password" name="password"
-                    autocomplete="current-password" required;
+                    autocomplete="current-password" required autofocus[error.is_some()]
+                    aria-describedby=[error.map(|_| "login-error")];
                 button type="submit" { "Sign in" }
             }
         },
