@@ -31,7 +31,11 @@ fn scripts() -> PathBuf {
 async fn node(args: Vec<String>) -> Value {
     let dir = scripts();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("node").current_dir(&dir).args(&args).output().unwrap()
+        Command::new("node")
+            .current_dir(&dir)
+            .args(&args)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
@@ -71,15 +75,13 @@ async fn chromium_signs_in_and_consents() {
         ])
         .finish();
     let url = format!("{issuer}/connect/authorize?{query}");
-    let seen = node(vec![
-        "signin.mjs".into(),
-        url,
-        shots.display().to_string(),
-    ])
-    .await;
+    let seen = node(vec!["signin.mjs".into(), url, shots.display().to_string()]).await;
     assert_eq!(seen["error"], "The user name or password is incorrect.");
     let scopes = seen["scopes"].to_string();
-    assert!(scopes.contains("Read data in your ERP database"), "{scopes}");
+    assert!(
+        scopes.contains("Read data in your ERP database"),
+        "{scopes}"
+    );
     for shot in ["login.png", "login-error.png", "consent.png"] {
         let bytes = std::fs::read(shots.join(shot)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{shot} is a PNG screenshot");
@@ -121,6 +123,9 @@ async fn openid_client_runs_the_flow_and_refresh_replay_kills_the_family() {
     assert_eq!(seen["sid"].as_str().map(str::len), Some(32));
     assert_eq!(seen["rotated"], true);
     assert_eq!(seen["replayFirst"], "invalid_grant");
-    assert_eq!(seen["replayNewest"], "invalid_grant", "the family is revoked");
+    assert_eq!(
+        seen["replayNewest"], "invalid_grant",
+        "the family is revoked"
+    );
     host.stop().await;
 }

@@ -349,6 +349,18 @@ async fn grants(store: &dyn Store) {
         Redemption::Replayed(_)
     ));
 
+    // disabling the app kills its refresh tokens for good
+    store
+        .insert_refresh_token(&refresh("ra", "G4", "S3"))
+        .await
+        .unwrap();
+    assert!(store.set_app_enabled("app", false).await.unwrap());
+    assert!(store.set_app_enabled("app", true).await.unwrap());
+    assert!(matches!(
+        store.rotate_refresh_token("ra", "rb", 152).await.unwrap(),
+        Redemption::Replayed(_)
+    ));
+
     // consents
     let consent = Consent {
         login: "alice".into(),

@@ -94,12 +94,16 @@ impl Store for MemoryStore {
         Ok(())
     }
     async fn set_app_enabled(&self, client_id: &str, enabled: bool) -> StoreResult<bool> {
-        Ok(self
-            .lock()?
+        let mut inner = self.lock()?;
+        let found = inner
             .apps
             .get_mut(client_id)
             .map(|a| a.enabled = enabled)
-            .is_some())
+            .is_some();
+        if found && !enabled {
+            inner.kill_refresh(|t| t.basis.client_id == client_id);
+        }
+        Ok(found)
     }
     async fn set_app_secret_hash(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool> {
         Ok(self

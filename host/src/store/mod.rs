@@ -52,7 +52,8 @@ pub trait Store: Send + Sync {
     async fn apps(&self) -> StoreResult<Vec<TrustedApp>>;
     /// Adds an application; `Conflict` if the `client_id` exists.
     async fn insert_app(&self, app: &TrustedApp) -> StoreResult<()>;
-    /// Sets `IsEnabled`; false when the app does not exist.
+    /// Sets `IsEnabled`; false when the app does not exist. Disabling kills
+    /// the app's refresh tokens in the same transaction.
     async fn set_app_enabled(&self, client_id: &str, enabled: bool) -> StoreResult<bool>;
     /// Replaces `ApplicationSecretHash`; false when the app does not exist.
     async fn set_app_secret_hash(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool>;

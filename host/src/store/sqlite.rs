@@ -499,12 +499,24 @@ impl Store for SqliteStore {
     async fn set_app_enabled(&self, client_id: &str, enabled: bool) -> StoreResult<bool> {
         let id = client_id.to_owned();
         self.write(move |c| {
-            c.execute(
-                "UPDATE trusted_apps SET enabled = ?2 WHERE client_id = ?1",
-                params![id, enabled],
-            )
-            .map(|n| n > 0)
-            .map_err(backend)
+            let tx = c.transaction().map_err(backend)?;
+            let found = tx
+                .execute(
+                    "UPDATE trusted_apps SET enabled = ?2 WHERE client_id = ?1",
+                    params![id, enabled],
+                )
+                .map_err(backend)?
+                > 0;
+            if found && !enabled {
+                // Disabling an app ends its refresh tokens for good.
+                tx.execute(
+                    "UPDATE refresh_tokens SET dead_at = strftime('%s','now') WHERE client_id = ?1 AND dead_at IS NULL",
+                    [&id],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(found)
         })
         .await
     }
