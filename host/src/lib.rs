@@ -46,7 +46,10 @@ pub fn app(state: AppState) -> Router {
             get(endpoints::jwks),
         )
         .route("/connect/authorize", get(signin::authorize))
-        .route("/account/login", post(signin::login))
+        .route(
+            "/account/login",
+            get(signin::profile_login).post(signin::login),
+        )
         .route("/connect/consent", post(signin::consent))
         .route(
             "/connect/endsession",
@@ -65,6 +68,14 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/.well-known/oauth-authorization-server/id",
             get(endpoints::discovery),
+        )
+        .route(
+            signin::profile::TOKENS_PATH,
+            get(signin::profile::page).post(signin::profile::mint),
+        )
+        .route(
+            "/profile/security/tokens/revoke",
+            post(signin::profile::revoke),
         )
         .route("/tools/sha256", get(endpoints::sha256_tool))
         .route("/sys/tools/sha256", get(endpoints::sha256_tool))

@@ -673,3 +673,150 @@ async fn attacks_on_the_authorization_endpoint_and_codes() {
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pat_self_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = net::start_demo_host(dir.path()).await;
+    let base = host.state.public_url.clone();
+    let tokens_url = format!("{base}/profile/security/tokens");
+
+    // Not signed in: sent to the profile sign-in.
+    let b = browser();
+    let r = b.get(&tokens_url).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/id/account/login");
+    let page = b
+        .get(format!("{base}/id/account/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = post_form(
+        &b,
+        &format!("{base}/id/account/login"),
+        &[
+            ("request", &field(&page, "request")),
+            ("csrf", &field(&page, "csrf")),
+            ("username", "alice"),
+            ("password", "alice-password"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let page = b
+        .get(&tokens_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Demo reports"), "{page}");
+    assert!(
+        !page.contains("Demo audit tool"),
+        "AdministratorsOnly apps are hidden from alice"
+    );
+    let csrf = field(&page, "csrf");
+
+    // Minting shows the value once; it introspects active.
+    let minted = post_form(
+        &b,
+        &tokens_url,
+        &[
+            ("csrf", &csrf),
+            ("client_id", "demo.reports"),
+            ("description", "ci export"),
+            ("scope", "read"),
+            ("days", "7"),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let start = minted.find("enrt_").expect("the new token is shown");
+    let value = minted[start..start + 69].to_owned();
+    assert_eq!(net::introspect(&base, &value).await["active"], true);
+    let again = b
+        .get(&tokens_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(again.contains("ci export"));
+    assert!(!again.contains(&value), "shown once, never listed");
+
+    // alice cannot mint for the admin-only app, nor without a valid CSRF token.
+    let refused = post_form(
+        &b,
+        &tokens_url,
+        &[
+            ("csrf", &csrf),
+            ("client_id", "demo.audit"),
+            ("description", "x"),
+            ("days", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    let forged = post_form(
+        &b,
+        &tokens_url,
+        &[
+            ("csrf", "0"),
+            ("client_id", "demo.reports"),
+            ("description", "x"),
+            ("days", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+
+    // Revoking it: inactive at once.
+    let id = field(&again, "id");
+    let r = post_form(
+        &b,
+        &format!("{tokens_url}/revoke"),
+        &[("csrf", &csrf), ("id", &id)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(net::introspect(&base, &value).await["active"], false);
+
+    // An administrator sees the admin-only app.
+    let admin = browser();
+    let page = admin
+        .get(format!("{base}/id/account/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    post_form(
+        &admin,
+        &format!("{base}/id/account/login"),
+        &[
+            ("request", &field(&page, "request")),
+            ("csrf", &field(&page, "csrf")),
+            ("username", "admin"),
+            ("password", "admin-password"),
+        ],
+    )
+    .await;
+    let page = admin
+        .get(&tokens_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Demo audit tool"));
+    host.stop().await;
+}

@@ -9,6 +9,7 @@
 //! (double submit); failed logins are throttled per user and per address.
 
 pub mod pages;
+pub mod profile;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -76,7 +77,9 @@ struct AuthRequest {
 /// A sign-in in progress, between its pages.
 #[derive(Debug, Clone)]
 struct Pending {
-    request: AuthRequest,
+    /// The authorization request; `None` for a sign-in to the user's own
+    /// profile pages.
+    request: Option<AuthRequest>,
     csrf: String,
     created_at: u64,
     /// Set once the user has signed in: (login, sid).
@@ -173,6 +176,13 @@ impl SigninState {
             .map(|m| hex::encode(m.finalize().into_bytes()))
             .unwrap_or_default();
         format!("{sid}.{tag}")
+    }
+
+    /// The CSRF token of the profile forms: bound to the session, stateless.
+    pub(crate) fn profile_csrf(&self, sid: &str) -> String {
+        self.mac(&format!("profile-csrf:{sid}"))
+            .map(|m| hex::encode(m.finalize().into_bytes()))
+            .unwrap_or_default()
     }
 
     fn sid_from_cookie<'a>(&self, value: &'a str) -> Option<&'a str> {
@@ -471,7 +481,10 @@ async fn validate(state: &AppState, query: &str) -> Result<AuthRequest, Box<Resp
 }
 
 /// The signed-in session behind the cookie, if it is live.
-async fn current_session(state: &AppState, headers: &HeaderMap) -> Option<(IdentitySession, User)> {
+pub(crate) async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<(IdentitySession, User)> {
     let value = cookie(headers, SESSION_COOKIE)?;
     let sid = state.signin.sid_from_cookie(value)?;
     let session = state.store.session(sid).await.ok()??;
@@ -495,7 +508,7 @@ pub async fn authorize(
     let now = state.clock.now();
     let id = random_hex(16);
     let pending = Pending {
-        request: request.clone(),
+        request: Some(request.clone()),
         csrf: random_hex(32),
         created_at: now,
         signed_in: None,
@@ -503,7 +516,7 @@ pub async fn authorize(
     if !request.prompt_login
         && let Some((session, user)) = current_session(&state, &headers).await
     {
-        return after_sign_in(&state, &id, pending, &session, &user).await;
+        return after_sign_in(&state, &id, pending, request, &session, &user).await;
     }
     if request.prompt_none {
         return redirect_error(
@@ -519,15 +532,35 @@ pub async fn authorize(
     with_cookie(pages::respond(StatusCode::OK, page), csrf_cookie)
 }
 
+/// How the login page names the profile pages.
+const PROFILE_NAME: &str = "your ERP.net profile";
+
+/// `GET /id/account/login`: signs in to the user's own profile pages (PAT
+/// self-service); any user who may sign in at all.
+pub async fn profile_login(State(state): State<AppState>) -> Response {
+    let now = state.clock.now();
+    let id = random_hex(16);
+    let pending = Pending {
+        request: None,
+        csrf: random_hex(32),
+        created_at: now,
+        signed_in: None,
+    };
+    let page = pages::login(PROFILE_NAME, &id, &pending.csrf, "", None);
+    let csrf_cookie = set_cookie(&state, CSRF_COOKIE, &pending.csrf, "Strict", None);
+    state.signin.remember(&id, pending, now);
+    with_cookie(pages::respond(StatusCode::OK, page), csrf_cookie)
+}
+
 /// After sign-in (or SSO): the user-type gate, then consent, then the code.
 async fn after_sign_in(
     state: &AppState,
     id: &str,
     mut pending: Pending,
+    request: AuthRequest,
     session: &IdentitySession,
     user: &User,
 ) -> Response {
-    let request = pending.request.clone();
     let app = match state.store.app(&request.client_id).await {
         Ok(Some(app)) if app.enabled => app,
         _ => {
@@ -711,7 +744,10 @@ pub async fn login(
         pages::respond(
             status,
             pages::login(
-                &pending.request.app_name,
+                pending
+                    .request
+                    .as_ref()
+                    .map_or(PROFILE_NAME, |r| r.app_name.as_str()),
                 &id,
                 &pending.csrf,
                 &username,
@@ -779,7 +815,18 @@ pub async fn login(
         "Lax",
         None,
     );
-    let response = after_sign_in(&state, &id, pending, &session, &user).await;
+    let response = match pending.request.clone() {
+        Some(request) => after_sign_in(&state, &id, pending, request, &session, &user).await,
+        None => {
+            state.signin.forget(&id);
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            r.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_static(profile::TOKENS_PATH),
+            );
+            r
+        }
+    };
     with_cookie(response, session_cookie)
 }
 
@@ -797,7 +844,13 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, form: Fo
         );
     };
     state.signin.forget(&id);
-    let request = pending.request;
+    let Some(request) = pending.request else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Nothing to consent to",
+            "This sign-in request is not for an application.",
+        );
+    };
     if form.get("decision") != Some("allow") {
         return redirect_error(&state, &request, "access_denied", "the user denied access");
     }

@@ -176,3 +176,90 @@ pub fn form_post(redirect_uri: &str, fields: &[(&str, String)]) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+/// A reference token as the profile page lists it (never its value).
+pub struct ListedToken {
+    /// Public id (for revoking).
+    pub id: String,
+    /// The app's display name.
+    pub app: String,
+    /// What it is for.
+    pub description: String,
+    /// Scopes.
+    pub scopes: String,
+    /// Expiry, as a date.
+    pub expires: String,
+    /// Last use, as a date, if any.
+    pub last_used: Option<String>,
+}
+
+/// `/profile/security/tokens`: the user's PATs, a form to mint one, and the
+/// value of a just-minted token, shown this once.
+pub fn tokens(
+    login: &str,
+    csrf: &str,
+    apps: &[(String, String)],
+    listed: &[ListedToken],
+    minted: Option<&str>,
+    error: Option<&str>,
+    max_days: u64,
+) -> Markup {
+    layout(
+        "Personal access tokens",
+        html! {
+            h1 { "Personal access tokens" }
+            p { "Signed in as " strong { (login) } ". A token acts as you, with the scopes you give it." }
+            @if let Some(value) = minted {
+                div .error role="status" style="color:#1b1b1b;border-color:#26a269" {
+                    p { strong { "Copy your new token now. It will not be shown again." } }
+                    p { code id="new-token" { (value) } }
+                }
+            }
+            @if let Some(error) = error {
+                p .error role="alert" { (error) }
+            }
+            h2 { "Your tokens" }
+            @if listed.is_empty() {
+                p { "You have no active tokens." }
+            } @else {
+                table {
+                    thead { tr { th { "Application" } th { "Description" } th { "Scopes" } th { "Expires" } th { "Last used" } th {} } }
+                    tbody {
+                        @for t in listed {
+                            tr {
+                                td { (t.app) } td { (t.description) } td { (t.scopes) } td { (t.expires) }
+                                td { (t.last_used.as_deref().unwrap_or("never")) }
+                                td {
+                                    form method="post" action="/profile/security/tokens/revoke" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="id" value=(t.id);
+                                        button type="submit" aria-label={ "Revoke " (t.description) } { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "New token" }
+            @if apps.is_empty() {
+                p { "No application lets you create personal access tokens." }
+            } @else {
+                form method="post" action="/profile/security/tokens" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="client_id" { "Application" }
+                    select id="client_id" name="client_id" {
+                        @for (id, name) in apps { option value=(id) { (name) } }
+                    }
+                    label for="description" { "Description" }
+                    input type="text" id="description" name="description" required;
+                    label for="scope" { "Scopes (blank: all the application allows)" }
+                    input type="text" id="scope" name="scope";
+                    label for="days" { "Valid for (days, at most " (max_days) ")" }
+                    input type="text" id="days" name="days" value="30" inputmode="numeric" required;
+                    button type="submit" { "Create token" }
+                }
+            }
+        },
+    )
+}

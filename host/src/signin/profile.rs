@@ -1,0 +1,277 @@
+//! PAT self-service at `/profile/security/tokens`: a signed-in user mints,
+//! lists and revokes personal access tokens for apps whose ReferenceTokens
+//! policy allows it (AdministratorsOnly apps: administrators only). A new
+//! token's value is shown once; only its hash is stored.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use super::pages::{self, ListedToken};
+use super::{current_session, error_page};
+use crate::model::{GrantKind, IdentitySession, ReferenceTokenPolicy, User};
+use crate::oauth::form::Form;
+use crate::state::AppState;
+use crate::tokens::{IssueError, IssueRequest, issue};
+
+/// Where the page lives.
+pub const TOKENS_PATH: &str = "/profile/security/tokens";
+
+fn date(secs: u64) -> String {
+    let days = secs / 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The signed-in user, or a redirect to the profile sign-in.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(IdentitySession, User), Box<Response>> {
+    match current_session(state, headers).await {
+        Some(found) => Ok(found),
+        None => {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            r.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_static("/id/account/login"),
+            );
+            Err(Box::new(r))
+        }
+    }
+}
+
+async fn render(
+    state: &AppState,
+    session: &IdentitySession,
+    user: &User,
+    minted: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let apps = match state.store.apps().await {
+        Ok(apps) => apps,
+        Err(e) => {
+            tracing::error!(error = %e, "store failure listing apps");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "Try again in a moment.",
+            );
+        }
+    };
+    let now = state.clock.now();
+    let names: std::collections::HashMap<&str, &str> = apps
+        .iter()
+        .map(|a| (a.client_id.as_str(), a.name.as_str()))
+        .collect();
+    let offered: Vec<(String, String)> = apps
+        .iter()
+        .filter(|a| {
+            a.enabled
+                && match a.reference_tokens {
+                    ReferenceTokenPolicy::AuthenticatedUsers => true,
+                    ReferenceTokenPolicy::AdministratorsOnly => user.is_admin,
+                    ReferenceTokenPolicy::None => false,
+                }
+        })
+        .map(|a| (a.client_id.clone(), a.name.clone()))
+        .collect();
+    let listed: Vec<ListedToken> = state
+        .store
+        .reference_tokens()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| {
+            t.kind == GrantKind::Pat
+                && t.subject == user.login
+                && t.revoked_at.is_none()
+                && t.expires_at > now
+        })
+        .map(|t| ListedToken {
+            app: names
+                .get(t.client_id.as_str())
+                .map_or(t.client_id.clone(), |n| (*n).to_owned()),
+            id: t.id,
+            description: t.description,
+            scopes: t.scopes.to_string(),
+            expires: date(t.expires_at),
+            last_used: t.last_used_at.map(date),
+        })
+        .collect();
+    let csrf = state.signin.profile_csrf(&session.sid);
+    let markup = pages::tokens(
+        &user.login,
+        &csrf,
+        &offered,
+        &listed,
+        minted,
+        error,
+        state.config.instance.reference_token_max_days,
+    );
+    pages::respond(status, markup)
+}
+
+fn csrf_ok(state: &AppState, session: &IdentitySession, form: &Form) -> bool {
+    let expected = state.signin.profile_csrf(&session.sid);
+    form.get("csrf")
+        .unwrap_or("")
+        .as_bytes()
+        .ct_eq(expected.as_bytes())
+        .into()
+}
+
+/// `GET /profile/security/tokens`.
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok((session, user)) => render(&state, &session, &user, None, None, StatusCode::OK).await,
+        Err(r) => *r,
+    }
+}
+
+/// `POST /profile/security/tokens`: mints a PAT for the signed-in user.
+pub async fn mint(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
+    let (session, user) = match signed_in(&state, &headers).await {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
+    if !csrf_ok(&state, &session, &form) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "The form could not be verified (CSRF).",
+        );
+    }
+    let now = state.clock.now();
+    let days = form.get("days").and_then(|d| d.trim().parse::<u64>().ok());
+    let Some(days) = days.filter(|d| *d > 0) else {
+        return render(
+            &state,
+            &session,
+            &user,
+            None,
+            Some("Enter how many days the token is valid."),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    };
+    let request = IssueRequest {
+        client_id: form.get("client_id").unwrap_or("").to_owned(),
+        kind: GrantKind::Pat,
+        user: Some(user.login.clone()),
+        requested_by: Some(user.login.clone()),
+        scope: form.get("scope").map(str::to_owned),
+        expires_at: now.saturating_add(days.saturating_mul(86_400)),
+        description: form.get("description").unwrap_or("").to_owned(),
+    };
+    match issue(
+        state.store.as_ref(),
+        &request,
+        now,
+        state.config.instance.reference_token_max_days,
+    )
+    .await
+    {
+        Ok(issued) => {
+            tracing::info!(client_id = %request.client_id, sub = %user.login, "PAT minted through self-service");
+            render(
+                &state,
+                &session,
+                &user,
+                Some(&issued.value),
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(IssueError::Store(e)) => {
+            tracing::error!(error = %e, "store failure minting a PAT");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "Try again in a moment.",
+            )
+        }
+        Err(e) => {
+            render(
+                &state,
+                &session,
+                &user,
+                None,
+                Some(&e.to_string()),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /profile/security/tokens/revoke`: revokes one of the user's PATs.
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
+    let (session, user) = match signed_in(&state, &headers).await {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
+    if !csrf_ok(&state, &session, &form) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "The form could not be verified (CSRF).",
+        );
+    }
+    let id = form.get("id").unwrap_or("");
+    let owned = state
+        .store
+        .reference_tokens()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .any(|t| t.id == id && t.kind == GrantKind::Pat && t.subject == user.login);
+    if !owned {
+        return render(
+            &state,
+            &session,
+            &user,
+            None,
+            Some("No such token."),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
+    match state
+        .store
+        .revoke_reference_token(id, state.clock.now())
+        .await
+    {
+        Ok(_) => render(&state, &session, &user, None, None, StatusCode::OK).await,
+        Err(e) => {
+            tracing::error!(error = %e, "store failure revoking a PAT");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "Try again in a moment.",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::date(0), "1970-01-01");
+        assert_eq!(super::date(1_766_505_200), "2025-12-23");
+        assert_eq!(super::date(951_782_400), "2000-02-29");
+    }
+}
