@@ -297,6 +297,7 @@ fn banner(config: &Config, demo: bool, base: &str, listening: std::net::SocketAd
         println!(
             "  curl -s -u erpgate.edge:demo-edge-secret -d token=<token> {iss}/connect/introspect"
         );
+        print_interactive(&base);
     }
 }
 
@@ -408,6 +409,7 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "  curl -s -i -X POST -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers # 403 insufficient_scope (read-only token)"
             );
+            print_interactive(id);
             println!("Ctrl-C stops everything.");
             tokio::signal::ctrl_c().await?;
             stack.stop().await;
@@ -640,4 +642,16 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// How to try the interactive sign-in in a browser.
+fn print_interactive(base: &str) {
+    println!("sign in (browser; user alice / alice-password, or admin / admin-password):");
+    println!(
+        "  {base}/id/connect/authorize?client_id=demo.webapp&redirect_uri=http://localhost:3000/signin-oidc&response_type=code&scope=openid%20profile%20read%20offline_access&state=try-it"
+    );
+    println!(
+        "  the browser lands on http://localhost:3000/signin-oidc?code=…; redeem it with: curl -s -u demo.webapp:demo-webapp-secret -d grant_type=authorization_code -d redirect_uri=http://localhost:3000/signin-oidc -d code=<code> {base}/id/connect/token"
+    );
+    println!("  personal access tokens: {base}/profile/security/tokens");
 }
