@@ -297,7 +297,7 @@ fn banner(config: &Config, demo: bool, base: &str, listening: std::net::SocketAd
         println!(
             "  curl -s -u erpgate.edge:demo-edge-secret -d token=<token> {iss}/connect/introspect"
         );
-        print_interactive(&base);
+        print_interactive(base);
     }
 }
 
