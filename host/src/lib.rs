@@ -77,6 +77,10 @@ pub fn app(state: AppState) -> Router {
             "/profile/security/tokens/revoke",
             post(signin::profile::revoke),
         )
+        .route(
+            "/profile/security/consents/revoke",
+            post(signin::profile::revoke_consent),
+        )
         .route("/tools/sha256", get(endpoints::sha256_tool))
         .route("/sys/tools/sha256", get(endpoints::sha256_tool))
         .route("/sys/auto-discovery", get(endpoints::auto_discovery))

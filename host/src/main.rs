@@ -95,6 +95,19 @@ enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Set a user's password (read from ERPGATE_PASSWORD, else the first line
+    /// of standard input); every refresh token of the user stops working.
+    SetPassword {
+        /// The login.
+        login: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -626,6 +639,29 @@ async fn main() -> anyhow::Result<()> {
                     eprintln!("The old secret stopped working; the new one is shown once.");
                 }
             }
+        }
+        Command::Users(UsersCommand::SetPassword { login }) => {
+            let password = match std::env::var("ERPGATE_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            if password.chars().count() < 8 {
+                anyhow::bail!("the password must have at least 8 characters");
+            }
+            let hash = erpgate_host::hash_password(&password)
+                .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+            let store = open_store(&config, cli.data.as_ref()).await?;
+            if !store
+                .set_password_hash(&login, &hash, SystemClock.now())
+                .await?
+            {
+                anyhow::bail!("no user {login}");
+            }
+            println!("password changed for {login}; their refresh tokens no longer work");
         }
         Command::Keys(KeysCommand::Rotate) => {
             let store = open_store(&config, cli.data.as_ref()).await?;

@@ -302,6 +302,8 @@ pub struct AuthCode {
     pub code_challenge: Option<String>,
     /// The OIDC `nonce`, for the ID token.
     pub nonce: Option<String>,
+    /// The request's `state`, for the ID token's `s_hash`.
+    pub state: Option<String>,
     /// Unix seconds.
     pub created_at: u64,
     /// Unix seconds.

@@ -229,6 +229,13 @@ async fn authorization_code_pkce_refresh_rotation_and_replay() {
     );
     let raw_id = claims_of(&id_token.to_string());
     assert_eq!(raw_id["aud"], "demo.webapp");
+    let s_hash = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(csrf.secret().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    };
+    assert_eq!(raw_id["s_hash"], s_hash.as_str(), "state was sent");
     assert_eq!(
         raw_id["exp"].as_u64().unwrap() - raw_id["iat"].as_u64().unwrap(),
         300
@@ -367,6 +374,31 @@ async fn authorization_code_pkce_refresh_rotation_and_replay() {
     );
     let active = net::introspect(&base, third.access_token().secret()).await;
     assert_eq!(active["active"], false);
+
+    // The remembered consent is listed on the profile page and can be
+    // withdrawn; the app then asks again.
+    let profile = format!("{base}/profile/security/tokens");
+    let page = b.get(&profile).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Applications you allowed") && page.contains("Demo web app"));
+    let withdrawn = post_form(
+        &b,
+        &format!("{base}/profile/security/consents/revoke"),
+        &[
+            ("csrf", &field(&page, "csrf")),
+            ("client_id", "demo.webapp"),
+        ],
+    )
+    .await;
+    assert_eq!(withdrawn.status(), 200);
+    let again = b
+        .get(url.as_str())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(again.contains("Allow access?"), "consent asked again");
 
     // prompt=login shows the form again even with SSO; endsession ends it.
     let forced = b

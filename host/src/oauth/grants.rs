@@ -81,7 +81,7 @@ pub struct IdClaims {
     /// Left half of SHA-256 of the code (front channel).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub c_hash: Option<String>,
-    /// Left half of SHA-256 of the state (front channel).
+    /// Left half of SHA-256 of the request's state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s_hash: Option<String>,
     /// The identity session.
@@ -174,7 +174,7 @@ pub struct IdBinding<'a> {
     pub access_token: Option<&'a str>,
     /// The code issued with it (front channel).
     pub code: Option<&'a str>,
-    /// The request's state (front channel).
+    /// The request's state.
     pub state: Option<&'a str>,
 }
 
@@ -264,16 +264,18 @@ async fn respond(
     app: &TrustedApp,
     user: &User,
     basis: &GrantBasis,
-    nonce: Option<&str>,
+    front: (Option<&str>, Option<&str>),
     refresh: Option<String>,
     now: u64,
 ) -> Result<Value, OAuthError> {
+    let (nonce, request_state) = front;
     let (access, expires_in) = access_token(state, user, basis, now).await?;
     let mut body = serde_json::Map::new();
     if basis.scopes.contains("openid") {
         let binding = IdBinding {
             nonce,
             access_token: Some(&access),
+            state: request_state,
             ..IdBinding::default()
         };
         body.insert(
@@ -358,7 +360,7 @@ pub async fn authorization_code(
         &app,
         &user,
         &stored.basis,
-        stored.nonce.as_deref(),
+        (stored.nonce.as_deref(), stored.state.as_deref()),
         refresh,
         now,
     )
@@ -417,5 +419,5 @@ pub async fn refresh_token(
         basis.scopes = narrower;
     }
     let (_, user) = grant_subject(state, &basis).await?;
-    respond(state, &app, &user, &basis, None, Some(value), now).await
+    respond(state, &app, &user, &basis, (None, None), Some(value), now).await
 }

@@ -635,6 +635,7 @@ async fn issue_code(
         redirect_uri: request.redirect_uri.clone(),
         code_challenge: request.code_challenge.clone(),
         nonce: request.nonce.clone(),
+        state: request.state.clone(),
         created_at: now,
         expires_at: now + CODE_LIFETIME_S,
     };

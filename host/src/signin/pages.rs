@@ -193,17 +193,39 @@ pub struct ListedToken {
     pub last_used: Option<String>,
 }
 
-/// `/profile/security/tokens`: the user's PATs, a form to mint one, and the
-/// value of a just-minted token, shown this once.
-pub fn tokens(
-    login: &str,
-    csrf: &str,
-    apps: &[(String, String)],
-    listed: &[ListedToken],
-    minted: Option<&str>,
-    error: Option<&str>,
-    max_days: u64,
-) -> Markup {
+/// What the profile page shows.
+pub struct Profile<'a> {
+    /// The signed-in user.
+    pub login: &'a str,
+    /// The forms' CSRF token.
+    pub csrf: &'a str,
+    /// Apps the user may mint PATs for: (client id, name).
+    pub apps: &'a [(String, String)],
+    /// The user's live PATs.
+    pub listed: &'a [ListedToken],
+    /// Remembered consents: (client id, name, scopes).
+    pub consents: &'a [(String, String, String)],
+    /// A just-minted token's value, shown this once.
+    pub minted: Option<&'a str>,
+    /// An error to show.
+    pub error: Option<&'a str>,
+    /// The longest PAT lifetime.
+    pub max_days: u64,
+}
+
+/// `/profile/security/tokens`: the user's PATs, a form to mint one, the value
+/// of a just-minted token (shown this once), and the apps the user allowed.
+pub fn tokens(p: &Profile<'_>) -> Markup {
+    let Profile {
+        login,
+        csrf,
+        apps,
+        listed,
+        consents,
+        minted,
+        error,
+        max_days,
+    } = *p;
     layout(
         "Personal access tokens",
         html! {
@@ -258,6 +280,23 @@ pub fn tokens(
                     label for="days" { "Valid for (days, at most " (max_days) ")" }
                     input type="text" id="days" name="days" value="30" inputmode="numeric" required;
                     button type="submit" { "Create token" }
+                }
+            }
+            h2 { "Applications you allowed" }
+            @if consents.is_empty() {
+                p { "No application has a remembered consent." }
+            } @else {
+                ul {
+                    @for (id, name, scopes) in consents {
+                        li {
+                            (name) " \u{2014} " (scopes)
+                            form method="post" action="/profile/security/consents/revoke" style="display:inline" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                input type="hidden" name="client_id" value=(id);
+                                button type="submit" aria-label={ "Withdraw consent for " (name) } { "Withdraw" }
+                            }
+                        }
+                    }
                 }
             }
         },

@@ -110,16 +110,30 @@ async fn render(
             last_used: t.last_used_at.map(date),
         })
         .collect();
+    let consents: Vec<(String, String, String)> = state
+        .store
+        .consents_of(&user.login)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let name = names
+                .get(c.client_id.as_str())
+                .map_or(c.client_id.clone(), |n| (*n).to_owned());
+            (c.client_id, name, c.scopes.to_string())
+        })
+        .collect();
     let csrf = state.signin.profile_csrf(&session.sid);
-    let markup = pages::tokens(
-        &user.login,
-        &csrf,
-        &offered,
-        &listed,
+    let markup = pages::tokens(&pages::Profile {
+        login: &user.login,
+        csrf: &csrf,
+        apps: &offered,
+        listed: &listed,
+        consents: &consents,
         minted,
         error,
-        state.config.instance.reference_token_max_days,
-    );
+        max_days: state.config.instance.reference_token_max_days,
+    });
     pages::respond(status, markup)
 }
 
@@ -257,6 +271,53 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: For
         Ok(_) => render(&state, &session, &user, None, None, StatusCode::OK).await,
         Err(e) => {
             tracing::error!(error = %e, "store failure revoking a PAT");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "Try again in a moment.",
+            )
+        }
+    }
+}
+
+/// `POST /profile/security/consents/revoke`: withdraws a remembered consent;
+/// the app asks again next time.
+pub async fn revoke_consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
+    let (session, user) = match signed_in(&state, &headers).await {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
+    if !csrf_ok(&state, &session, &form) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "The form could not be verified (CSRF).",
+        );
+    }
+    let client_id = form.get("client_id").unwrap_or("");
+    match state
+        .store
+        .revoke_consent(&user.login, client_id, state.clock.now())
+        .await
+    {
+        Ok(true) => render(&state, &session, &user, None, None, StatusCode::OK).await,
+        Ok(false) => {
+            render(
+                &state,
+                &session,
+                &user,
+                None,
+                Some("No such consent."),
+                StatusCode::NOT_FOUND,
+            )
+            .await
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store failure withdrawing a consent");
             error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",

@@ -250,6 +250,7 @@ async fn grants(store: &dyn Store) {
         redirect_uri: "https://a/cb".into(),
         code_challenge: Some("challenge".into()),
         nonce: Some("n".into()),
+        state: Some("s".into()),
         created_at: 100,
         expires_at: 400,
     };
@@ -375,7 +376,12 @@ async fn grants(store: &dyn Store) {
         ..consent
     };
     store.save_consent(&wider).await.unwrap();
-    assert_eq!(store.consent("alice", "app").await.unwrap(), Some(wider));
+    assert_eq!(
+        store.consent("alice", "app").await.unwrap(),
+        Some(wider.clone())
+    );
+    assert_eq!(store.consents_of("alice").await.unwrap(), vec![wider]);
+    assert!(store.consents_of("bob").await.unwrap().is_empty());
     assert!(store.revoke_consent("alice", "app", 160).await.unwrap());
     assert!(!store.revoke_consent("alice", "app", 160).await.unwrap());
     assert!(store.consent("alice", "app").await.unwrap().is_none());

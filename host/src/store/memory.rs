@@ -363,6 +363,16 @@ impl Store for MemoryStore {
             .cloned())
     }
 
+    async fn consents_of(&self, login: &str) -> StoreResult<Vec<Consent>> {
+        Ok(self
+            .lock()?
+            .consents
+            .values()
+            .filter(|c| c.login == login)
+            .cloned()
+            .collect())
+    }
+
     async fn save_consent(&self, consent: &Consent) -> StoreResult<()> {
         self.lock()?.consents.insert(
             (consent.login.clone(), consent.client_id.clone()),

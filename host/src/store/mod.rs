@@ -142,6 +142,8 @@ pub trait Store: Send + Sync {
 
     /// A user's remembered consent for an app, if not revoked.
     async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>>;
+    /// Every remembered consent of a user, by app.
+    async fn consents_of(&self, login: &str) -> StoreResult<Vec<Consent>>;
     /// Remembers (or widens) a consent.
     async fn save_consent(&self, consent: &Consent) -> StoreResult<()>;
     /// Revokes a consent; false when there was none.

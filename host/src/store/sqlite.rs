@@ -101,6 +101,7 @@ CREATE TABLE auth_codes (
     redirect_uri TEXT NOT NULL,
     code_challenge TEXT,
     nonce TEXT,
+    state TEXT,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     consumed_at INTEGER
@@ -318,8 +319,9 @@ fn code_from_row(row: &Row<'_>) -> rusqlite::Result<AuthCode> {
         redirect_uri: row.get(7)?,
         code_challenge: row.get(8)?,
         nonce: row.get(9)?,
-        created_at: get_u64(row, 10)?,
-        expires_at: get_u64(row, 11)?,
+        state: row.get(10)?,
+        created_at: get_u64(row, 11)?,
+        expires_at: get_u64(row, 12)?,
     })
 }
 
@@ -340,6 +342,18 @@ fn insert_refresh(tx: &Connection, t: &RefreshToken) -> StoreResult<()> {
     )
     .map_err(|e| conflict_or_backend(e, "refresh token"))?;
     Ok(())
+}
+
+const CONSENT_COLUMNS: &str = "login, client_id, scopes, granted_at";
+
+fn consent_from_row(r: &Row<'_>) -> rusqlite::Result<Consent> {
+    let scopes: String = r.get(2)?;
+    Ok(Consent {
+        login: r.get(0)?,
+        client_id: r.get(1)?,
+        scopes: ScopeSet::parse(&scopes).map_err(|_| corrupt("scopes"))?,
+        granted_at: get_u64(r, 3)?,
+    })
 }
 
 fn kind_name(kind: RevocationKind) -> &'static str {
@@ -883,8 +897,8 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let b = &code.basis;
             c.execute(
-                &format!("INSERT INTO auth_codes (hash, {BASIS_COLUMNS}, redirect_uri, code_challenge, nonce, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
-                params![code.hash, b.grant_id, b.client_id, b.login, b.sid, b.scopes.to_string(), to_i64(b.auth_time), code.redirect_uri, code.code_challenge, code.nonce, to_i64(code.created_at), to_i64(code.expires_at)],
+                &format!("INSERT INTO auth_codes (hash, {BASIS_COLUMNS}, redirect_uri, code_challenge, nonce, state, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                params![code.hash, b.grant_id, b.client_id, b.login, b.sid, b.scopes.to_string(), to_i64(b.auth_time), code.redirect_uri, code.code_challenge, code.nonce, code.state, to_i64(code.created_at), to_i64(code.expires_at)],
             )
             .map_err(|e| conflict_or_backend(e, "authorization code"))?;
             Ok(())
@@ -904,7 +918,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let code = tx
                 .query_row(
-                    &format!("SELECT hash, {BASIS_COLUMNS}, redirect_uri, code_challenge, nonce, created_at, expires_at FROM auth_codes WHERE hash = ?1"),
+                    &format!("SELECT hash, {BASIS_COLUMNS}, redirect_uri, code_challenge, nonce, state, created_at, expires_at FROM auth_codes WHERE hash = ?1"),
                     [&hash],
                     code_from_row,
                 )
@@ -1048,20 +1062,28 @@ impl Store for SqliteStore {
     async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>> {
         let (login, client) = (login.to_owned(), client_id.to_owned());
         self.read(move |c| {
-            c.prepare_cached("SELECT login, client_id, scopes, granted_at FROM consents WHERE login = ?1 AND client_id = ?2")
-                .and_then(|mut s| {
-                    s.query_row(params![login, client], |r| {
-                        let scopes: String = r.get(2)?;
-                        Ok(Consent {
-                            login: r.get(0)?,
-                            client_id: r.get(1)?,
-                            scopes: ScopeSet::parse(&scopes).map_err(|_| corrupt("scopes"))?,
-                            granted_at: get_u64(r, 3)?,
-                        })
-                    })
+            c.prepare_cached(&format!(
+                "SELECT {CONSENT_COLUMNS} FROM consents WHERE login = ?1 AND client_id = ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![login, client], consent_from_row)
                     .optional()
-                })
-                .map_err(backend)
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn consents_of(&self, login: &str) -> StoreResult<Vec<Consent>> {
+        let login = login.to_owned();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {CONSENT_COLUMNS} FROM consents WHERE login = ?1 ORDER BY client_id"
+                ))
+                .map_err(backend)?;
+            let rows = s.query_map([login], consent_from_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
         })
         .await
     }
