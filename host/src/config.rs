@@ -97,6 +97,16 @@ pub struct InstanceConfig {
     /// Accept the legacy `DomainApi` scope in requests (the official .NET client sends it).
     #[serde(default = "yes")]
     pub accept_legacy_domainapi_scope: bool,
+    /// License slots of the emulated ERP API: one per open API session.
+    #[serde(default = "default_license_slots")]
+    pub license_slots: usize,
+    /// Logins always guaranteed a slot (ERP.net's reserved seats).
+    #[serde(default)]
+    pub reserved_accounts: Vec<String>,
+}
+
+fn default_license_slots() -> usize {
+    25
 }
 
 fn default_db() -> String {
@@ -125,6 +135,8 @@ impl Default for InstanceConfig {
             reference_token_max_days: default_reference_days(),
             api_audiences: default_audiences(),
             accept_legacy_domainapi_scope: true,
+            license_slots: default_license_slots(),
+            reserved_accounts: Vec::new(),
         }
     }
 }
@@ -294,6 +306,20 @@ impl Config {
                 "instance.reference_token_max_days".into(),
                 "must be at least 1",
             ));
+        }
+        if self.instance.license_slots < self.instance.reserved_accounts.len() {
+            return Err(err(
+                "instance.license_slots".into(),
+                "must be at least the number of reserved_accounts",
+            ));
+        }
+        for (i, login) in self.instance.reserved_accounts.iter().enumerate() {
+            if !self.users.iter().any(|u| &u.login == login) {
+                return Err(err(
+                    format!("instance.reserved_accounts[{i}]"),
+                    "names no configured user",
+                ));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {

@@ -124,7 +124,8 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
     r
 }
 
-fn admin_guard(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+/// The admin API's guard: `Authorization: Bearer <admin credential>`.
+pub fn admin_guard(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

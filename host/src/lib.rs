@@ -2,6 +2,7 @@
 //! applications, client credentials, PAT/SAT reference tokens, introspection,
 //! revocation, discovery, JWKS) on an embedded store, as one axum app.
 
+pub mod api;
 pub mod config;
 pub mod endpoints;
 pub mod gateway;
@@ -22,7 +23,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 
 use crate::config::Config;
 use crate::keys::KeyRing;
@@ -82,6 +83,9 @@ pub fn app(state: AppState) -> Router {
             post(signin::profile::revoke_consent),
         )
         .route("/tools/sha256", get(endpoints::sha256_tool))
+        .route("/tools/auto-discovery", get(endpoints::auto_discovery))
+        .route("/admin/sessions", get(api::admin_sessions))
+        .route("/admin/sessions/{id}", delete(api::admin_end_session))
         .route("/sys/tools/sha256", get(endpoints::sha256_tool))
         .route("/sys/auto-discovery", get(endpoints::auto_discovery))
         .route("/health", get(endpoints::health))
@@ -94,9 +98,21 @@ pub fn app(state: AppState) -> Router {
             "/admin/reference-tokens/{id}",
             delete(endpoints::admin_revoke),
         )
+        .merge(api_routes(state.clone()))
         .fallback(endpoints::not_found)
         .layer(middleware::from_fn(access_log))
         .with_state(state)
+}
+
+/// The emulated ERP API: every route behind the core engine's decision.
+fn api_routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/domain/odata/", get(api::odata::service))
+        .route("/api/domain/odata/{segment}", any(api::odata::resource))
+        .route("/api/domain/login", post(api::legacy::login))
+        .route("/api/domain/logout", post(api::legacy::logout))
+        .route("/profile/me", get(api::profile_me))
+        .route_layer(middleware::from_fn_with_state(state, api::authenticate))
 }
 
 /// Logs method, path (never the query: it may hold a secret) and status.
@@ -172,17 +188,25 @@ pub async fn seed(store: &dyn Store, config: &Config, now: u64) -> anyhow::Resul
             Err(e) => return Err(e.into()),
         }
     }
+    api::odata::seed(store).await?;
     Ok(())
 }
 
 /// Periodic work: key reload, last-used flush, expired-grant cleanup in batches.
 pub fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut seconds: u64 = 0;
+        // Quarter-second ticks: the API's revocation feed and JWKS refresh
+        // run on every tick, the rest less often.
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut quarters: u64 = 0;
         loop {
             tick.tick().await;
-            seconds += 1;
+            quarters += 1;
+            api::background(&state).await;
+            if !quarters.is_multiple_of(4) {
+                continue;
+            }
+            let seconds = quarters / 4;
             state.flush_usage().await;
             if seconds.is_multiple_of(5)
                 && let Err(e) = state

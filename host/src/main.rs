@@ -43,8 +43,8 @@ enum Command {
         #[arg(long)]
         public_url: Option<String>,
     },
-    /// Run the whole local stack: the identity host, the ERP API (a placeholder
-    /// until the emulated API lands) and the gateway running the real filter.
+    /// Run the whole local stack: the identity host with the emulated ERP API,
+    /// and the gateway running the real filter in front of that API.
     Up {
         /// Identity host address.
         #[arg(long, default_value = "127.0.0.1:8700")]
@@ -52,9 +52,10 @@ enum Command {
         /// Gateway address (where clients call the API).
         #[arg(long, default_value = "127.0.0.1:8080")]
         gateway: std::net::SocketAddr,
-        /// The API's own address (behind the gateway).
-        #[arg(long, default_value = "127.0.0.1:8701")]
-        api: std::net::SocketAddr,
+        /// Put the gateway in front of this upstream instead of the emulated
+        /// ERP API (e.g. http://127.0.0.1:9000).
+        #[arg(long)]
+        upstream: Option<String>,
         /// The gateway's admin address (`/stats/prometheus`).
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: std::net::SocketAddr,
@@ -98,6 +99,29 @@ enum Command {
     /// Users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// ERP sessions and license slots of a running host (they live in its
+    /// memory, so this asks it over HTTP with the admin credential).
+    Sessions {
+        /// The running host.
+        #[arg(long, default_value = "http://127.0.0.1:8700")]
+        url: String,
+        /// The admin credential (default: ERPGATE_ADMIN_TOKEN).
+        #[arg(long, env = "ERPGATE_ADMIN_TOKEN")]
+        admin_token: String,
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// The license table and the open sessions.
+    List,
+    /// End a session; its slot is free at once.
+    End {
+        /// The session id (from `sessions list`).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -359,7 +383,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Up {
             identity,
             gateway,
-            api,
+            upstream,
             admin: admin_addr,
             filter,
         } => {
@@ -388,7 +412,7 @@ async fn main() -> anyhow::Result<()> {
             let options = erpgate_host::stack::StackOptions {
                 identity,
                 gateway,
-                api,
+                upstream,
                 admin: admin_addr,
                 filter,
                 data,
@@ -402,8 +426,8 @@ async fn main() -> anyhow::Result<()> {
                 "  identity host  {id}/id  (discovery {id}/id/.well-known/openid-configuration)"
             );
             println!(
-                "  ERP API        {gw}  (gateway running the erpgate filter in front of http://{})",
-                stack.api
+                "  ERP API        {gw}  (gateway running the erpgate filter in front of {})",
+                stack.upstream
             );
             if let Some(a) = stack.gateway.admin {
                 println!("  gateway stats  http://{a}/stats/prometheus");
@@ -417,10 +441,13 @@ async fn main() -> anyhow::Result<()> {
                 "  TOKEN=$(curl -s -u demo.service:demo-service-secret -d grant_type=client_credentials -d scope=read {id}/id/connect/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
             );
             println!(
-                "  curl -s -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers          # 200, identity headers forwarded"
+                "  curl -s -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers          # 200, the customers (the call opens an ERP session)"
             );
             println!(
                 "  curl -s -i -X POST -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers # 403 insufficient_scope (read-only token)"
+            );
+            println!(
+                "  curl -s -H 'Authorization: Bearer {admin}' {id}/admin/sessions                     # the license table"
             );
             print_interactive(id);
             println!("Ctrl-C stops everything.");
@@ -640,6 +667,45 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Sessions {
+            url,
+            admin_token,
+            command,
+        } => {
+            let url = url.trim_end_matches('/');
+            let (method, target) = match &command {
+                SessionsCommand::List => ("GET", format!("{url}/admin/sessions")),
+                SessionsCommand::End { id } => ("DELETE", format!("{url}/admin/sessions/{id}")),
+            };
+            let (status, body) = admin_call(method, &target, &admin_token).await?;
+            match (command, status) {
+                (SessionsCommand::List, 200) => {
+                    let table: erpgate_host::api::sessions::Table = serde_json::from_slice(&body)?;
+                    println!(
+                        "{} of {} license slots in use (reserved: {})",
+                        table.used,
+                        table.slots,
+                        table.reserved_accounts.join(", ")
+                    );
+                    for s in table.sessions {
+                        println!(
+                            "{}  {:<9} {:<24} app={} opened={} last={}{}",
+                            s.id,
+                            serde_json::to_value(s.origin)?.as_str().unwrap_or(""),
+                            s.login,
+                            s.client_id.as_deref().unwrap_or("-"),
+                            s.opened_at,
+                            s.last_seen,
+                            if s.reserved { "  (reserved seat)" } else { "" }
+                        );
+                    }
+                }
+                (SessionsCommand::End { .. }, 204) => println!("session ended"),
+                (_, 404) => bail!("no such session"),
+                (_, 401) => bail!("the admin credential was refused"),
+                (_, other) => bail!("the host answered {other}"),
+            }
+        }
         Command::Users(UsersCommand::SetPassword { login }) => {
             let password = match std::env::var("ERPGATE_PASSWORD") {
                 Ok(p) => p,
@@ -678,6 +744,25 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One admin-API call to a running host: (status, body).
+async fn admin_call(method: &str, url: &str, admin: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    use http_body_util::BodyExt as _;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {admin}"))
+        .body(http_body_util::Empty::new())?;
+    let response = client
+        .request(request)
+        .await
+        .with_context(|| format!("reaching {url} (is the host running?)"))?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes().to_vec();
+    Ok((status, body))
 }
 
 /// How to try the interactive sign-in in a browser.

@@ -1,5 +1,5 @@
-//! `erpgate up`: the identity host, a placeholder for the ERP API, and the
-//! gateway running the real filter in front of it, all on loopback.
+//! `erpgate up`: the identity host with the emulated ERP API beside it, and
+//! the gateway running the real filter in front of that API, all on loopback.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::Json;
-use axum::http::{HeaderMap, Method, Uri};
 use serde_json::{Value, json};
 
 use crate::config::Config;
@@ -45,42 +43,20 @@ pub fn plugin_config(issuer: &str, jwks_cooldown_s: u64) -> Value {
     })
 }
 
-/// A stand-in for the ERP API until the emulated API lands: it answers with
-/// what reached it, so the identity headers can be seen.
-pub async fn placeholder_api(
-    listen: SocketAddr,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = axum::Router::new().fallback(|method: Method, uri: Uri, headers: HeaderMap| async move {
-        let seen: serde_json::Map<String, Value> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), json!(String::from_utf8_lossy(v.as_bytes()))))
-            .collect();
-        Json(json!({ "service": "erp-api-placeholder", "method": method.as_str(), "path": uri.to_string(), "headers": seen }))
-    });
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((addr, task))
-}
-
 /// The running stack.
 pub struct Stack {
     /// The identity host.
     pub host: Running,
     /// The gateway in front of the API.
     pub gateway: Gateway,
-    /// The API's own address.
-    pub api: SocketAddr,
-    api_task: tokio::task::JoinHandle<()>,
+    /// Where the gateway sends allowed requests.
+    pub upstream: String,
 }
 
 impl Stack {
     /// Stops everything.
     pub async fn stop(self) {
         self.gateway.stop().await;
-        self.api_task.abort();
         self.host.stop().await;
     }
 }
@@ -91,8 +67,8 @@ pub struct StackOptions {
     pub identity: SocketAddr,
     /// Gateway.
     pub gateway: SocketAddr,
-    /// API behind the gateway.
-    pub api: SocketAddr,
+    /// Another upstream for the gateway instead of the emulated ERP API.
+    pub upstream: Option<String>,
     /// The gateway's admin (`/stats/prometheus`).
     pub admin: SocketAddr,
     /// The filter `.wasm`.
@@ -116,12 +92,14 @@ pub async fn up(options: StackOptions, admin: &str) -> anyhow::Result<Stack> {
     let store = Arc::new(SqliteStore::open(&options.data)?);
     let host = start(config, store, Arc::new(SystemClock), admin, false).await?;
     let identity_url = host.state.public_url.clone();
-    let (api, api_task) = placeholder_api(options.api).await?;
+    let upstream = options
+        .upstream
+        .unwrap_or_else(|| format!("http://{}", host.addr));
     let plugin = plugin_config(&host.state.issuer, options.jwks_cooldown_s);
     let gateway = server::start(GatewayConfig {
         filter,
         plugin_config: plugin.to_string().into_bytes(),
-        upstream: format!("http://{api}"),
+        upstream: upstream.clone(),
         clusters: HashMap::from([("identity".to_owned(), identity_url)]),
         listen: options.gateway,
         workers: 2,
@@ -131,7 +109,6 @@ pub async fn up(options: StackOptions, admin: &str) -> anyhow::Result<Stack> {
     Ok(Stack {
         host,
         gateway,
-        api,
-        api_task,
+        upstream,
     })
 }

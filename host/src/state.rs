@@ -99,6 +99,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// Interactive sign-in state (started sign-ins, throttling, cookie key).
     pub signin: crate::signin::SigninState,
+    /// The emulated ERP API: its engine and the license table.
+    pub api: crate::api::Api,
 }
 
 impl AppState {
@@ -123,9 +125,16 @@ impl AppState {
                 (r.name.clone(), hash)
             })
             .collect();
+        let issuer = format!("{public_url}/id");
+        let api = crate::api::Api::new(
+            &issuer,
+            config.instance.license_slots,
+            config.instance.reserved_accounts.clone(),
+        );
         Self(Arc::new(Inner {
             store,
-            issuer: format!("{public_url}/id"),
+            issuer,
+            api,
             public_url,
             config,
             keys,

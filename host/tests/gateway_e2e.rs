@@ -26,10 +26,12 @@ fn filter_path() -> std::path::PathBuf {
 async fn the_stack_through_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let any = "127.0.0.1:0".parse().unwrap();
+    // An echo upstream, so the test sees exactly what the gateway forwards.
+    let (echo, _echo_task) = net::echo_upstream().await;
     let options = StackOptions {
         identity: any,
         gateway: any,
-        api: any,
+        upstream: Some(format!("http://{echo}")),
         admin: any,
         filter: filter_path(),
         data: dir.path().to_owned(),
@@ -216,6 +218,55 @@ async fn the_stack_through_the_gateway() {
     gateway.stop().await;
 }
 
+/// `erpgate up` as the README runs it: the gateway in front of the emulated
+/// ERP API, which validates the credential again behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_curl_lines_reach_the_emulated_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let stack = up(
+        StackOptions {
+            identity: any,
+            gateway: any,
+            upstream: None,
+            admin: any,
+            filter: filter_path(),
+            data: dir.path().to_owned(),
+            jwks_cooldown_s: 1,
+        },
+        "admin",
+    )
+    .await
+    .unwrap();
+    let identity = stack.host.state.public_url.clone();
+    let api = format!(
+        "http://{}/api/domain/odata/Crm_Customers",
+        stack.gateway.addr
+    );
+    let token = service_token(&identity, "read").await;
+    let bearer = format!("Bearer {token}");
+    let (status, body) = send(&api, "GET", &[("authorization", bearer.as_bytes())]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["value"].as_array().map(Vec::len), Some(3));
+    let (status, body) = send(&api, "POST", &[("authorization", bearer.as_bytes())]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    // The API opened a session for the call the gateway let through.
+    let sessions: serde_json::Value = reqwest::Client::new()
+        .get(format!("{identity}/admin/sessions"))
+        .bearer_auth("admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["used"], 1);
+    stack.stop().await;
+}
+
 /// A minimal proxy-wasm module whose request callback traps or spins.
 fn hostile(body: &str) -> Vec<u8> {
     wat::parse_str(format!(
@@ -233,9 +284,7 @@ fn hostile(body: &str) -> Vec<u8> {
 }
 
 async fn hostile_gateway(module: Vec<u8>) {
-    let (api, _task) = erpgate_host::stack::placeholder_api("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (api, _task) = net::echo_upstream().await;
     let gateway = server::start(GatewayConfig {
         filter: module,
         plugin_config: b"{}".to_vec(),

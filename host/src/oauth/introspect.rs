@@ -193,6 +193,20 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// RFC 7662 for any token this host issued: reference tokens by hash, JWTs
+/// by signature (the in-process path the emulated API uses too).
+pub async fn introspect_token(
+    state: &AppState,
+    token: &str,
+    now: u64,
+) -> Result<IntrospectionResponse, OAuthError> {
+    if is_reference_token(token) {
+        introspect_reference(state, token, now).await
+    } else {
+        introspect_jwt(state, token, now).await
+    }
+}
+
 /// `POST /id/connect/introspect`.
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
     let result = async {
@@ -200,12 +214,7 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, form:
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        let now = state.clock.now();
-        if is_reference_token(token) {
-            introspect_reference(&state, token, now).await
-        } else {
-            introspect_jwt(&state, token, now).await
-        }
+        introspect_token(&state, token, state.clock.now()).await
     }
     .await;
     let outcome = match &result {
@@ -267,6 +276,20 @@ pub async fn revocation(State(state): State<AppState>, headers: HeaderMap, form:
 /// Events per feed page.
 pub const FEED_PAGE: usize = 1000;
 
+/// One page of the revocation feed after `cursor`.
+pub async fn feed_page(
+    state: &AppState,
+    cursor: u64,
+) -> Result<RevocationFeedPage, crate::store::StoreError> {
+    let rows = state.store.feed(cursor, FEED_PAGE).await?;
+    let next = rows.last().map_or(cursor, |r| r.seq);
+    Ok(RevocationFeedPage {
+        cursor: next.to_string(),
+        has_more: rows.len() == FEED_PAGE,
+        events: rows.into_iter().map(|r| r.event).collect(),
+    })
+}
+
 /// `GET /id/connect/revocation/feed?cursor=…`, authenticated like introspection.
 pub async fn feed(
     State(state): State<AppState>,
@@ -282,13 +305,7 @@ pub async fn feed(
                 .parse::<u64>()
                 .map_err(|_| OAuthError::invalid_request("cursor is not one this feed issued"))?,
         };
-        let rows = state.store.feed(cursor, FEED_PAGE).await?;
-        let next = rows.last().map_or(cursor, |r| r.seq);
-        Ok::<_, OAuthError>(RevocationFeedPage {
-            cursor: next.to_string(),
-            has_more: rows.len() == FEED_PAGE,
-            events: rows.into_iter().map(|r| r.event).collect(),
-        })
+        Ok::<_, OAuthError>(feed_page(&state, cursor).await?)
     }
     .await;
     let outcome = if result.is_ok() { "ok" } else { "error" };

@@ -137,14 +137,14 @@ impl SigninState {
     }
 
     /// Whether `key` is over `limit` failures in the current window.
-    fn throttled(&self, key: &str, limit: u32, now: u64) -> bool {
+    pub(crate) fn throttled(&self, key: &str, limit: u32, now: u64) -> bool {
         self.failures.lock().is_ok_and(|map| {
             map.get(key)
                 .is_some_and(|(n, since)| *n >= limit && now < since + FAILURE_WINDOW_S)
         })
     }
 
-    fn fail(&self, key: &str, now: u64) {
+    pub(crate) fn fail(&self, key: &str, now: u64) {
         if let Ok(mut map) = self.failures.lock() {
             if map.len() > 100_000 {
                 map.retain(|_, (_, since)| now < *since + FAILURE_WINDOW_S);
@@ -157,7 +157,7 @@ impl SigninState {
         }
     }
 
-    fn clear(&self, key: &str) {
+    pub(crate) fn clear(&self, key: &str) {
         if let Ok(mut map) = self.failures.lock() {
             map.remove(key);
         }
@@ -700,7 +700,7 @@ fn pending_for(
 }
 
 /// Verifies a password against an Argon2id hash off the async threads.
-async fn password_ok(hash: Option<String>, password: String) -> bool {
+pub(crate) async fn password_ok(hash: Option<String>, password: String) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     tokio::task::spawn_blocking(move || {
         // A missing hash still costs one verification, so unknown users and
@@ -913,6 +913,8 @@ pub async fn endsession(
         .map(str::to_owned);
     if let Some(sid) = &cookie_sid {
         let event_expiry = now + state.config.instance.access_token_lifetime_s;
+        // The ERP session of that sid ends too, freeing its license at once.
+        state.api.sessions.close_key(&format!("sid:{sid}"));
         match state.store.end_session(sid, now, event_expiry).await {
             Ok(true) => tracing::info!("identity session ended"),
             Ok(false) => {}

@@ -30,6 +30,8 @@ struct Inner {
     grant_jtis: BTreeMap<String, Vec<(String, u64)>>,
     /// (login, client_id) → consent.
     consents: BTreeMap<(String, String), Consent>,
+    /// (entity set, id) → JSON.
+    records: BTreeMap<(String, String), String>,
 }
 
 impl Inner {
@@ -386,6 +388,51 @@ impl Store for MemoryStore {
             .lock()?
             .consents
             .remove(&(login.to_owned(), client_id.to_owned()))
+            .is_some())
+    }
+
+    async fn records(&self, entity_set: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(self
+            .lock()?
+            .records
+            .iter()
+            .filter(|((set, _), _)| set == entity_set)
+            .map(|((_, id), json)| (id.clone(), json.clone()))
+            .collect())
+    }
+
+    async fn record(&self, entity_set: &str, id: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .lock()?
+            .records
+            .get(&(entity_set.to_owned(), id.to_owned()))
+            .cloned())
+    }
+
+    async fn insert_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        let key = (entity_set.to_owned(), id.to_owned());
+        if inner.records.contains_key(&key) {
+            return Err(StoreError::Conflict(id.to_owned()));
+        }
+        inner.records.insert(key, json.to_owned());
+        Ok(())
+    }
+
+    async fn update_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<bool> {
+        Ok(self
+            .lock()?
+            .records
+            .get_mut(&(entity_set.to_owned(), id.to_owned()))
+            .map(|slot| *slot = json.to_owned())
+            .is_some())
+    }
+
+    async fn delete_record(&self, entity_set: &str, id: &str) -> StoreResult<bool> {
+        Ok(self
+            .lock()?
+            .records
+            .remove(&(entity_set.to_owned(), id.to_owned()))
             .is_some())
     }
 

@@ -149,6 +149,17 @@ pub trait Store: Send + Sync {
     /// Revokes a consent; false when there was none.
     async fn revoke_consent(&self, login: &str, client_id: &str, now: u64) -> StoreResult<bool>;
 
+    /// The emulated ERP API's records of one entity set: (id, JSON), by id.
+    async fn records(&self, entity_set: &str) -> StoreResult<Vec<(String, String)>>;
+    /// One record's JSON.
+    async fn record(&self, entity_set: &str, id: &str) -> StoreResult<Option<String>>;
+    /// Adds a record; `Conflict` when the id exists.
+    async fn insert_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<()>;
+    /// Replaces a record; false when it does not exist.
+    async fn update_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<bool>;
+    /// Deletes a record; false when it did not exist.
+    async fn delete_record(&self, entity_set: &str, id: &str) -> StoreResult<bool>;
+
     /// Deletes up to `batch` expired records of each kind; returns how many.
     async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize>;
 }

@@ -138,6 +138,14 @@ CREATE TABLE consents (
     PRIMARY KEY (login, client_id)
 );
 "#,
+    r#"
+CREATE TABLE api_records (
+    entity_set TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (entity_set, id)
+);
+"#,
 ];
 
 const READERS: usize = 3;
@@ -1107,6 +1115,71 @@ impl Store for SqliteStore {
             c.execute(
                 "DELETE FROM consents WHERE login = ?1 AND client_id = ?2",
                 params![login, client],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn records(&self, entity_set: &str) -> StoreResult<Vec<(String, String)>> {
+        let set = entity_set.to_owned();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT id, body FROM api_records WHERE entity_set = ?1 ORDER BY id",
+                )
+                .map_err(backend)?;
+            let rows = s
+                .query_map([set], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn record(&self, entity_set: &str, id: &str) -> StoreResult<Option<String>> {
+        let (set, id) = (entity_set.to_owned(), id.to_owned());
+        self.read(move |c| {
+            c.prepare_cached("SELECT body FROM api_records WHERE entity_set = ?1 AND id = ?2")
+                .and_then(|mut s| s.query_row(params![set, id], |r| r.get(0)).optional())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<()> {
+        let (set, id, body) = (entity_set.to_owned(), id.to_owned(), json.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO api_records (entity_set, id, body) VALUES (?1, ?2, ?3)",
+                params![set, id, body],
+            )
+            .map_err(|e| conflict_or_backend(e, &id))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<bool> {
+        let (set, id, body) = (entity_set.to_owned(), id.to_owned(), json.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE api_records SET body = ?3 WHERE entity_set = ?1 AND id = ?2",
+                params![set, id, body],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_record(&self, entity_set: &str, id: &str) -> StoreResult<bool> {
+        let (set, id) = (entity_set.to_owned(), id.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM api_records WHERE entity_set = ?1 AND id = ?2",
+                params![set, id],
             )
             .map(|n| n > 0)
             .map_err(backend)

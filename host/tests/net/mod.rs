@@ -49,17 +49,30 @@ pub async fn service_token(identity: &str, scope: &str) -> String {
 
 /// A PAT for alice on demo.reports, through the admin API.
 pub async fn mint_pat(identity: &str, admin: &str) -> String {
+    mint(
+        identity,
+        admin,
+        json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}),
+    )
+    .await
+}
+
+/// A reference token minted through the admin API.
+pub async fn mint(identity: &str, admin: &str, request: Value) -> String {
     let issued: Value = reqwest::Client::new()
         .post(format!("{identity}/admin/reference-tokens"))
         .bearer_auth(admin)
-        .json(&json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}))
+        .json(&request)
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    issued["token"].as_str().unwrap().to_owned()
+    issued["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{issued}"))
+        .to_owned()
 }
 
 /// Introspects as the edge.
@@ -103,10 +116,151 @@ pub fn introspections(state: &erpgate_host::state::AppState) -> u64 {
 
 /// The demo host on a free loopback port, storing in `dir`; admin credential `admin`.
 pub async fn start_demo_host(dir: &std::path::Path) -> erpgate_host::Running {
-    let mut config = Config::demo();
+    start_host(dir, Config::demo(), Arc::new(SystemClock)).await
+}
+
+/// A host with this configuration and clock on a free loopback port.
+pub async fn start_host(
+    dir: &std::path::Path,
+    mut config: Config,
+    clock: Arc<dyn erpgate_host::state::Clock>,
+) -> erpgate_host::Running {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     let store = Arc::new(SqliteStore::open(dir).unwrap());
-    erpgate_host::start(config, store, Arc::new(SystemClock), "admin", false)
+    erpgate_host::start(config, store, clock, "admin", false)
         .await
         .unwrap()
+}
+
+/// An upstream that answers with what reached it (method, path, headers),
+/// so tests can see what the gateway forwards.
+pub async fn echo_upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use axum::http::{HeaderMap, Method, Uri};
+    let app =
+        axum::Router::new().fallback(|method: Method, uri: Uri, headers: HeaderMap| async move {
+            let seen: serde_json::Map<String, Value> = headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        json!(String::from_utf8_lossy(v.as_bytes())),
+                    )
+                })
+                .collect();
+            axum::Json(
+                json!({ "method": method.as_str(), "path": uri.to_string(), "headers": seen }),
+            )
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}
+
+// ---- Interactive sign-in, as a browser would do it ----
+
+pub const REDIRECT: &str = "http://localhost:3000/signin-oidc";
+
+/// A browser stand-in: keeps cookies, does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A hidden field's value in a page.
+pub fn field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
+    let end = page[start..].find('"').unwrap() + start;
+    page[start..end].to_owned()
+}
+
+/// The query parameters of a redirect's Location.
+pub fn location_params(response: &reqwest::Response) -> Vec<(String, String)> {
+    let location = response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no redirect: {}", response.status()))
+        .to_str()
+        .unwrap();
+    let query = location
+        .split_once(['?', '#'])
+        .map(|(_, q)| q)
+        .unwrap_or("");
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub async fn post_form(
+    client: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    client.post(url).form(form).send().await.unwrap()
+}
+
+/// Signs in (and consents) through the pages; returns the final redirect.
+pub async fn sign_in(
+    b: &reqwest::Client,
+    base: &str,
+    authorize: &str,
+    user: (&str, &str),
+) -> reqwest::Response {
+    let page = b.get(authorize).send().await.unwrap();
+    if page.status() == 302 {
+        return page; // signed in already, consent remembered
+    }
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()["x-frame-options"],
+        "DENY",
+        "the login page cannot be framed"
+    );
+    let page = page.text().await.unwrap();
+    assert!(page.contains("<label for=\"username\">"), "{page}");
+    let request = field(&page, "request");
+    let csrf = field(&page, "csrf");
+    let after = post_form(
+        b,
+        &format!("{base}/id/account/login"),
+        &[
+            ("request", &request),
+            ("csrf", &csrf),
+            ("username", user.0),
+            ("password", user.1),
+        ],
+    )
+    .await;
+    if after.status() != 200 {
+        return after;
+    }
+    let page = after.text().await.unwrap();
+    assert!(page.contains("Allow access"), "{page}");
+    post_form(
+        b,
+        &format!("{base}/id/connect/consent"),
+        &[
+            ("request", &field(&page, "request")),
+            ("csrf", &field(&page, "csrf")),
+            ("decision", "allow"),
+            ("remember", "yes"),
+        ],
+    )
+    .await
 }
