@@ -527,6 +527,20 @@ async fn attacks_on_the_authorization_endpoint_and_codes() {
 
     assert_eq!(ok, 1, "exactly one of 50 concurrent redemptions succeeds");
 
+    // No scope: every scope configured on the app.
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.webapp"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+        ],
+    );
+    let done = sign_in(&b, &base, &url, ("alice", "alice-password")).await;
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let (status, body) = redeem(("demo.webapp", "demo-webapp-secret"), None, code).await;
+    assert_eq!((status, body["scope"].as_str()), (200, Some("read update")));
+
     // Community users never receive API audiences.
     let url = authorize(
         &issuer,

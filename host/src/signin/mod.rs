@@ -392,10 +392,11 @@ async fn validate(state: &AppState, query: &str) -> Result<AuthRequest, Box<Resp
             "an ID token is never sent in a query string",
         );
     }
-    let Some(scope) = params.get("scope") else {
-        return fail(&request, "invalid_scope", "scope is required");
-    };
-    let Ok(scopes) = ScopeSet::parse(scope) else {
+    // ERP.net: no `scope` means every scope configured on the app.
+    let scope = params
+        .get("scope")
+        .map_or_else(|| app.scope.to_string(), str::to_owned);
+    let Ok(scopes) = ScopeSet::parse(&scope) else {
         return fail(
             &request,
             "invalid_scope",
