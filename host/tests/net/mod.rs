@@ -233,6 +233,9 @@ pub async fn sign_in(
         "the login page cannot be framed"
     );
     let page = page.text().await.unwrap();
+    if page.contains("Allow access") {
+        return consent(b, base, &page).await; // signed in already
+    }
     assert!(page.contains("<label for=\"username\">"), "{page}");
     let request = field(&page, "request");
     let csrf = field(&page, "csrf");
@@ -252,12 +255,17 @@ pub async fn sign_in(
     }
     let page = after.text().await.unwrap();
     assert!(page.contains("Allow access"), "{page}");
+    consent(b, base, &page).await
+}
+
+/// Allows (and remembers) on a consent page.
+async fn consent(b: &reqwest::Client, base: &str, page: &str) -> reqwest::Response {
     post_form(
         b,
         &format!("{base}/id/connect/consent"),
         &[
-            ("request", &field(&page, "request")),
-            ("csrf", &field(&page, "csrf")),
+            ("request", &field(page, "request")),
+            ("csrf", &field(page, "csrf")),
             ("decision", "allow"),
             ("remember", "yes"),
         ],
