@@ -286,7 +286,7 @@ type C<'a> = Caller<'a, HostState>;
 
 /// Envoy's `verify_signature`, natively (BoringSSL): `None` (`BAD_ARGUMENT`)
 /// when the arguments do not decode or carry no usable key, as in Envoy.
-fn verify_signature(args: &[u8]) -> Option<Vec<u8>> {
+pub fn verify_signature(args: &[u8]) -> Option<Vec<u8>> {
     use boring::hash::MessageDigest;
     use boring::pkey::PKey;
     use prost::Message;
