@@ -3,5 +3,6 @@
 //! Envoy.
 
 pub mod abi;
+pub mod map;
 pub mod server;
 pub mod vm;

@@ -1,0 +1,12 @@
+//! The policy compiler over arbitrary documents: errors, never panics; a
+//! document that compiles compiles again to the same fingerprint.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(policy) = erpgate::Policy::compile_bytes(data) {
+        let again = erpgate::Policy::compile_bytes(data).expect("deterministic");
+        assert_eq!(policy.fingerprint, again.fingerprint);
+    }
+});
