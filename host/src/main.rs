@@ -12,6 +12,15 @@ use erpgate_host::state::{Clock, SystemClock};
 use erpgate_host::store::{SqliteStore, Store};
 use erpgate_host::tokens::{IssueRequest, issue};
 
+/// Prints a line to stdout, ignoring errors: a closed stdout (say `erpgate
+/// serve | head -1`) must never take a running server down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "erpgate",
@@ -289,28 +298,31 @@ fn init_logs(format: LogFormat) {
 
 fn banner(config: &Config, demo: bool, base: &str, listening: std::net::SocketAddr, admin: &str) {
     let iss = format!("{base}/id");
-    println!("erpgate identity host on {base} (listening on {listening})");
-    println!("  issuer        {iss}");
-    println!("  discovery     {iss}/.well-known/openid-configuration");
-    println!("  jwks          {iss}/.well-known/openid-configuration/jwks");
-    println!("  token         {iss}/connect/token");
-    println!("  introspect    {iss}/connect/introspect");
-    println!("  feed          {iss}/connect/revocation/feed");
-    println!("  metrics       {base}/metrics");
-    println!(
+    say!("erpgate identity host on {base} (listening on {listening})");
+    say!("  issuer        {iss}");
+    say!("  discovery     {iss}/.well-known/openid-configuration");
+    say!("  jwks          {iss}/.well-known/openid-configuration/jwks");
+    say!("  token         {iss}/connect/token");
+    say!("  introspect    {iss}/connect/introspect");
+    say!("  feed          {iss}/connect/revocation/feed");
+    say!("  metrics       {base}/metrics");
+    say!(
         "  admin api     {base}/admin/reference-tokens (Authorization: Bearer <admin credential>)"
     );
-    println!("  admin credential: {admin}");
-    println!("trusted applications:");
+    say!("  admin credential: {admin}");
+    say!("trusted applications:");
     for app in &config.apps {
         let secret = match (&app.secret, demo) {
             (Some(s), true) => format!(" secret={s}"),
             (Some(_), false) => " secret=(configured)".to_owned(),
             _ => String::new(),
         };
-        println!(
+        say!(
             "  {} ({:?}) scope=\"{}\"{}",
-            app.client_id, app.client_type, app.scope, secret
+            app.client_id,
+            app.client_type,
+            app.scope,
+            secret
         );
     }
     for r in &config.api_resources {
@@ -318,20 +330,20 @@ fn banner(config: &Config, demo: bool, base: &str, listening: std::net::SocketAd
             (Some(s), true) => format!(" secret={s}"),
             _ => String::new(),
         };
-        println!("  api resource {}{}", r.name, secret);
+        say!("  api resource {}{}", r.name, secret);
     }
     if demo {
-        println!(
+        say!(
             "users: admin/admin-password (administrator), alice/alice-password, bob/bob-password (community)"
         );
-        println!("try:");
-        println!(
+        say!("try:");
+        say!(
             "  curl -s -u demo.service:demo-service-secret -d grant_type=client_credentials -d scope=read {iss}/connect/token"
         );
-        println!(
+        say!(
             "  curl -s -H 'Authorization: Bearer {admin}' -H 'content-type: application/json' -d '{{\"client_id\":\"demo.reports\",\"kind\":\"pat\",\"user\":\"alice\",\"scope\":\"read\",\"expires_in_days\":30,\"description\":\"try it\"}}' {base}/admin/reference-tokens"
         );
-        println!(
+        say!(
             "  curl -s -u erpgate.edge:demo-edge-secret -d token=<token> {iss}/connect/introspect"
         );
         print_interactive(base);
@@ -421,36 +433,34 @@ async fn main() -> anyhow::Result<()> {
             let stack = erpgate_host::stack::up(options, &admin).await?;
             let id = &stack.host.state.public_url;
             let gw = format!("http://{}", stack.gateway.addr);
-            println!("erpgate stack is up");
-            println!(
-                "  identity host  {id}/id  (discovery {id}/id/.well-known/openid-configuration)"
-            );
-            println!(
+            say!("erpgate stack is up");
+            say!("  identity host  {id}/id  (discovery {id}/id/.well-known/openid-configuration)");
+            say!(
                 "  ERP API        {gw}  (gateway running the erpgate filter in front of {})",
                 stack.upstream
             );
             if let Some(a) = stack.gateway.admin {
-                println!("  gateway stats  http://{a}/stats/prometheus");
+                say!("  gateway stats  http://{a}/stats/prometheus");
             }
-            println!("  admin credential: {admin}");
-            println!(
+            say!("  admin credential: {admin}");
+            say!(
                 "  demo apps: demo.service/demo-service-secret (read update), demo.reports/demo-reports-secret (PATs), erpgate.edge/demo-edge-secret (introspection)"
             );
-            println!("try:");
-            println!(
+            say!("try:");
+            say!(
                 "  TOKEN=$(curl -s -u demo.service:demo-service-secret -d grant_type=client_credentials -d scope=read {id}/id/connect/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
             );
-            println!(
+            say!(
                 "  curl -s -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers          # 200, the customers (the call opens an ERP session)"
             );
-            println!(
+            say!(
                 "  curl -s -i -X POST -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers # 403 insufficient_scope (read-only token)"
             );
-            println!(
+            say!(
                 "  curl -s -H 'Authorization: Bearer {admin}' {id}/admin/sessions                     # the license table"
             );
             print_interactive(id);
-            println!("Ctrl-C stops everything.");
+            say!("Ctrl-C stops everything.");
             tokio::signal::ctrl_c().await?;
             stack.stop().await;
         }
@@ -485,9 +495,9 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await?;
-            println!("erpgate gateway on http://{}", gateway.addr);
+            say!("erpgate gateway on http://{}", gateway.addr);
             if let Some(a) = gateway.admin {
-                println!("stats on http://{a}/stats/prometheus");
+                say!("stats on http://{a}/stats/prometheus");
             }
             tokio::signal::ctrl_c().await?;
             gateway.stop().await;
@@ -531,7 +541,7 @@ async fn main() -> anyhow::Result<()> {
                         config.instance.reference_token_max_days,
                     )
                     .await?;
-                    println!("{}", issued.value);
+                    say!("{}", issued.value);
                     eprintln!(
                         "id {} ({} for {}, acts as {}, scope \"{}\", expires {}). The value above is shown once.",
                         issued.record.id,
@@ -549,7 +559,7 @@ async fn main() -> anyhow::Result<()> {
                         id
                     };
                     match store.revoke_reference_token(&key, now).await? {
-                        Some(t) => println!("revoked {}", t.id),
+                        Some(t) => say!("revoked {}", t.id),
                         None => bail!("no live token with that id"),
                     }
                 }
@@ -562,7 +572,7 @@ async fn main() -> anyhow::Result<()> {
                         } else {
                             "active"
                         };
-                        println!(
+                        say!(
                             "{} {} {} app={} subject={} scope=\"{}\" expires={} last_used={} {:?}",
                             t.id,
                             t.kind.as_str(),
@@ -584,7 +594,7 @@ async fn main() -> anyhow::Result<()> {
             match cmd {
                 AppsCommand::List => {
                     for a in store.apps().await? {
-                        println!(
+                        say!(
                             "{} {:?} enabled={} scope=\"{}\" system_user={} reference_tokens={:?} redirect_uris={}",
                             a.client_id,
                             a.client_type,
@@ -632,9 +642,9 @@ async fn main() -> anyhow::Result<()> {
                     let secret = (app.client_type == ClientType::Confidential).then(new_secret);
                     app.secret_hash = secret.as_deref().map(secret_hash);
                     store.insert_app(&app).await?;
-                    println!("added {}", app.client_id);
+                    say!("added {}", app.client_id);
                     if let Some(s) = secret {
-                        println!("secret: {s}");
+                        say!("secret: {s}");
                         eprintln!("The secret is shown once; only its hash is stored.");
                     }
                 }
@@ -642,13 +652,13 @@ async fn main() -> anyhow::Result<()> {
                     if !store.set_app_enabled(&client_id, false).await? {
                         bail!("no application {client_id}");
                     }
-                    println!("disabled {client_id}");
+                    say!("disabled {client_id}");
                 }
                 AppsCommand::Enable { client_id } => {
                     if !store.set_app_enabled(&client_id, true).await? {
                         bail!("no application {client_id}");
                     }
-                    println!("enabled {client_id}");
+                    say!("enabled {client_id}");
                 }
                 AppsCommand::RotateSecret { client_id } => {
                     let app = store
@@ -662,7 +672,7 @@ async fn main() -> anyhow::Result<()> {
                     store
                         .set_app_secret_hash(&client_id, &secret_hash(&secret))
                         .await?;
-                    println!("secret: {secret}");
+                    say!("secret: {secret}");
                     eprintln!("The old secret stopped working; the new one is shown once.");
                 }
             }
@@ -681,14 +691,14 @@ async fn main() -> anyhow::Result<()> {
             match (command, status) {
                 (SessionsCommand::List, 200) => {
                     let table: erpgate_host::api::sessions::Table = serde_json::from_slice(&body)?;
-                    println!(
+                    say!(
                         "{} of {} license slots in use (reserved: {})",
                         table.used,
                         table.slots,
                         table.reserved_accounts.join(", ")
                     );
                     for s in table.sessions {
-                        println!(
+                        say!(
                             "{}  {:<9} {:<24} app={} opened={} last={}{}",
                             s.id,
                             serde_json::to_value(s.origin)?.as_str().unwrap_or(""),
@@ -700,7 +710,7 @@ async fn main() -> anyhow::Result<()> {
                         );
                     }
                 }
-                (SessionsCommand::End { .. }, 204) => println!("session ended"),
+                (SessionsCommand::End { .. }, 204) => say!("session ended"),
                 (_, 404) => bail!("no such session"),
                 (_, 401) => bail!("the admin credential was refused"),
                 (_, other) => bail!("the host answered {other}"),
@@ -727,7 +737,7 @@ async fn main() -> anyhow::Result<()> {
             {
                 anyhow::bail!("no user {login}");
             }
-            println!("password changed for {login}; their refresh tokens no longer work");
+            say!("password changed for {login}; their refresh tokens no longer work");
         }
         Command::Keys(KeysCommand::Rotate) => {
             let store = open_store(&config, cli.data.as_ref()).await?;
@@ -740,7 +750,7 @@ async fn main() -> anyhow::Result<()> {
                 config.instance.access_token_lifetime_s + 300,
             )
             .await?;
-            println!("new signing key {kid}");
+            say!("new signing key {kid}");
         }
     }
     Ok(())
@@ -767,12 +777,12 @@ async fn admin_call(method: &str, url: &str, admin: &str) -> anyhow::Result<(u16
 
 /// How to try the interactive sign-in in a browser.
 fn print_interactive(base: &str) {
-    println!("sign in (browser; user alice / alice-password, or admin / admin-password):");
-    println!(
+    say!("sign in (browser; user alice / alice-password, or admin / admin-password):");
+    say!(
         "  {base}/id/connect/authorize?client_id=demo.webapp&redirect_uri=http://localhost:3000/signin-oidc&response_type=code&scope=openid%20profile%20read%20offline_access&state=try-it"
     );
-    println!(
+    say!(
         "  the browser lands on http://localhost:3000/signin-oidc?code=…; redeem it with: curl -s -u demo.webapp:demo-webapp-secret -d grant_type=authorization_code -d redirect_uri=http://localhost:3000/signin-oidc -d code=<code> {base}/id/connect/token"
     );
-    println!("  personal access tokens: {base}/profile/security/tokens");
+    say!("  personal access tokens: {base}/profile/security/tokens");
 }
