@@ -764,3 +764,121 @@ async fn pat_self_service() {
     assert!(page.contains("Demo audit tool"));
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_races_consent_csrf_and_nonce_injection() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = net::start_demo_host(dir.path()).await;
+    let base = host.state.public_url.clone();
+    let issuer = host.state.issuer.clone();
+    let b = browser();
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.webapp"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid read offline_access"),
+            ("nonce", "n\r\nX-Injected: 1"),
+            ("state", "s\r\nSet-Cookie: stolen=1"),
+        ],
+    );
+    let done = sign_in(&b, &base, &url, ("alice", "alice-password")).await;
+    assert!(done.headers().get("x-injected").is_none());
+    assert!(
+        done.headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap_or("").contains("stolen")),
+        "state cannot add headers"
+    );
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let tokens: Value = reqwest::Client::new()
+        .post(format!("{issuer}/connect/token"))
+        .basic_auth("demo.webapp", Some("demo-webapp-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        claims_of(tokens["id_token"].as_str().unwrap())["nonce"],
+        "n\r\nX-Injected: 1",
+        "the nonce is data in the ID token, nothing more"
+    );
+
+    // 100 concurrent uses of one refresh token: exactly one succeeds (and
+    // the losers' replay then revokes the family).
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let tries: Vec<_> = (0..100)
+        .map(|_| {
+            let (issuer, refresh) = (issuer.clone(), refresh.clone());
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(format!("{issuer}/connect/token"))
+                    .basic_auth("demo.webapp", Some("demo-webapp-secret"))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tries {
+        if t.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1, "exactly one of 100 concurrent refreshes succeeds");
+
+    // The consent form checks its CSRF token against the cookie too.
+    let fresh = browser();
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.spa"),
+            ("redirect_uri", "http://localhost:5173/callback"),
+            ("response_type", "code"),
+            ("scope", "openid read"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let page = fresh.get(&url).send().await.unwrap().text().await.unwrap();
+    let consent_page = post_form(
+        &fresh,
+        &format!("{base}/id/account/login"),
+        &[
+            ("request", &field(&page, "request")),
+            ("csrf", &field(&page, "csrf")),
+            ("username", "alice"),
+            ("password", "alice-password"),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(consent_page.contains("Allow access?"));
+    let forged = post_form(
+        &browser(), // another browser: no CSRF cookie
+        &format!("{base}/id/connect/consent"),
+        &[
+            ("request", &field(&consent_page, "request")),
+            ("csrf", &field(&consent_page, "csrf")),
+            ("decision", "allow"),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+    host.stop().await;
+}
