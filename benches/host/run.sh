@@ -47,7 +47,7 @@ run() { # name url basic body
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  bad=$(awk '/non-200/ {print $2}' <<<"$out")
+  bad=$(awk '/Non-2xx or 3xx responses/ {n=$5} /Socket errors/ {n+=0} END {print n+0}' <<<"$out")
   printf '| %s | %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99" "$bad"
 }
 
