@@ -18,21 +18,9 @@ use serde_json::{Value, json};
 
 mod net;
 
-use net::{REDIRECT, browser, location_params, param, send, sign_in};
+use net::{REDIRECT, WEBAPP, browser, location_params, param, send, sign_in, token_endpoint};
 
 const NOW: u64 = 1_766_505_200;
-
-async fn table(base: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{base}/admin/sessions"))
-        .bearer_auth("admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 async fn bearer(url: &str, method: &str, token: &str) -> (u16, Value) {
     let auth = format!("Bearer {token}");
@@ -57,20 +45,16 @@ async fn user_tokens(base: &str, b: &reqwest::Client, scope: &str) -> (String, O
     )
     .await;
     let code = param(&location_params(&done), "code").unwrap().to_owned();
-    let tokens: Value = reqwest::Client::new()
-        .post(format!("{base}/id/connect/token"))
-        .basic_auth("demo.webapp", Some("demo-webapp-secret"))
-        .form(&[
+    let (_, tokens) = token_endpoint(
+        &format!("{base}/id"),
+        Some(WEBAPP),
+        &[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     (
         tokens["access_token"].as_str().unwrap().to_owned(),
         tokens["refresh_token"].as_str().map(str::to_owned),
@@ -91,17 +75,21 @@ async fn sessions_licenses_and_the_odata_api() {
 
     // Issuing a token opens no session; the first call does.
     let service = net::service_token(&base, "read update").await;
-    assert_eq!(table(&base).await["used"], 0, "issuance opens nothing");
+    assert_eq!(
+        net::sessions_table(&base).await["used"],
+        0,
+        "issuance opens nothing"
+    );
     let (status, body) = bearer(&customers, "GET", &service).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["value"].as_array().unwrap().len(), 3);
-    let t = table(&base).await;
+    let t = net::sessions_table(&base).await;
     assert_eq!(t["used"], 1);
     assert_eq!(t["sessions"][0]["origin"], "service");
     let first_id = t["sessions"][0]["id"].as_str().unwrap().to_owned();
     bearer(&customers, "GET", &service).await;
     assert_eq!(
-        table(&base).await["used"],
+        net::sessions_table(&base).await["used"],
         1,
         "the same token keeps its session"
     );
@@ -156,7 +144,7 @@ async fn sessions_licenses_and_the_odata_api() {
         (403, Some("insufficient_scope"))
     );
     // That call was refused before any session: still one session open.
-    assert_eq!(table(&base).await["used"], 1);
+    assert_eq!(net::sessions_table(&base).await["used"], 1);
 
     // A PAT takes the second shared slot; a third identity finds the table full.
     let pat = net::mint_pat(&base, "admin").await;
@@ -182,12 +170,16 @@ async fn sessions_licenses_and_the_odata_api() {
             .0,
         200
     );
-    assert_eq!(table(&base).await["used"], 3);
+    assert_eq!(net::sessions_table(&base).await["used"], 3);
 
     // Sliding timeout: 20 idle minutes close a session; the still-valid
     // token reopens one (a new session) when a slot is free.
     clock.advance(20 * 60);
-    assert_eq!(table(&base).await["used"], 0, "all idle for 20 minutes");
+    assert_eq!(
+        net::sessions_table(&base).await["used"],
+        0,
+        "all idle for 20 minutes"
+    );
     assert_eq!(
         bearer(&customers, "GET", &read_only).await.0,
         200,
@@ -195,7 +187,7 @@ async fn sessions_licenses_and_the_odata_api() {
     );
     let (status, _) = bearer(&customers, "GET", &service).await;
     assert_eq!(status, 200);
-    let t = table(&base).await;
+    let t = net::sessions_table(&base).await;
     assert!(
         t["sessions"]
             .as_array()
@@ -212,7 +204,10 @@ async fn sessions_licenses_and_the_odata_api() {
     )
     .await;
     // Free the shared slots first.
-    for s in table(&base).await["sessions"].as_array().unwrap() {
+    for s in net::sessions_table(&base).await["sessions"]
+        .as_array()
+        .unwrap()
+    {
         reqwest::Client::new()
             .delete(format!(
                 "{base}/admin/sessions/{}",
@@ -229,7 +224,7 @@ async fn sessions_licenses_and_the_odata_api() {
             .0,
         200
     );
-    let sat_session = table(&base).await["sessions"][0]["id"]
+    let sat_session = net::sessions_table(&base).await["sessions"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -242,7 +237,7 @@ async fn sessions_licenses_and_the_odata_api() {
             200
         );
     }
-    let t = table(&base).await;
+    let t = net::sessions_table(&base).await;
     assert_eq!(t["used"], 1);
     assert_ne!(
         t["sessions"][0]["id"],
@@ -283,9 +278,9 @@ async fn user_sessions_follow_sid_refresh_and_endsession() {
     let customers = format!("{base}/api/domain/odata/Crm_Customers");
     let b = browser();
     let (access, refresh) = user_tokens(&base, &b, "openid read offline_access").await;
-    assert_eq!(table(&base).await["used"], 0);
+    assert_eq!(net::sessions_table(&base).await["used"], 0);
     assert_eq!(bearer(&customers, "GET", &access).await.0, 200);
-    let t = table(&base).await;
+    let t = net::sessions_table(&base).await;
     assert_eq!(
         (t["used"].as_u64(), t["sessions"][0]["origin"].as_str()),
         (Some(1), Some("user"))
@@ -293,22 +288,18 @@ async fn user_sessions_follow_sid_refresh_and_endsession() {
     let session = t["sessions"][0]["id"].clone();
 
     // A refresh keeps the sid, so the same session.
-    let refreshed: Value = reqwest::Client::new()
-        .post(format!("{base}/id/connect/token"))
-        .basic_auth("demo.webapp", Some("demo-webapp-secret"))
-        .form(&[
+    let (_, refreshed) = token_endpoint(
+        &format!("{base}/id"),
+        Some(WEBAPP),
+        &[
             ("grant_type", "refresh_token"),
             ("refresh_token", &refresh.unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     let newer = refreshed["access_token"].as_str().unwrap();
     assert_eq!(bearer(&customers, "GET", newer).await.0, 200);
-    let t = table(&base).await;
+    let t = net::sessions_table(&base).await;
     assert_eq!(
         (t["used"].as_u64(), &t["sessions"][0]["id"]),
         (Some(1), &session)
@@ -321,7 +312,7 @@ async fn user_sessions_follow_sid_refresh_and_endsession() {
         .await
         .unwrap();
     assert_eq!(out.status(), 200);
-    assert_eq!(table(&base).await["used"], 0);
+    assert_eq!(net::sessions_table(&base).await["used"], 0);
     host.stop().await;
 }
 
@@ -385,7 +376,7 @@ async fn legacy_basic_and_erplogin() {
         200
     );
     assert_eq!(
-        table(&base).await["used"],
+        net::sessions_table(&base).await["used"],
         1,
         "one Basic session for alice on demo.bi"
     );
@@ -439,7 +430,7 @@ async fn legacy_basic_and_erplogin() {
         "since v27.1 logout keeps the session"
     );
     assert_eq!(
-        table(&base).await["used"],
+        net::sessions_table(&base).await["used"],
         2,
         "Basic and ErpLogin each hold a slot"
     );
@@ -492,7 +483,7 @@ async fn legacy_basic_and_erplogin() {
             .unwrap()
             .contains("session ended")
     );
-    assert_eq!(table(&base).await["used"], 1);
+    assert_eq!(net::sessions_table(&base).await["used"], 1);
     assert_eq!(
         send(&customers, "GET", &[("authorization", erp.as_bytes())])
             .await

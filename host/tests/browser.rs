@@ -93,21 +93,17 @@ async fn chromium_signs_in_and_consents() {
     assert_eq!(get("state").as_deref(), Some("browser-state"));
     assert_eq!(get("iss").as_deref(), Some(issuer.as_str()));
     let code = get("code").unwrap();
-    let tokens: Value = reqwest::Client::new()
-        .post(format!("{issuer}/connect/token"))
-        .basic_auth("demo.webapp", Some("demo-webapp-secret"))
-        .form(&[
+    let (_, tokens) = net::token_endpoint(
+        &issuer,
+        Some(net::WEBAPP),
+        &[
             ("grant_type", "authorization_code"),
             ("code", &code),
-            ("redirect_uri", "http://localhost:3000/signin-oidc"),
+            ("redirect_uri", net::REDIRECT),
             ("code_verifier", verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert!(tokens["id_token"].is_string(), "{tokens}");
     host.stop().await;
 }

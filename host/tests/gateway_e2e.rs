@@ -254,16 +254,7 @@ async fn the_readme_curl_lines_reach_the_emulated_api() {
         (403, Some("insufficient_scope"))
     );
     // The API opened a session for the call the gateway let through.
-    let sessions: serde_json::Value = reqwest::Client::new()
-        .get(format!("{identity}/admin/sessions"))
-        .bearer_auth("admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(sessions["used"], 1);
+    assert_eq!(net::sessions_table(&identity).await["used"], 1);
     stack.stop().await;
 }
 

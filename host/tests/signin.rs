@@ -20,7 +20,9 @@ use serde_json::Value;
 
 mod net;
 
-use net::{REDIRECT, browser, field, location_params, param, post_form, sign_in};
+use net::{
+    REDIRECT, WEBAPP, browser, field, location_params, param, post_form, sign_in, token_endpoint,
+};
 
 fn claims_of(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
@@ -169,20 +171,20 @@ async fn authorization_code_pkce_refresh_rotation_and_replay() {
     );
 
     // The code is single use: a replay fails and revokes what it issued.
-    let replay = http
-        .post(format!("{issuer}/connect/token"))
-        .basic_auth("demo.webapp", Some("demo-webapp-secret"))
-        .form(&[
+    let (status, body) = token_endpoint(
+        &issuer,
+        Some(WEBAPP),
+        &[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(replay.status(), 400);
-    let body: Value = replay.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_grant");
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let active = net::introspect(&base, &first_access).await;
     assert_eq!(
         active["active"], false,
@@ -460,22 +462,14 @@ async fn attacks_on_the_authorization_endpoint_and_codes() {
             let issuer = issuer.clone();
             async move {
                 let mut form = vec![
-                    ("grant_type", "authorization_code".to_owned()),
-                    ("code", code),
-                    ("redirect_uri", REDIRECT.to_owned()),
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT),
                 ];
                 if let Some(v) = verifier {
-                    form.push(("code_verifier", v.to_owned()));
+                    form.push(("code_verifier", v));
                 }
-                let r = reqwest::Client::new()
-                    .post(format!("{issuer}/connect/token"))
-                    .basic_auth(client.0, Some(client.1))
-                    .form(&form)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status().as_u16();
-                (status, r.json::<Value>().await.unwrap())
+                token_endpoint(&issuer, Some(client), &form).await
             }
         };
     let (status, body) = redeem(("demo.webapp", "demo-webapp-secret"), None, code.clone()).await;
@@ -556,19 +550,18 @@ async fn attacks_on_the_authorization_endpoint_and_codes() {
     let bob = browser();
     let done = sign_in(&bob, &base, &url, ("bob", "bob-password")).await;
     let code = param(&location_params(&done), "code").unwrap().to_owned();
-    let r = reqwest::Client::new()
-        .post(format!("{issuer}/connect/token"))
-        .form(&[
+    let (_, body) = token_endpoint(
+        &issuer,
+        None,
+        &[
             ("grant_type", "authorization_code"),
             ("client_id", "demo.spa"),
             ("code", &code),
             ("redirect_uri", "http://localhost:5173/callback"),
             ("code_verifier", RIGHT_VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
+        ],
+    )
+    .await;
     let access = claims_of(body["access_token"].as_str().unwrap());
     assert_eq!(access["aud"], format!("{issuer}/resources"));
     assert_eq!(body["scope"], "openid");
@@ -793,20 +786,16 @@ async fn refresh_races_consent_csrf_and_nonce_injection() {
         "state cannot add headers"
     );
     let code = param(&location_params(&done), "code").unwrap().to_owned();
-    let tokens: Value = reqwest::Client::new()
-        .post(format!("{issuer}/connect/token"))
-        .basic_auth("demo.webapp", Some("demo-webapp-secret"))
-        .form(&[
+    let (_, tokens) = token_endpoint(
+        &issuer,
+        Some(WEBAPP),
+        &[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(
         claims_of(tokens["id_token"].as_str().unwrap())["nonce"],
         "n\r\nX-Injected: 1",
@@ -820,15 +809,13 @@ async fn refresh_races_consent_csrf_and_nonce_injection() {
         .map(|_| {
             let (issuer, refresh) = (issuer.clone(), refresh.clone());
             tokio::spawn(async move {
-                reqwest::Client::new()
-                    .post(format!("{issuer}/connect/token"))
-                    .basic_auth("demo.webapp", Some("demo-webapp-secret"))
-                    .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
+                token_endpoint(
+                    &issuer,
+                    Some(WEBAPP),
+                    &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+                )
+                .await
+                .0
             })
         })
         .collect();

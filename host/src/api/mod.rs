@@ -294,17 +294,7 @@ pub async fn authenticate(
                 let who = token_identity(&principal, raw_token(&method, &path, &headers));
                 // External (community) users never consume licenses.
                 let session = if principal.user_type.as_deref() == Some("ExternalCommunityUser") {
-                    Ok(sessions::ApiSession {
-                        id: String::new(),
-                        key: who.key.clone(),
-                        login: who.login.clone(),
-                        client_id: who.client_id.clone(),
-                        origin: who.origin,
-                        opened_at: now,
-                        last_seen: now,
-                        closes_at: None,
-                        reserved: false,
-                    })
+                    Ok(sessions::ApiSession::open(&who, now, false))
                 } else {
                     state.api.sessions.enter(&who, now)
                 };

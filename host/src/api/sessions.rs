@@ -69,6 +69,24 @@ pub struct ApiSession {
 }
 
 impl ApiSession {
+    /// A session opening now for an identity.
+    pub fn open(who: &Identity, now: u64, reserved: bool) -> Self {
+        Self {
+            id: random_hex(16),
+            key: who.key.clone(),
+            login: who.login.clone(),
+            client_id: who.client_id.clone(),
+            origin: who.origin,
+            opened_at: now,
+            last_seen: now,
+            closes_at: who
+                .origin
+                .is_service()
+                .then(|| now.saturating_add(SERVICE_LIFETIME_S)),
+            reserved,
+        }
+    }
+
     fn live(&self, now: u64) -> bool {
         now < self.last_seen.saturating_add(IDLE_TIMEOUT_S)
             && self.closes_at.is_none_or(|c| now < c)
@@ -146,20 +164,7 @@ impl Sessions {
                 return Err(SessionError::MaximumLicenseCountExceeded);
             }
         }
-        let session = ApiSession {
-            id: random_hex(16),
-            key: who.key.clone(),
-            login: who.login.clone(),
-            client_id: who.client_id.clone(),
-            origin: who.origin,
-            opened_at: now,
-            last_seen: now,
-            closes_at: who
-                .origin
-                .is_service()
-                .then(|| now.saturating_add(SERVICE_LIFETIME_S)),
-            reserved: guaranteed,
-        };
+        let session = ApiSession::open(who, now, guaranteed);
         open.insert(who.key.clone(), session.clone());
         tracing::info!(origin = ?who.origin, login = %who.login, "ERP session opened");
         Ok(session)

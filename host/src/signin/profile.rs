@@ -63,11 +63,7 @@ async fn render(
         Ok(apps) => apps,
         Err(e) => {
             tracing::error!(error = %e, "store failure listing apps");
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "Try again in a moment.",
-            );
+            return unavailable();
         }
     };
     let now = state.clock.now();
@@ -137,6 +133,31 @@ async fn render(
     pages::respond(status, markup)
 }
 
+/// The signed-in user of a profile form whose CSRF token checks out.
+async fn form_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<(IdentitySession, User), Box<Response>> {
+    let (session, user) = signed_in(state, headers).await?;
+    if !csrf_ok(state, &session, form) {
+        return Err(Box::new(error_page(
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "The form could not be verified (CSRF).",
+        )));
+    }
+    Ok((session, user))
+}
+
+fn unavailable() -> Response {
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "Try again in a moment.",
+    )
+}
+
 fn csrf_ok(state: &AppState, session: &IdentitySession, form: &Form) -> bool {
     let expected = state.signin.profile_csrf(&session.sid);
     form.get("csrf")
@@ -156,17 +177,10 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
 
 /// `POST /profile/security/tokens`: mints a PAT for the signed-in user.
 pub async fn mint(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
-    let (session, user) = match signed_in(&state, &headers).await {
+    let (session, user) = match form_user(&state, &headers, &form).await {
         Ok(found) => found,
         Err(r) => return *r,
     };
-    if !csrf_ok(&state, &session, &form) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "The form could not be verified (CSRF).",
-        );
-    }
     let now = state.clock.now();
     let days = form.get("days").and_then(|d| d.trim().parse::<u64>().ok());
     let Some(days) = days.filter(|d| *d > 0) else {
@@ -211,11 +225,7 @@ pub async fn mint(State(state): State<AppState>, headers: HeaderMap, form: Form)
         }
         Err(IssueError::Store(e)) => {
             tracing::error!(error = %e, "store failure minting a PAT");
-            error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "Try again in a moment.",
-            )
+            unavailable()
         }
         Err(e) => {
             render(
@@ -233,17 +243,10 @@ pub async fn mint(State(state): State<AppState>, headers: HeaderMap, form: Form)
 
 /// `POST /profile/security/tokens/revoke`: revokes one of the user's PATs.
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
-    let (session, user) = match signed_in(&state, &headers).await {
+    let (session, user) = match form_user(&state, &headers, &form).await {
         Ok(found) => found,
         Err(r) => return *r,
     };
-    if !csrf_ok(&state, &session, &form) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "The form could not be verified (CSRF).",
-        );
-    }
     let id = form.get("id").unwrap_or("");
     let owned = state
         .store
@@ -271,11 +274,7 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, form: For
         Ok(_) => render(&state, &session, &user, None, None, StatusCode::OK).await,
         Err(e) => {
             tracing::error!(error = %e, "store failure revoking a PAT");
-            error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "Try again in a moment.",
-            )
+            unavailable()
         }
     }
 }
@@ -287,17 +286,10 @@ pub async fn revoke_consent(
     headers: HeaderMap,
     form: Form,
 ) -> Response {
-    let (session, user) = match signed_in(&state, &headers).await {
+    let (session, user) = match form_user(&state, &headers, &form).await {
         Ok(found) => found,
         Err(r) => return *r,
     };
-    if !csrf_ok(&state, &session, &form) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "The form could not be verified (CSRF).",
-        );
-    }
     let client_id = form.get("client_id").unwrap_or("");
     match state
         .store
@@ -318,11 +310,7 @@ pub async fn revoke_consent(
         }
         Err(e) => {
             tracing::error!(error = %e, "store failure withdrawing a consent");
-            error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "Try again in a moment.",
-            )
+            unavailable()
         }
     }
 }

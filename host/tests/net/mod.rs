@@ -272,3 +272,37 @@ async fn consent(b: &reqwest::Client, base: &str, page: &str) -> reqwest::Respon
     )
     .await
 }
+
+/// The demo web app's confidential credentials.
+pub const WEBAPP: (&str, &str) = ("demo.webapp", "demo-webapp-secret");
+
+/// POSTs a form to `{issuer}/connect/token`, with Basic credentials when
+/// given: (status, JSON body).
+pub async fn token_endpoint(
+    issuer: &str,
+    client: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{issuer}/connect/token"))
+        .form(form);
+    if let Some((id, secret)) = client {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The host's license table (admin credential `admin`).
+pub async fn sessions_table(base: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base}/admin/sessions"))
+        .bearer_auth("admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
