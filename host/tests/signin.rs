@@ -21,7 +21,8 @@ use serde_json::Value;
 mod net;
 
 use net::{
-    REDIRECT, WEBAPP, browser, field, location_params, param, post_form, sign_in, token_endpoint,
+    REDIRECT, WEBAPP, browser, field, get_text, location_params, param, post_form, sign_in,
+    submit_login, token_endpoint,
 };
 
 fn claims_of(jwt: &str) -> Value {
@@ -65,25 +66,8 @@ async fn authorization_code_pkce_refresh_rotation_and_replay() {
 
     let b = browser();
     // A wrong password shows the error on the page.
-    let page = b
-        .get(url.as_str())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let wrong = post_form(
-        &b,
-        &format!("{base}/id/account/login"),
-        &[
-            ("request", &field(&page, "request")),
-            ("csrf", &field(&page, "csrf")),
-            ("username", "alice"),
-            ("password", "not-her-password"),
-        ],
-    )
-    .await;
+    let page = get_text(&b, url.as_str()).await;
+    let wrong = submit_login(&b, &base, &page, ("alice", "not-her-password")).await;
     assert_eq!(wrong.status(), 401);
     assert!(
         wrong
@@ -278,7 +262,7 @@ async fn authorization_code_pkce_refresh_rotation_and_replay() {
     // The remembered consent is listed on the profile page and can be
     // withdrawn; the app then asks again.
     let profile = format!("{base}/profile/security/tokens");
-    let page = b.get(&profile).send().await.unwrap().text().await.unwrap();
+    let page = get_text(&b, &profile).await;
     assert!(page.contains("Applications you allowed") && page.contains("Demo web app"));
     let withdrawn = post_form(
         &b,
@@ -290,14 +274,7 @@ async fn authorization_code_pkce_refresh_rotation_and_replay() {
     )
     .await;
     assert_eq!(withdrawn.status(), 200);
-    let again = b
-        .get(url.as_str())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = get_text(&b, url.as_str()).await;
     assert!(again.contains("Allow access?"), "consent asked again");
 
     // prompt=login shows the form again even with SSO; endsession ends it.
@@ -567,30 +544,13 @@ async fn attacks_on_the_authorization_endpoint_and_codes() {
     assert_eq!(body["scope"], "openid");
 
     // A CSRF token that does not match the cookie is refused.
-    let page = browser()
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let forged = post_form(
-        &browser(),
-        &format!("{base}/id/account/login"),
-        &[
-            ("request", &field(&page, "request")),
-            ("csrf", &field(&page, "csrf")),
-            ("username", "alice"),
-            ("password", "alice-password"),
-        ],
-    )
-    .await;
+    let page = get_text(&browser(), &url).await;
+    let forged = submit_login(&browser(), &base, &page, ("alice", "alice-password")).await;
     assert_eq!(forged.status(), 403);
 
     // Brute force: the sixth failure for a user is throttled.
     let c = browser();
-    let page = c.get(&url).send().await.unwrap().text().await.unwrap();
+    let page = get_text(&c, &url).await;
     let (request, csrf) = (field(&page, "request"), field(&page, "csrf"));
     let mut statuses = Vec::new();
     for _ in 0..6 {
@@ -623,34 +583,10 @@ async fn pat_self_service() {
     let r = b.get(&tokens_url).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/id/account/login");
-    let page = b
-        .get(format!("{base}/id/account/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = post_form(
-        &b,
-        &format!("{base}/id/account/login"),
-        &[
-            ("request", &field(&page, "request")),
-            ("csrf", &field(&page, "csrf")),
-            ("username", "alice"),
-            ("password", "alice-password"),
-        ],
-    )
-    .await;
+    let page = get_text(&b, format!("{base}/id/account/login")).await;
+    let r = submit_login(&b, &base, &page, ("alice", "alice-password")).await;
     assert_eq!(r.status(), 303);
-    let page = b
-        .get(&tokens_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&b, &tokens_url).await;
     assert!(page.contains("Demo reports"), "{page}");
     assert!(
         !page.contains("Demo audit tool"),
@@ -677,14 +613,7 @@ async fn pat_self_service() {
     let start = minted.find("enrt_").expect("the new token is shown");
     let value = minted[start..start + 69].to_owned();
     assert_eq!(net::introspect(&base, &value).await["active"], true);
-    let again = b
-        .get(&tokens_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = get_text(&b, &tokens_url).await;
     assert!(again.contains("ci export"));
     assert!(!again.contains(&value), "shown once, never listed");
 
@@ -727,33 +656,9 @@ async fn pat_self_service() {
 
     // An administrator sees the admin-only app.
     let admin = browser();
-    let page = admin
-        .get(format!("{base}/id/account/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    post_form(
-        &admin,
-        &format!("{base}/id/account/login"),
-        &[
-            ("request", &field(&page, "request")),
-            ("csrf", &field(&page, "csrf")),
-            ("username", "admin"),
-            ("password", "admin-password"),
-        ],
-    )
-    .await;
-    let page = admin
-        .get(&tokens_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&admin, format!("{base}/id/account/login")).await;
+    submit_login(&admin, &base, &page, ("admin", "admin-password")).await;
+    let page = get_text(&admin, &tokens_url).await;
     assert!(page.contains("Demo audit tool"));
     host.stop().await;
 }
@@ -840,21 +745,12 @@ async fn refresh_races_consent_csrf_and_nonce_injection() {
             ("code_challenge_method", "S256"),
         ],
     );
-    let page = fresh.get(&url).send().await.unwrap().text().await.unwrap();
-    let consent_page = post_form(
-        &fresh,
-        &format!("{base}/id/account/login"),
-        &[
-            ("request", &field(&page, "request")),
-            ("csrf", &field(&page, "csrf")),
-            ("username", "alice"),
-            ("password", "alice-password"),
-        ],
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
+    let page = get_text(&fresh, &url).await;
+    let consent_page = submit_login(&fresh, &base, &page, ("alice", "alice-password"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(consent_page.contains("Allow access?"));
     let forged = post_form(
         &browser(), // another browser: no CSRF cookie

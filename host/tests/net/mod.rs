@@ -306,3 +306,28 @@ pub async fn sessions_table(base: &str) -> Value {
         .await
         .unwrap()
 }
+
+/// A page's text, as this browser sees it.
+pub async fn get_text(b: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    b.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// Posts the login form found on `page`.
+pub async fn submit_login(
+    b: &reqwest::Client,
+    base: &str,
+    page: &str,
+    user: (&str, &str),
+) -> reqwest::Response {
+    post_form(
+        b,
+        &format!("{base}/id/account/login"),
+        &[
+            ("request", &field(page, "request")),
+            ("csrf", &field(page, "csrf")),
+            ("username", user.0),
+            ("password", user.1),
+        ],
+    )
+    .await
+}
