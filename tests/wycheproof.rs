@@ -27,6 +27,30 @@ struct Tally {
 }
 
 impl Tally {
+    /// Every test of one group under one key (`None`: the loader refused it).
+    fn group<'a>(
+        &mut self,
+        name: &str,
+        key: Option<&erpgate::VerifyingKey>,
+        tests: impl Iterator<Item = (usize, TestResult, &'a [u8], &'a [u8])>,
+    ) {
+        for (id, result, msg, sig) in tests {
+            self.check(name, id, result, key, msg, sig);
+        }
+    }
+
+    /// Reports, then requires no failure and a real number of each kind.
+    fn finish(self, min_valid: usize, min_invalid: usize) {
+        self.report();
+        assert!(self.failures.is_empty(), "{}", self.failures.join("\n"));
+        assert!(
+            self.valid > min_valid && self.invalid > min_invalid,
+            "{} valid, {} invalid",
+            self.valid,
+            self.invalid
+        );
+    }
+
     fn report(&self) {
         eprintln!(
             "{} vectors: {} valid verified, {} invalid refused, {} acceptable, {} failures",
@@ -108,26 +132,17 @@ fn rsa_pkcs1_v1_5() {
         for group in set.test_groups {
             let key = load(rsa_jwk(&group.key.n, &group.key.e, alg), alg);
             assert!(key.is_some(), "{name:?}: the key loads");
-            for t in &group.tests {
-                tally.check(
-                    &format!("{name:?}"),
-                    t.tc_id,
-                    t.result,
-                    key.as_deref(),
-                    &t.msg,
-                    &t.sig,
-                );
-            }
+            tally.group(
+                &format!("{name:?}"),
+                key.as_deref(),
+                group
+                    .tests
+                    .iter()
+                    .map(|t| (t.tc_id, t.result, &t.msg[..], &t.sig[..])),
+            );
         }
     }
-    tally.report();
-    assert!(tally.failures.is_empty(), "{}", tally.failures.join("\n"));
-    assert!(
-        tally.valid > 50 && tally.invalid > 500,
-        "{} valid, {} invalid",
-        tally.valid,
-        tally.invalid
-    );
+    tally.finish(50, 500);
 }
 
 #[test]
@@ -146,26 +161,17 @@ fn rsa_pss_with_jwa_parameters() {
         for group in set.test_groups {
             let key = load(rsa_jwk(&group.key.n, &group.key.e, alg), alg);
             assert!(key.is_some(), "{name:?}: the key loads");
-            for t in &group.tests {
-                tally.check(
-                    &format!("{name:?}"),
-                    t.tc_id,
-                    t.result,
-                    key.as_deref(),
-                    &t.msg,
-                    &t.sig,
-                );
-            }
+            tally.group(
+                &format!("{name:?}"),
+                key.as_deref(),
+                group
+                    .tests
+                    .iter()
+                    .map(|t| (t.tc_id, t.result, &t.msg[..], &t.sig[..])),
+            );
         }
     }
-    tally.report();
-    assert!(tally.failures.is_empty(), "{}", tally.failures.join("\n"));
-    assert!(
-        tally.valid > 10 && tally.invalid > 50,
-        "{} valid, {} invalid",
-        tally.valid,
-        tally.invalid
-    );
+    tally.finish(10, 50);
 }
 
 #[test]
@@ -188,26 +194,17 @@ fn ecdsa_p256_p1363() {
                 "y": encode_b64url(&fixed(&group.key.affine_y, 32)),
             });
             let key = load(jwk, Algorithm::ES256);
-            for t in &group.tests {
-                tally.check(
-                    &format!("{name:?}"),
-                    t.tc_id,
-                    t.result,
-                    key.as_deref(),
-                    &t.msg,
-                    &t.sig,
-                );
-            }
+            tally.group(
+                &format!("{name:?}"),
+                key.as_deref(),
+                group
+                    .tests
+                    .iter()
+                    .map(|t| (t.tc_id, t.result, &t.msg[..], &t.sig[..])),
+            );
         }
     }
-    tally.report();
-    assert!(tally.failures.is_empty(), "{}", tally.failures.join("\n"));
-    assert!(
-        tally.valid > 50 && tally.invalid > 100,
-        "{} valid, {} invalid",
-        tally.valid,
-        tally.invalid
-    );
+    tally.finish(50, 100);
 }
 
 #[test]
@@ -218,16 +215,14 @@ fn ed25519() {
     for group in set.test_groups {
         let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": encode_b64url(&group.key.pk)});
         let key = load(jwk, Algorithm::EdDSA);
-        for t in &group.tests {
-            tally.check("Ed25519", t.tc_id, t.result, key.as_deref(), &t.msg, &t.sig);
-        }
+        tally.group(
+            "Ed25519",
+            key.as_deref(),
+            group
+                .tests
+                .iter()
+                .map(|t| (t.tc_id, t.result, &t.msg[..], &t.sig[..])),
+        );
     }
-    tally.report();
-    assert!(tally.failures.is_empty(), "{}", tally.failures.join("\n"));
-    assert!(
-        tally.valid > 50 && tally.invalid > 50,
-        "{} valid, {} invalid",
-        tally.valid,
-        tally.invalid
-    );
+    tally.finish(50, 50);
 }
