@@ -88,8 +88,6 @@ pub struct VerifyRequest {
     pub alg: Algorithm,
     /// The public JWK.
     pub jwk: Value,
-    /// The key as SubjectPublicKeyInfo DER, for RSA keys.
-    pub public_key_der: Option<Arc<[u8]>>,
     /// The JWS signing input (`header.payload`, ASCII).
     pub signing_input: Vec<u8>,
     /// The raw signature.
@@ -778,7 +776,6 @@ impl Engine {
                 request: VerifyRequest {
                     alg: key.algorithm(),
                     jwk: jwk.clone(),
-                    public_key_der: key.public_key_der().cloned(),
                     signing_input: decoded.signing_input.as_bytes().to_vec(),
                     signature: decoded.signature,
                 },

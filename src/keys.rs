@@ -155,8 +155,6 @@ enum Material {
         #[cfg(not(target_arch = "wasm32"))]
         native: boring::pkey::PKey<boring::pkey::Public>,
         modulus_len: usize,
-        /// SubjectPublicKeyInfo DER, for host crypto that takes DER keys.
-        spki: Option<std::sync::Arc<[u8]>>,
     },
     Ec(p256::ecdsa::VerifyingKey),
     Ed(ed25519_dalek::VerifyingKey),
@@ -291,15 +289,6 @@ impl VerifyingKey {
     /// which never leave the core.
     pub fn public_jwk(&self) -> Option<&Value> {
         self.public_jwk.as_ref()
-    }
-
-    /// The SubjectPublicKeyInfo DER of an RSA key (Envoy's `verify_signature`
-    /// takes keys in this form). `None` for other key types.
-    pub fn public_key_der(&self) -> Option<&std::sync::Arc<[u8]>> {
-        match &self.material {
-            Material::Rsa { spki, .. } => spki.as_ref(),
-            _ => None,
-        }
     }
 
     /// Builds an HMAC key from an explicit shared secret.
@@ -508,9 +497,6 @@ fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Verifyin
                 "e".into(),
                 Value::String(json::encode_b64url(trim_zeros(&e))),
             );
-            let spki = rsa::pkcs8::EncodePublicKey::to_public_key_der(&portable)
-                .ok()
-                .map(|der| std::sync::Arc::from(der.as_bytes()));
             (
                 alg,
                 Material::Rsa {
@@ -518,7 +504,6 @@ fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Verifyin
                     #[cfg(not(target_arch = "wasm32"))]
                     native,
                     modulus_len: n_trimmed.len(),
-                    spki,
                 },
             )
         }

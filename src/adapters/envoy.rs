@@ -103,6 +103,8 @@ struct Shared {
     metrics: RefCell<Metrics>,
     /// Streams parked on a call another stream (or a tick) is making.
     parked: RefCell<HashMap<Flight, Vec<(u32, Pending)>>>,
+    /// DER forms of RSA keys for `verify_signature`.
+    der_keys: RefCell<DerKeys>,
 }
 
 /// Hostcalls through the raw ABI where the SDK's wrappers panic on a status
@@ -323,10 +325,38 @@ fn probe_host_crypto() -> bool {
     )
 }
 
+/// DER keys for `verify_signature`, by modulus: made once per key.
+#[derive(Default)]
+struct DerKeys(HashMap<String, std::rc::Rc<[u8]>>);
+
+impl DerKeys {
+    /// Keys a JWKS holds at once, at most; a rotation clears the rest.
+    const MAX: usize = 64;
+
+    fn get(&mut self, jwk: &serde_json::Value) -> Option<std::rc::Rc<[u8]>> {
+        let n = jwk.get("n")?.as_str()?;
+        if let Some(der) = self.0.get(n) {
+            return Some(der.clone());
+        }
+        let der: std::rc::Rc<[u8]> = foreign::rsa_spki_der(jwk)?.into();
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(n.to_owned(), der.clone());
+        Some(der)
+    }
+}
+
 /// A signature check through Envoy; `Failed` when the host cannot answer.
-fn host_verify(request: &VerifyRequest) -> Outcome {
-    let Some(args) = request.public_key_der.as_ref().and_then(|der| {
-        foreign::encode_request(request.alg, der, &request.signature, &request.signing_input)
+fn host_verify(keys: &RefCell<DerKeys>, request: &VerifyRequest) -> Outcome {
+    let der = keys.borrow_mut().get(&request.jwk);
+    let Some(args) = der.and_then(|der| {
+        foreign::encode_request(
+            request.alg,
+            &der,
+            &request.signature,
+            &request.signing_input,
+        )
     }) else {
         return Outcome::Failed;
     };
@@ -359,7 +389,9 @@ impl Shared {
                 Step::Decided(decision) => return Settled::Decided(decision),
                 Step::Call { call, pending } => return Settled::Call(call, pending),
                 Step::Wait { flight, pending } => return Settled::Wait(flight, pending),
-                Step::Verify { request, pending } => self.resume(pending, host_verify(&request)),
+                Step::Verify { request, pending } => {
+                    self.resume(pending, host_verify(&self.der_keys, &request))
+                }
             };
         }
     }
@@ -578,6 +610,7 @@ impl RootContext for Root {
                     basic,
                     metrics: RefCell::new(Metrics::default()),
                     parked: RefCell::new(HashMap::new()),
+                    der_keys: RefCell::new(DerKeys::default()),
                 }));
                 // Background work starts with the first tick; a request that
                 // needs keys before then fetches them itself.

@@ -46,6 +46,21 @@ pub struct VerifySignatureResult {
     pub error: String,
 }
 
+/// The SubjectPublicKeyInfo DER of an RSA public JWK: the key form
+/// `verify_signature` takes. `None` for other keys or malformed members.
+pub fn rsa_spki_der(jwk: &serde_json::Value) -> Option<Vec<u8>> {
+    let member = |name: &str| crate::decode_b64url(jwk.get(name)?.as_str()?);
+    let (n, e) = (member("n")?, member("e")?);
+    let key = rsa::RsaPublicKey::new(
+        rsa::BigUint::from_bytes_be(&n),
+        rsa::BigUint::from_bytes_be(&e),
+    )
+    .ok()?;
+    rsa::pkcs8::EncodePublicKey::to_public_key_der(&key)
+        .ok()
+        .map(|der| der.as_bytes().to_vec())
+}
+
 /// The hash name Envoy expects for an algorithm it verifies.
 pub fn hash_function(alg: Algorithm) -> Option<&'static str> {
     match alg {
