@@ -95,6 +95,10 @@ enum Command {
         /// Admin address serving `/stats/prometheus`.
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
+        /// Do not offer Envoy's `verify_signature` foreign function, as some
+        /// proxy-wasm hosts do not: the filter then verifies RSA in wasm.
+        #[arg(long)]
+        no_verify_signature: bool,
     },
     /// Reference tokens (PAT/SAT).
     #[command(subcommand)]
@@ -472,6 +476,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             workers,
             admin,
+            no_verify_signature,
         } => {
             init_logs(config.server.log_format);
             let mut map = std::collections::HashMap::new();
@@ -492,6 +497,7 @@ async fn main() -> anyhow::Result<()> {
                     listen,
                     workers,
                     admin,
+                    verify_signature: !no_verify_signature,
                 },
             )
             .await?;

@@ -104,6 +104,7 @@ pub async fn up(options: StackOptions, admin: &str) -> anyhow::Result<Stack> {
         listen: options.gateway,
         workers: 2,
         admin: Some(options.admin),
+        verify_signature: true,
     })
     .await?;
     Ok(Stack {

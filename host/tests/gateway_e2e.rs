@@ -284,6 +284,7 @@ async fn hostile_gateway(module: Vec<u8>) {
         listen: "127.0.0.1:0".parse().unwrap(),
         workers: 1,
         admin: None,
+        verify_signature: true,
     })
     .await
     .unwrap();

@@ -41,6 +41,9 @@ pub struct GatewayConfig {
     pub workers: usize,
     /// Where to serve `/stats/prometheus` (Envoy's admin), if anywhere.
     pub admin: Option<SocketAddr>,
+    /// Offer Envoy's `verify_signature` foreign function (Envoy does); off,
+    /// the filter verifies RSA in wasm.
+    pub verify_signature: bool,
 }
 
 enum Job {
@@ -467,11 +470,14 @@ async fn handle(
 
 /// Starts the gateway.
 pub async fn start(config: GatewayConfig) -> anyhow::Result<Gateway> {
-    let module = Arc::new(FilterModule::load(
-        &config.filter,
-        config.plugin_config,
-        config.clusters.clone(),
-    )?);
+    let module = Arc::new(
+        FilterModule::load(
+            &config.filter,
+            config.plugin_config,
+            config.clusters.clone(),
+        )?
+        .with_verify_signature(config.verify_signature),
+    );
     // Fail at start-up, as Envoy does, when the filter refuses its configuration.
     module.instantiate()?;
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
