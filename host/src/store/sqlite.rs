@@ -198,6 +198,30 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     tx.commit().map_err(backend)
 }
 
+/// Every row of a cached query, mapped.
+fn all<T, P: rusqlite::Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<T>> {
+    let mut s = c.prepare_cached(sql).map_err(backend)?;
+    let rows = s.query_map(params, map).map_err(backend)?;
+    rows.collect::<Result<_, _>>().map_err(backend)
+}
+
+/// The row of a cached query, if there is one.
+fn one<T, P: rusqlite::Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Option<T>> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, map).optional())
+        .map_err(backend)
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -467,24 +491,24 @@ impl Store for SqliteStore {
     async fn app(&self, client_id: &str) -> StoreResult<Option<TrustedApp>> {
         let id = client_id.to_owned();
         self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {APP_COLUMNS} FROM trusted_apps WHERE client_id = ?1"
-            ))
-            .and_then(|mut s| s.query_row([id], app_from_row).optional())
-            .map_err(backend)
+            one(
+                c,
+                &format!("SELECT {APP_COLUMNS} FROM trusted_apps WHERE client_id = ?1"),
+                [id],
+                app_from_row,
+            )
         })
         .await
     }
 
     async fn apps(&self) -> StoreResult<Vec<TrustedApp>> {
         self.read(|c| {
-            let mut s = c
-                .prepare_cached(&format!(
-                    "SELECT {APP_COLUMNS} FROM trusted_apps ORDER BY client_id"
-                ))
-                .map_err(backend)?;
-            let rows = s.query_map([], app_from_row).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+            all(
+                c,
+                &format!("SELECT {APP_COLUMNS} FROM trusted_apps ORDER BY client_id"),
+                [],
+                app_from_row,
+            )
         })
         .await
     }
@@ -559,22 +583,24 @@ impl Store for SqliteStore {
     async fn user(&self, login: &str) -> StoreResult<Option<User>> {
         let login = login.to_owned();
         self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE login = ?1"
-            ))
-            .and_then(|mut s| s.query_row([login], user_from_row).optional())
-            .map_err(backend)
+            one(
+                c,
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE login = ?1"),
+                [login],
+                user_from_row,
+            )
         })
         .await
     }
 
     async fn users(&self) -> StoreResult<Vec<User>> {
         self.read(|c| {
-            let mut s = c
-                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY login"))
-                .map_err(backend)?;
-            let rows = s.query_map([], user_from_row).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+            all(
+                c,
+                &format!("SELECT {USER_COLUMNS} FROM users ORDER BY login"),
+                [],
+                user_from_row,
+            )
         })
         .await
     }
@@ -605,20 +631,19 @@ impl Store for SqliteStore {
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         self.read(|c| {
-            let mut s = c
-                .prepare_cached("SELECT kid, private_pem, created_at, retire_at FROM signing_keys ORDER BY created_at DESC, rowid DESC")
-                .map_err(backend)?;
-            let rows = s
-                .query_map([], |r| {
+            all(
+                c,
+                "SELECT kid, private_pem, created_at, retire_at FROM signing_keys ORDER BY created_at DESC, rowid DESC",
+                [],
+                |r| {
                     Ok(SigningKeyRecord {
                         kid: r.get(0)?,
                         private_pem: r.get(1)?,
                         created_at: get_u64(r, 2)?,
                         retire_at: get_opt_u64(r, 3)?,
                     })
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                },
+            )
         })
         .await
     }
@@ -691,11 +716,12 @@ impl Store for SqliteStore {
     async fn reference_token(&self, hash: &str) -> StoreResult<Option<ReferenceToken>> {
         let hash = hash.to_owned();
         self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE hash = ?1"
-            ))
-            .and_then(|mut s| s.query_row([hash], token_from_row).optional())
-            .map_err(backend)
+            one(
+                c,
+                &format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE hash = ?1"),
+                [hash],
+                token_from_row,
+            )
         })
         .await
     }
@@ -732,13 +758,14 @@ impl Store for SqliteStore {
 
     async fn reference_tokens(&self) -> StoreResult<Vec<ReferenceToken>> {
         self.read(|c| {
-            let mut s = c
-                .prepare_cached(&format!(
+            all(
+                c,
+                &format!(
                     "SELECT {TOKEN_COLUMNS} FROM reference_tokens ORDER BY created_at DESC, id"
-                ))
-                .map_err(backend)?;
-            let rows = s.query_map([], token_from_row).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                ),
+                [],
+                token_from_row,
+            )
         })
         .await
     }
@@ -751,14 +778,7 @@ impl Store for SqliteStore {
         let key = hash_or_id.to_owned();
         self.write(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
-            let found = tx
-                .query_row(
-                    &format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE (hash = ?1 OR id = ?1) AND revoked_at IS NULL"),
-                    [&key],
-                    token_from_row,
-                )
-                .optional()
-                .map_err(backend)?;
+            let found = one(&tx, &format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE (hash = ?1 OR id = ?1) AND revoked_at IS NULL"), [&key], token_from_row)?;
             let Some(mut token) = found else { return Ok(None) };
             tx.execute("UPDATE reference_tokens SET revoked_at = ?2 WHERE hash = ?1", params![token.hash, to_i64(now)])
                 .map_err(backend)?;
@@ -820,11 +840,11 @@ impl Store for SqliteStore {
 
     async fn feed(&self, cursor: u64, limit: usize) -> StoreResult<Vec<FeedRow>> {
         self.read(move |c| {
-            let mut s = c
-                .prepare_cached("SELECT seq, kind, value, expires_at FROM revocation_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2")
-                .map_err(backend)?;
-            let rows = s
-                .query_map(params![to_i64(cursor), to_i64(limit as u64)], |r| {
+            all(
+                c,
+                "SELECT seq, kind, value, expires_at FROM revocation_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                params![to_i64(cursor), to_i64(limit as u64)],
+                |r| {
                     let kind: String = r.get(1)?;
                     Ok(FeedRow {
                         seq: get_u64(r, 0)?,
@@ -834,9 +854,8 @@ impl Store for SqliteStore {
                             expires_at: get_u64(r, 3)?,
                         },
                     })
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                },
+            )
         })
         .await
     }
@@ -857,20 +876,20 @@ impl Store for SqliteStore {
     async fn session(&self, sid: &str) -> StoreResult<Option<IdentitySession>> {
         let sid = sid.to_owned();
         self.read(move |c| {
-            c.prepare_cached("SELECT sid, login, auth_time, created_at, ended_at FROM identity_sessions WHERE sid = ?1")
-                .and_then(|mut s| {
-                    s.query_row([sid], |r| {
-                        Ok(IdentitySession {
-                            sid: r.get(0)?,
-                            login: r.get(1)?,
-                            auth_time: get_u64(r, 2)?,
-                            created_at: get_u64(r, 3)?,
-                            ended_at: get_opt_u64(r, 4)?,
-                        })
+            one(
+                c,
+                "SELECT sid, login, auth_time, created_at, ended_at FROM identity_sessions WHERE sid = ?1",
+                [sid],
+                |r| {
+                    Ok(IdentitySession {
+                        sid: r.get(0)?,
+                        login: r.get(1)?,
+                        auth_time: get_u64(r, 2)?,
+                        created_at: get_u64(r, 3)?,
+                        ended_at: get_opt_u64(r, 4)?,
                     })
-                    .optional()
-                })
-                .map_err(backend)
+                },
+            )
         })
         .await
     }
@@ -924,14 +943,7 @@ impl Store for SqliteStore {
                     params![hash, to_i64(now)],
                 )
                 .map_err(backend)?;
-            let code = tx
-                .query_row(
-                    &format!("SELECT hash, {BASIS_COLUMNS}, redirect_uri, code_challenge, nonce, state, created_at, expires_at FROM auth_codes WHERE hash = ?1"),
-                    [&hash],
-                    code_from_row,
-                )
-                .optional()
-                .map_err(backend)?;
+            let code = one(&tx, &format!("SELECT hash, {BASIS_COLUMNS}, redirect_uri, code_challenge, nonce, state, created_at, expires_at FROM auth_codes WHERE hash = ?1"), [&hash], code_from_row)?;
             tx.commit().map_err(backend)?;
             Ok(match code {
                 None => Redemption::Unknown,
@@ -962,14 +974,7 @@ impl Store for SqliteStore {
                     params![hash, to_i64(now)],
                 )
                 .map_err(backend)?;
-            let old = tx
-                .query_row(
-                    &format!("SELECT hash, {BASIS_COLUMNS}, created_at, expires_at FROM refresh_tokens WHERE hash = ?1"),
-                    [&hash],
-                    refresh_from_row,
-                )
-                .optional()
-                .map_err(backend)?;
+            let old = one(&tx, &format!("SELECT hash, {BASIS_COLUMNS}, created_at, expires_at FROM refresh_tokens WHERE hash = ?1"), [&hash], refresh_from_row)?;
             let outcome = match old {
                 None => Redemption::Unknown,
                 Some(old) if consumed == 1 => {
@@ -1017,15 +1022,12 @@ impl Store for SqliteStore {
                     params![grant, to_i64(now)],
                 )
                 .map_err(backend)?;
-            let jtis: Vec<(String, u64)> = {
-                let mut s = tx
-                    .prepare("SELECT jti, expires_at FROM grant_jtis WHERE grant_id = ?1 AND expires_at > ?2")
-                    .map_err(backend)?;
-                let rows = s
-                    .query_map(params![grant, to_i64(now)], |r| Ok((r.get(0)?, get_u64(r, 1)?)))
-                    .map_err(backend)?;
-                rows.collect::<Result<_, _>>().map_err(backend)?
-            };
+            let jtis: Vec<(String, u64)> = all(
+                &tx,
+                "SELECT jti, expires_at FROM grant_jtis WHERE grant_id = ?1 AND expires_at > ?2",
+                params![grant, to_i64(now)],
+                |r| Ok((r.get(0)?, get_u64(r, 1)?)),
+            )?;
             for (jti, expires_at) in jtis {
                 let added = tx
                     .execute(
@@ -1070,14 +1072,14 @@ impl Store for SqliteStore {
     async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>> {
         let (login, client) = (login.to_owned(), client_id.to_owned());
         self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {CONSENT_COLUMNS} FROM consents WHERE login = ?1 AND client_id = ?2"
-            ))
-            .and_then(|mut s| {
-                s.query_row(params![login, client], consent_from_row)
-                    .optional()
-            })
-            .map_err(backend)
+            one(
+                c,
+                &format!(
+                    "SELECT {CONSENT_COLUMNS} FROM consents WHERE login = ?1 AND client_id = ?2"
+                ),
+                params![login, client],
+                consent_from_row,
+            )
         })
         .await
     }
@@ -1085,13 +1087,14 @@ impl Store for SqliteStore {
     async fn consents_of(&self, login: &str) -> StoreResult<Vec<Consent>> {
         let login = login.to_owned();
         self.read(move |c| {
-            let mut s = c
-                .prepare_cached(&format!(
+            all(
+                c,
+                &format!(
                     "SELECT {CONSENT_COLUMNS} FROM consents WHERE login = ?1 ORDER BY client_id"
-                ))
-                .map_err(backend)?;
-            let rows = s.query_map([login], consent_from_row).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                ),
+                [login],
+                consent_from_row,
+            )
         })
         .await
     }
@@ -1125,15 +1128,12 @@ impl Store for SqliteStore {
     async fn records(&self, entity_set: &str) -> StoreResult<Vec<(String, String)>> {
         let set = entity_set.to_owned();
         self.read(move |c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT id, body FROM api_records WHERE entity_set = ?1 ORDER BY id",
-                )
-                .map_err(backend)?;
-            let rows = s
-                .query_map([set], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+            all(
+                c,
+                "SELECT id, body FROM api_records WHERE entity_set = ?1 ORDER BY id",
+                [set],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })
         .await
     }
@@ -1141,9 +1141,12 @@ impl Store for SqliteStore {
     async fn record(&self, entity_set: &str, id: &str) -> StoreResult<Option<String>> {
         let (set, id) = (entity_set.to_owned(), id.to_owned());
         self.read(move |c| {
-            c.prepare_cached("SELECT body FROM api_records WHERE entity_set = ?1 AND id = ?2")
-                .and_then(|mut s| s.query_row(params![set, id], |r| r.get(0)).optional())
-                .map_err(backend)
+            one(
+                c,
+                "SELECT body FROM api_records WHERE entity_set = ?1 AND id = ?2",
+                params![set, id],
+                |r| r.get(0),
+            )
         })
         .await
     }
