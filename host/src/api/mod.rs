@@ -20,8 +20,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use erpgate::cache::TokenHash;
-use erpgate::credential::{self, Credential};
 use erpgate::engine::Purpose;
 use erpgate::{Decision, Engine, HttpCall, Outcome, Policy, Principal, Step, Time, TokenKind};
 use serde_json::{Value, json};
@@ -36,6 +34,32 @@ pub struct Api {
     state: Mutex<Option<erpgate::State>>,
     /// The license table.
     pub sessions: Sessions,
+    /// Legacy credentials already checked with Argon2 (digests only).
+    pub verified_passwords: VerifiedPasswords,
+}
+
+/// Digests of (app, login, password, stored hash) whose Argon2 check passed,
+/// so legacy Basic, which sends the password on every call, pays for Argon2
+/// once. Bounded: when full it starts over.
+#[derive(Default)]
+pub struct VerifiedPasswords(Mutex<std::collections::HashSet<[u8; 32]>>);
+
+impl VerifiedPasswords {
+    /// Digests kept at most.
+    const MAX: usize = 4096;
+
+    fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.0.lock().is_ok_and(|set| set.contains(digest))
+    }
+
+    fn insert(&self, digest: [u8; 32]) {
+        if let Ok(mut set) = self.0.lock() {
+            if set.len() >= Self::MAX {
+                set.clear();
+            }
+            set.insert(digest);
+        }
+    }
 }
 
 impl Api {
@@ -57,6 +81,7 @@ impl Api {
             engine,
             state: Mutex::new(state),
             sessions: Sessions::new(slots, reserved),
+            verified_passwords: VerifiedPasswords::default(),
         }
     }
 }
@@ -206,39 +231,28 @@ async fn decide(
     }
 }
 
-/// The session key and origin of a verified token.
-fn token_identity(principal: &Principal, raw: Option<&str>) -> Identity {
-    let hash = || raw.map(|t| TokenHash::of(t).to_hex()).unwrap_or_default();
+/// The session key and origin of a verified token: `sid` for user tokens
+/// (a refresh keeps it), the token id (`jti`) otherwise. This host puts a
+/// `jti` in every token it issues, reference tokens included (their public
+/// id, through introspection); a token without one keys by kind and subject.
+fn token_identity(principal: &Principal) -> Identity {
     let (key, origin) = match principal.kind {
         TokenKind::User => (
-            format!("sid:{}", principal.sid.clone().unwrap_or_else(hash)),
+            principal.sid.as_ref().map(|s| format!("sid:{s}")),
             Origin::User,
         ),
-        TokenKind::Service => (
-            format!("jti:{}", principal.jti.clone().unwrap_or_else(hash)),
-            Origin::Service,
-        ),
-        TokenKind::Pat => (format!("token:{}", hash()), Origin::Pat),
-        TokenKind::Sat => (format!("token:{}", hash()), Origin::Sat),
+        TokenKind::Service => (None, Origin::Service),
+        TokenKind::Pat => (None, Origin::Pat),
+        TokenKind::Sat => (None, Origin::Sat),
     };
+    let key = key
+        .or_else(|| principal.jti.as_ref().map(|j| format!("jti:{j}")))
+        .unwrap_or_else(|| format!("{}:{}", principal.kind.as_str(), principal.subject));
     Identity {
         key,
         login: principal.subject.clone(),
         client_id: principal.client_id.clone(),
         origin,
-    }
-}
-
-/// The raw bearer or API-key credential of a request, for session keys.
-fn raw_token<'a>(
-    method: &'a str,
-    path: &'a str,
-    headers: &'a [(&'a str, &'a [u8])],
-) -> Option<&'a str> {
-    let request = erpgate::Request::new(method, path, headers);
-    match credential::extract(&request).ok().flatten()? {
-        Credential::Jwt(t) | Credential::Reference(t, _) => Some(t),
-        _ => None,
     }
 }
 
@@ -291,7 +305,7 @@ pub async fn authenticate(
         }
         Decision::Allow(allow) => match allow.principal {
             Some(principal) => {
-                let who = token_identity(&principal, raw_token(&method, &path, &headers));
+                let who = token_identity(&principal);
                 // External (community) users never consume licenses.
                 let session = if principal.user_type.as_deref() == Some("ExternalCommunityUser") {
                     Ok(sessions::ApiSession::open(&who, now, false))

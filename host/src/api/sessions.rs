@@ -49,7 +49,7 @@ impl Origin {
 pub struct ApiSession {
     /// Its id: the `ErpSession` value for ErpLogin, an opaque id otherwise.
     pub id: String,
-    /// The identity it belongs to (`sid:…`, `jti:…`, `token:…`, `basic:…`, `erp:…`).
+    /// The identity it belongs to (`sid:…`, `jti:…`, `basic:…`, `erp:…`).
     #[serde(skip)]
     pub key: String,
     /// The ERP login it runs as.

@@ -18,9 +18,7 @@ use super::error::OAuthError;
 use super::form::Form;
 use super::token::audience;
 use crate::keys::random_hex;
-use crate::model::{
-    ClientType, GrantBasis, IdentitySession, Redemption, RefreshToken, TrustedApp, User,
-};
+use crate::model::{ClientType, GrantBasis, Redemption, RefreshToken, TrustedApp, User};
 use crate::state::AppState;
 
 /// ID tokens live five minutes (ERP.net §2.9).
@@ -238,23 +236,19 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     shape && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
 }
 
-/// The live session and user behind a grant, or `invalid_grant`.
-async fn grant_subject(
-    state: &AppState,
-    basis: &GrantBasis,
-) -> Result<(IdentitySession, User), OAuthError> {
-    let session = state
+/// The user behind a grant whose session is still live, or `invalid_grant`.
+async fn grant_subject(state: &AppState, basis: &GrantBasis) -> Result<User, OAuthError> {
+    state
         .store
         .session(&basis.sid)
         .await?
         .filter(|s| s.ended_at.is_none())
         .ok_or_else(|| OAuthError::invalid_grant("the session has ended"))?;
-    let user = state
+    state
         .store
         .user(&basis.login)
         .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
-    Ok((session, user))
+        .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))
 }
 
 /// The token response for a grant: access token, ID token with `openid`,
@@ -347,7 +341,7 @@ pub async fn authorization_code(
         }
         (None, None) => {}
     }
-    let (_, user) = grant_subject(state, &stored.basis).await?;
+    let user = grant_subject(state, &stored.basis).await?;
     let refresh = if stored.basis.scopes.contains("offline_access") {
         let (value, record) = new_refresh_token(&app, &stored.basis, now);
         state.store.insert_refresh_token(&record).await?;
@@ -418,6 +412,6 @@ pub async fn refresh_token(
         }
         basis.scopes = narrower;
     }
-    let (_, user) = grant_subject(state, &basis).await?;
+    let user = grant_subject(state, &basis).await?;
     respond(state, &app, &user, &basis, (None, None), Some(value), now).await
 }
