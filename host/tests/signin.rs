@@ -21,8 +21,8 @@ use serde_json::Value;
 mod net;
 
 use net::{
-    REDIRECT, WEBAPP, browser, field, get_text, location_params, param, post_form, sign_in,
-    submit_login, token_endpoint,
+    REDIRECT, WEBAPP, browser, field, get_text, location_params, param, post_form, redeem_code,
+    sign_in, submit_login, token_endpoint,
 };
 
 fn claims_of(jwt: &str) -> Value {
@@ -155,16 +155,7 @@ async fn authorization_code_pkce_refresh_rotation_and_replay() {
     );
 
     // The code is single use: a replay fails and revokes what it issued.
-    let (status, body) = token_endpoint(
-        &issuer,
-        Some(WEBAPP),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (status, body) = redeem_code(&issuer, &code).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
@@ -691,16 +682,7 @@ async fn refresh_races_consent_csrf_and_nonce_injection() {
         "state cannot add headers"
     );
     let code = param(&location_params(&done), "code").unwrap().to_owned();
-    let (_, tokens) = token_endpoint(
-        &issuer,
-        Some(WEBAPP),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (_, tokens) = redeem_code(&issuer, &code).await;
     assert_eq!(
         claims_of(tokens["id_token"].as_str().unwrap())["nonce"],
         "n\r\nX-Injected: 1",

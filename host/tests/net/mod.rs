@@ -331,3 +331,17 @@ pub async fn submit_login(
     )
     .await
 }
+
+/// Redeems a code issued to the demo web app for `REDIRECT`: (status, JSON).
+pub async fn redeem_code(issuer: &str, code: &str) -> (u16, Value) {
+    token_endpoint(
+        issuer,
+        Some(WEBAPP),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await
+}
