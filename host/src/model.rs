@@ -348,6 +348,152 @@ pub struct Consent {
     pub granted_at: u64,
 }
 
+/// Sliding idle timeout of an ERP session.
+pub const IDLE_TIMEOUT_S: u64 = 20 * 60;
+/// Absolute lifetime of a service identity's ERP session.
+pub const SERVICE_LIFETIME_S: u64 = 60 * 60;
+
+/// What opened an ERP session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A user access token (keyed by `sid`).
+    User,
+    /// A client-credentials token (keyed by `jti`).
+    Service,
+    /// A personal access token (keyed by the token's hash).
+    Pat,
+    /// A service access token (keyed by the token's hash).
+    Sat,
+    /// HTTP Basic.
+    Basic,
+    /// ErpLogin (`ErpSession`).
+    ErpLogin,
+}
+
+impl Origin {
+    /// Service identities also have an absolute lifetime.
+    fn is_service(self) -> bool {
+        matches!(self, Origin::Service | Origin::Sat)
+    }
+
+    /// The stored name.
+    pub fn code(self) -> &'static str {
+        match self {
+            Origin::User => "user",
+            Origin::Service => "service",
+            Origin::Pat => "pat",
+            Origin::Sat => "sat",
+            Origin::Basic => "basic",
+            Origin::ErpLogin => "erp_login",
+        }
+    }
+
+    /// From the stored name.
+    pub fn from_code(code: &str) -> Option<Self> {
+        [
+            Origin::User,
+            Origin::Service,
+            Origin::Pat,
+            Origin::Sat,
+            Origin::Basic,
+            Origin::ErpLogin,
+        ]
+        .into_iter()
+        .find(|o| o.code() == code)
+    }
+}
+
+/// One open ERP session: it holds a license slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiSession {
+    /// Its id: the `ErpSession` value for ErpLogin, an opaque id otherwise.
+    pub id: String,
+    /// The identity it belongs to (`sid:…`, `jti:…`, `basic:…`, `erp:…`).
+    #[serde(skip)]
+    pub key: String,
+    /// The ERP login it runs as.
+    pub login: String,
+    /// The trusted application, when known.
+    pub client_id: Option<String>,
+    /// What opened it.
+    pub origin: Origin,
+    /// Unix seconds.
+    pub opened_at: u64,
+    /// Unix seconds of the last call.
+    pub last_seen: u64,
+    /// When it closes regardless of use (service sessions), Unix seconds.
+    pub closes_at: Option<u64>,
+    /// Whether it holds a reserved account's guaranteed slot.
+    pub reserved: bool,
+}
+
+impl ApiSession {
+    /// A session of `login` under `key` opening now with a fresh id.
+    pub fn open(
+        key: &str,
+        login: &str,
+        client_id: Option<String>,
+        origin: Origin,
+        now: u64,
+    ) -> Self {
+        Self {
+            id: crate::keys::random_hex(16),
+            key: key.to_owned(),
+            login: login.to_owned(),
+            client_id,
+            origin,
+            opened_at: now,
+            last_seen: now,
+            closes_at: origin
+                .is_service()
+                .then(|| now.saturating_add(SERVICE_LIFETIME_S)),
+            reserved: false,
+        }
+    }
+
+    /// When it closes unless touched again: idle timeout or absolute end.
+    pub fn expires_at(&self) -> u64 {
+        let idle = self.last_seen.saturating_add(IDLE_TIMEOUT_S);
+        self.closes_at.map_or(idle, |c| idle.min(c))
+    }
+
+    /// Touched at `now`.
+    pub fn touch(&mut self, now: u64) {
+        self.last_seen = self.last_seen.max(now);
+    }
+}
+
+/// The instance's license: how many sessions may be open at once, and the
+/// accounts always guaranteed one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct License {
+    /// License slots in all.
+    pub slots: usize,
+    /// Accounts each guaranteed one slot.
+    pub reserved_accounts: Vec<String>,
+}
+
+impl License {
+    /// Whether `candidate` may open next to the `live` sessions, and whether
+    /// it takes its account's guaranteed slot: `None` when every shared slot
+    /// is taken. The stores call this under their license lock, so the count
+    /// holds across processes.
+    pub fn admit(&self, live: &[ApiSession], candidate: &ApiSession) -> Option<bool> {
+        let is_reserved = self.reserved_accounts.contains(&candidate.login);
+        let guaranteed = is_reserved
+            && !live
+                .iter()
+                .any(|s| s.reserved && s.login == candidate.login);
+        if guaranteed {
+            return Some(true);
+        }
+        let shared_used = live.iter().filter(|s| !s.reserved).count();
+        let shared = self.slots.saturating_sub(self.reserved_accounts.len());
+        (shared_used < shared).then_some(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,8 +128,11 @@ impl AppState {
         let issuer = format!("{public_url}/id");
         let api = crate::api::Api::new(
             &issuer,
-            config.instance.license_slots,
-            config.instance.reserved_accounts.clone(),
+            crate::model::License {
+                slots: config.instance.license_slots,
+                reserved_accounts: config.instance.reserved_accounts.clone(),
+            },
+            store.clone(),
         );
         Self(Arc::new(Inner {
             store,

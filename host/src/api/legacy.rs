@@ -24,8 +24,8 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::Digest as _;
 
-use super::sessions::{ApiSession, Identity, Origin, SessionError};
-use super::{erp_error, license_exceeded};
+use super::erp_error;
+use super::sessions::{ApiSession, Identity, Origin};
 use crate::model::{TrustedApp, User};
 use crate::state::AppState;
 
@@ -111,7 +111,7 @@ async fn check(
     }
 }
 
-fn enter(
+async fn enter(
     state: &AppState,
     key: String,
     user: &User,
@@ -128,7 +128,8 @@ fn enter(
         .api
         .sessions
         .enter(&who, state.clock.now())
-        .map_err(|SessionError::MaximumLicenseCountExceeded| Box::new(license_exceeded()))
+        .await
+        .map_err(|e| Box::new(super::session_refused(e)))
 }
 
 /// The session behind a legacy credential, if the request carries one.
@@ -147,9 +148,10 @@ pub async fn authenticate(
         return Ok(None);
     };
     if scheme.eq_ignore_ascii_case("erpsession") {
-        return match state.api.sessions.resume(rest.trim(), now) {
-            Some(session) if session.origin == Origin::ErpLogin => Ok(Some(session)),
-            _ => Err(refused("The ERP session has ended; log in again.")),
+        return match state.api.sessions.resume(rest.trim(), now).await {
+            Ok(Some(session)) if session.origin == Origin::ErpLogin => Ok(Some(session)),
+            Ok(_) => Err(refused("The ERP session has ended; log in again.")),
+            Err(e) => Err(Box::new(super::session_refused(e))),
         };
     }
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -179,7 +181,9 @@ pub async fn authenticate(
     };
     let (app, user) = check(state, &client_id, &login, password).await?;
     let key = format!("basic:{}:{}", app.client_id, user.login);
-    enter(state, key, &user, &app, Origin::Basic).map(Some)
+    enter(state, key, &user, &app, Origin::Basic)
+        .await
+        .map(Some)
 }
 
 /// The ErpLogin body.
@@ -212,7 +216,7 @@ pub async fn login(
     };
     // The same app and user reuse their live session (and its id).
     let key = format!("erp:{}:{}", app.client_id, user.login);
-    match enter(&state, key, &user, &app, Origin::ErpLogin) {
+    match enter(&state, key, &user, &app, Origin::ErpLogin).await {
         Ok(session) => {
             let mut r = Json(json!({ "authorization": format!("ErpSession {}", session.id) }))
                 .into_response();

@@ -24,9 +24,11 @@ use erpgate::engine::Purpose;
 use erpgate::{Decision, Engine, HttpCall, Outcome, Policy, Principal, Step, Time, TokenKind};
 use serde_json::{Value, json};
 
-use self::sessions::{ApiSession, Identity, Origin, SessionError, Sessions};
+use self::sessions::{ApiSession, Identity, License, Origin, SessionError, Sessions};
 use crate::oauth::form::Form;
 use crate::state::AppState;
+use crate::store::Store;
+use std::sync::Arc;
 
 /// The engine and its state, for this host's issuer.
 pub struct Api {
@@ -64,7 +66,7 @@ impl VerifiedPasswords {
 
 impl Api {
     /// The API for a host with this issuer and license configuration.
-    pub fn new(issuer: &str, slots: usize, reserved: Vec<String>) -> Self {
+    pub fn new(issuer: &str, license: License, store: Arc<dyn Store>) -> Self {
         let mut policy: Value = serde_json::from_str(include_str!("../../../policies/erpnet.json"))
             .unwrap_or(Value::Null);
         if let Some(first) = policy
@@ -80,7 +82,7 @@ impl Api {
         Self {
             engine,
             state: Mutex::new(state),
-            sessions: Sessions::new(slots, reserved),
+            sessions: Sessions::new(license, store),
             verified_passwords: VerifiedPasswords::default(),
         }
     }
@@ -148,6 +150,14 @@ pub fn license_exceeded() -> Response {
         "MaximumLicenseCountExceeded",
         "The maximum number of licensed sessions has been reached. Try again when a session closes.",
     )
+}
+
+/// The answer when no session could open.
+pub fn session_refused(e: SessionError) -> Response {
+    match e {
+        SessionError::MaximumLicenseCountExceeded => license_exceeded(),
+        SessionError::Unavailable => unavailable(),
+    }
 }
 
 fn unavailable() -> Response {
@@ -308,13 +318,13 @@ pub async fn authenticate(
                 let who = token_identity(&principal);
                 // External (community) users never consume licenses.
                 let session = if principal.user_type.as_deref() == Some("ExternalCommunityUser") {
-                    Ok(sessions::ApiSession::open(&who, now, false))
+                    Ok(who.session(now))
                 } else {
-                    state.api.sessions.enter(&who, now)
+                    state.api.sessions.enter(&who, now).await
                 };
                 match session {
                     Ok(session) => Caller::Token(Box::new(principal), session),
-                    Err(SessionError::MaximumLicenseCountExceeded) => return license_exceeded(),
+                    Err(e) => return session_refused(e),
                 }
             }
             None => match legacy::authenticate(&state, request.headers(), now).await {
@@ -373,7 +383,10 @@ pub async fn admin_sessions(State(state): State<AppState>, headers: HeaderMap) -
     if let Err(r) = crate::endpoints::admin_guard(&state, &headers) {
         return *r;
     }
-    Json(state.api.sessions.table(state.clock.now())).into_response()
+    match state.api.sessions.table(state.clock.now()).await {
+        Ok(table) => Json(table).into_response(),
+        Err(e) => session_refused(e),
+    }
 }
 
 /// `DELETE /admin/sessions/{id}`: ends a session; its slot is free at once.
@@ -385,9 +398,9 @@ pub async fn admin_end_session(
     if let Err(r) = crate::endpoints::admin_guard(&state, &headers) {
         return *r;
     }
-    if state.api.sessions.close_id(&id) {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found" }))).into_response()
+    match state.api.sessions.close(&id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found" }))).into_response(),
+        Err(e) => session_refused(e),
     }
 }

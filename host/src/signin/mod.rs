@@ -915,7 +915,9 @@ pub async fn endsession(
     if let Some(sid) = &cookie_sid {
         let event_expiry = now + state.config.instance.access_token_lifetime_s;
         // The ERP session of that sid ends too, freeing its license at once.
-        state.api.sessions.close_key(&format!("sid:{sid}"));
+        if let Err(e) = state.api.sessions.close(&format!("sid:{sid}")).await {
+            tracing::warn!(error = %e, "closing the ERP session failed");
+        }
         match state.store.end_session(sid, now, event_expiry).await {
             Ok(true) => tracing::info!("identity session ended"),
             Ok(false) => {}

@@ -1,12 +1,15 @@
 //! The store test suite: every backend must pass it unchanged.
 
+use std::sync::Arc;
+
 use erpgate::ScopeSet;
 use erpgate::revocation::RevocationKind;
 
 use super::{Store, StoreError};
 use crate::model::{
-    AuthCode, Consent, GrantBasis, GrantKind, IdentitySession, Redemption, ReferenceToken,
-    RefreshToken, SigningKeyRecord, TrustedApp, User,
+    ApiSession, AuthCode, Consent, GrantBasis, GrantKind, IDLE_TIMEOUT_S, IdentitySession, License,
+    Origin, Redemption, ReferenceToken, RefreshToken, SERVICE_LIFETIME_S, SigningKeyRecord,
+    TrustedApp, User,
 };
 
 fn token(id: &str, hash: &str, expires_at: u64) -> ReferenceToken {
@@ -203,6 +206,334 @@ pub(crate) async fn run(store: &dyn Store) {
     assert!(!store.jti_revoked("J1").await.unwrap());
     grants(store).await;
     records(store).await;
+    license(store).await;
+    signin_state(store).await;
+}
+
+fn candidate(key: &str, login: &str, origin: Origin, now: u64) -> ApiSession {
+    ApiSession::open(key, login, Some("app".into()), origin, now)
+}
+
+/// The ERP license table: sessions on first use, slots, reserved seats,
+/// sliding and absolute timeouts.
+async fn license(store: &dyn Store) {
+    // Three slots, one reserved for admin: two shared.
+    let license = License {
+        slots: 3,
+        reserved_accounts: vec!["admin".into()],
+    };
+    let enter = |key: &'static str, login: &'static str, origin: Origin, now: u64| {
+        let license = license.clone();
+        async move {
+            store
+                .enter_api_session(&candidate(key, login, origin, now), &license, now)
+                .await
+                .unwrap()
+        }
+    };
+    let a = enter("sid:A", "alice", Origin::User, 0).await.unwrap();
+    assert!(!a.reserved);
+    let again = enter("sid:A", "alice", Origin::User, 10).await.unwrap();
+    assert_eq!((again.id.as_str(), again.last_seen), (a.id.as_str(), 10));
+    enter("jti:S", "svc", Origin::Service, 0).await.unwrap();
+    assert!(
+        enter("sid:B", "bob", Origin::User, 0).await.is_none(),
+        "full"
+    );
+    // The reserved account gets in although the shared slots are full…
+    assert!(
+        enter("sid:R", "admin", Origin::User, 0)
+            .await
+            .unwrap()
+            .reserved
+    );
+    // …but a second session of admin competes for the shared ones.
+    assert!(enter("sid:R2", "admin", Origin::User, 0).await.is_none());
+    assert_eq!(store.api_sessions(10).await.unwrap().len(), 3);
+    // Resume by id touches it.
+    assert_eq!(
+        store
+            .resume_api_session(&a.id, 1000)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen,
+        1000
+    );
+    assert!(
+        store
+            .resume_api_session("nope", 1000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Sliding: alice idles out after 20 minutes; touching reset it.
+    let open = |t: u64| async move {
+        store
+            .api_sessions(t)
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.key == "sid:A")
+    };
+    assert!(open(1000 + IDLE_TIMEOUT_S - 1).await);
+    assert!(!open(1000 + IDLE_TIMEOUT_S).await);
+    assert!(
+        store
+            .resume_api_session(&a.id, 1000 + IDLE_TIMEOUT_S)
+            .await
+            .unwrap()
+            .is_none(),
+        "an idle session does not resume"
+    );
+    // Absolute: the service session closes after an hour even when busy.
+    for t in (0..SERVICE_LIFETIME_S).step_by(600) {
+        enter("jti:S", "svc", Origin::Service, t).await.unwrap();
+    }
+    let now = SERVICE_LIFETIME_S;
+    assert!(
+        !store
+            .api_sessions(now)
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.key == "jti:S")
+    );
+    // Dead sessions free their slots at the next entry.
+    enter("sid:B", "bob", Origin::User, now).await.unwrap();
+    enter("sid:C", "carol", Origin::User, now).await.unwrap();
+    assert!(enter("sid:D", "dave", Origin::User, now).await.is_none());
+    // Closing by key or by id frees a slot at once.
+    assert!(store.close_api_session("sid:B").await.unwrap());
+    assert!(!store.close_api_session("sid:B").await.unwrap());
+    let d = enter("sid:D", "dave", Origin::User, now).await.unwrap();
+    assert!(store.close_api_session(&d.id).await.unwrap());
+    enter("sid:R", "admin", Origin::User, now + 1)
+        .await
+        .unwrap();
+    let listed = store.api_sessions(now + 1).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.login.as_str()).collect::<Vec<_>>(),
+        ["carol", "admin"],
+        "oldest first; admin idled out long ago and reopened"
+    );
+    assert_eq!(listed[0].origin, Origin::User);
+    assert_eq!(listed[0].client_id.as_deref(), Some("app"));
+    assert!(listed[1].reserved && !listed[0].reserved);
+    while store
+        .purge_expired(now + 10 * SERVICE_LIFETIME_S, 100)
+        .await
+        .unwrap()
+        > 0
+    {}
+    assert!(store.api_sessions(now).await.unwrap().is_empty());
+}
+
+/// Sign-in state that replicas share: the cookie key, sign-ins between
+/// their pages, failed-login counters.
+async fn signin_state(store: &dyn Store) {
+    assert_eq!(
+        store.shared_secret("cookie", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.shared_secret("cookie", "second").await.unwrap(),
+        "first",
+        "the first value stays"
+    );
+    store.put_signin("p1", r#"{"a":1}"#, 200).await.unwrap();
+    assert_eq!(
+        store.signin("p1", 100).await.unwrap().as_deref(),
+        Some(r#"{"a":1}"#)
+    );
+    store.put_signin("p1", r#"{"a":2}"#, 300).await.unwrap();
+    assert_eq!(
+        store.signin("p1", 250).await.unwrap().as_deref(),
+        Some(r#"{"a":2}"#),
+        "replaced"
+    );
+    assert!(store.signin("p1", 300).await.unwrap().is_none(), "expired");
+    store.drop_signin("p1").await.unwrap();
+    assert!(store.signin("p1", 100).await.unwrap().is_none());
+
+    for n in 1..=3 {
+        assert_eq!(
+            store.add_login_failure("u:alice", 1000, 900).await.unwrap(),
+            n
+        );
+    }
+    assert_eq!(store.login_failures("u:alice", 1899).await.unwrap(), 3);
+    assert_eq!(
+        store.login_failures("u:alice", 1900).await.unwrap(),
+        0,
+        "window over"
+    );
+    assert_eq!(
+        store.add_login_failure("u:alice", 1900, 900).await.unwrap(),
+        1,
+        "a new window"
+    );
+    assert_eq!(store.login_failures("u:bob", 1000).await.unwrap(), 0);
+    store.clear_login_failures("u:alice").await.unwrap();
+    assert_eq!(store.login_failures("u:alice", 1900).await.unwrap(), 0);
+    store.put_signin("p2", "{}", 10).await.unwrap();
+    store.add_login_failure("u:bob", 0, 10).await.unwrap();
+    while store.purge_expired(100, 100).await.unwrap() > 0 {}
+    assert!(store.signin("p2", 0).await.unwrap().is_none(), "purged");
+    assert_eq!(store.login_failures("u:bob", 0).await.unwrap(), 0, "purged");
+}
+
+/// Two handles on one empty backend (two replicas, or two processes on one
+/// file) racing on every single-use or counted record. Each race must have
+/// exactly one winner.
+pub(crate) async fn race(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let stores = [a, b];
+    let pick = |i: usize| stores[i % 2].clone();
+    const TRIES: usize = 50;
+
+    // One code, 50 redemptions split across both.
+    let code = AuthCode {
+        hash: "race-code".into(),
+        basis: basis("g-race", "S-race"),
+        redirect_uri: "https://a/cb".into(),
+        code_challenge: None,
+        nonce: None,
+        state: None,
+        created_at: 100,
+        expires_at: 100_000,
+    };
+    pick(0).insert_auth_code(&code).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..TRIES {
+        let s = pick(i);
+        tasks.spawn(async move { s.redeem_auth_code("race-code", 200).await.unwrap() });
+    }
+    let outcomes = tasks.join_all().await;
+    let fresh = outcomes
+        .iter()
+        .filter(|r| matches!(r, Redemption::Fresh(_)))
+        .count();
+    assert_eq!(fresh, 1, "exactly one redemption");
+    assert!(outcomes.iter().all(|r| !matches!(r, Redemption::Unknown)));
+
+    // One refresh token, 50 rotations: one successor.
+    pick(1)
+        .insert_refresh_token(&refresh("race-rt", "g-race", "S-race"))
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..TRIES {
+        let s = pick(i);
+        tasks.spawn(async move {
+            s.rotate_refresh_token("race-rt", &format!("race-rt-{i}"), 300)
+                .await
+                .unwrap()
+        });
+    }
+    let fresh = tasks
+        .join_all()
+        .await
+        .iter()
+        .filter(|r| matches!(r, Redemption::Fresh(_)))
+        .count();
+    assert_eq!(fresh, 1, "exactly one rotation");
+
+    // One PAT, 50 revocations: one feed event; the other handle sees it.
+    pick(0)
+        .insert_reference_token(&token("race-pat", "race-pat-hash", 100_000))
+        .await
+        .unwrap();
+    let before = pick(1).feed(0, 10_000).await.unwrap().len();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..TRIES {
+        let s = pick(i);
+        tasks.spawn(async move {
+            s.revoke_reference_token("race-pat", 400)
+                .await
+                .unwrap()
+                .is_some()
+        });
+    }
+    let revoked = tasks.join_all().await.iter().filter(|r| **r).count();
+    assert_eq!(revoked, 1, "exactly one revocation");
+    assert!(
+        pick(1)
+            .reference_token("race-pat-hash")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert_eq!(pick(1).feed(0, 10_000).await.unwrap().len(), before + 1);
+
+    // The license count holds under 50 concurrent first uses.
+    let license = License {
+        slots: 5,
+        reserved_accounts: vec!["admin".into()],
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..TRIES {
+        let (s, license) = (pick(i), license.clone());
+        let login = if i % 10 == 0 { "admin" } else { "user" };
+        tasks.spawn(async move {
+            let c = candidate(&format!("sid:race-{i}"), login, Origin::User, 500);
+            s.enter_api_session(&c, &license, 500).await.unwrap()
+        });
+    }
+    let opened = tasks.join_all().await;
+    let opened: Vec<&ApiSession> = opened.iter().flatten().collect();
+    assert_eq!(opened.len(), 5, "five slots, five sessions");
+    assert_eq!(opened.iter().filter(|s| s.reserved).count(), 1);
+    assert_eq!(pick(0).api_sessions(500).await.unwrap().len(), 5);
+
+    // Concurrent feed writers: every event lands once, in order, and a
+    // reader that follows the cursor while they write misses none.
+    let base = pick(0).feed(0, 10_000).await.unwrap();
+    let cursor0 = base.last().map_or(0, |r| r.seq);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..TRIES {
+        let s = pick(i);
+        tasks.spawn(async move {
+            assert!(
+                s.revoke_jti(&format!("race-jti-{i}"), 100_000, 600)
+                    .await
+                    .unwrap()
+            );
+        });
+    }
+    let reader = pick(1);
+    let follow = tokio::spawn(async move {
+        let (mut cursor, mut seen) = (cursor0, Vec::new());
+        while seen.len() < TRIES {
+            let rows = reader.feed(cursor, 7).await.unwrap();
+            for row in rows {
+                assert!(row.seq > cursor);
+                cursor = row.seq;
+                seen.push(row.event.value);
+            }
+            tokio::task::yield_now().await;
+        }
+        seen
+    });
+    tasks.join_all().await;
+    let mut seen = tokio::time::timeout(std::time::Duration::from_secs(30), follow)
+        .await
+        .expect("the follower caught up")
+        .unwrap();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), TRIES, "every event seen once by the follower");
+
+    // Two handles racing the first signing key of an empty store: one wins.
+    let (ka, kb) = (key("RACE-A", 1), key("RACE-B", 1));
+    let (sa, sb) = (pick(0), pick(1));
+    let (x, y) = tokio::join!(
+        sa.insert_first_signing_key(&ka),
+        sb.insert_first_signing_key(&kb)
+    );
+    assert!(x.unwrap() ^ y.unwrap(), "exactly one first key");
+    assert_eq!(pick(1).signing_keys().await.unwrap().len(), 1);
 }
 
 /// The emulated ERP API's records.

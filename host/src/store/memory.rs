@@ -8,8 +8,8 @@ use erpgate::revocation::{RevocationEvent, RevocationKind};
 
 use super::{Store, StoreError, StoreResult, TokenContext};
 use crate::model::{
-    AuthCode, Consent, FeedRow, IdentitySession, Redemption, ReferenceToken, RefreshToken,
-    SigningKeyRecord, TrustedApp, User,
+    ApiSession, AuthCode, Consent, FeedRow, IdentitySession, License, Redemption, ReferenceToken,
+    RefreshToken, SigningKeyRecord, TrustedApp, User,
 };
 
 #[derive(Default)]
@@ -32,6 +32,13 @@ struct Inner {
     consents: BTreeMap<(String, String), Consent>,
     /// (entity set, id) → JSON.
     records: BTreeMap<(String, String), String>,
+    /// ERP sessions by identity key.
+    api_sessions: BTreeMap<String, ApiSession>,
+    secrets: BTreeMap<String, String>,
+    /// id → (JSON, expires_at).
+    signins: BTreeMap<String, (String, u64)>,
+    /// key → (count, window end).
+    failures: BTreeMap<String, (u32, u64)>,
 }
 
 impl Inner {
@@ -436,62 +443,152 @@ impl Store for MemoryStore {
             .is_some())
     }
 
+    async fn enter_api_session(
+        &self,
+        candidate: &ApiSession,
+        license: &License,
+        now: u64,
+    ) -> StoreResult<Option<ApiSession>> {
+        let mut inner = self.lock()?;
+        inner.api_sessions.retain(|_, s| now < s.expires_at());
+        if let Some(open) = inner.api_sessions.get_mut(&candidate.key) {
+            open.touch(now);
+            return Ok(Some(open.clone()));
+        }
+        let live: Vec<ApiSession> = inner.api_sessions.values().cloned().collect();
+        let Some(reserved) = license.admit(&live, candidate) else {
+            return Ok(None);
+        };
+        let session = ApiSession {
+            reserved,
+            ..candidate.clone()
+        };
+        inner
+            .api_sessions
+            .insert(session.key.clone(), session.clone());
+        Ok(Some(session))
+    }
+
+    async fn resume_api_session(&self, id: &str, now: u64) -> StoreResult<Option<ApiSession>> {
+        let mut inner = self.lock()?;
+        Ok(inner
+            .api_sessions
+            .values_mut()
+            .find(|s| s.id == id && now < s.expires_at())
+            .map(|s| {
+                s.touch(now);
+                s.clone()
+            }))
+    }
+
+    async fn close_api_session(&self, key_or_id: &str) -> StoreResult<bool> {
+        let mut inner = self.lock()?;
+        let before = inner.api_sessions.len();
+        inner
+            .api_sessions
+            .retain(|key, s| key != key_or_id && s.id != key_or_id);
+        Ok(inner.api_sessions.len() < before)
+    }
+
+    async fn api_sessions(&self, now: u64) -> StoreResult<Vec<ApiSession>> {
+        let inner = self.lock()?;
+        let mut live: Vec<ApiSession> = inner
+            .api_sessions
+            .values()
+            .filter(|s| now < s.expires_at())
+            .cloned()
+            .collect();
+        live.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        Ok(live)
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        let mut inner = self.lock()?;
+        Ok(inner
+            .secrets
+            .entry(name.to_owned())
+            .or_insert_with(|| candidate.to_owned())
+            .clone())
+    }
+
+    async fn put_signin(&self, id: &str, json: &str, expires_at: u64) -> StoreResult<()> {
+        self.lock()?
+            .signins
+            .insert(id.to_owned(), (json.to_owned(), expires_at));
+        Ok(())
+    }
+
+    async fn signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
+        Ok(self
+            .lock()?
+            .signins
+            .get(id)
+            .filter(|(_, expires_at)| now < *expires_at)
+            .map(|(json, _)| json.clone()))
+    }
+
+    async fn drop_signin(&self, id: &str) -> StoreResult<()> {
+        self.lock()?.signins.remove(id);
+        Ok(())
+    }
+
+    async fn add_login_failure(&self, key: &str, now: u64, window_s: u64) -> StoreResult<u32> {
+        let mut inner = self.lock()?;
+        let entry = inner
+            .failures
+            .entry(key.to_owned())
+            .or_insert((0, now.saturating_add(window_s)));
+        if entry.1 <= now {
+            *entry = (0, now.saturating_add(window_s));
+        }
+        entry.0 = entry.0.saturating_add(1);
+        Ok(entry.0)
+    }
+
+    async fn login_failures(&self, key: &str, now: u64) -> StoreResult<u32> {
+        Ok(self
+            .lock()?
+            .failures
+            .get(key)
+            .filter(|(_, expires_at)| now < *expires_at)
+            .map_or(0, |(n, _)| *n))
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        self.lock()?.failures.remove(key);
+        Ok(())
+    }
+
     async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize> {
         let mut inner = self.lock()?;
-        let codes: Vec<String> = inner
-            .codes
-            .values()
-            .filter(|(c, _)| c.expires_at < now)
-            .take(batch)
-            .map(|(c, _)| c.hash.clone())
-            .collect();
-        let refresh: Vec<String> = inner
-            .refresh
-            .values()
-            .filter(|(t, _)| t.expires_at < now)
-            .take(batch)
-            .map(|(t, _)| t.hash.clone())
-            .collect();
-        let purged = codes.len() + refresh.len();
-        for h in codes {
-            inner.codes.remove(&h);
-        }
-        for h in refresh {
-            inner.refresh.remove(&h);
-        }
-        let tokens: Vec<String> = inner
-            .tokens
-            .values()
-            .filter(|t| t.expires_at < now)
-            .take(batch)
-            .map(|t| t.hash.clone())
-            .collect();
-        let jtis: Vec<String> = inner
-            .jti
-            .iter()
-            .filter(|(_, e)| **e < now)
-            .take(batch)
-            .map(|(j, _)| j.clone())
-            .collect();
-        let events: Vec<u64> = inner
-            .feed
-            .iter()
-            .filter(|(_, e)| e.expires_at < now)
-            .take(batch)
-            .map(|(s, _)| *s)
-            .collect();
-        let count = purged + tokens.len() + jtis.len() + events.len();
-        for h in tokens {
-            inner.tokens.remove(&h);
-        }
-        for j in jtis {
-            inner.jti.remove(&j);
-        }
-        for s in events {
-            inner.feed.remove(&s);
-        }
-        Ok(count)
+        let inner = &mut *inner;
+        Ok(purge(&mut inner.codes, batch, |(c, _)| c.expires_at < now)
+            + purge(&mut inner.refresh, batch, |(t, _)| t.expires_at < now)
+            + purge(&mut inner.tokens, batch, |t| t.expires_at < now)
+            + purge(&mut inner.jti, batch, |e| *e < now)
+            + purge(&mut inner.feed, batch, |e| e.expires_at < now)
+            + purge(&mut inner.api_sessions, batch, |s| s.expires_at() < now)
+            + purge(&mut inner.signins, batch, |(_, e)| *e < now)
+            + purge(&mut inner.failures, batch, |(_, e)| *e < now))
     }
+}
+
+/// Removes up to `batch` entries for which `expired` holds; returns how many.
+fn purge<K: Ord + Clone, V>(
+    map: &mut BTreeMap<K, V>,
+    batch: usize,
+    expired: impl Fn(&V) -> bool,
+) -> usize {
+    let doomed: Vec<K> = map
+        .iter()
+        .filter(|(_, v)| expired(v))
+        .take(batch)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in &doomed {
+        map.remove(k);
+    }
+    doomed.len()
 }
 
 #[cfg(test)]
@@ -499,5 +596,7 @@ mod tests {
     #[tokio::test]
     async fn conformance() {
         super::super::conformance::run(&super::MemoryStore::new()).await;
+        let shared = std::sync::Arc::new(super::MemoryStore::new());
+        super::super::conformance::race(shared.clone(), shared).await;
     }
 }

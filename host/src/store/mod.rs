@@ -1,18 +1,23 @@
 //! Persistence behind one trait. SQLite (WAL, in the data directory) is the
-//! default; an in-memory store serves unit tests. Every method that changes
-//! state is atomic: a revocation and its feed event commit together.
+//! default; PostgreSQL lets several host replicas share one state; an
+//! in-memory store serves unit tests. Every method that changes state is
+//! atomic, also between processes: a revocation and its feed event commit
+//! together, a code is redeemed once, a license slot is taken once.
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+use erpgate::revocation::RevocationKind;
 
 use crate::model::{
-    AuthCode, Consent, FeedRow, IdentitySession, Redemption, ReferenceToken, RefreshToken,
-    SigningKeyRecord, TrustedApp, User,
+    ApiSession, AuthCode, Consent, FeedRow, IdentitySession, License, Redemption, ReferenceToken,
+    RefreshToken, SigningKeyRecord, TrustedApp, User,
 };
 
 /// A storage failure. Details go to logs, never to clients.
@@ -160,8 +165,159 @@ pub trait Store: Send + Sync {
     /// Deletes a record; false when it did not exist.
     async fn delete_record(&self, entity_set: &str, id: &str) -> StoreResult<bool>;
 
+    /// The live ERP session of `candidate.key`, touched; or `candidate`
+    /// itself, opened, if `license` admits it next to the live sessions.
+    /// `None`: every slot it could take is in use. Atomic across processes.
+    async fn enter_api_session(
+        &self,
+        candidate: &ApiSession,
+        license: &License,
+        now: u64,
+    ) -> StoreResult<Option<ApiSession>>;
+    /// The live ERP session with this id (an `ErpSession` value), touched.
+    async fn resume_api_session(&self, id: &str, now: u64) -> StoreResult<Option<ApiSession>>;
+    /// Closes an ERP session by identity key or by id; its slot is free at
+    /// once. False when none was open.
+    async fn close_api_session(&self, key_or_id: &str) -> StoreResult<bool>;
+    /// The live ERP sessions, oldest first.
+    async fn api_sessions(&self, now: u64) -> StoreResult<Vec<ApiSession>>;
+
+    /// The secret stored under `name`; `candidate` becomes it when there is
+    /// none yet, so every process sharing the store agrees on one value.
+    async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
+    /// Stores (or replaces) a sign-in in progress, as JSON.
+    async fn put_signin(&self, id: &str, json: &str, expires_at: u64) -> StoreResult<()>;
+    /// A sign-in in progress that has not expired.
+    async fn signin(&self, id: &str, now: u64) -> StoreResult<Option<String>>;
+    /// Forgets a sign-in in progress.
+    async fn drop_signin(&self, id: &str) -> StoreResult<()>;
+    /// Counts one failed login under `key` and returns the count in the
+    /// current window (a window of `window_s` starts at the first failure).
+    async fn add_login_failure(&self, key: &str, now: u64, window_s: u64) -> StoreResult<u32>;
+    /// Failed logins under `key` in the current window.
+    async fn login_failures(&self, key: &str, now: u64) -> StoreResult<u32>;
+    /// Clears the failed logins under `key` (a successful login).
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+
     /// Deletes up to `batch` expired records of each kind; returns how many.
     async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize>;
+}
+
+// SQL shared by the SQLite and PostgreSQL stores. Both speak it; where the
+// dialects differ (types in the first migrations, upserts' parameter
+// casts) each store has its own text.
+
+/// The tables of the license table and of sign-in state shared between
+/// replicas, in types both engines accept.
+const SHARED_STATE_MIGRATION: &str = r#"
+CREATE TABLE api_sessions (
+    key TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    login TEXT NOT NULL,
+    client_id TEXT,
+    origin TEXT NOT NULL,
+    opened_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    closes_at BIGINT,
+    reserved BOOLEAN NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX api_sessions_expiry ON api_sessions (expires_at);
+CREATE TABLE host_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE pending_signins (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX pending_signins_expiry ON pending_signins (expires_at);
+CREATE TABLE login_failures (
+    key TEXT PRIMARY KEY,
+    count BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX login_failures_expiry ON login_failures (expires_at);
+"#;
+
+/// Tables whose rows carry `expires_at` and are purged after it.
+const EXPIRING_TABLES: [&str; 9] = [
+    "reference_tokens",
+    "revoked_jti",
+    "revocation_feed",
+    "auth_codes",
+    "refresh_tokens",
+    "grant_jtis",
+    "api_sessions",
+    "pending_signins",
+    "login_failures",
+];
+
+/// One failed login, counted atomically; a window that has ended restarts.
+/// PostgreSQL's placeholders; SQLite's store swaps `$` for `?`.
+const ADD_FAILURE_PG: &str = "INSERT INTO login_failures (key, count, expires_at) \
+     VALUES ($1, 1, CAST($2 AS BIGINT) + CAST($3 AS BIGINT)) \
+     ON CONFLICT (key) DO UPDATE SET \
+     count = CASE WHEN login_failures.expires_at <= CAST($2 AS BIGINT) THEN 1 ELSE login_failures.count + 1 END, \
+     expires_at = CASE WHEN login_failures.expires_at <= CAST($2 AS BIGINT) \
+     THEN CAST($2 AS BIGINT) + CAST($3 AS BIGINT) ELSE login_failures.expires_at END \
+     RETURNING count";
+
+const APP_COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, logout_uris, internal_users, community_users, system_user_allowed, system_user, scope, reference_tokens, basic_auth, enabled, created_at";
+const USER_COLUMNS: &str = "login, id, name, email, user_type, is_admin, locale, password_hash";
+const TOKEN_COLUMNS: &str = "hash, id, kind, client_id, subject, scopes, description, creator, created_at, expires_at, last_used_at, revoked_at";
+const BASIS_COLUMNS: &str = "grant_id, client_id, login, sid, scopes, auth_time";
+const CONSENT_COLUMNS: &str = "login, client_id, scopes, granted_at";
+const API_SESSION_COLUMNS: &str =
+    "key, id, login, client_id, origin, opened_at, last_seen, closes_at, reserved";
+const TOKEN_WIDTH: usize = 12;
+const APP_WIDTH: usize = 15;
+
+fn prefixed(alias: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A reference token with its app and user in one row; `param` is the
+/// dialect's first placeholder.
+fn token_context_sql(param: &str) -> String {
+    format!(
+        "SELECT {}, {}, {} FROM reference_tokens t \
+         LEFT JOIN trusted_apps a ON a.client_id = t.client_id \
+         LEFT JOIN users u ON u.login = t.subject WHERE t.hash = {param}",
+        prefixed("t", TOKEN_COLUMNS),
+        prefixed("a", APP_COLUMNS),
+        prefixed("u", USER_COLUMNS)
+    )
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn kind_name(kind: RevocationKind) -> &'static str {
+    match kind {
+        RevocationKind::TokenSha256 => "token_sha256",
+        RevocationKind::Jti => "jti",
+        RevocationKind::Sid => "sid",
+    }
+}
+
+fn kind_from_name(name: &str) -> Option<RevocationKind> {
+    match name {
+        "token_sha256" => Some(RevocationKind::TokenSha256),
+        "jti" => Some(RevocationKind::Jti),
+        "sid" => Some(RevocationKind::Sid),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -12,10 +12,15 @@ use erpgate::ScopeSet;
 use erpgate::revocation::{RevocationEvent, RevocationKind};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Store, StoreError, StoreResult, TokenContext};
+use super::{
+    API_SESSION_COLUMNS, APP_COLUMNS, APP_WIDTH, BASIS_COLUMNS, CONSENT_COLUMNS, Store, StoreError,
+    StoreResult, TOKEN_COLUMNS, TOKEN_WIDTH, TokenContext, USER_COLUMNS, kind_from_name, kind_name,
+    split_list,
+};
 use crate::model::{
-    AuthCode, ClientType, Consent, FeedRow, GrantBasis, GrantKind, IdentitySession, Redemption,
-    ReferenceToken, ReferenceTokenPolicy, RefreshToken, SigningKeyRecord, TrustedApp, User,
+    ApiSession, AuthCode, ClientType, Consent, FeedRow, GrantBasis, GrantKind, IDLE_TIMEOUT_S,
+    IdentitySession, License, Origin, Redemption, ReferenceToken, ReferenceTokenPolicy,
+    RefreshToken, SigningKeyRecord, TrustedApp, User,
 };
 
 /// Ordered schema migrations; `PRAGMA user_version` records how many ran.
@@ -146,6 +151,7 @@ CREATE TABLE api_records (
     PRIMARY KEY (entity_set, id)
 );
 "#,
+    super::SHARED_STATE_MIGRATION,
 ];
 
 const READERS: usize = 3;
@@ -240,16 +246,6 @@ fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
 }
 
-fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-const APP_COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, logout_uris, internal_users, community_users, system_user_allowed, system_user, scope, reference_tokens, basic_auth, enabled, created_at";
-
 fn app_from_row(row: &Row<'_>) -> rusqlite::Result<TrustedApp> {
     app_at(row, 0)
 }
@@ -278,8 +274,6 @@ fn app_at(row: &Row<'_>, o: usize) -> rusqlite::Result<TrustedApp> {
     })
 }
 
-const USER_COLUMNS: &str = "login, id, name, email, user_type, is_admin, locale, password_hash";
-
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     user_at(row, 0)
 }
@@ -296,19 +290,6 @@ fn user_at(row: &Row<'_>, o: usize) -> rusqlite::Result<User> {
         password_hash: row.get(o + 7)?,
     })
 }
-
-const TOKEN_WIDTH: usize = 12;
-const APP_WIDTH: usize = 15;
-
-fn prefixed(alias: &str, columns: &str) -> String {
-    columns
-        .split(',')
-        .map(|c| format!("{alias}.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-const TOKEN_COLUMNS: &str = "hash, id, kind, client_id, subject, scopes, description, creator, created_at, expires_at, last_used_at, revoked_at";
 
 fn token_from_row(row: &Row<'_>) -> rusqlite::Result<ReferenceToken> {
     let kind: String = row.get(2)?;
@@ -328,8 +309,6 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<ReferenceToken> {
         revoked_at: get_opt_u64(row, 11)?,
     })
 }
-
-const BASIS_COLUMNS: &str = "grant_id, client_id, login, sid, scopes, auth_time";
 
 fn basis_at(row: &Row<'_>, o: usize) -> rusqlite::Result<GrantBasis> {
     let scopes: String = row.get(o + 4)?;
@@ -376,8 +355,6 @@ fn insert_refresh(tx: &Connection, t: &RefreshToken) -> StoreResult<()> {
     Ok(())
 }
 
-const CONSENT_COLUMNS: &str = "login, client_id, scopes, granted_at";
-
 fn consent_from_row(r: &Row<'_>) -> rusqlite::Result<Consent> {
     let scopes: String = r.get(2)?;
     Ok(Consent {
@@ -388,21 +365,33 @@ fn consent_from_row(r: &Row<'_>) -> rusqlite::Result<Consent> {
     })
 }
 
-fn kind_name(kind: RevocationKind) -> &'static str {
-    match kind {
-        RevocationKind::TokenSha256 => "token_sha256",
-        RevocationKind::Jti => "jti",
-        RevocationKind::Sid => "sid",
-    }
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<ApiSession> {
+    let origin: String = r.get(4)?;
+    Ok(ApiSession {
+        key: r.get(0)?,
+        id: r.get(1)?,
+        login: r.get(2)?,
+        client_id: r.get(3)?,
+        origin: Origin::from_code(&origin).ok_or_else(|| corrupt("origin"))?,
+        opened_at: get_u64(r, 5)?,
+        last_seen: get_u64(r, 6)?,
+        closes_at: get_opt_u64(r, 7)?,
+        reserved: r.get(8)?,
+    })
 }
 
-fn kind_from_name(name: &str) -> Option<RevocationKind> {
-    match name {
-        "token_sha256" => Some(RevocationKind::TokenSha256),
-        "jti" => Some(RevocationKind::Jti),
-        "sid" => Some(RevocationKind::Sid),
-        _ => None,
-    }
+/// Touches the live ERP session whose `which` (`key` or `id`) is `value`.
+fn touch(c: &Connection, which: &str, value: &str, now: u64) -> StoreResult<Option<ApiSession>> {
+    one(
+        c,
+        &format!(
+            "UPDATE api_sessions SET last_seen = MAX(last_seen, ?2), \
+             expires_at = MIN(MAX(last_seen, ?2) + ?3, COALESCE(closes_at, 9223372036854775807)) \
+             WHERE {which} = ?1 AND expires_at > ?2 RETURNING {API_SESSION_COLUMNS}"
+        ),
+        params![value, to_i64(now), to_i64(IDLE_TIMEOUT_S)],
+        session_from_row,
+    )
 }
 
 impl SqliteStore {
@@ -729,14 +718,7 @@ impl Store for SqliteStore {
     async fn reference_token_context(&self, hash: &str) -> StoreResult<Option<TokenContext>> {
         let hash = hash.to_owned();
         self.read(move |c| {
-            let sql = format!(
-                "SELECT {}, {}, {} FROM reference_tokens t \
-                 LEFT JOIN trusted_apps a ON a.client_id = t.client_id \
-                 LEFT JOIN users u ON u.login = t.subject WHERE t.hash = ?1",
-                prefixed("t", TOKEN_COLUMNS),
-                prefixed("a", APP_COLUMNS),
-                prefixed("u", USER_COLUMNS)
-            );
+            let sql = super::token_context_sql("?1");
             c.prepare_cached(&sql)
                 .and_then(|mut s| {
                     s.query_row([hash], |r| {
@@ -1190,18 +1172,184 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn enter_api_session(
+        &self,
+        candidate: &ApiSession,
+        license: &License,
+        now: u64,
+    ) -> StoreResult<Option<ApiSession>> {
+        let (candidate, license) = (candidate.clone(), license.clone());
+        self.write(move |c| {
+            // IMMEDIATE: other processes on the file wait, so counting and
+            // taking a slot are one step.
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM api_sessions WHERE expires_at <= ?1",
+                [to_i64(now)],
+            )
+            .map_err(backend)?;
+            if let Some(open) = touch(&tx, "key", &candidate.key, now)? {
+                tx.commit().map_err(backend)?;
+                return Ok(Some(open));
+            }
+            let live = all(
+                &tx,
+                &format!("SELECT {API_SESSION_COLUMNS} FROM api_sessions"),
+                [],
+                session_from_row,
+            )?;
+            let Some(reserved) = license.admit(&live, &candidate) else {
+                tx.commit().map_err(backend)?;
+                return Ok(None);
+            };
+            let s = ApiSession {
+                reserved,
+                ..candidate
+            };
+            tx.execute(
+                &format!("INSERT INTO api_sessions ({API_SESSION_COLUMNS}, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                params![
+                    s.key,
+                    s.id,
+                    s.login,
+                    s.client_id,
+                    s.origin.code(),
+                    to_i64(s.opened_at),
+                    to_i64(s.last_seen),
+                    s.closes_at.map(to_i64),
+                    s.reserved,
+                    to_i64(s.expires_at())
+                ],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(Some(s))
+        })
+        .await
+    }
+
+    async fn resume_api_session(&self, id: &str, now: u64) -> StoreResult<Option<ApiSession>> {
+        let id = id.to_owned();
+        self.write(move |c| touch(c, "id", &id, now)).await
+    }
+
+    async fn close_api_session(&self, key_or_id: &str) -> StoreResult<bool> {
+        let key = key_or_id.to_owned();
+        self.write(move |c| {
+            c.execute("DELETE FROM api_sessions WHERE key = ?1 OR id = ?1", [key])
+                .map(|n| n > 0)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn api_sessions(&self, now: u64) -> StoreResult<Vec<ApiSession>> {
+        self.read(move |c| {
+            all(
+                c,
+                &format!("SELECT {API_SESSION_COLUMNS} FROM api_sessions WHERE expires_at > ?1 ORDER BY opened_at, id"),
+                [to_i64(now)],
+                session_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        let (name, candidate) = (name.to_owned(), candidate.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO host_secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                params![name, candidate],
+            )
+            .map_err(backend)?;
+            one(c, "SELECT value FROM host_secrets WHERE name = ?1", [&name], |r| r.get(0))?
+                .ok_or_else(|| StoreError::Corrupt("host_secrets".into()))
+        })
+        .await
+    }
+
+    async fn put_signin(&self, id: &str, json: &str, expires_at: u64) -> StoreResult<()> {
+        let (id, body) = (id.to_owned(), json.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO pending_signins (id, body, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
+                params![id, body, to_i64(expires_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            one(
+                c,
+                "SELECT body FROM pending_signins WHERE id = ?1 AND expires_at > ?2",
+                params![id, to_i64(now)],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    async fn drop_signin(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            c.execute("DELETE FROM pending_signins WHERE id = ?1", [id])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_login_failure(&self, key: &str, now: u64, window_s: u64) -> StoreResult<u32> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            let count: i64 = c
+                .prepare_cached(&super::ADD_FAILURE_PG.replace('$', "?"))
+                .and_then(|mut s| {
+                    s.query_row(params![key, to_i64(now), to_i64(window_s)], |r| r.get(0))
+                })
+                .map_err(backend)?;
+            Ok(u32::try_from(count).unwrap_or(u32::MAX))
+        })
+        .await
+    }
+
+    async fn login_failures(&self, key: &str, now: u64) -> StoreResult<u32> {
+        let key = key.to_owned();
+        self.read(move |c| {
+            let count: Option<i64> = one(
+                c,
+                "SELECT count FROM login_failures WHERE key = ?1 AND expires_at > ?2",
+                params![key, to_i64(now)],
+                |r| r.get(0),
+            )?;
+            Ok(count.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+        })
+        .await
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            c.execute("DELETE FROM login_failures WHERE key = ?1", [key])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize> {
         self.write(move |c| {
             let tx = c.transaction().map_err(backend)?;
             let mut total = 0;
-            for table in [
-                "reference_tokens",
-                "revoked_jti",
-                "revocation_feed",
-                "auth_codes",
-                "refresh_tokens",
-                "grant_jtis",
-            ] {
+            for table in super::EXPIRING_TABLES {
                 total += tx
                     .execute(
                         &format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE expires_at < ?1 LIMIT ?2)"),
@@ -1228,5 +1376,14 @@ mod tests {
         let again = super::SqliteStore::open(dir.path()).unwrap();
         use super::Store as _;
         assert_eq!(again.apps().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_processes_race() {
+        // Two stores on one file, as the host and the CLI (or two hosts).
+        let dir = tempfile::tempdir().unwrap();
+        let a = super::SqliteStore::open(dir.path()).unwrap();
+        let b = super::SqliteStore::open(dir.path()).unwrap();
+        super::super::conformance::race(std::sync::Arc::new(a), std::sync::Arc::new(b)).await;
     }
 }

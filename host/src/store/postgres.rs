@@ -1,0 +1,1375 @@
+//! PostgreSQL, for several host replicas sharing one state. Every state change
+//! is one statement with a condition (`… WHERE consumed_at IS NULL
+//! RETURNING …`, `INSERT … ON CONFLICT DO NOTHING`) or one transaction, never
+//! a read followed by a blind write. Where a rule spans rows (the first
+//! signing key, the license count) or order matters across processes (the
+//! revocation feed), a transaction-scoped advisory lock serialises the
+//! writers:
+//!
+//! - the feed: `seq` comes from an identity column, and two transactions can
+//!   commit in the opposite order of their `seq`s; a reader whose cursor
+//!   passed the later one would never see the earlier. Holding the feed lock
+//!   from before the insert to the commit makes `seq` order commit order, so
+//!   a cursor means the same thing at every replica;
+//! - the license table: counting the open sessions and taking a slot happen
+//!   under one lock;
+//! - signing keys: rotation retires and inserts under one lock.
+//!
+//! Migrations run at start-up under a session advisory lock, so replicas
+//! starting together apply each exactly once. Cleanup deletes in batches
+//! with `FOR UPDATE SKIP LOCKED`, so replicas cleaning at once never wait on
+//! each other's rows.
+
+use std::str::FromStr as _;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use erpgate::ScopeSet;
+use erpgate::revocation::{RevocationEvent, RevocationKind};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::{NoTls, Row};
+
+use super::{Store, StoreError, StoreResult, TokenContext};
+use crate::model::{
+    ApiSession, AuthCode, ClientType, Consent, FeedRow, GrantBasis, GrantKind, IDLE_TIMEOUT_S,
+    IdentitySession, License, Origin, Redemption, ReferenceToken, ReferenceTokenPolicy,
+    RefreshToken, SigningKeyRecord, TrustedApp, User,
+};
+
+/// Ordered schema migrations; `erpgate_migrations` records which ran. The
+/// tables and columns are SQLite's, in PostgreSQL's types.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE trusted_apps (
+    client_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    client_type TEXT NOT NULL,
+    secret_hash TEXT,
+    redirect_uris TEXT NOT NULL,
+    logout_uris TEXT NOT NULL,
+    internal_users BOOLEAN NOT NULL,
+    community_users BOOLEAN NOT NULL,
+    system_user_allowed BOOLEAN NOT NULL,
+    system_user TEXT,
+    scope TEXT NOT NULL,
+    reference_tokens TEXT NOT NULL,
+    basic_auth BOOLEAN NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE users (
+    login TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    user_type TEXT NOT NULL,
+    is_admin BOOLEAN NOT NULL,
+    locale TEXT NOT NULL,
+    password_hash TEXT
+);
+CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    private_pem TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    retire_at BIGINT,
+    ord BIGINT GENERATED ALWAYS AS IDENTITY
+);
+CREATE TABLE reference_tokens (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    description TEXT NOT NULL,
+    creator TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    last_used_at BIGINT,
+    revoked_at BIGINT
+);
+CREATE INDEX reference_tokens_expiry ON reference_tokens (expires_at);
+CREATE TABLE revoked_jti (
+    jti TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX revoked_jti_expiry ON revoked_jti (expires_at);
+CREATE TABLE revocation_feed (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX revocation_feed_expiry ON revocation_feed (expires_at);
+"#,
+    r#"
+CREATE TABLE identity_sessions (
+    sid TEXT PRIMARY KEY,
+    login TEXT NOT NULL,
+    auth_time BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    ended_at BIGINT
+);
+CREATE TABLE auth_codes (
+    hash TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    login TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    auth_time BIGINT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    code_challenge TEXT,
+    nonce TEXT,
+    state TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    consumed_at BIGINT
+);
+CREATE INDEX auth_codes_expiry ON auth_codes (expires_at);
+CREATE TABLE refresh_tokens (
+    hash TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    login TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    auth_time BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    dead_at BIGINT
+);
+CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
+CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);
+CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid);
+CREATE INDEX refresh_tokens_login ON refresh_tokens (login);
+CREATE TABLE grant_jtis (
+    grant_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (grant_id, jti)
+);
+CREATE INDEX grant_jtis_expiry ON grant_jtis (expires_at);
+CREATE TABLE consents (
+    login TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    granted_at BIGINT NOT NULL,
+    PRIMARY KEY (login, client_id)
+);
+"#,
+    r#"
+CREATE TABLE api_records (
+    entity_set TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (entity_set, id)
+);
+"#,
+    super::SHARED_STATE_MIGRATION,
+];
+
+/// Advisory lock keys (`pg_advisory_lock` takes one 64-bit key).
+const LOCK_MIGRATIONS: i64 = 0x6572_7067_6174_0001;
+const LOCK_FEED: i64 = 0x6572_7067_6174_0002;
+const LOCK_KEYS: i64 = 0x6572_7067_6174_0003;
+const LOCK_LICENSE: i64 = 0x6572_7067_6174_0004;
+
+/// Connections per replica.
+const POOL_SIZE: usize = 16;
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// PostgreSQL-backed store.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// The server's own message when there is one (`tokio_postgres` alone says
+/// only "db error"). Neither carries the connection URL.
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Backend(db.to_string()),
+        None => backend(e),
+    }
+}
+
+fn conflict_or_backend(e: tokio_postgres::Error, what: &str) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        StoreError::Conflict(what.to_owned())
+    } else {
+        pg(e)
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+async fn rows<C: GenericClient>(c: &C, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+    let statement = c.prepare_cached(sql).await.map_err(pg)?;
+    c.query(&statement, params).await.map_err(pg)
+}
+
+async fn row<C: GenericClient>(c: &C, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
+    let statement = c.prepare_cached(sql).await.map_err(pg)?;
+    c.query_opt(&statement, params).await.map_err(pg)
+}
+
+async fn exec<C: GenericClient>(c: &C, sql: &str, params: Params<'_>) -> StoreResult<u64> {
+    let statement = c.prepare_cached(sql).await.map_err(pg)?;
+    c.execute(&statement, params).await.map_err(pg)
+}
+
+async fn lock<C: GenericClient>(c: &C, key: i64) -> StoreResult<()> {
+    exec(c, "SELECT pg_advisory_xact_lock($1)", &[&key]).await?;
+    Ok(())
+}
+
+fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> StoreResult<T> {
+    row.try_get(idx).map_err(pg)
+}
+
+fn get_u64(row: &Row, idx: usize) -> StoreResult<u64> {
+    Ok(u64::try_from(get::<i64>(row, idx)?).unwrap_or(0))
+}
+
+fn get_opt_u64(row: &Row, idx: usize) -> StoreResult<Option<u64>> {
+    Ok(get::<Option<i64>>(row, idx)?.map(|v| u64::try_from(v).unwrap_or(0)))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn scopes(text: &str) -> StoreResult<ScopeSet> {
+    ScopeSet::parse(text).map_err(|_| corrupt("scopes"))
+}
+
+const APP_COLUMNS: &str = super::APP_COLUMNS;
+const USER_COLUMNS: &str = super::USER_COLUMNS;
+const TOKEN_COLUMNS: &str = super::TOKEN_COLUMNS;
+const BASIS_COLUMNS: &str = super::BASIS_COLUMNS;
+const CONSENT_COLUMNS: &str = super::CONSENT_COLUMNS;
+const SESSION_COLUMNS: &str = super::API_SESSION_COLUMNS;
+const CODE_SELECT: &str = "SELECT hash, grant_id, client_id, login, sid, scopes, auth_time, redirect_uri, code_challenge, nonce, state, created_at, expires_at FROM auth_codes WHERE hash = $1";
+
+fn app_at(row: &Row, o: usize) -> StoreResult<TrustedApp> {
+    let client_type: String = get(row, o + 2)?;
+    let policy: String = get(row, o + 11)?;
+    Ok(TrustedApp {
+        client_id: get(row, o)?,
+        name: get(row, o + 1)?,
+        client_type: ClientType::from_code(&client_type).ok_or_else(|| corrupt("client_type"))?,
+        secret_hash: get(row, o + 3)?,
+        redirect_uris: super::split_list(get(row, o + 4)?),
+        logout_uris: super::split_list(get(row, o + 5)?),
+        internal_users_allowed: get(row, o + 6)?,
+        community_users_allowed: get(row, o + 7)?,
+        system_user_allowed: get(row, o + 8)?,
+        system_user: get(row, o + 9)?,
+        scope: scopes(get(row, o + 10)?)?,
+        reference_tokens: ReferenceTokenPolicy::from_code(&policy)
+            .ok_or_else(|| corrupt("reference_tokens"))?,
+        basic_auth_allowed: get(row, o + 12)?,
+        enabled: get(row, o + 13)?,
+        created_at: get_u64(row, o + 14)?,
+    })
+}
+
+fn user_at(row: &Row, o: usize) -> StoreResult<User> {
+    Ok(User {
+        login: get(row, o)?,
+        id: get(row, o + 1)?,
+        name: get(row, o + 2)?,
+        email: get(row, o + 3)?,
+        user_type: get(row, o + 4)?,
+        is_admin: get(row, o + 5)?,
+        locale: get(row, o + 6)?,
+        password_hash: get(row, o + 7)?,
+    })
+}
+
+fn token_at(row: &Row) -> StoreResult<ReferenceToken> {
+    let kind: String = get(row, 2)?;
+    Ok(ReferenceToken {
+        hash: get(row, 0)?,
+        id: get(row, 1)?,
+        kind: GrantKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
+        client_id: get(row, 3)?,
+        subject: get(row, 4)?,
+        scopes: scopes(get(row, 5)?)?,
+        description: get(row, 6)?,
+        creator: get(row, 7)?,
+        created_at: get_u64(row, 8)?,
+        expires_at: get_u64(row, 9)?,
+        last_used_at: get_opt_u64(row, 10)?,
+        revoked_at: get_opt_u64(row, 11)?,
+    })
+}
+
+fn basis_at(row: &Row, o: usize) -> StoreResult<GrantBasis> {
+    Ok(GrantBasis {
+        grant_id: get(row, o)?,
+        client_id: get(row, o + 1)?,
+        login: get(row, o + 2)?,
+        sid: get(row, o + 3)?,
+        scopes: scopes(get(row, o + 4)?)?,
+        auth_time: get_u64(row, o + 5)?,
+    })
+}
+
+fn code_at(row: &Row) -> StoreResult<AuthCode> {
+    Ok(AuthCode {
+        hash: get(row, 0)?,
+        basis: basis_at(row, 1)?,
+        redirect_uri: get(row, 7)?,
+        code_challenge: get(row, 8)?,
+        nonce: get(row, 9)?,
+        state: get(row, 10)?,
+        created_at: get_u64(row, 11)?,
+        expires_at: get_u64(row, 12)?,
+    })
+}
+
+fn refresh_at(row: &Row) -> StoreResult<RefreshToken> {
+    Ok(RefreshToken {
+        hash: get(row, 0)?,
+        basis: basis_at(row, 1)?,
+        created_at: get_u64(row, 7)?,
+        expires_at: get_u64(row, 8)?,
+    })
+}
+
+fn consent_at(row: &Row) -> StoreResult<Consent> {
+    Ok(Consent {
+        login: get(row, 0)?,
+        client_id: get(row, 1)?,
+        scopes: scopes(get(row, 2)?)?,
+        granted_at: get_u64(row, 3)?,
+    })
+}
+
+fn session_at(row: &Row) -> StoreResult<ApiSession> {
+    let origin: String = get(row, 4)?;
+    Ok(ApiSession {
+        key: get(row, 0)?,
+        id: get(row, 1)?,
+        login: get(row, 2)?,
+        client_id: get(row, 3)?,
+        origin: Origin::from_code(&origin).ok_or_else(|| corrupt("origin"))?,
+        opened_at: get_u64(row, 5)?,
+        last_seen: get_u64(row, 6)?,
+        closes_at: get_opt_u64(row, 7)?,
+        reserved: get(row, 8)?,
+    })
+}
+
+fn all<T>(rows: &[Row], map: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    rows.iter().map(map).collect()
+}
+
+async fn push_feed<C: GenericClient>(
+    tx: &C,
+    kind: RevocationKind,
+    value: &str,
+    expires_at: u64,
+) -> StoreResult<()> {
+    // Held to the commit: see the module docs.
+    lock(tx, LOCK_FEED).await?;
+    exec(
+        tx,
+        "INSERT INTO revocation_feed (kind, value, expires_at) VALUES ($1, $2, $3)",
+        &[&super::kind_name(kind), &value, &to_i64(expires_at)],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_refresh<C: GenericClient>(c: &C, t: &RefreshToken) -> StoreResult<()> {
+    let b = &t.basis;
+    let statement = c
+        .prepare_cached(&format!(
+            "INSERT INTO refresh_tokens (hash, {BASIS_COLUMNS}, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .await
+        .map_err(pg)?;
+    c.execute(
+        &statement,
+        &[
+            &t.hash,
+            &b.grant_id,
+            &b.client_id,
+            &b.login,
+            &b.sid,
+            &b.scopes.to_string(),
+            &to_i64(b.auth_time),
+            &to_i64(t.created_at),
+            &to_i64(t.expires_at),
+        ],
+    )
+    .await
+    .map_err(|e| conflict_or_backend(e, "refresh token"))?;
+    Ok(())
+}
+
+/// Touches the live session of a key or id: the same SQL at the fast path
+/// and under the license lock.
+const TOUCH: &str = "UPDATE api_sessions SET last_seen = GREATEST(last_seen, $2), \
+     expires_at = LEAST(GREATEST(last_seen, $2) + $3, COALESCE(closes_at, 9223372036854775807)) \
+     WHERE {which} = $1 AND expires_at > $2 RETURNING key, id, login, client_id, origin, opened_at, last_seen, closes_at, reserved";
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`) and
+    /// migrates the database. The URL is never logged.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|_| StoreError::Backend("the PostgreSQL URL does not parse".into()))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(backend)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(backend)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut c = self.client().await?;
+        // A session lock: every replica starting now waits here, and the
+        // first applies what is missing.
+        c.execute("SELECT pg_advisory_lock($1)", &[&LOCK_MIGRATIONS])
+            .await
+            .map_err(pg)?;
+        let outcome = Self::apply_migrations(&mut c).await;
+        let unlocked = c
+            .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_MIGRATIONS])
+            .await
+            .map_err(pg);
+        outcome.and(unlocked.map(|_| ()))
+    }
+
+    async fn apply_migrations(c: &mut deadpool_postgres::Object) -> StoreResult<()> {
+        c.batch_execute(
+            "CREATE TABLE IF NOT EXISTS erpgate_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(pg)?;
+        let done: Option<i32> = c
+            .query_one("SELECT max(version) FROM erpgate_migrations", &[])
+            .await
+            .map_err(pg)?
+            .try_get(0)
+            .map_err(pg)?;
+        let done = usize::try_from(done.unwrap_or(0)).unwrap_or(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+            let version = i32::try_from(i + 1).map_err(backend)?;
+            let tx = c.transaction().await.map_err(pg)?;
+            tx.batch_execute(sql).await.map_err(pg)?;
+            tx.execute(
+                "INSERT INTO erpgate_migrations (version) VALUES ($1)",
+                &[&version],
+            )
+            .await
+            .map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+            tracing::info!(version, "PostgreSQL migration applied");
+        }
+        Ok(())
+    }
+
+    async fn touch<C: GenericClient>(
+        c: &C,
+        which: &str,
+        value: &str,
+        now: u64,
+    ) -> StoreResult<Option<ApiSession>> {
+        row(
+            c,
+            &TOUCH.replace("{which}", which),
+            &[&value, &to_i64(now), &to_i64(IDLE_TIMEOUT_S)],
+        )
+        .await?
+        .map(|r| session_at(&r))
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn app(&self, client_id: &str) -> StoreResult<Option<TrustedApp>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {APP_COLUMNS} FROM trusted_apps WHERE client_id = $1");
+        row(&c, &sql, &[&client_id])
+            .await?
+            .map(|r| app_at(&r, 0))
+            .transpose()
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<TrustedApp>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {APP_COLUMNS} FROM trusted_apps ORDER BY client_id");
+        all(&rows(&c, &sql, &[]).await?, |r| app_at(r, 0))
+    }
+
+    async fn insert_app(&self, a: &TrustedApp) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute(
+            &format!("INSERT INTO trusted_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
+            &[
+                &a.client_id,
+                &a.name,
+                &a.client_type.code(),
+                &a.secret_hash,
+                &a.redirect_uris.join(","),
+                &a.logout_uris.join(","),
+                &a.internal_users_allowed,
+                &a.community_users_allowed,
+                &a.system_user_allowed,
+                &a.system_user,
+                &a.scope.to_string(),
+                &a.reference_tokens.code(),
+                &a.basic_auth_allowed,
+                &a.enabled,
+                &to_i64(a.created_at),
+            ],
+        )
+        .await
+        .map_err(|e| conflict_or_backend(e, &a.client_id))?;
+        Ok(())
+    }
+
+    async fn set_app_enabled(&self, client_id: &str, enabled: bool) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let found = exec(
+            &tx,
+            "UPDATE trusted_apps SET enabled = $2 WHERE client_id = $1",
+            &[&client_id, &enabled],
+        )
+        .await?
+            > 0;
+        if found && !enabled {
+            // Disabling an app ends its refresh tokens for good.
+            exec(
+                &tx,
+                "UPDATE refresh_tokens SET dead_at = extract(epoch from now())::bigint WHERE client_id = $1 AND dead_at IS NULL",
+                &[&client_id],
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(found)
+    }
+
+    async fn set_app_secret_hash(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool> {
+        let c = self.client().await?;
+        Ok(exec(
+            &c,
+            "UPDATE trusted_apps SET secret_hash = $2 WHERE client_id = $1",
+            &[&client_id, &secret_hash],
+        )
+        .await?
+            > 0)
+    }
+
+    async fn user(&self, login: &str) -> StoreResult<Option<User>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE login = $1");
+        row(&c, &sql, &[&login])
+            .await?
+            .map(|r| user_at(&r, 0))
+            .transpose()
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY login");
+        all(&rows(&c, &sql, &[]).await?, |r| user_at(r, 0))
+    }
+
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute(
+            &format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+            &[
+                &u.login,
+                &u.id,
+                &u.name,
+                &u.email,
+                &u.user_type,
+                &u.is_admin,
+                &u.locale,
+                &u.password_hash,
+            ],
+        )
+        .await
+        .map_err(|e| conflict_or_backend(e, &u.login))?;
+        Ok(())
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let c = self.client().await?;
+        let found = rows(
+            &c,
+            "SELECT kid, private_pem, created_at, retire_at FROM signing_keys ORDER BY created_at DESC, ord DESC",
+            &[],
+        )
+        .await?;
+        all(&found, |r| {
+            Ok(SigningKeyRecord {
+                kid: get(r, 0)?,
+                private_pem: get(r, 1)?,
+                created_at: get_u64(r, 2)?,
+                retire_at: get_opt_u64(r, 3)?,
+            })
+        })
+    }
+
+    async fn insert_first_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        lock(&tx, LOCK_KEYS).await?;
+        if row(&tx, "SELECT 1 FROM signing_keys LIMIT 1", &[])
+            .await?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        exec(
+            &tx,
+            "INSERT INTO signing_keys (kid, private_pem, created_at, retire_at) VALUES ($1, $2, $3, NULL)",
+            &[&k.kid, &k.private_pem, &to_i64(k.created_at)],
+        )
+        .await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(true)
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        k: &SigningKeyRecord,
+        retire_old_at: u64,
+    ) -> StoreResult<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        lock(&tx, LOCK_KEYS).await?;
+        exec(
+            &tx,
+            "UPDATE signing_keys SET retire_at = $1 WHERE retire_at IS NULL",
+            &[&to_i64(retire_old_at)],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO signing_keys (kid, private_pem, created_at, retire_at) VALUES ($1, $2, $3, NULL)",
+            &[&k.kid, &k.private_pem, &to_i64(k.created_at)],
+        )
+        .await
+        .map_err(|e| conflict_or_backend(e, &k.kid))?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn insert_reference_token(&self, t: &ReferenceToken) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute(
+            &format!("INSERT INTO reference_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+            &[
+                &t.hash,
+                &t.id,
+                &t.kind.as_str(),
+                &t.client_id,
+                &t.subject,
+                &t.scopes.to_string(),
+                &t.description,
+                &t.creator,
+                &to_i64(t.created_at),
+                &to_i64(t.expires_at),
+                &t.last_used_at.map(to_i64),
+                &t.revoked_at.map(to_i64),
+            ],
+        )
+        .await
+        .map_err(|e| conflict_or_backend(e, &t.id))?;
+        Ok(())
+    }
+
+    async fn reference_token(&self, hash: &str) -> StoreResult<Option<ReferenceToken>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE hash = $1");
+        row(&c, &sql, &[&hash])
+            .await?
+            .map(|r| token_at(&r))
+            .transpose()
+    }
+
+    async fn reference_token_context(&self, hash: &str) -> StoreResult<Option<TokenContext>> {
+        let c = self.client().await?;
+        let sql = super::token_context_sql("$1");
+        let Some(r) = row(&c, &sql, &[&hash]).await? else {
+            return Ok(None);
+        };
+        let token = token_at(&r)?;
+        let app = get::<Option<String>>(&r, super::TOKEN_WIDTH)?
+            .map(|_| app_at(&r, super::TOKEN_WIDTH))
+            .transpose()?;
+        let user = get::<Option<String>>(&r, super::TOKEN_WIDTH + super::APP_WIDTH)?
+            .map(|_| user_at(&r, super::TOKEN_WIDTH + super::APP_WIDTH))
+            .transpose()?;
+        Ok(Some(TokenContext { token, app, user }))
+    }
+
+    async fn reference_tokens(&self) -> StoreResult<Vec<ReferenceToken>> {
+        let c = self.client().await?;
+        let sql =
+            format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens ORDER BY created_at DESC, id");
+        all(&rows(&c, &sql, &[]).await?, token_at)
+    }
+
+    async fn revoke_reference_token(
+        &self,
+        hash_or_id: &str,
+        now: u64,
+    ) -> StoreResult<Option<ReferenceToken>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let sql = format!(
+            "UPDATE reference_tokens SET revoked_at = $2 WHERE (hash = $1 OR id = $1) AND revoked_at IS NULL RETURNING {TOKEN_COLUMNS}"
+        );
+        let Some(r) = row(&tx, &sql, &[&hash_or_id, &to_i64(now)]).await? else {
+            return Ok(None);
+        };
+        let token = token_at(&r)?;
+        push_feed(
+            &tx,
+            RevocationKind::TokenSha256,
+            &token.hash,
+            token.expires_at,
+        )
+        .await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(Some(token))
+    }
+
+    async fn record_token_use(&self, uses: &[(String, u64)]) -> StoreResult<()> {
+        // One statement; rows locked in hash order so two replicas flushing
+        // overlapping batches cannot deadlock.
+        let mut sorted: Vec<&(String, u64)> = uses.iter().collect();
+        sorted.sort();
+        let hashes: Vec<&str> = sorted.iter().map(|(h, _)| h.as_str()).collect();
+        let times: Vec<i64> = sorted.iter().map(|(_, t)| to_i64(*t)).collect();
+        let c = self.client().await?;
+        exec(
+            &c,
+            "UPDATE reference_tokens t SET last_used_at = GREATEST(COALESCE(t.last_used_at, 0), u.at) \
+             FROM (SELECT hash, max(at) AS at FROM unnest($1::text[], $2::bigint[]) AS x(hash, at) GROUP BY hash) u \
+             WHERE t.hash = u.hash",
+            &[&hashes, &times],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_jti(&self, jti: &str, expires_at: u64, _now: u64) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let inserted = exec(
+            &tx,
+            "INSERT INTO revoked_jti (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+            &[&jti, &to_i64(expires_at)],
+        )
+        .await?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        push_feed(&tx, RevocationKind::Jti, jti, expires_at).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(true)
+    }
+
+    async fn jti_revoked(&self, jti: &str) -> StoreResult<bool> {
+        let c = self.client().await?;
+        Ok(row(&c, "SELECT 1 FROM revoked_jti WHERE jti = $1", &[&jti])
+            .await?
+            .is_some())
+    }
+
+    async fn feed(&self, cursor: u64, limit: usize) -> StoreResult<Vec<FeedRow>> {
+        let c = self.client().await?;
+        let found = rows(
+            &c,
+            "SELECT seq, kind, value, expires_at FROM revocation_feed WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[&to_i64(cursor), &to_i64(limit as u64)],
+        )
+        .await?;
+        all(&found, |r| {
+            let kind: String = get(r, 1)?;
+            Ok(FeedRow {
+                seq: get_u64(r, 0)?,
+                event: RevocationEvent {
+                    kind: super::kind_from_name(&kind).ok_or_else(|| corrupt("kind"))?,
+                    value: get(r, 2)?,
+                    expires_at: get_u64(r, 3)?,
+                },
+            })
+        })
+    }
+
+    async fn insert_session(&self, s: &IdentitySession) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO identity_sessions (sid, login, auth_time, created_at, ended_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&s.sid, &s.login, &to_i64(s.auth_time), &to_i64(s.created_at), &s.ended_at.map(to_i64)],
+        )
+        .await
+        .map_err(|e| conflict_or_backend(e, &s.sid))?;
+        Ok(())
+    }
+
+    async fn session(&self, sid: &str) -> StoreResult<Option<IdentitySession>> {
+        let c = self.client().await?;
+        let found = row(
+            &c,
+            "SELECT sid, login, auth_time, created_at, ended_at FROM identity_sessions WHERE sid = $1",
+            &[&sid],
+        )
+        .await?;
+        found
+            .map(|r| {
+                Ok(IdentitySession {
+                    sid: get(&r, 0)?,
+                    login: get(&r, 1)?,
+                    auth_time: get_u64(&r, 2)?,
+                    created_at: get_u64(&r, 3)?,
+                    ended_at: get_opt_u64(&r, 4)?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn end_session(&self, sid: &str, now: u64, event_expires_at: u64) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let ended = exec(
+            &tx,
+            "UPDATE identity_sessions SET ended_at = $2 WHERE sid = $1 AND ended_at IS NULL",
+            &[&sid, &to_i64(now)],
+        )
+        .await?;
+        if ended == 0 {
+            return Ok(false);
+        }
+        exec(
+            &tx,
+            "UPDATE refresh_tokens SET dead_at = $2 WHERE sid = $1 AND dead_at IS NULL",
+            &[&sid, &to_i64(now)],
+        )
+        .await?;
+        push_feed(&tx, RevocationKind::Sid, sid, event_expires_at).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(true)
+    }
+
+    async fn insert_auth_code(&self, code: &AuthCode) -> StoreResult<()> {
+        let b = &code.basis;
+        let c = self.client().await?;
+        c.execute(
+            &format!("INSERT INTO auth_codes (hash, {BASIS_COLUMNS}, redirect_uri, code_challenge, nonce, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+            &[
+                &code.hash,
+                &b.grant_id,
+                &b.client_id,
+                &b.login,
+                &b.sid,
+                &b.scopes.to_string(),
+                &to_i64(b.auth_time),
+                &code.redirect_uri,
+                &code.code_challenge,
+                &code.nonce,
+                &code.state,
+                &to_i64(code.created_at),
+                &to_i64(code.expires_at),
+            ],
+        )
+        .await
+        .map_err(|e| conflict_or_backend(e, "authorization code"))?;
+        Ok(())
+    }
+
+    async fn redeem_auth_code(&self, hash: &str, now: u64) -> StoreResult<Redemption<AuthCode>> {
+        let c = self.client().await?;
+        // Concurrent redeemers queue on the row lock; every one after the
+        // first re-checks `consumed_at IS NULL` and updates nothing.
+        let consumed = exec(
+            &c,
+            "UPDATE auth_codes SET consumed_at = $2 WHERE hash = $1 AND consumed_at IS NULL",
+            &[&hash, &to_i64(now)],
+        )
+        .await?;
+        let code = row(&c, CODE_SELECT, &[&hash])
+            .await?
+            .map(|r| code_at(&r))
+            .transpose()?;
+        Ok(match code {
+            None => Redemption::Unknown,
+            Some(code) if consumed == 1 => Redemption::Fresh(code),
+            Some(code) => Redemption::Replayed(code),
+        })
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
+        let c = self.client().await?;
+        insert_refresh(&c, token).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        hash: &str,
+        next_hash: &str,
+        now: u64,
+    ) -> StoreResult<Redemption<RefreshToken>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let returning = format!(
+            "UPDATE refresh_tokens SET dead_at = $2 WHERE hash = $1 AND dead_at IS NULL RETURNING hash, {BASIS_COLUMNS}, created_at, expires_at"
+        );
+        if let Some(r) = row(&tx, &returning, &[&hash, &to_i64(now)]).await? {
+            let old = refresh_at(&r)?;
+            let next = RefreshToken {
+                hash: next_hash.to_owned(),
+                created_at: now,
+                ..old.clone()
+            };
+            insert_refresh(&tx, &next).await?;
+            tx.commit().await.map_err(pg)?;
+            return Ok(Redemption::Fresh(old));
+        }
+        let select = format!(
+            "SELECT hash, {BASIS_COLUMNS}, created_at, expires_at FROM refresh_tokens WHERE hash = $1"
+        );
+        Ok(match row(&tx, &select, &[&hash]).await? {
+            Some(r) => Redemption::Replayed(refresh_at(&r)?),
+            None => Redemption::Unknown,
+        })
+    }
+
+    async fn record_grant_jti(
+        &self,
+        grant_id: &str,
+        jti: &str,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        let c = self.client().await?;
+        exec(
+            &c,
+            "INSERT INTO grant_jtis (grant_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&grant_id, &jti, &to_i64(expires_at)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: u64) -> StoreResult<usize> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let killed = exec(
+            &tx,
+            "UPDATE refresh_tokens SET dead_at = $2 WHERE grant_id = $1 AND dead_at IS NULL",
+            &[&grant_id, &to_i64(now)],
+        )
+        .await?;
+        let mut count = usize::try_from(killed).unwrap_or(usize::MAX);
+        // Taking the recorded jtis deletes them, so a second revocation of
+        // the same grant on another replica finds none to publish twice.
+        let jtis = rows(
+            &tx,
+            "DELETE FROM grant_jtis WHERE grant_id = $1 RETURNING jti, expires_at",
+            &[&grant_id],
+        )
+        .await?;
+        for r in &jtis {
+            let (jti, expires_at): (String, u64) = (get(r, 0)?, get_u64(r, 1)?);
+            if expires_at <= now {
+                continue;
+            }
+            let added = exec(
+                &tx,
+                "INSERT INTO revoked_jti (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+                &[&jti, &to_i64(expires_at)],
+            )
+            .await?;
+            if added == 1 {
+                push_feed(&tx, RevocationKind::Jti, &jti, expires_at).await?;
+                count += 1;
+            }
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(count)
+    }
+
+    async fn set_password_hash(&self, login: &str, hash: &str, now: u64) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let changed = exec(
+            &tx,
+            "UPDATE users SET password_hash = $2 WHERE login = $1",
+            &[&login, &hash],
+        )
+        .await?;
+        exec(
+            &tx,
+            "UPDATE refresh_tokens SET dead_at = $2 WHERE login = $1 AND dead_at IS NULL",
+            &[&login, &to_i64(now)],
+        )
+        .await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(changed > 0)
+    }
+
+    async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>> {
+        let c = self.client().await?;
+        let sql =
+            format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE login = $1 AND client_id = $2");
+        row(&c, &sql, &[&login, &client_id])
+            .await?
+            .map(|r| consent_at(&r))
+            .transpose()
+    }
+
+    async fn consents_of(&self, login: &str) -> StoreResult<Vec<Consent>> {
+        let c = self.client().await?;
+        let sql =
+            format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE login = $1 ORDER BY client_id");
+        all(&rows(&c, &sql, &[&login]).await?, consent_at)
+    }
+
+    async fn save_consent(&self, consent: &Consent) -> StoreResult<()> {
+        let c = self.client().await?;
+        exec(
+            &c,
+            "INSERT INTO consents (login, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4) ON CONFLICT (login, client_id) DO UPDATE SET scopes = EXCLUDED.scopes, granted_at = EXCLUDED.granted_at",
+            &[&consent.login, &consent.client_id, &consent.scopes.to_string(), &to_i64(consent.granted_at)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_consent(&self, login: &str, client_id: &str, _now: u64) -> StoreResult<bool> {
+        let c = self.client().await?;
+        Ok(exec(
+            &c,
+            "DELETE FROM consents WHERE login = $1 AND client_id = $2",
+            &[&login, &client_id],
+        )
+        .await?
+            > 0)
+    }
+
+    async fn records(&self, entity_set: &str) -> StoreResult<Vec<(String, String)>> {
+        let c = self.client().await?;
+        let found = rows(
+            &c,
+            "SELECT id, body FROM api_records WHERE entity_set = $1 ORDER BY id",
+            &[&entity_set],
+        )
+        .await?;
+        all(&found, |r| Ok((get(r, 0)?, get(r, 1)?)))
+    }
+
+    async fn record(&self, entity_set: &str, id: &str) -> StoreResult<Option<String>> {
+        let c = self.client().await?;
+        row(
+            &c,
+            "SELECT body FROM api_records WHERE entity_set = $1 AND id = $2",
+            &[&entity_set, &id],
+        )
+        .await?
+        .map(|r| get(&r, 0))
+        .transpose()
+    }
+
+    async fn insert_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO api_records (entity_set, id, body) VALUES ($1, $2, $3)",
+            &[&entity_set, &id, &json],
+        )
+        .await
+        .map_err(|e| conflict_or_backend(e, id))?;
+        Ok(())
+    }
+
+    async fn update_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<bool> {
+        let c = self.client().await?;
+        Ok(exec(
+            &c,
+            "UPDATE api_records SET body = $3 WHERE entity_set = $1 AND id = $2",
+            &[&entity_set, &id, &json],
+        )
+        .await?
+            > 0)
+    }
+
+    async fn delete_record(&self, entity_set: &str, id: &str) -> StoreResult<bool> {
+        let c = self.client().await?;
+        Ok(exec(
+            &c,
+            "DELETE FROM api_records WHERE entity_set = $1 AND id = $2",
+            &[&entity_set, &id],
+        )
+        .await?
+            > 0)
+    }
+
+    async fn enter_api_session(
+        &self,
+        candidate: &ApiSession,
+        license: &License,
+        now: u64,
+    ) -> StoreResult<Option<ApiSession>> {
+        let mut c = self.client().await?;
+        // The common case, a call on an open session, takes no lock.
+        if let Some(open) = Self::touch(&c, "key", &candidate.key, now).await? {
+            return Ok(Some(open));
+        }
+        let tx = c.transaction().await.map_err(pg)?;
+        lock(&tx, LOCK_LICENSE).await?;
+        exec(
+            &tx,
+            "DELETE FROM api_sessions WHERE expires_at <= $1",
+            &[&to_i64(now)],
+        )
+        .await?;
+        // Another replica may have opened it while this one waited.
+        if let Some(open) = Self::touch(&tx, "key", &candidate.key, now).await? {
+            tx.commit().await.map_err(pg)?;
+            return Ok(Some(open));
+        }
+        let live = all(
+            &rows(
+                &tx,
+                &format!("SELECT {SESSION_COLUMNS} FROM api_sessions"),
+                &[],
+            )
+            .await?,
+            session_at,
+        )?;
+        let Some(reserved) = license.admit(&live, candidate) else {
+            tx.commit().await.map_err(pg)?;
+            return Ok(None);
+        };
+        let session = ApiSession {
+            reserved,
+            ..candidate.clone()
+        };
+        exec(
+            &tx,
+            &format!("INSERT INTO api_sessions ({SESSION_COLUMNS}, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+            &[
+                &session.key,
+                &session.id,
+                &session.login,
+                &session.client_id,
+                &session.origin.code(),
+                &to_i64(session.opened_at),
+                &to_i64(session.last_seen),
+                &session.closes_at.map(to_i64),
+                &session.reserved,
+                &to_i64(session.expires_at()),
+            ],
+        )
+        .await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(Some(session))
+    }
+
+    async fn resume_api_session(&self, id: &str, now: u64) -> StoreResult<Option<ApiSession>> {
+        let c = self.client().await?;
+        Self::touch(&c, "id", id, now).await
+    }
+
+    async fn close_api_session(&self, key_or_id: &str) -> StoreResult<bool> {
+        let c = self.client().await?;
+        Ok(exec(
+            &c,
+            "DELETE FROM api_sessions WHERE key = $1 OR id = $1",
+            &[&key_or_id],
+        )
+        .await?
+            > 0)
+    }
+
+    async fn api_sessions(&self, now: u64) -> StoreResult<Vec<ApiSession>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM api_sessions WHERE expires_at > $1 ORDER BY opened_at, id"
+        );
+        all(&rows(&c, &sql, &[&to_i64(now)]).await?, session_at)
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        let c = self.client().await?;
+        exec(
+            &c,
+            "INSERT INTO host_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &candidate],
+        )
+        .await?;
+        let found = row(
+            &c,
+            "SELECT value FROM host_secrets WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .ok_or_else(|| corrupt("host_secrets"))?;
+        get(&found, 0)
+    }
+
+    async fn put_signin(&self, id: &str, json: &str, expires_at: u64) -> StoreResult<()> {
+        let c = self.client().await?;
+        exec(
+            &c,
+            "INSERT INTO pending_signins (id, body, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body, expires_at = EXCLUDED.expires_at",
+            &[&id, &json, &to_i64(expires_at)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
+        let c = self.client().await?;
+        row(
+            &c,
+            "SELECT body FROM pending_signins WHERE id = $1 AND expires_at > $2",
+            &[&id, &to_i64(now)],
+        )
+        .await?
+        .map(|r| get(&r, 0))
+        .transpose()
+    }
+
+    async fn drop_signin(&self, id: &str) -> StoreResult<()> {
+        let c = self.client().await?;
+        exec(&c, "DELETE FROM pending_signins WHERE id = $1", &[&id]).await?;
+        Ok(())
+    }
+
+    async fn add_login_failure(&self, key: &str, now: u64, window_s: u64) -> StoreResult<u32> {
+        let c = self.client().await?;
+        let found = row(
+            &c,
+            super::ADD_FAILURE_PG,
+            &[&key, &to_i64(now), &to_i64(window_s)],
+        )
+        .await?
+        .ok_or_else(|| corrupt("login_failures"))?;
+        Ok(u32::try_from(get::<i64>(&found, 0)?).unwrap_or(u32::MAX))
+    }
+
+    async fn login_failures(&self, key: &str, now: u64) -> StoreResult<u32> {
+        let c = self.client().await?;
+        let found = row(
+            &c,
+            "SELECT count FROM login_failures WHERE key = $1 AND expires_at > $2",
+            &[&key, &to_i64(now)],
+        )
+        .await?;
+        Ok(match found {
+            Some(r) => u32::try_from(get::<i64>(&r, 0)?).unwrap_or(u32::MAX),
+            None => 0,
+        })
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        let c = self.client().await?;
+        exec(&c, "DELETE FROM login_failures WHERE key = $1", &[&key]).await?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize> {
+        let c = self.client().await?;
+        let mut total = 0;
+        for table in super::EXPIRING_TABLES {
+            // Rows another replica is deleting right now are skipped, not
+            // waited for.
+            let sql = format!(
+                "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))"
+            );
+            let n = exec(&c, &sql, &[&to_i64(now), &to_i64(batch as u64)]).await?;
+            total += usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use super::PostgresStore;
+
+    /// A fresh database on the test server (`ERPGATE_TEST_POSTGRES`, a URL
+    /// to its `postgres` database; `scripts/postgres start` prints one), or
+    /// `None` when no server is configured. `scripts/test` always starts one
+    /// and sets `ERPGATE_REQUIRE_POSTGRES=1`, so there a missing server fails.
+    pub(crate) async fn fresh_database() -> Option<String> {
+        let Ok(server) = std::env::var("ERPGATE_TEST_POSTGRES") else {
+            assert!(
+                std::env::var_os("ERPGATE_REQUIRE_POSTGRES").is_none(),
+                "ERPGATE_TEST_POSTGRES is not set but ERPGATE_REQUIRE_POSTGRES is"
+            );
+            eprintln!("skipped: set ERPGATE_TEST_POSTGRES to run the PostgreSQL store suite");
+            return None;
+        };
+        let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let name = format!("erpgate_test_{}", crate::keys::random_hex(8).to_lowercase());
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let (base, _) = server.rsplit_once('/').unwrap();
+        Some(format!("{base}/{name}"))
+    }
+
+    #[tokio::test]
+    async fn conformance() {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        let store = PostgresStore::connect(&url).await.unwrap();
+        super::super::conformance::run(&store).await;
+        // Reconnecting runs no migration twice and keeps the data.
+        drop(store);
+        let again = PostgresStore::connect(&url).await.unwrap();
+        use super::Store as _;
+        assert_eq!(again.apps().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_replicas_race() {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        // Two pools racing their migrations, as replicas starting together.
+        let (a, b) = tokio::join!(PostgresStore::connect(&url), PostgresStore::connect(&url));
+        super::super::conformance::race(Arc::new(a.unwrap()), Arc::new(b.unwrap())).await;
+    }
+}
