@@ -44,6 +44,10 @@ pub struct ServerConfig {
     /// Where the SQLite database lives.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// A PostgreSQL URL (`postgres://user:password@host:port/database`)
+    /// shared by several host replicas; without it, SQLite in `data_dir`.
+    #[serde(default)]
+    pub database: Option<String>,
     /// `text` or `json`.
     #[serde(default)]
     pub log_format: LogFormat,
@@ -73,6 +77,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             public_url: None,
             data_dir: default_data_dir(),
+            database: None,
             log_format: LogFormat::Text,
         }
     }
@@ -274,6 +279,19 @@ impl Config {
         Ok(config)
     }
 
+    /// Validates `server.database` alone (after a command-line override).
+    pub fn validate_database(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.server.database
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError {
+                field: "server.database".into(),
+                message: "must be a postgres:// or postgresql:// URL".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Validates `server.public_url` alone (after a command-line override).
     pub fn validate_public(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.server.public_url
@@ -293,6 +311,7 @@ impl Config {
             message: message.to_owned(),
         };
         self.validate_public()?;
+        self.validate_database()?;
         if self.instance.access_token_lifetime_s == 0
             || self.instance.access_token_lifetime_s > 86_400
         {
@@ -490,5 +509,9 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "apps[0].system_user");
+        let e = Config::parse("[server]\ndatabase = \"mysql://x\"\n").unwrap_err();
+        assert_eq!(e.field, "server.database");
+        let ok = Config::parse("[server]\ndatabase = \"postgres://u@127.0.0.1/erp\"\n").unwrap();
+        assert!(ok.server.database.is_some());
     }
 }

@@ -145,6 +145,47 @@ pub fn admin_guard(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Resp
     }
 }
 
+/// `POST /admin/keys/rotate`: a new signing key, published at once by this
+/// host and within one reload interval by every host on the store, signing
+/// once all of them publish it. The keys signing until then stay published
+/// for one access-token lifetime plus the edge's leeway.
+pub async fn admin_rotate_key(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = admin_guard(&state, &headers) {
+        return *r;
+    }
+    let now = state.clock.now();
+    let rotated = crate::keys::rotate(
+        state.store.as_ref(),
+        now,
+        crate::keys::PUBLISH_BEFORE_SIGNING_S,
+        state.config.instance.access_token_lifetime_s + 300,
+    )
+    .await;
+    let kid = match rotated {
+        Ok(kid) => kid,
+        Err(e) => {
+            tracing::error!(error = %e, "key rotation failed");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": "temporarily_unavailable" })),
+            )
+                .into_response();
+        }
+    };
+    if let Err(e) = state.keys.reload(state.store.as_ref(), now).await {
+        tracing::warn!(error = %e, "reloading keys after rotation failed");
+    }
+    tracing::info!(kid = %kid, "signing key rotated");
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "kid": kid,
+            "signs_from": now + crate::keys::PUBLISH_BEFORE_SIGNING_S,
+        })),
+    )
+        .into_response()
+}
+
 /// Body of `POST /admin/reference-tokens`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -47,6 +47,7 @@ pub enum KeyError {
 
 struct Loaded {
     signer: Option<RS256KeyPair>,
+    signer_kid: Option<String>,
     jwks: Value,
     verify: KeySet,
     kids: Vec<String>,
@@ -59,9 +60,12 @@ pub struct KeyRing {
 
 fn build(records: &[SigningKeyRecord], now: u64) -> Result<Loaded, KeyError> {
     let mut signer = None;
+    let mut signer_kid = None;
     let mut jwks = Vec::new();
     let mut kids = Vec::new();
-    // Newest first: the newest unretired key signs.
+    // Newest first. Every key not yet retired is published; the newest one
+    // whose signing time has come signs. A rotated key is published before
+    // it signs (see `rotate`), so every replica verifies its tokens.
     for rec in records {
         if rec.retire_at.is_some_and(|t| t <= now) {
             continue;
@@ -79,8 +83,9 @@ fn build(records: &[SigningKeyRecord], now: u64) -> Result<Loaded, KeyError> {
             "e": erpgate::encode_b64url(&components.e),
         }));
         kids.push(rec.kid.clone());
-        if signer.is_none() && rec.retire_at.is_none() {
+        if signer.is_none() && rec.created_at <= now {
             signer = Some(pair);
+            signer_kid = Some(rec.kid.clone());
         }
     }
     let jwks = json!({ "keys": jwks });
@@ -88,6 +93,7 @@ fn build(records: &[SigningKeyRecord], now: u64) -> Result<Loaded, KeyError> {
         .map_err(|e| KeyError::Crypto(e.to_string()))?;
     Ok(Loaded {
         signer,
+        signer_kid,
         jwks,
         verify,
         kids,
@@ -111,7 +117,7 @@ impl KeyRing {
         let fresh = build(&store.signing_keys().await?, now)?;
         let changed = {
             let current = self.loaded.read().map_err(|_| KeyError::NoActiveKey)?;
-            current.kids != fresh.kids
+            current.kids != fresh.kids || current.signer_kid != fresh.signer_kid
         };
         if changed {
             let mut slot = self.loaded.write().map_err(|_| KeyError::NoActiveKey)?;
@@ -154,13 +160,31 @@ impl KeyRing {
     }
 }
 
-/// Rotates: a new key signs from now on; the old one is published until
-/// `retire_after_s` (the longest token lifetime) has passed.
-pub async fn rotate(store: &dyn Store, now: u64, retire_after_s: u64) -> Result<String, KeyError> {
-    let key = generate(now)?;
+/// How often every host re-reads the signing keys from the store.
+pub const RELOAD_INTERVAL_S: u64 = 5;
+/// How long a rotated key is published before it signs: two reload
+/// intervals, so every replica serves it in its JWKS (and verifies with it)
+/// before any replica issues a token under it.
+pub const PUBLISH_BEFORE_SIGNING_S: u64 = 2 * RELOAD_INTERVAL_S;
+
+/// Rotates: a new key is published at once and signs from
+/// `now + sign_after_s`; the keys signing until then stay published until
+/// `retire_after_s` (the longest token lifetime plus leeway) has passed.
+/// Returns the new `kid`.
+pub async fn rotate(
+    store: &dyn Store,
+    now: u64,
+    sign_after_s: u64,
+    retire_after_s: u64,
+) -> Result<String, KeyError> {
+    let key = generate(now.saturating_add(sign_after_s))?;
     let kid = key.kid.clone();
     store
-        .rotate_signing_key(&key, now.saturating_add(retire_after_s))
+        .rotate_signing_key(
+            &key,
+            now.saturating_add(sign_after_s)
+                .saturating_add(retire_after_s),
+        )
         .await?;
     Ok(kid)
 }

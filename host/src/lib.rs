@@ -85,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .route("/tools/sha256", get(endpoints::sha256_tool))
         .route("/tools/auto-discovery", get(endpoints::auto_discovery))
         .route("/admin/sessions", get(api::admin_sessions))
+        .route("/admin/keys/rotate", post(endpoints::admin_rotate_key))
         .route("/admin/sessions/{id}", delete(api::admin_end_session))
         .route("/sys/tools/sha256", get(endpoints::sha256_tool))
         .route("/sys/auto-discovery", get(endpoints::auto_discovery))
@@ -192,6 +193,29 @@ pub async fn seed(store: &dyn Store, config: &Config, now: u64) -> anyhow::Resul
     Ok(())
 }
 
+/// The store `config` names: PostgreSQL at `server.database`, else SQLite
+/// in `server.data_dir`.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    use anyhow::Context as _;
+    config
+        .validate_database()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(match &config.server.database {
+        Some(url) => Arc::new(
+            store::PostgresStore::connect(url)
+                .await
+                .context("connecting to PostgreSQL (server.database)")?,
+        ),
+        None => {
+            let dir = &config.server.data_dir;
+            Arc::new(
+                store::SqliteStore::open(dir)
+                    .with_context(|| format!("opening the store in {}", dir.display()))?,
+            )
+        }
+    })
+}
+
 /// Periodic work: key reload, last-used flush, expired-grant cleanup in batches.
 pub fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -208,7 +232,7 @@ pub fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
             }
             let seconds = quarters / 4;
             state.flush_usage().await;
-            if seconds.is_multiple_of(5)
+            if seconds.is_multiple_of(crate::keys::RELOAD_INTERVAL_S)
                 && let Err(e) = state
                     .keys
                     .reload(state.store.as_ref(), state.clock.now())
@@ -276,6 +300,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let public_url = config.public_url(addr);
     let state = AppState::new(store, config, public_url, keys, clock, admin_credential);
+    state.signin.share_key().await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let router = app(state.clone());
     let server = tokio::spawn(async move {

@@ -9,7 +9,7 @@ use erpgate_host::config::{Config, LogFormat};
 use erpgate_host::keys::random_hex;
 use erpgate_host::model::{ClientType, GrantKind, ReferenceTokenPolicy, TrustedApp, secret_hash};
 use erpgate_host::state::{Clock, SystemClock};
-use erpgate_host::store::{SqliteStore, Store};
+use erpgate_host::store::Store;
 use erpgate_host::tokens::{IssueRequest, issue};
 
 /// Prints a line to stdout, ignoring errors: a closed stdout (say `erpgate
@@ -34,6 +34,10 @@ struct Cli {
     /// Data directory (overrides `server.data_dir`).
     #[arg(long, global = true, env = "ERPGATE_DATA")]
     data: Option<PathBuf>,
+    /// PostgreSQL URL shared by host replicas (overrides `server.database`);
+    /// without one, SQLite in the data directory.
+    #[arg(long, global = true, env = "ERPGATE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -112,8 +116,8 @@ enum Command {
     /// Users.
     #[command(subcommand)]
     Users(UsersCommand),
-    /// ERP sessions and license slots of a running host (they live in its
-    /// memory, so this asks it over HTTP with the admin credential).
+    /// ERP sessions and license slots of a running host (asked over HTTP
+    /// with the admin credential).
     Sessions {
         /// The running host.
         #[arg(long, default_value = "http://127.0.0.1:8700")]
@@ -354,20 +358,23 @@ fn banner(config: &Config, demo: bool, base: &str, listening: std::net::SocketAd
     }
 }
 
-async fn open_store(config: &Config, data: Option<&PathBuf>) -> anyhow::Result<Arc<dyn Store>> {
-    let dir = data
-        .cloned()
-        .unwrap_or_else(|| config.server.data_dir.clone());
-    let store = SqliteStore::open(&dir)
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
-    erpgate_host::seed(&store, config, SystemClock.now()).await?;
-    Ok(Arc::new(store))
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = erpgate_host::open_store(config).await?;
+    erpgate_host::seed(store.as_ref(), config, SystemClock.now()).await?;
+    Ok(store)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (mut config, demo) = load_config(cli.config.as_ref())?;
+    if let Some(dir) = &cli.data {
+        config.server.data_dir = dir.clone();
+    }
+    if let Some(url) = &cli.database {
+        config.server.database = Some(url.clone());
+        config.validate_database()?;
+    }
     match cli.command {
         Command::Serve {
             listen,
@@ -382,7 +389,7 @@ async fn main() -> anyhow::Result<()> {
                 config.server.public_url = Some(url);
                 config.validate_public()?;
             }
-            let store = open_store(&config, cli.data.as_ref()).await?;
+            let store = open_store(&config).await?;
             let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
             let running =
                 erpgate_host::start(config.clone(), store, Arc::new(SystemClock), &admin, true)
@@ -421,17 +428,14 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
-            let data = cli
-                .data
-                .clone()
-                .unwrap_or_else(|| config.server.data_dir.clone());
             let options = erpgate_host::stack::StackOptions {
                 identity,
                 gateway,
                 upstream,
                 admin: admin_addr,
                 filter,
-                data,
+                data: config.server.data_dir.clone(),
+                database: config.server.database.clone(),
                 jwks_cooldown_s: 30,
             };
             let stack = erpgate_host::stack::up(options, &admin).await?;
@@ -509,7 +513,7 @@ async fn main() -> anyhow::Result<()> {
             gateway.stop().await;
         }
         Command::Token(cmd) => {
-            let store = open_store(&config, cli.data.as_ref()).await?;
+            let store = open_store(&config).await?;
             let now = SystemClock.now();
             match cmd {
                 TokenCommand::Issue {
@@ -596,7 +600,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Apps(cmd) => {
-            let store = open_store(&config, cli.data.as_ref()).await?;
+            let store = open_store(&config).await?;
             match cmd {
                 AppsCommand::List => {
                     for a in store.apps().await? {
@@ -736,7 +740,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let hash = erpgate_host::hash_password(&password)
                 .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
-            let store = open_store(&config, cli.data.as_ref()).await?;
+            let store = open_store(&config).await?;
             if !store
                 .set_password_hash(&login, &hash, SystemClock.now())
                 .await?
@@ -746,17 +750,22 @@ async fn main() -> anyhow::Result<()> {
             say!("password changed for {login}; their refresh tokens no longer work");
         }
         Command::Keys(KeysCommand::Rotate) => {
-            let store = open_store(&config, cli.data.as_ref()).await?;
+            let store = open_store(&config).await?;
             let now = SystemClock.now();
             erpgate_host::keys::KeyRing::load_or_init(store.as_ref(), now).await?;
             // Old keys stay published for one access-token lifetime plus the edge's leeway.
             let kid = erpgate_host::keys::rotate(
                 store.as_ref(),
                 now,
+                erpgate_host::keys::PUBLISH_BEFORE_SIGNING_S,
                 config.instance.access_token_lifetime_s + 300,
             )
             .await?;
-            say!("new signing key {kid}");
+            say!(
+                "new signing key {kid}: published now by every host on this store within {}s, signing from {}s",
+                erpgate_host::keys::RELOAD_INTERVAL_S,
+                erpgate_host::keys::PUBLISH_BEFORE_SIGNING_S
+            );
         }
     }
     Ok(())

@@ -239,9 +239,10 @@ pub struct SigningKeyRecord {
     pub kid: String,
     /// PKCS#8 PEM of the RSA private key.
     pub private_pem: String,
-    /// Unix seconds.
+    /// When it starts signing, Unix seconds. A rotated key is dated ahead:
+    /// published from the moment it is stored, signing from then.
     pub created_at: u64,
-    /// When the key stops being published; `None` while it signs.
+    /// When the key stops being published; `None` while it is the newest.
     pub retire_at: Option<u64>,
 }
 

@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::gateway::server::{self, Gateway, GatewayConfig};
 use crate::state::SystemClock;
-use crate::store::SqliteStore;
 use crate::{Running, start};
 
 /// The introspection client the gateway authenticates as (the demo API resource).
@@ -73,8 +72,10 @@ pub struct StackOptions {
     pub admin: SocketAddr,
     /// The filter `.wasm`.
     pub filter: PathBuf,
-    /// Data directory of the identity host.
+    /// Data directory of the identity host (SQLite).
     pub data: PathBuf,
+    /// PostgreSQL URL instead of SQLite.
+    pub database: Option<String>,
     /// Cooldown between JWKS fetches for unknown `kid`s.
     pub jwks_cooldown_s: u64,
 }
@@ -89,7 +90,9 @@ pub async fn up(options: StackOptions, admin: &str) -> anyhow::Result<Stack> {
     })?;
     let mut config = Config::demo();
     config.server.listen = options.identity;
-    let store = Arc::new(SqliteStore::open(&options.data)?);
+    config.server.data_dir = options.data;
+    config.server.database = options.database;
+    let store = crate::open_store(&config).await?;
     let host = start(config, store, Arc::new(SystemClock), admin, false).await?;
     let identity_url = host.state.public_url.clone();
     let upstream = options

@@ -134,6 +134,7 @@ impl AppState {
             },
             store.clone(),
         );
+        let signin = crate::signin::SigninState::new(store.clone());
         Self(Arc::new(Inner {
             store,
             issuer,
@@ -146,7 +147,7 @@ impl AppState {
             api_resources,
             usage: Mutex::new(HashMap::new()),
             metrics: metrics_handle(),
-            signin: crate::signin::SigninState::default(),
+            signin,
         }))
     }
 

@@ -797,16 +797,31 @@ async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
     let h = host().await;
     let old = h.service_token().await;
     let old_kid = jwt_parts(&old).0["kid"].as_str().unwrap().to_owned();
-    erpgate_host::keys::rotate(h.store.as_ref(), NOW, 3600 + 300)
-        .await
-        .unwrap();
-    h.state.keys.reload(h.store.as_ref(), NOW).await.unwrap();
+    // Through the admin API: published at once, signing only after every
+    // replica has had time to publish it too.
+    let rotated = h.admin("POST", "/admin/keys/rotate", None).await;
+    assert_eq!(rotated.status, StatusCode::CREATED);
+    let rotated_kid = rotated.json()["kid"].as_str().unwrap().to_owned();
     let jwks = h
         .get("/id/.well-known/openid-configuration/jwks")
         .await
         .json();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    let early = h.service_token().await;
+    assert_eq!(
+        jwt_parts(&early).0["kid"],
+        old_kid.as_str(),
+        "not signing before every replica publishes it"
+    );
+    h.clock
+        .advance(erpgate_host::keys::PUBLISH_BEFORE_SIGNING_S);
+    h.state
+        .keys
+        .reload(h.store.as_ref(), h.now())
+        .await
+        .unwrap();
     let new = h.service_token().await;
+    assert_eq!(jwt_parts(&new).0["kid"], rotated_kid.as_str());
     let new_kid = jwt_parts(&new).0["kid"].as_str().unwrap().to_owned();
     assert_ne!(old_kid, new_kid, "the new key signs");
     assert_eq!(

@@ -35,6 +35,7 @@ async fn the_stack_through_the_gateway() {
         admin: any,
         filter: filter_path(),
         data: dir.path().to_owned(),
+        database: None,
         jwks_cooldown_s: 1,
     };
     let stack = up(options, "admin").await.unwrap();
@@ -168,6 +169,7 @@ async fn the_stack_through_the_gateway() {
     erpgate_host::keys::rotate(
         stack.host.state.store.as_ref(),
         stack.host.state.clock.now(),
+        0,
         3900,
     )
     .await
@@ -232,6 +234,7 @@ async fn the_readme_curl_lines_reach_the_emulated_api() {
             admin: any,
             filter: filter_path(),
             data: dir.path().to_owned(),
+            database: None,
             jwks_cooldown_s: 1,
         },
         "admin",

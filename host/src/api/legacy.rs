@@ -53,6 +53,7 @@ async fn check(
     if state
         .signin
         .throttled(&throttle_key, crate::signin::MAX_FAILURES_PER_USER, now)
+        .await
     {
         return Err(Box::new(erp_error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -96,7 +97,7 @@ async fn check(
     });
     let remembered = proof.is_some_and(|p| state.api.verified_passwords.contains(&p));
     if !remembered && !crate::signin::password_ok(hash, password.to_owned()).await {
-        state.signin.fail(&throttle_key, now);
+        state.signin.fail(&throttle_key, now).await;
         return Err(refused("The user name or password is incorrect."));
     }
     if let Some(p) = proof {
@@ -104,7 +105,7 @@ async fn check(
     }
     match user {
         Some(user) => {
-            state.signin.clear(&throttle_key);
+            state.signin.clear(&throttle_key).await;
             Ok((app, user))
         }
         None => Err(refused("The user name or password is incorrect.")),

@@ -11,9 +11,8 @@
 pub mod pages;
 pub mod profile;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -21,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use erpgate::ScopeSet;
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -31,14 +31,13 @@ use crate::oauth::form::Form;
 use crate::oauth::grants::{IdBinding, credential_hash, id_token, scopes_for_user};
 use crate::oauth::token::IDENTITY_SCOPES;
 use crate::state::AppState;
+use crate::store::Store;
 
 /// How long an authorization code is valid (ERP.net: "short-lived"; the
 /// issue asks for 60–300 s).
 pub const CODE_LIFETIME_S: u64 = 120;
 /// How long a started sign-in (login and consent pages) stays usable.
 pub const REQUEST_LIFETIME_S: u64 = 600;
-/// Started sign-ins kept at once; the oldest go first.
-const MAX_PENDING: usize = 10_000;
 /// Failed logins allowed per user name within the window.
 pub const MAX_FAILURES_PER_USER: u32 = 5;
 /// Failed logins allowed per client address within the window.
@@ -51,7 +50,7 @@ pub const SESSION_COOKIE: &str = "erpgate.session";
 pub const CSRF_COOKIE: &str = "erpgate.csrf";
 
 /// How the response reaches the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Mode {
     Query,
     Fragment,
@@ -59,7 +58,7 @@ enum Mode {
 }
 
 /// A validated authorization request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct AuthRequest {
     client_id: String,
     app_name: String,
@@ -75,7 +74,7 @@ struct AuthRequest {
 }
 
 /// A sign-in in progress, between its pages.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
     /// The authorization request; `None` for a sign-in to the user's own
     /// profile pages.
@@ -86,85 +85,118 @@ struct Pending {
     signed_in: Option<(String, String)>,
 }
 
-/// Sign-in state of one process: started sign-ins, failed-login counters and
-/// the key that signs session cookies. A restart signs everyone out of SSO
-/// (their tokens stay valid), as a restarted ERP.net clears its sessions.
+/// Sign-in state, kept in the store so that any replica can serve any page
+/// of a sign-in: started sign-ins, failed-login counters and the key that
+/// signs session cookies (made by the first host to start on the store).
 pub struct SigninState {
-    pending: Mutex<HashMap<String, Pending>>,
-    failures: Mutex<HashMap<String, (u32, u64)>>,
-    cookie_key: [u8; 32],
+    store: Arc<dyn Store>,
+    cookie_key: RwLock<[u8; 32]>,
 }
 
-impl Default for SigninState {
-    fn default() -> Self {
+/// The store's name for the cookie key.
+const COOKIE_KEY_NAME: &str = "sso-cookie-key";
+
+impl SigninState {
+    /// State in `store`, with a key of this process until [`Self::share_key`].
+    pub fn new(store: Arc<dyn Store>) -> Self {
         let mut cookie_key = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut cookie_key);
         Self {
-            pending: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
-            cookie_key,
+            store,
+            cookie_key: RwLock::new(cookie_key),
         }
     }
-}
 
-impl SigninState {
-    fn remember(&self, id: &str, pending: Pending, now: u64) {
-        if let Ok(mut map) = self.pending.lock() {
-            map.retain(|_, p| now < p.created_at.saturating_add(REQUEST_LIFETIME_S));
-            if map.len() >= MAX_PENDING
-                && let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, p)| p.created_at)
-                    .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
+    /// Adopts the cookie key every host on this store uses; the first to
+    /// start stores its own.
+    pub async fn share_key(&self) -> Result<(), crate::store::StoreError> {
+        let mine = self.key().map(hex::encode).unwrap_or_default();
+        let shared = self.store.shared_secret(COOKIE_KEY_NAME, &mine).await?;
+        let key: [u8; 32] = hex::decode(&shared)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| crate::store::StoreError::Corrupt(COOKIE_KEY_NAME.into()))?;
+        if let Ok(mut slot) = self.cookie_key.write() {
+            *slot = key;
+        }
+        Ok(())
+    }
+
+    fn key(&self) -> Option<[u8; 32]> {
+        self.cookie_key.read().ok().map(|k| *k)
+    }
+
+    /// Stores a sign-in between its pages; a page that cannot be stored is
+    /// not shown.
+    async fn remember(&self, id: &str, pending: &Pending) -> Result<(), Box<Response>> {
+        let stored = match serde_json::to_string(pending) {
+            Ok(json) => {
+                let expires_at = pending.created_at.saturating_add(REQUEST_LIFETIME_S);
+                self.store
+                    .put_signin(id, &json, expires_at)
+                    .await
+                    .map_err(|e| e.to_string())
             }
-            map.insert(id.to_owned(), pending);
-        }
-    }
-
-    fn get(&self, id: &str, now: u64) -> Option<Pending> {
-        let map = self.pending.lock().ok()?;
-        map.get(id)
-            .filter(|p| now < p.created_at.saturating_add(REQUEST_LIFETIME_S))
-            .cloned()
-    }
-
-    fn forget(&self, id: &str) {
-        if let Ok(mut map) = self.pending.lock() {
-            map.remove(id);
-        }
-    }
-
-    /// Whether `key` is over `limit` failures in the current window.
-    pub(crate) fn throttled(&self, key: &str, limit: u32, now: u64) -> bool {
-        self.failures.lock().is_ok_and(|map| {
-            map.get(key)
-                .is_some_and(|(n, since)| *n >= limit && now < since + FAILURE_WINDOW_S)
+            Err(e) => Err(e.to_string()),
+        };
+        stored.map_err(|e| {
+            tracing::error!(error = %e, "could not store a sign-in");
+            Box::new(unavailable_page())
         })
     }
 
-    pub(crate) fn fail(&self, key: &str, now: u64) {
-        if let Ok(mut map) = self.failures.lock() {
-            if map.len() > 100_000 {
-                map.retain(|_, (_, since)| now < *since + FAILURE_WINDOW_S);
+    async fn get(&self, id: &str, now: u64) -> Option<Pending> {
+        let json = self
+            .store
+            .signin(id, now)
+            .await
+            .map_err(|e| tracing::error!(error = %e, "could not read a sign-in"))
+            .ok()??;
+        serde_json::from_str(&json).ok()
+    }
+
+    /// Removes a sign-in; true for the one caller that removed it live.
+    async fn take(&self, id: &str, now: u64) -> bool {
+        match self.store.take_signin(id, now).await {
+            Ok(taken) => taken.is_some(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not remove a sign-in");
+                false
             }
-            let entry = map.entry(key.to_owned()).or_insert((0, now));
-            if now >= entry.1 + FAILURE_WINDOW_S {
-                *entry = (0, now);
-            }
-            entry.0 += 1;
         }
     }
 
-    pub(crate) fn clear(&self, key: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(key);
+    async fn forget(&self, id: &str) {
+        self.take(id, 0).await;
+    }
+
+    /// Whether `key` is over `limit` failures in the current window. A
+    /// store that cannot answer counts as over: fail closed.
+    pub(crate) async fn throttled(&self, key: &str, limit: u32, now: u64) -> bool {
+        self.store
+            .login_failures(key, now)
+            .await
+            .map_or(true, |n| n >= limit)
+    }
+
+    pub(crate) async fn fail(&self, key: &str, now: u64) {
+        if let Err(e) = self
+            .store
+            .add_login_failure(key, now, FAILURE_WINDOW_S)
+            .await
+        {
+            tracing::error!(error = %e, "could not count a failed login");
+        }
+    }
+
+    pub(crate) async fn clear(&self, key: &str) {
+        if let Err(e) = self.store.clear_login_failures(key).await {
+            tracing::error!(error = %e, "could not clear failed logins");
         }
     }
 
     fn mac(&self, sid: &str) -> Option<Hmac<Sha256>> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.cookie_key).ok()?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key()?).ok()?;
         mac.update(sid.as_bytes());
         Some(mac)
     }
@@ -191,6 +223,14 @@ impl SigninState {
         self.mac(sid)?.verify_slice(&tag).ok()?;
         Some(sid)
     }
+}
+
+fn unavailable_page() -> Response {
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "Try again in a moment.",
+    )
 }
 
 /// One cookie's value from the `Cookie` headers.
@@ -527,9 +567,11 @@ pub async fn authorize(
             "the user is not signed in",
         );
     }
+    if let Err(r) = state.signin.remember(&id, &pending).await {
+        return *r;
+    }
     let page = pages::login(&request.app_name, &id, &pending.csrf, "", None);
     let csrf_cookie = set_cookie(&state, CSRF_COOKIE, &pending.csrf, "Strict", None);
-    state.signin.remember(&id, pending, now);
     with_cookie(pages::respond(StatusCode::OK, page), csrf_cookie)
 }
 
@@ -547,9 +589,11 @@ pub async fn profile_login(State(state): State<AppState>) -> Response {
         created_at: now,
         signed_in: None,
     };
+    if let Err(r) = state.signin.remember(&id, &pending).await {
+        return *r;
+    }
     let page = pages::login(PROFILE_NAME, &id, &pending.csrf, "", None);
     let csrf_cookie = set_cookie(&state, CSRF_COOKIE, &pending.csrf, "Strict", None);
-    state.signin.remember(&id, pending, now);
     with_cookie(pages::respond(StatusCode::OK, page), csrf_cookie)
 }
 
@@ -565,7 +609,7 @@ async fn after_sign_in(
     let app = match state.store.app(&request.client_id).await {
         Ok(Some(app)) if app.enabled => app,
         _ => {
-            state.signin.forget(id);
+            state.signin.forget(id).await;
             return redirect_error(
                 state,
                 &request,
@@ -575,7 +619,7 @@ async fn after_sign_in(
         }
     };
     if !may_sign_in(&app, user) {
-        state.signin.forget(id);
+        state.signin.forget(id).await;
         return redirect_error(
             state,
             &request,
@@ -592,11 +636,11 @@ async fn after_sign_in(
         }
     };
     if consented {
-        state.signin.forget(id);
+        state.signin.forget(id).await;
         return issue_code(state, &request, user, session).await;
     }
     if request.prompt_none {
-        state.signin.forget(id);
+        state.signin.forget(id).await;
         return redirect_error(
             state,
             &request,
@@ -605,11 +649,12 @@ async fn after_sign_in(
         );
     }
     pending.signed_in = Some((user.login.clone(), session.sid.clone()));
-    let now = state.clock.now();
+    if let Err(r) = state.signin.remember(id, &pending).await {
+        return *r;
+    }
     let listed: Vec<&str> = granted.iter().collect();
     let page = pages::consent(&request.app_name, &user.login, id, &pending.csrf, &listed);
     let csrf_cookie = set_cookie(state, CSRF_COOKIE, &pending.csrf, "Strict", None);
-    state.signin.remember(id, pending, now);
     with_cookie(pages::respond(StatusCode::OK, page), csrf_cookie)
 }
 
@@ -664,14 +709,14 @@ async fn issue_code(
 
 /// The pending sign-in a form belongs to, with its CSRF token checked
 /// against the form field and the cookie.
-fn pending_for(
+async fn pending_for(
     state: &AppState,
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<(String, Pending), Box<Response>> {
     let now = state.clock.now();
     let id = form.get("request").unwrap_or("");
-    let Some(pending) = state.signin.get(id, now) else {
+    let Some(pending) = state.signin.get(id, now).await else {
         return Err(Box::new(error_page(
             StatusCode::BAD_REQUEST,
             "Sign-in expired",
@@ -733,7 +778,7 @@ pub async fn login(
     headers: HeaderMap,
     form: Form,
 ) -> Response {
-    let (id, pending) = match pending_for(&state, &headers, &form) {
+    let (id, pending) = match pending_for(&state, &headers, &form).await {
         Ok(p) => p,
         Err(response) => return *response,
     };
@@ -757,12 +802,20 @@ pub async fn login(
             ),
         )
     };
-    if state
-        .signin
-        .throttled(&user_key, MAX_FAILURES_PER_USER, now)
-        || address_key
-            .as_ref()
-            .is_some_and(|k| state.signin.throttled(k, MAX_FAILURES_PER_ADDRESS, now))
+    let address_throttled = match &address_key {
+        Some(k) => {
+            state
+                .signin
+                .throttled(k, MAX_FAILURES_PER_ADDRESS, now)
+                .await
+        }
+        None => false,
+    };
+    if address_throttled
+        || state
+            .signin
+            .throttled(&user_key, MAX_FAILURES_PER_USER, now)
+            .await
     {
         metrics::counter!("erpgate_logins_total", "outcome" => "throttled").increment(1);
         return again(
@@ -774,9 +827,9 @@ pub async fn login(
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let verified = password_ok(hash, password).await;
     let Some(user) = user.filter(|_| verified) else {
-        state.signin.fail(&user_key, now);
+        state.signin.fail(&user_key, now).await;
         if let Some(k) = &address_key {
-            state.signin.fail(k, now);
+            state.signin.fail(k, now).await;
         }
         metrics::counter!("erpgate_logins_total", "outcome" => "failed").increment(1);
         tracing::info!("failed sign-in");
@@ -785,7 +838,7 @@ pub async fn login(
             "The user name or password is incorrect.",
         );
     };
-    state.signin.clear(&user_key);
+    state.signin.clear(&user_key).await;
     metrics::counter!("erpgate_logins_total", "outcome" => "ok").increment(1);
     // Same credentials again (prompt=login) keep the session; another user
     // gets a new one.
@@ -820,7 +873,7 @@ pub async fn login(
     let response = match pending.request.clone() {
         Some(request) => after_sign_in(&state, &id, pending, request, &session, &user).await,
         None => {
-            state.signin.forget(&id);
+            state.signin.forget(&id).await;
             let mut r = StatusCode::SEE_OTHER.into_response();
             r.headers_mut().insert(
                 header::LOCATION,
@@ -834,7 +887,7 @@ pub async fn login(
 
 /// `POST /id/connect/consent`.
 pub async fn consent(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
-    let (id, pending) = match pending_for(&state, &headers, &form) {
+    let (id, pending) = match pending_for(&state, &headers, &form).await {
         Ok(p) => p,
         Err(response) => return *response,
     };
@@ -845,7 +898,14 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, form: Fo
             "This sign-in request has no signed-in user. Start again from the application.",
         );
     };
-    state.signin.forget(&id);
+    // Single use, also when two replicas get the same form at once.
+    if !state.signin.take(&id, state.clock.now()).await {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in expired",
+            "This sign-in request has already been answered. Start again from the application.",
+        );
+    }
     let Some(request) = pending.request else {
         return error_page(
             StatusCode::BAD_REQUEST,

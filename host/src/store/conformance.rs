@@ -353,8 +353,21 @@ async fn signin_state(store: &dyn Store) {
         "replaced"
     );
     assert!(store.signin("p1", 300).await.unwrap().is_none(), "expired");
-    store.drop_signin("p1").await.unwrap();
+    store.put_signin("p1", "{}", 300).await.unwrap();
+    assert_eq!(
+        store.take_signin("p1", 100).await.unwrap().as_deref(),
+        Some("{}")
+    );
+    assert!(
+        store.take_signin("p1", 100).await.unwrap().is_none(),
+        "taken once"
+    );
     assert!(store.signin("p1", 100).await.unwrap().is_none());
+    store.put_signin("p3", "{}", 300).await.unwrap();
+    assert!(
+        store.take_signin("p3", 300).await.unwrap().is_none(),
+        "expired"
+    );
 
     for n in 1..=3 {
         assert_eq!(

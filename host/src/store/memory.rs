@@ -527,9 +527,13 @@ impl Store for MemoryStore {
             .map(|(json, _)| json.clone()))
     }
 
-    async fn drop_signin(&self, id: &str) -> StoreResult<()> {
-        self.lock()?.signins.remove(id);
-        Ok(())
+    async fn take_signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
+        Ok(self
+            .lock()?
+            .signins
+            .remove(id)
+            .filter(|(_, expires_at)| now < *expires_at)
+            .map(|(json, _)| json))
     }
 
     async fn add_login_failure(&self, key: &str, now: u64, window_s: u64) -> StoreResult<u32> {

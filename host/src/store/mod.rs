@@ -189,8 +189,9 @@ pub trait Store: Send + Sync {
     async fn put_signin(&self, id: &str, json: &str, expires_at: u64) -> StoreResult<()>;
     /// A sign-in in progress that has not expired.
     async fn signin(&self, id: &str, now: u64) -> StoreResult<Option<String>>;
-    /// Forgets a sign-in in progress.
-    async fn drop_signin(&self, id: &str) -> StoreResult<()>;
+    /// Removes a sign-in in progress and returns it if it had not expired:
+    /// of concurrent takers, one gets it.
+    async fn take_signin(&self, id: &str, now: u64) -> StoreResult<Option<String>>;
     /// Counts one failed login under `key` and returns the count in the
     /// current window (a window of `window_s` starts at the first failure).
     async fn add_login_failure(&self, key: &str, now: u64, window_s: u64) -> StoreResult<u32>;

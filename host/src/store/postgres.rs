@@ -1263,10 +1263,18 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn drop_signin(&self, id: &str) -> StoreResult<()> {
+    async fn take_signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
         let c = self.client().await?;
-        exec(&c, "DELETE FROM pending_signins WHERE id = $1", &[&id]).await?;
-        Ok(())
+        let taken = row(
+            &c,
+            "DELETE FROM pending_signins WHERE id = $1 RETURNING body, expires_at",
+            &[&id],
+        )
+        .await?;
+        match taken {
+            Some(r) if get_u64(&r, 1)? > now => Ok(Some(get(&r, 0)?)),
+            _ => Ok(None),
+        }
     }
 
     async fn add_login_failure(&self, key: &str, now: u64, window_s: u64) -> StoreResult<u32> {

@@ -1297,12 +1297,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn drop_signin(&self, id: &str) -> StoreResult<()> {
+    async fn take_signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
         let id = id.to_owned();
         self.write(move |c| {
-            c.execute("DELETE FROM pending_signins WHERE id = ?1", [id])
-                .map_err(backend)?;
-            Ok(())
+            let taken: Option<(String, u64)> = one(
+                c,
+                "DELETE FROM pending_signins WHERE id = ?1 RETURNING body, expires_at",
+                [id],
+                |r| Ok((r.get(0)?, get_u64(r, 1)?)),
+            )?;
+            Ok(taken.filter(|(_, e)| *e > now).map(|(body, _)| body))
         })
         .await
     }
