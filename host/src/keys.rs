@@ -46,8 +46,8 @@ pub enum KeyError {
 }
 
 struct Loaded {
-    signer: Option<RS256KeyPair>,
-    signer_kid: Option<String>,
+    /// Published keys with the time each starts signing, newest first.
+    signers: Vec<(u64, RS256KeyPair)>,
     jwks: Value,
     verify: KeySet,
     kids: Vec<String>,
@@ -59,13 +59,13 @@ pub struct KeyRing {
 }
 
 fn build(records: &[SigningKeyRecord], now: u64) -> Result<Loaded, KeyError> {
-    let mut signer = None;
-    let mut signer_kid = None;
+    let mut signers = Vec::new();
     let mut jwks = Vec::new();
     let mut kids = Vec::new();
-    // Newest first. Every key not yet retired is published; the newest one
-    // whose signing time has come signs. A rotated key is published before
-    // it signs (see `rotate`), so every replica verifies its tokens.
+    // Newest first. Every key not yet retired is published; a token is
+    // signed by the newest one whose signing time has come at its `iat`. A
+    // rotated key is published before it signs (see `rotate`), so every
+    // replica verifies its tokens.
     for rec in records {
         if rec.retire_at.is_some_and(|t| t <= now) {
             continue;
@@ -83,17 +83,13 @@ fn build(records: &[SigningKeyRecord], now: u64) -> Result<Loaded, KeyError> {
             "e": erpgate::encode_b64url(&components.e),
         }));
         kids.push(rec.kid.clone());
-        if signer.is_none() && rec.created_at <= now {
-            signer = Some(pair);
-            signer_kid = Some(rec.kid.clone());
-        }
+        signers.push((rec.created_at, pair));
     }
     let jwks = json!({ "keys": jwks });
     let verify = KeySet::from_jwks(jwks.to_string().as_bytes(), &[Algorithm::RS256])
         .map_err(|e| KeyError::Crypto(e.to_string()))?;
     Ok(Loaded {
-        signer,
-        signer_kid,
+        signers,
         jwks,
         verify,
         kids,
@@ -117,7 +113,7 @@ impl KeyRing {
         let fresh = build(&store.signing_keys().await?, now)?;
         let changed = {
             let current = self.loaded.read().map_err(|_| KeyError::NoActiveKey)?;
-            current.kids != fresh.kids || current.signer_kid != fresh.signer_kid
+            current.kids != fresh.kids
         };
         if changed {
             let mut slot = self.loaded.write().map_err(|_| KeyError::NoActiveKey)?;
@@ -126,14 +122,21 @@ impl KeyRing {
         Ok(())
     }
 
-    /// Signs claims as an `at+jwt` with the current key.
+    /// Signs claims with the key in force at their `iat` (`typ` as given).
     pub fn sign<C: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         claims: jwt_simple::claims::JWTClaims<C>,
         typ: &str,
     ) -> Result<String, KeyError> {
         let loaded = self.loaded.read().map_err(|_| KeyError::NoActiveKey)?;
-        let signer = loaded.signer.as_ref().ok_or(KeyError::NoActiveKey)?;
+        let issued_at = claims.issued_at.map_or(0, |t| t.as_secs());
+        let signer = loaded
+            .signers
+            .iter()
+            .find(|(from, _)| *from <= issued_at)
+            .or_else(|| loaded.signers.last())
+            .map(|(_, pair)| pair)
+            .ok_or(KeyError::NoActiveKey)?;
         let options = jwt_simple::common::HeaderOptions {
             signature_type: Some(typ.to_owned()),
             ..Default::default()

@@ -74,6 +74,9 @@ impl Api {
             .and_then(Value::as_object_mut)
         {
             first.insert("issuer".into(), json!(issuer));
+            // The JWKS is answered in-process, so an unknown kid (a key
+            // another replica rotated in) may refetch at once.
+            first.insert("jwks_cooldown_s".into(), json!(1));
         }
         let engine = Policy::compile(&policy.to_string())
             .map(Engine::new)

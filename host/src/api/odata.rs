@@ -71,9 +71,14 @@ pub async fn seed(state_store: &dyn crate::store::Store) -> crate::store::StoreR
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        state_store
+        // Replicas starting together seed at once: the first insert wins.
+        match state_store
             .insert_record(set, &id, &record.to_string())
-            .await?;
+            .await
+        {
+            Ok(()) | Err(crate::store::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

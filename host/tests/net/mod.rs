@@ -132,6 +132,45 @@ pub async fn start_host(
         .unwrap()
 }
 
+/// A fresh database on the test PostgreSQL server (`ERPGATE_TEST_POSTGRES`,
+/// a URL to its `postgres` database; `scripts/postgres start` prints one),
+/// or `None` when none is configured. `scripts/test` starts a server and sets
+/// `ERPGATE_REQUIRE_POSTGRES=1`, so there a missing server fails the test.
+pub async fn postgres_database() -> Option<String> {
+    let Ok(server) = std::env::var("ERPGATE_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("ERPGATE_REQUIRE_POSTGRES").is_none(),
+            "ERPGATE_TEST_POSTGRES is not set but ERPGATE_REQUIRE_POSTGRES is"
+        );
+        eprintln!("skipped: set ERPGATE_TEST_POSTGRES to run the PostgreSQL tests");
+        return None;
+    };
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let name = format!(
+        "erpgate_test_{}",
+        erpgate_host::keys::random_hex(8).to_lowercase()
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let (base, _) = server.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+/// A host replica on PostgreSQL at `url`, on a free loopback port.
+pub async fn start_replica(url: &str, mut config: Config) -> erpgate_host::Running {
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.database = Some(url.to_owned());
+    let store = erpgate_host::open_store(&config).await.unwrap();
+    erpgate_host::start(config, store, Arc::new(SystemClock), "admin", false)
+        .await
+        .unwrap()
+}
+
 /// An upstream that answers with what reached it (method, path, headers),
 /// so tests can see what the gateway forwards.
 pub async fn echo_upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
