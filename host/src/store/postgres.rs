@@ -1143,7 +1143,17 @@ impl Store for PostgresStore {
         now: u64,
     ) -> StoreResult<Option<ApiSession>> {
         let mut c = self.client().await?;
-        // The common case, a call on an open session, takes no lock.
+        // The common cases take no lock: a session already touched this
+        // second needs no write at all, an open one a single update.
+        let current = row(
+            &c,
+            &format!("SELECT {SESSION_COLUMNS} FROM api_sessions WHERE key = $1 AND expires_at > $2 AND last_seen >= $2"),
+            &[&candidate.key, &to_i64(now)],
+        )
+        .await?;
+        if let Some(r) = current {
+            return Ok(Some(session_at(&r)?));
+        }
         if let Some(open) = Self::touch(&c, "key", &candidate.key, now).await? {
             return Ok(Some(open));
         }

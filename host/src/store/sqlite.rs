@@ -1178,6 +1178,22 @@ impl Store for SqliteStore {
         license: &License,
         now: u64,
     ) -> StoreResult<Option<ApiSession>> {
+        // A session already touched this second needs no write (and no
+        // fsync): the common case under load.
+        let key = candidate.key.clone();
+        let current = self
+            .read(move |c| {
+                one(
+                    c,
+                    &format!("SELECT {API_SESSION_COLUMNS} FROM api_sessions WHERE key = ?1 AND expires_at > ?2 AND last_seen >= ?2"),
+                    params![key, to_i64(now)],
+                    session_from_row,
+                )
+            })
+            .await?;
+        if current.is_some() {
+            return Ok(current);
+        }
         let (candidate, license) = (candidate.clone(), license.clone());
         self.write(move |c| {
             // IMMEDIATE: other processes on the file wait, so counting and
