@@ -127,7 +127,12 @@ async fn a_code_from_one_replica_is_redeemed_once_across_both() {
     }
     assert_eq!(ok.len(), 1, "exactly one of 50 redemptions succeeds");
 
-    // The replay revoked the grant: its refresh token is dead at both.
+    // The replays revoked the grant (RFC 9700 §4.5), also while the winner
+    // was still issuing: its tokens are dead at both replicas.
+    let access = ok[0]["access_token"].as_str().unwrap();
+    for base in [&base_a, &base_b] {
+        assert_eq!(net::introspect(base, access).await["active"], false);
+    }
     let refresh = ok[0]["refresh_token"].as_str().unwrap();
     for base in [&base_a, &base_b] {
         let (status, body) = token_endpoint(

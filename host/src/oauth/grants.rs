@@ -156,10 +156,16 @@ pub async fn access_token(
         .keys
         .sign(claims, "at+jwt")
         .map_err(|e| OAuthError::server_error(&e))?;
-    state
+    // A replay racing this issuance may have revoked the grant meanwhile:
+    // the token is then revoked at once, as if the replay had come a moment
+    // later (RFC 9700 §4.5: revoke what the code issued).
+    if !state
         .store
         .record_grant_jti(&basis.grant_id, &jti, expires_at)
-        .await?;
+        .await?
+    {
+        tracing::warn!(client_id = %basis.client_id, "access token issued under a grant revoked meanwhile; revoked");
+    }
     Ok((token, lifetime))
 }
 
@@ -344,7 +350,10 @@ pub async fn authorization_code(
     let user = grant_subject(state, &stored.basis).await?;
     let refresh = if stored.basis.scopes.contains("offline_access") {
         let (value, record) = new_refresh_token(&app, &stored.basis, now);
-        state.store.insert_refresh_token(&record).await?;
+        if !state.store.insert_refresh_token(&record).await? {
+            // Revoked by a racing replay: never stored, so never usable.
+            tracing::warn!(client_id = %app.client_id, "refresh token issued under a grant revoked meanwhile; not stored");
+        }
         Some(value)
     } else {
         None

@@ -451,6 +451,43 @@ pub(crate) async fn race(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         .count();
     assert_eq!(fresh, 1, "exactly one rotation");
 
+    // A replay revoking a grant while the winning redemption still issues
+    // under it: whatever the order, the refresh token and the access token
+    // end up dead.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (issuer, revoker) = (pick(i), pick(i + 1));
+        tasks.spawn(async move {
+            let grant = format!("g-issue-{i}");
+            let rt = RefreshToken {
+                hash: format!("rt-issue-{i}"),
+                ..refresh("", &grant, "S-race")
+            };
+            let jti = format!("j-issue-{i}");
+            let (stored, recorded, _) = tokio::join!(
+                issuer.insert_refresh_token(&rt),
+                issuer.record_grant_jti(&grant, &jti, 100_000),
+                revoker.revoke_grant(&grant, 350),
+            );
+            let _ = (stored.unwrap(), recorded.unwrap());
+            assert!(
+                !matches!(
+                    issuer
+                        .rotate_refresh_token(&rt.hash, &format!("{}-next", rt.hash), 360)
+                        .await
+                        .unwrap(),
+                    Redemption::Fresh(_)
+                ),
+                "a refresh token outlived its grant's revocation"
+            );
+            assert!(
+                revoker.jti_revoked(&jti).await.unwrap(),
+                "{jti} outlived it"
+            );
+        });
+    }
+    tasks.join_all().await;
+
     // One PAT, 50 revocations: one feed event; the other handle sees it.
     pick(0)
         .insert_reference_token(&token("race-pat", "race-pat-hash", 100_000))
@@ -692,6 +729,31 @@ async fn grants(store: &dyn Store) {
         store.revoke_grant("G1", 132).await.unwrap(),
         0,
         "idempotent"
+    );
+    // What a redemption still issues under the revoked grant dies with it.
+    assert!(
+        !store
+            .insert_refresh_token(&refresh("r7", "G1", "S1"))
+            .await
+            .unwrap(),
+        "no refresh token under a revoked grant"
+    );
+    assert_eq!(
+        store.rotate_refresh_token("r7", "r8", 133).await.unwrap(),
+        Redemption::Unknown
+    );
+    assert!(!store.record_grant_jti("G1", "AJ2", 5000).await.unwrap());
+    assert!(store.jti_revoked("AJ2").await.unwrap(), "revoked at once");
+    assert_eq!(
+        store
+            .feed(0, 100)
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .event
+            .value,
+        "AJ2"
     );
 
     // ending a session kills its refresh tokens and tells the edge by sid

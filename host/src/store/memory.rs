@@ -39,6 +39,8 @@ struct Inner {
     signins: BTreeMap<String, (String, u64)>,
     /// key → (count, window end).
     failures: BTreeMap<String, (u32, u64)>,
+    /// grant id → kept until.
+    revoked_grants: BTreeMap<String, u64>,
 }
 
 impl Inner {
@@ -289,15 +291,18 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<bool> {
         let mut inner = self.lock()?;
         if inner.refresh.contains_key(&token.hash) {
             return Err(StoreError::Conflict("refresh token".into()));
         }
+        if inner.revoked_grants.contains_key(&token.basis.grant_id) {
+            return Ok(false);
+        }
         inner
             .refresh
             .insert(token.hash.clone(), (token.clone(), false));
-        Ok(())
+        Ok(true)
     }
 
     async fn rotate_refresh_token(
@@ -332,17 +337,29 @@ impl Store for MemoryStore {
         grant_id: &str,
         jti: &str,
         expires_at: u64,
-    ) -> StoreResult<()> {
-        self.lock()?
+    ) -> StoreResult<bool> {
+        let mut inner = self.lock()?;
+        if inner.revoked_grants.contains_key(grant_id) {
+            if !inner.jti.contains_key(jti) {
+                inner.jti.insert(jti.to_owned(), expires_at);
+                inner.push_feed(RevocationKind::Jti, jti, expires_at);
+            }
+            return Ok(false);
+        }
+        inner
             .grant_jtis
             .entry(grant_id.to_owned())
             .or_default()
             .push((jti.to_owned(), expires_at));
-        Ok(())
+        Ok(true)
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: u64) -> StoreResult<usize> {
         let mut inner = self.lock()?;
+        inner.revoked_grants.insert(
+            grant_id.to_owned(),
+            now.saturating_add(super::REVOKED_GRANT_KEPT_S),
+        );
         let mut count = inner.kill_refresh(|t| t.basis.grant_id == grant_id);
         for (jti, expires_at) in inner.grant_jtis.remove(grant_id).unwrap_or_default() {
             if expires_at > now && !inner.jti.contains_key(&jti) {
@@ -573,7 +590,8 @@ impl Store for MemoryStore {
             + purge(&mut inner.feed, batch, |e| e.expires_at < now)
             + purge(&mut inner.api_sessions, batch, |s| s.expires_at() < now)
             + purge(&mut inner.signins, batch, |(_, e)| *e < now)
-            + purge(&mut inner.failures, batch, |(_, e)| *e < now))
+            + purge(&mut inner.failures, batch, |(_, e)| *e < now)
+            + purge(&mut inner.revoked_grants, batch, |e| *e < now))
     }
 }
 

@@ -122,8 +122,9 @@ pub trait Store: Send + Sync {
     /// Consumes a code atomically: exactly one caller gets `Fresh`.
     async fn redeem_auth_code(&self, hash: &str, now: u64) -> StoreResult<Redemption<AuthCode>>;
 
-    /// Stores a new refresh token.
-    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
+    /// Stores a new refresh token; false (and nothing stored) when its
+    /// grant has been revoked, also by a revocation racing this call.
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<bool>;
     /// Rotates a refresh token atomically: the old one is consumed and its
     /// successor (`next_hash`, same grant, same absolute expiry) stored in one
     /// transaction; exactly one caller gets `Fresh` (the old record). A token
@@ -134,12 +135,19 @@ pub trait Store: Send + Sync {
         next_hash: &str,
         now: u64,
     ) -> StoreResult<Redemption<RefreshToken>>;
-    /// Records an access token (`jti`) issued under a grant.
-    async fn record_grant_jti(&self, grant_id: &str, jti: &str, expires_at: u64)
-    -> StoreResult<()>;
+    /// Records an access token (`jti`) issued under a grant. False when the
+    /// grant has been revoked: the `jti` is then revoked at once (with its
+    /// feed event).
+    async fn record_grant_jti(
+        &self,
+        grant_id: &str,
+        jti: &str,
+        expires_at: u64,
+    ) -> StoreResult<bool>;
     /// Revokes a whole grant: its refresh tokens and the access tokens
-    /// recorded under it (as `jti` revocations with feed events). Returns how
-    /// many records it revoked.
+    /// recorded under it (as `jti` revocations with feed events), and marks
+    /// it revoked so that tokens a concurrent redemption is still issuing
+    /// under it die too. Returns how many records it revoked.
     async fn revoke_grant(&self, grant_id: &str, now: u64) -> StoreResult<usize>;
     /// Replaces a user's password hash; every refresh token of the user dies
     /// in the same transaction. False when the user does not exist.
@@ -205,12 +213,141 @@ pub trait Store: Send + Sync {
 }
 
 // SQL shared by the SQLite and PostgreSQL stores. Both speak it; where the
-// dialects differ (types in the first migrations, upserts' parameter
-// casts) each store has its own text.
+// dialects differ, a placeholder or a small substitution says so.
 
-/// The tables of the license table and of sign-in state shared between
-/// replicas, in types both engines accept.
-const SHARED_STATE_MIGRATION: &str = r#"
+/// The schema, one migration an entry, in types both engines accept. The
+/// SQLite store records how many ran in `PRAGMA user_version`, the
+/// PostgreSQL store in `erpgate_migrations`. `{serial}` is the dialect's
+/// auto-numbered primary key; `{key_order}` adds the column PostgreSQL
+/// orders signing keys by (SQLite has its rowid).
+const MIGRATIONS: [&str; 5] = [
+    r#"
+CREATE TABLE trusted_apps (
+    client_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    client_type TEXT NOT NULL,
+    secret_hash TEXT,
+    redirect_uris TEXT NOT NULL,
+    logout_uris TEXT NOT NULL,
+    internal_users BOOLEAN NOT NULL,
+    community_users BOOLEAN NOT NULL,
+    system_user_allowed BOOLEAN NOT NULL,
+    system_user TEXT,
+    scope TEXT NOT NULL,
+    reference_tokens TEXT NOT NULL,
+    basic_auth BOOLEAN NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE users (
+    login TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    user_type TEXT NOT NULL,
+    is_admin BOOLEAN NOT NULL,
+    locale TEXT NOT NULL,
+    password_hash TEXT
+);
+CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    private_pem TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    retire_at BIGINT{key_order}
+);
+CREATE TABLE reference_tokens (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    description TEXT NOT NULL,
+    creator TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    last_used_at BIGINT,
+    revoked_at BIGINT
+);
+CREATE INDEX reference_tokens_expiry ON reference_tokens (expires_at);
+CREATE TABLE revoked_jti (
+    jti TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX revoked_jti_expiry ON revoked_jti (expires_at);
+CREATE TABLE revocation_feed (
+    seq {serial},
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX revocation_feed_expiry ON revocation_feed (expires_at);
+"#,
+    r#"
+CREATE TABLE identity_sessions (
+    sid TEXT PRIMARY KEY,
+    login TEXT NOT NULL,
+    auth_time BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    ended_at BIGINT
+);
+CREATE TABLE auth_codes (
+    hash TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    login TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    auth_time BIGINT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    code_challenge TEXT,
+    nonce TEXT,
+    state TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    consumed_at BIGINT
+);
+CREATE INDEX auth_codes_expiry ON auth_codes (expires_at);
+CREATE TABLE refresh_tokens (
+    hash TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    login TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    auth_time BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    dead_at BIGINT
+);
+CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
+CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);
+CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid);
+CREATE INDEX refresh_tokens_login ON refresh_tokens (login);
+CREATE TABLE grant_jtis (
+    grant_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (grant_id, jti)
+);
+CREATE INDEX grant_jtis_expiry ON grant_jtis (expires_at);
+CREATE TABLE consents (
+    login TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    granted_at BIGINT NOT NULL,
+    PRIMARY KEY (login, client_id)
+);
+"#,
+    r#"
+CREATE TABLE api_records (
+    entity_set TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (entity_set, id)
+);
+"#,
+    r#"
 CREATE TABLE api_sessions (
     key TEXT PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -240,10 +377,33 @@ CREATE TABLE login_failures (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX login_failures_expiry ON login_failures (expires_at);
-"#;
+"#,
+    r#"
+CREATE TABLE revoked_grants (
+    grant_id TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX revoked_grants_expiry ON revoked_grants (expires_at);
+"#,
+];
+
+/// The migrations in one dialect.
+fn migrations(serial: &str, key_order: &str) -> Vec<String> {
+    MIGRATIONS
+        .iter()
+        .map(|m| {
+            m.replace("{serial}", serial)
+                .replace("{key_order}", key_order)
+        })
+        .collect()
+}
+
+/// How long a revoked grant stays marked: longer than any token issued
+/// under it lives (refresh tokens: 30 days at most).
+const REVOKED_GRANT_KEPT_S: u64 = 31 * 24 * 60 * 60;
 
 /// Tables whose rows carry `expires_at` and are purged after it.
-const EXPIRING_TABLES: [&str; 9] = [
+const EXPIRING_TABLES: [&str; 10] = [
     "reference_tokens",
     "revoked_jti",
     "revocation_feed",
@@ -253,6 +413,7 @@ const EXPIRING_TABLES: [&str; 9] = [
     "api_sessions",
     "pending_signins",
     "login_failures",
+    "revoked_grants",
 ];
 
 /// One failed login, counted atomically; a window that has ended restarts.

@@ -37,139 +37,6 @@ use crate::model::{
     RefreshToken, SigningKeyRecord, TrustedApp, User,
 };
 
-/// Ordered schema migrations; `erpgate_migrations` records which ran. The
-/// tables and columns are SQLite's, in PostgreSQL's types.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE trusted_apps (
-    client_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    client_type TEXT NOT NULL,
-    secret_hash TEXT,
-    redirect_uris TEXT NOT NULL,
-    logout_uris TEXT NOT NULL,
-    internal_users BOOLEAN NOT NULL,
-    community_users BOOLEAN NOT NULL,
-    system_user_allowed BOOLEAN NOT NULL,
-    system_user TEXT,
-    scope TEXT NOT NULL,
-    reference_tokens TEXT NOT NULL,
-    basic_auth BOOLEAN NOT NULL,
-    enabled BOOLEAN NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE users (
-    login TEXT PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    email TEXT NOT NULL,
-    user_type TEXT NOT NULL,
-    is_admin BOOLEAN NOT NULL,
-    locale TEXT NOT NULL,
-    password_hash TEXT
-);
-CREATE TABLE signing_keys (
-    kid TEXT PRIMARY KEY,
-    private_pem TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    retire_at BIGINT,
-    ord BIGINT GENERATED ALWAYS AS IDENTITY
-);
-CREATE TABLE reference_tokens (
-    hash TEXT PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    description TEXT NOT NULL,
-    creator TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    last_used_at BIGINT,
-    revoked_at BIGINT
-);
-CREATE INDEX reference_tokens_expiry ON reference_tokens (expires_at);
-CREATE TABLE revoked_jti (
-    jti TEXT PRIMARY KEY,
-    expires_at BIGINT NOT NULL
-);
-CREATE INDEX revoked_jti_expiry ON revoked_jti (expires_at);
-CREATE TABLE revocation_feed (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
-    expires_at BIGINT NOT NULL
-);
-CREATE INDEX revocation_feed_expiry ON revocation_feed (expires_at);
-"#,
-    r#"
-CREATE TABLE identity_sessions (
-    sid TEXT PRIMARY KEY,
-    login TEXT NOT NULL,
-    auth_time BIGINT NOT NULL,
-    created_at BIGINT NOT NULL,
-    ended_at BIGINT
-);
-CREATE TABLE auth_codes (
-    hash TEXT PRIMARY KEY,
-    grant_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    login TEXT NOT NULL,
-    sid TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    auth_time BIGINT NOT NULL,
-    redirect_uri TEXT NOT NULL,
-    code_challenge TEXT,
-    nonce TEXT,
-    state TEXT,
-    created_at BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    consumed_at BIGINT
-);
-CREATE INDEX auth_codes_expiry ON auth_codes (expires_at);
-CREATE TABLE refresh_tokens (
-    hash TEXT PRIMARY KEY,
-    grant_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    login TEXT NOT NULL,
-    sid TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    auth_time BIGINT NOT NULL,
-    created_at BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    dead_at BIGINT
-);
-CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
-CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);
-CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid);
-CREATE INDEX refresh_tokens_login ON refresh_tokens (login);
-CREATE TABLE grant_jtis (
-    grant_id TEXT NOT NULL,
-    jti TEXT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    PRIMARY KEY (grant_id, jti)
-);
-CREATE INDEX grant_jtis_expiry ON grant_jtis (expires_at);
-CREATE TABLE consents (
-    login TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    granted_at BIGINT NOT NULL,
-    PRIMARY KEY (login, client_id)
-);
-"#,
-    r#"
-CREATE TABLE api_records (
-    entity_set TEXT NOT NULL,
-    id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (entity_set, id)
-);
-"#,
-    super::SHARED_STATE_MIGRATION,
-];
-
 /// Advisory lock keys (`pg_advisory_lock` takes one 64-bit key).
 const LOCK_MIGRATIONS: i64 = 0x6572_7067_6174_0001;
 const LOCK_FEED: i64 = 0x6572_7067_6174_0002;
@@ -391,31 +258,60 @@ async fn push_feed<C: GenericClient>(
     Ok(())
 }
 
-async fn insert_refresh<C: GenericClient>(c: &C, t: &RefreshToken) -> StoreResult<()> {
+/// Stores a refresh token unless its grant is revoked; whether it was
+/// stored. The caller holds the grant's lock.
+async fn insert_refresh<C: GenericClient>(c: &C, t: &RefreshToken) -> StoreResult<bool> {
     let b = &t.basis;
     let statement = c
         .prepare_cached(&format!(
-            "INSERT INTO refresh_tokens (hash, {BASIS_COLUMNS}, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO refresh_tokens (hash, {BASIS_COLUMNS}, created_at, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $2)"
         ))
         .await
         .map_err(pg)?;
-    c.execute(
-        &statement,
-        &[
-            &t.hash,
-            &b.grant_id,
-            &b.client_id,
-            &b.login,
-            &b.sid,
-            &b.scopes.to_string(),
-            &to_i64(b.auth_time),
-            &to_i64(t.created_at),
-            &to_i64(t.expires_at),
-        ],
+    let stored = c
+        .execute(
+            &statement,
+            &[
+                &t.hash,
+                &b.grant_id,
+                &b.client_id,
+                &b.login,
+                &b.sid,
+                &b.scopes.to_string(),
+                &to_i64(b.auth_time),
+                &to_i64(t.created_at),
+                &to_i64(t.expires_at),
+            ],
+        )
+        .await
+        .map_err(|e| conflict_or_backend(e, "refresh token"))?;
+    Ok(stored == 1)
+}
+
+/// Serialises everything issued under one grant with its revocation: the
+/// revocation marks the grant, and an insert under the same lock sees it.
+async fn lock_grant<C: GenericClient>(tx: &C, grant_id: &str) -> StoreResult<()> {
+    exec(
+        tx,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&grant_id],
     )
-    .await
-    .map_err(|e| conflict_or_backend(e, "refresh token"))?;
+    .await?;
     Ok(())
+}
+
+/// Revokes a `jti` with its feed event; false when it already was.
+async fn revoke_jti_in<C: GenericClient>(tx: &C, jti: &str, expires_at: u64) -> StoreResult<bool> {
+    let added = exec(
+        tx,
+        "INSERT INTO revoked_jti (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+        &[&jti, &to_i64(expires_at)],
+    )
+    .await?;
+    if added == 1 {
+        push_feed(tx, RevocationKind::Jti, jti, expires_at).await?;
+    }
+    Ok(added == 1)
 }
 
 /// Touches the live session of a key or id: the same SQL at the fast path
@@ -478,7 +374,11 @@ impl PostgresStore {
             .try_get(0)
             .map_err(pg)?;
         let done = usize::try_from(done.unwrap_or(0)).unwrap_or(0);
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let migrations = super::migrations(
+            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            ",\n    ord BIGINT GENERATED ALWAYS AS IDENTITY",
+        );
+        for (i, sql) in migrations.iter().enumerate().skip(done) {
             let version = i32::try_from(i + 1).map_err(backend)?;
             let tx = c.transaction().await.map_err(pg)?;
             tx.batch_execute(sql).await.map_err(pg)?;
@@ -492,6 +392,34 @@ impl PostgresStore {
             tracing::info!(version, "PostgreSQL migration applied");
         }
         Ok(())
+    }
+
+    /// The row of one query, mapped, on a pooled connection.
+    async fn one<T>(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+        map: impl Fn(&Row) -> StoreResult<T> + Send,
+    ) -> StoreResult<Option<T>> {
+        let c = self.client().await?;
+        row(&c, sql, params).await?.map(|r| map(&r)).transpose()
+    }
+
+    /// Every row of one query, mapped, on a pooled connection.
+    async fn list<T>(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+        map: impl Fn(&Row) -> StoreResult<T> + Send,
+    ) -> StoreResult<Vec<T>> {
+        let c = self.client().await?;
+        all(&rows(&c, sql, params).await?, map)
+    }
+
+    /// One statement on a pooled connection; the rows it changed.
+    async fn run(&self, sql: &str, params: Params<'_>) -> StoreResult<u64> {
+        let c = self.client().await?;
+        exec(&c, sql, params).await
     }
 
     async fn touch<C: GenericClient>(
@@ -514,18 +442,13 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn app(&self, client_id: &str) -> StoreResult<Option<TrustedApp>> {
-        let c = self.client().await?;
         let sql = format!("SELECT {APP_COLUMNS} FROM trusted_apps WHERE client_id = $1");
-        row(&c, &sql, &[&client_id])
-            .await?
-            .map(|r| app_at(&r, 0))
-            .transpose()
+        self.one(&sql, &[&client_id], |r| app_at(r, 0)).await
     }
 
     async fn apps(&self) -> StoreResult<Vec<TrustedApp>> {
-        let c = self.client().await?;
         let sql = format!("SELECT {APP_COLUMNS} FROM trusted_apps ORDER BY client_id");
-        all(&rows(&c, &sql, &[]).await?, |r| app_at(r, 0))
+        self.list(&sql, &[], |r| app_at(r, 0)).await
     }
 
     async fn insert_app(&self, a: &TrustedApp) -> StoreResult<()> {
@@ -579,29 +502,18 @@ impl Store for PostgresStore {
     }
 
     async fn set_app_secret_hash(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool> {
-        let c = self.client().await?;
-        Ok(exec(
-            &c,
-            "UPDATE trusted_apps SET secret_hash = $2 WHERE client_id = $1",
-            &[&client_id, &secret_hash],
-        )
-        .await?
-            > 0)
+        let sql = "UPDATE trusted_apps SET secret_hash = $2 WHERE client_id = $1";
+        Ok(self.run(sql, &[&client_id, &secret_hash]).await? > 0)
     }
 
     async fn user(&self, login: &str) -> StoreResult<Option<User>> {
-        let c = self.client().await?;
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE login = $1");
-        row(&c, &sql, &[&login])
-            .await?
-            .map(|r| user_at(&r, 0))
-            .transpose()
+        self.one(&sql, &[&login], |r| user_at(r, 0)).await
     }
 
     async fn users(&self) -> StoreResult<Vec<User>> {
-        let c = self.client().await?;
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY login");
-        all(&rows(&c, &sql, &[]).await?, |r| user_at(r, 0))
+        self.list(&sql, &[], |r| user_at(r, 0)).await
     }
 
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
@@ -625,14 +537,8 @@ impl Store for PostgresStore {
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        let c = self.client().await?;
-        let found = rows(
-            &c,
-            "SELECT kid, private_pem, created_at, retire_at FROM signing_keys ORDER BY created_at DESC, ord DESC",
-            &[],
-        )
-        .await?;
-        all(&found, |r| {
+        let sql = "SELECT kid, private_pem, created_at, retire_at FROM signing_keys ORDER BY created_at DESC, ord DESC";
+        self.list(sql, &[], |r| {
             Ok(SigningKeyRecord {
                 kid: get(r, 0)?,
                 private_pem: get(r, 1)?,
@@ -640,6 +546,7 @@ impl Store for PostgresStore {
                 retire_at: get_opt_u64(r, 3)?,
             })
         })
+        .await
     }
 
     async fn insert_first_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<bool> {
@@ -710,35 +617,29 @@ impl Store for PostgresStore {
     }
 
     async fn reference_token(&self, hash: &str) -> StoreResult<Option<ReferenceToken>> {
-        let c = self.client().await?;
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE hash = $1");
-        row(&c, &sql, &[&hash])
-            .await?
-            .map(|r| token_at(&r))
-            .transpose()
+        self.one(&sql, &[&hash], token_at).await
     }
 
     async fn reference_token_context(&self, hash: &str) -> StoreResult<Option<TokenContext>> {
-        let c = self.client().await?;
         let sql = super::token_context_sql("$1");
-        let Some(r) = row(&c, &sql, &[&hash]).await? else {
-            return Ok(None);
-        };
-        let token = token_at(&r)?;
-        let app = get::<Option<String>>(&r, super::TOKEN_WIDTH)?
-            .map(|_| app_at(&r, super::TOKEN_WIDTH))
-            .transpose()?;
-        let user = get::<Option<String>>(&r, super::TOKEN_WIDTH + super::APP_WIDTH)?
-            .map(|_| user_at(&r, super::TOKEN_WIDTH + super::APP_WIDTH))
-            .transpose()?;
-        Ok(Some(TokenContext { token, app, user }))
+        self.one(&sql, &[&hash], |r| {
+            let token = token_at(r)?;
+            let app = get::<Option<String>>(r, super::TOKEN_WIDTH)?
+                .map(|_| app_at(r, super::TOKEN_WIDTH))
+                .transpose()?;
+            let user = get::<Option<String>>(r, super::TOKEN_WIDTH + super::APP_WIDTH)?
+                .map(|_| user_at(r, super::TOKEN_WIDTH + super::APP_WIDTH))
+                .transpose()?;
+            Ok(TokenContext { token, app, user })
+        })
+        .await
     }
 
     async fn reference_tokens(&self) -> StoreResult<Vec<ReferenceToken>> {
-        let c = self.client().await?;
         let sql =
             format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens ORDER BY created_at DESC, id");
-        all(&rows(&c, &sql, &[]).await?, token_at)
+        self.list(&sql, &[], token_at).await
     }
 
     async fn revoke_reference_token(
@@ -788,36 +689,19 @@ impl Store for PostgresStore {
     async fn revoke_jti(&self, jti: &str, expires_at: u64, _now: u64) -> StoreResult<bool> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        let inserted = exec(
-            &tx,
-            "INSERT INTO revoked_jti (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
-            &[&jti, &to_i64(expires_at)],
-        )
-        .await?;
-        if inserted == 0 {
-            return Ok(false);
-        }
-        push_feed(&tx, RevocationKind::Jti, jti, expires_at).await?;
+        let revoked = revoke_jti_in(&tx, jti, expires_at).await?;
         tx.commit().await.map_err(pg)?;
-        Ok(true)
+        Ok(revoked)
     }
 
     async fn jti_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let c = self.client().await?;
-        Ok(row(&c, "SELECT 1 FROM revoked_jti WHERE jti = $1", &[&jti])
-            .await?
-            .is_some())
+        let sql = "SELECT 1 FROM revoked_jti WHERE jti = $1";
+        Ok(self.one(sql, &[&jti], |_| Ok(())).await?.is_some())
     }
 
     async fn feed(&self, cursor: u64, limit: usize) -> StoreResult<Vec<FeedRow>> {
-        let c = self.client().await?;
-        let found = rows(
-            &c,
-            "SELECT seq, kind, value, expires_at FROM revocation_feed WHERE seq > $1 ORDER BY seq LIMIT $2",
-            &[&to_i64(cursor), &to_i64(limit as u64)],
-        )
-        .await?;
-        all(&found, |r| {
+        let sql = "SELECT seq, kind, value, expires_at FROM revocation_feed WHERE seq > $1 ORDER BY seq LIMIT $2";
+        self.list(sql, &[&to_i64(cursor), &to_i64(limit as u64)], |r| {
             let kind: String = get(r, 1)?;
             Ok(FeedRow {
                 seq: get_u64(r, 0)?,
@@ -828,6 +712,7 @@ impl Store for PostgresStore {
                 },
             })
         })
+        .await
     }
 
     async fn insert_session(&self, s: &IdentitySession) -> StoreResult<()> {
@@ -842,24 +727,17 @@ impl Store for PostgresStore {
     }
 
     async fn session(&self, sid: &str) -> StoreResult<Option<IdentitySession>> {
-        let c = self.client().await?;
-        let found = row(
-            &c,
-            "SELECT sid, login, auth_time, created_at, ended_at FROM identity_sessions WHERE sid = $1",
-            &[&sid],
-        )
-        .await?;
-        found
-            .map(|r| {
-                Ok(IdentitySession {
-                    sid: get(&r, 0)?,
-                    login: get(&r, 1)?,
-                    auth_time: get_u64(&r, 2)?,
-                    created_at: get_u64(&r, 3)?,
-                    ended_at: get_opt_u64(&r, 4)?,
-                })
+        let sql = "SELECT sid, login, auth_time, created_at, ended_at FROM identity_sessions WHERE sid = $1";
+        self.one(sql, &[&sid], |r| {
+            Ok(IdentitySession {
+                sid: get(r, 0)?,
+                login: get(r, 1)?,
+                auth_time: get_u64(r, 2)?,
+                created_at: get_u64(r, 3)?,
+                ended_at: get_opt_u64(r, 4)?,
             })
-            .transpose()
+        })
+        .await
     }
 
     async fn end_session(&self, sid: &str, now: u64, event_expires_at: u64) -> StoreResult<bool> {
@@ -932,9 +810,13 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
-        let c = self.client().await?;
-        insert_refresh(&c, token).await
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        lock_grant(&tx, &token.basis.grant_id).await?;
+        let stored = insert_refresh(&tx, token).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(stored)
     }
 
     async fn rotate_refresh_token(
@@ -944,7 +826,19 @@ impl Store for PostgresStore {
         now: u64,
     ) -> StoreResult<Redemption<RefreshToken>> {
         let mut c = self.client().await?;
+        let grant = row(
+            &c,
+            "SELECT grant_id FROM refresh_tokens WHERE hash = $1",
+            &[&hash],
+        )
+        .await?;
+        let Some(grant) = grant else {
+            return Ok(Redemption::Unknown);
+        };
+        let grant: String = get(&grant, 0)?;
         let tx = c.transaction().await.map_err(pg)?;
+        // The grant's lock before the row's, as a revocation takes them.
+        lock_grant(&tx, &grant).await?;
         let returning = format!(
             "UPDATE refresh_tokens SET dead_at = $2 WHERE hash = $1 AND dead_at IS NULL RETURNING hash, {BASIS_COLUMNS}, created_at, expires_at"
         );
@@ -973,20 +867,41 @@ impl Store for PostgresStore {
         grant_id: &str,
         jti: &str,
         expires_at: u64,
-    ) -> StoreResult<()> {
-        let c = self.client().await?;
-        exec(
-            &c,
-            "INSERT INTO grant_jtis (grant_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&grant_id, &jti, &to_i64(expires_at)],
+    ) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        lock_grant(&tx, grant_id).await?;
+        let revoked = row(
+            &tx,
+            "SELECT 1 FROM revoked_grants WHERE grant_id = $1",
+            &[&grant_id],
         )
-        .await?;
-        Ok(())
+        .await?
+        .is_some();
+        if revoked {
+            revoke_jti_in(&tx, jti, expires_at).await?;
+        } else {
+            exec(
+                &tx,
+                "INSERT INTO grant_jtis (grant_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&grant_id, &jti, &to_i64(expires_at)],
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(!revoked)
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: u64) -> StoreResult<usize> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
+        lock_grant(&tx, grant_id).await?;
+        exec(
+            &tx,
+            "INSERT INTO revoked_grants (grant_id, expires_at) VALUES ($1, $2) ON CONFLICT (grant_id) DO NOTHING",
+            &[&grant_id, &to_i64(now.saturating_add(super::REVOKED_GRANT_KEPT_S))],
+        )
+        .await?;
         let killed = exec(
             &tx,
             "UPDATE refresh_tokens SET dead_at = $2 WHERE grant_id = $1 AND dead_at IS NULL",
@@ -1004,17 +919,7 @@ impl Store for PostgresStore {
         .await?;
         for r in &jtis {
             let (jti, expires_at): (String, u64) = (get(r, 0)?, get_u64(r, 1)?);
-            if expires_at <= now {
-                continue;
-            }
-            let added = exec(
-                &tx,
-                "INSERT INTO revoked_jti (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
-                &[&jti, &to_i64(expires_at)],
-            )
-            .await?;
-            if added == 1 {
-                push_feed(&tx, RevocationKind::Jti, &jti, expires_at).await?;
+            if expires_at > now && revoke_jti_in(&tx, &jti, expires_at).await? {
                 count += 1;
             }
         }
@@ -1042,65 +947,43 @@ impl Store for PostgresStore {
     }
 
     async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>> {
-        let c = self.client().await?;
         let sql =
             format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE login = $1 AND client_id = $2");
-        row(&c, &sql, &[&login, &client_id])
-            .await?
-            .map(|r| consent_at(&r))
-            .transpose()
+        self.one(&sql, &[&login, &client_id], consent_at).await
     }
 
     async fn consents_of(&self, login: &str) -> StoreResult<Vec<Consent>> {
-        let c = self.client().await?;
         let sql =
             format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE login = $1 ORDER BY client_id");
-        all(&rows(&c, &sql, &[&login]).await?, consent_at)
+        self.list(&sql, &[&login], consent_at).await
     }
 
     async fn save_consent(&self, consent: &Consent) -> StoreResult<()> {
-        let c = self.client().await?;
-        exec(
-            &c,
-            "INSERT INTO consents (login, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4) ON CONFLICT (login, client_id) DO UPDATE SET scopes = EXCLUDED.scopes, granted_at = EXCLUDED.granted_at",
-            &[&consent.login, &consent.client_id, &consent.scopes.to_string(), &to_i64(consent.granted_at)],
-        )
-        .await?;
-        Ok(())
+        let sql = "INSERT INTO consents (login, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4) ON CONFLICT (login, client_id) DO UPDATE SET scopes = EXCLUDED.scopes, granted_at = EXCLUDED.granted_at";
+        let scopes = consent.scopes.to_string();
+        let params: Params<'_> = &[
+            &consent.login,
+            &consent.client_id,
+            &scopes,
+            &to_i64(consent.granted_at),
+        ];
+        self.run(sql, params).await.map(drop)
     }
 
     async fn revoke_consent(&self, login: &str, client_id: &str, _now: u64) -> StoreResult<bool> {
-        let c = self.client().await?;
-        Ok(exec(
-            &c,
-            "DELETE FROM consents WHERE login = $1 AND client_id = $2",
-            &[&login, &client_id],
-        )
-        .await?
-            > 0)
+        let sql = "DELETE FROM consents WHERE login = $1 AND client_id = $2";
+        Ok(self.run(sql, &[&login, &client_id]).await? > 0)
     }
 
     async fn records(&self, entity_set: &str) -> StoreResult<Vec<(String, String)>> {
-        let c = self.client().await?;
-        let found = rows(
-            &c,
-            "SELECT id, body FROM api_records WHERE entity_set = $1 ORDER BY id",
-            &[&entity_set],
-        )
-        .await?;
-        all(&found, |r| Ok((get(r, 0)?, get(r, 1)?)))
+        let sql = "SELECT id, body FROM api_records WHERE entity_set = $1 ORDER BY id";
+        self.list(sql, &[&entity_set], |r| Ok((get(r, 0)?, get(r, 1)?)))
+            .await
     }
 
     async fn record(&self, entity_set: &str, id: &str) -> StoreResult<Option<String>> {
-        let c = self.client().await?;
-        row(
-            &c,
-            "SELECT body FROM api_records WHERE entity_set = $1 AND id = $2",
-            &[&entity_set, &id],
-        )
-        .await?
-        .map(|r| get(&r, 0))
-        .transpose()
+        let sql = "SELECT body FROM api_records WHERE entity_set = $1 AND id = $2";
+        self.one(sql, &[&entity_set, &id], |r| get(r, 0)).await
     }
 
     async fn insert_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<()> {
@@ -1115,25 +998,13 @@ impl Store for PostgresStore {
     }
 
     async fn update_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<bool> {
-        let c = self.client().await?;
-        Ok(exec(
-            &c,
-            "UPDATE api_records SET body = $3 WHERE entity_set = $1 AND id = $2",
-            &[&entity_set, &id, &json],
-        )
-        .await?
-            > 0)
+        let sql = "UPDATE api_records SET body = $3 WHERE entity_set = $1 AND id = $2";
+        Ok(self.run(sql, &[&entity_set, &id, &json]).await? > 0)
     }
 
     async fn delete_record(&self, entity_set: &str, id: &str) -> StoreResult<bool> {
-        let c = self.client().await?;
-        Ok(exec(
-            &c,
-            "DELETE FROM api_records WHERE entity_set = $1 AND id = $2",
-            &[&entity_set, &id],
-        )
-        .await?
-            > 0)
+        let sql = "DELETE FROM api_records WHERE entity_set = $1 AND id = $2";
+        Ok(self.run(sql, &[&entity_set, &id]).await? > 0)
     }
 
     async fn enter_api_session(
@@ -1214,109 +1085,67 @@ impl Store for PostgresStore {
     }
 
     async fn close_api_session(&self, key_or_id: &str) -> StoreResult<bool> {
-        let c = self.client().await?;
-        Ok(exec(
-            &c,
-            "DELETE FROM api_sessions WHERE key = $1 OR id = $1",
-            &[&key_or_id],
-        )
-        .await?
-            > 0)
+        let sql = "DELETE FROM api_sessions WHERE key = $1 OR id = $1";
+        Ok(self.run(sql, &[&key_or_id]).await? > 0)
     }
 
     async fn api_sessions(&self, now: u64) -> StoreResult<Vec<ApiSession>> {
-        let c = self.client().await?;
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM api_sessions WHERE expires_at > $1 ORDER BY opened_at, id"
         );
-        all(&rows(&c, &sql, &[&to_i64(now)]).await?, session_at)
+        self.list(&sql, &[&to_i64(now)], session_at).await
     }
 
     async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
-        let c = self.client().await?;
-        exec(
-            &c,
-            "INSERT INTO host_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            &[&name, &candidate],
-        )
-        .await?;
-        let found = row(
-            &c,
-            "SELECT value FROM host_secrets WHERE name = $1",
-            &[&name],
-        )
-        .await?
-        .ok_or_else(|| corrupt("host_secrets"))?;
-        get(&found, 0)
+        let insert =
+            "INSERT INTO host_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+        self.run(insert, &[&name, &candidate]).await?;
+        let select = "SELECT value FROM host_secrets WHERE name = $1";
+        self.one(select, &[&name], |r| get(r, 0))
+            .await?
+            .ok_or_else(|| corrupt("host_secrets"))
     }
 
     async fn put_signin(&self, id: &str, json: &str, expires_at: u64) -> StoreResult<()> {
-        let c = self.client().await?;
-        exec(
-            &c,
-            "INSERT INTO pending_signins (id, body, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body, expires_at = EXCLUDED.expires_at",
-            &[&id, &json, &to_i64(expires_at)],
-        )
-        .await?;
-        Ok(())
+        let sql = "INSERT INTO pending_signins (id, body, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body, expires_at = EXCLUDED.expires_at";
+        self.run(sql, &[&id, &json, &to_i64(expires_at)])
+            .await
+            .map(drop)
     }
 
     async fn signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
-        let c = self.client().await?;
-        row(
-            &c,
-            "SELECT body FROM pending_signins WHERE id = $1 AND expires_at > $2",
-            &[&id, &to_i64(now)],
-        )
-        .await?
-        .map(|r| get(&r, 0))
-        .transpose()
+        let sql = "SELECT body FROM pending_signins WHERE id = $1 AND expires_at > $2";
+        self.one(sql, &[&id, &to_i64(now)], |r| get(r, 0)).await
     }
 
     async fn take_signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
-        let c = self.client().await?;
-        let taken = row(
-            &c,
-            "DELETE FROM pending_signins WHERE id = $1 RETURNING body, expires_at",
-            &[&id],
-        )
-        .await?;
-        match taken {
-            Some(r) if get_u64(&r, 1)? > now => Ok(Some(get(&r, 0)?)),
-            _ => Ok(None),
-        }
+        let sql = "DELETE FROM pending_signins WHERE id = $1 RETURNING body, expires_at";
+        let taken = self
+            .one(sql, &[&id], |r| Ok((get::<String>(r, 0)?, get_u64(r, 1)?)))
+            .await?;
+        Ok(taken.filter(|(_, e)| *e > now).map(|(body, _)| body))
     }
 
     async fn add_login_failure(&self, key: &str, now: u64, window_s: u64) -> StoreResult<u32> {
-        let c = self.client().await?;
-        let found = row(
-            &c,
-            super::ADD_FAILURE_PG,
-            &[&key, &to_i64(now), &to_i64(window_s)],
-        )
-        .await?
-        .ok_or_else(|| corrupt("login_failures"))?;
-        Ok(u32::try_from(get::<i64>(&found, 0)?).unwrap_or(u32::MAX))
+        let params: Params<'_> = &[&key, &to_i64(now), &to_i64(window_s)];
+        let count = self
+            .one(super::ADD_FAILURE_PG, params, |r| get::<i64>(r, 0))
+            .await?
+            .ok_or_else(|| corrupt("login_failures"))?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     async fn login_failures(&self, key: &str, now: u64) -> StoreResult<u32> {
-        let c = self.client().await?;
-        let found = row(
-            &c,
-            "SELECT count FROM login_failures WHERE key = $1 AND expires_at > $2",
-            &[&key, &to_i64(now)],
-        )
-        .await?;
-        Ok(match found {
-            Some(r) => u32::try_from(get::<i64>(&r, 0)?).unwrap_or(u32::MAX),
-            None => 0,
-        })
+        let sql = "SELECT count FROM login_failures WHERE key = $1 AND expires_at > $2";
+        let count = self
+            .one(sql, &[&key, &to_i64(now)], |r| get::<i64>(r, 0))
+            .await?;
+        Ok(count.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
 
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-        let c = self.client().await?;
-        exec(&c, "DELETE FROM login_failures WHERE key = $1", &[&key]).await?;
-        Ok(())
+        let sql = "DELETE FROM login_failures WHERE key = $1";
+        self.run(sql, &[&key]).await.map(drop)
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize> {

@@ -23,137 +23,6 @@ use crate::model::{
     RefreshToken, SigningKeyRecord, TrustedApp, User,
 };
 
-/// Ordered schema migrations; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE trusted_apps (
-    client_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    client_type TEXT NOT NULL,
-    secret_hash TEXT,
-    redirect_uris TEXT NOT NULL,
-    logout_uris TEXT NOT NULL,
-    internal_users INTEGER NOT NULL,
-    community_users INTEGER NOT NULL,
-    system_user_allowed INTEGER NOT NULL,
-    system_user TEXT,
-    scope TEXT NOT NULL,
-    reference_tokens TEXT NOT NULL,
-    basic_auth INTEGER NOT NULL,
-    enabled INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE users (
-    login TEXT PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    email TEXT NOT NULL,
-    user_type TEXT NOT NULL,
-    is_admin INTEGER NOT NULL,
-    locale TEXT NOT NULL,
-    password_hash TEXT
-);
-CREATE TABLE signing_keys (
-    kid TEXT PRIMARY KEY,
-    private_pem TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    retire_at INTEGER
-);
-CREATE TABLE reference_tokens (
-    hash TEXT PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    description TEXT NOT NULL,
-    creator TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    last_used_at INTEGER,
-    revoked_at INTEGER
-);
-CREATE INDEX reference_tokens_expiry ON reference_tokens (expires_at);
-CREATE TABLE revoked_jti (
-    jti TEXT PRIMARY KEY,
-    expires_at INTEGER NOT NULL
-);
-CREATE INDEX revoked_jti_expiry ON revoked_jti (expires_at);
-CREATE TABLE revocation_feed (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE INDEX revocation_feed_expiry ON revocation_feed (expires_at);
-"#,
-    r#"
-CREATE TABLE identity_sessions (
-    sid TEXT PRIMARY KEY,
-    login TEXT NOT NULL,
-    auth_time INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    ended_at INTEGER
-);
-CREATE TABLE auth_codes (
-    hash TEXT PRIMARY KEY,
-    grant_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    login TEXT NOT NULL,
-    sid TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    auth_time INTEGER NOT NULL,
-    redirect_uri TEXT NOT NULL,
-    code_challenge TEXT,
-    nonce TEXT,
-    state TEXT,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    consumed_at INTEGER
-);
-CREATE INDEX auth_codes_expiry ON auth_codes (expires_at);
-CREATE TABLE refresh_tokens (
-    hash TEXT PRIMARY KEY,
-    grant_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    login TEXT NOT NULL,
-    sid TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    auth_time INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    dead_at INTEGER
-);
-CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
-CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);
-CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid);
-CREATE INDEX refresh_tokens_login ON refresh_tokens (login);
-CREATE TABLE grant_jtis (
-    grant_id TEXT NOT NULL,
-    jti TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    PRIMARY KEY (grant_id, jti)
-);
-CREATE INDEX grant_jtis_expiry ON grant_jtis (expires_at);
-CREATE TABLE consents (
-    login TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    granted_at INTEGER NOT NULL,
-    PRIMARY KEY (login, client_id)
-);
-"#,
-    r#"
-CREATE TABLE api_records (
-    entity_set TEXT NOT NULL,
-    id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (entity_set, id)
-);
-"#,
-    super::SHARED_STATE_MIGRATION,
-];
-
 const READERS: usize = 3;
 
 type Shared = Arc<Mutex<Connection>>;
@@ -196,7 +65,9 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let version: usize = tx
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(backend)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    // Signing keys order by rowid, which SQLite has anyway.
+    let migrations = super::migrations("INTEGER PRIMARY KEY AUTOINCREMENT", "");
+    for (i, sql) in migrations.iter().enumerate().skip(version) {
         tx.execute_batch(sql).map_err(backend)?;
         tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
             .map_err(backend)?;
@@ -345,14 +216,16 @@ fn refresh_from_row(row: &Row<'_>) -> rusqlite::Result<RefreshToken> {
     })
 }
 
-fn insert_refresh(tx: &Connection, t: &RefreshToken) -> StoreResult<()> {
+/// Stores a refresh token unless its grant is revoked (one statement, so
+/// atomic against a revocation); whether it was stored.
+fn insert_refresh(tx: &Connection, t: &RefreshToken) -> StoreResult<bool> {
     let b = &t.basis;
-    tx.execute(
-        &format!("INSERT INTO refresh_tokens (hash, {BASIS_COLUMNS}, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+    let stored = tx.execute(
+        &format!("INSERT INTO refresh_tokens (hash, {BASIS_COLUMNS}, created_at, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = ?2)"),
         params![t.hash, b.grant_id, b.client_id, b.login, b.sid, b.scopes.to_string(), to_i64(b.auth_time), to_i64(t.created_at), to_i64(t.expires_at)],
     )
     .map_err(|e| conflict_or_backend(e, "refresh token"))?;
-    Ok(())
+    Ok(stored == 1)
 }
 
 fn consent_from_row(r: &Row<'_>) -> rusqlite::Result<Consent> {
@@ -936,7 +809,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<bool> {
         let token = token.clone();
         self.write(move |c| insert_refresh(c, &token)).await
     }
@@ -981,15 +854,35 @@ impl Store for SqliteStore {
         grant_id: &str,
         jti: &str,
         expires_at: u64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let (grant, jti) = (grant_id.to_owned(), jti.to_owned());
         self.write(move |c| {
-            c.execute(
-                "INSERT OR IGNORE INTO grant_jtis (grant_id, jti, expires_at) VALUES (?1, ?2, ?3)",
-                params![grant, jti, to_i64(expires_at)],
-            )
-            .map_err(backend)?;
-            Ok(())
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let revoked = tx
+                .prepare_cached("SELECT 1 FROM revoked_grants WHERE grant_id = ?1")
+                .and_then(|mut s| s.exists([&grant]))
+                .map_err(backend)?;
+            if revoked {
+                let added = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO revoked_jti (jti, expires_at) VALUES (?1, ?2)",
+                        params![jti, to_i64(expires_at)],
+                    )
+                    .map_err(backend)?;
+                if added == 1 {
+                    push_feed(&tx, RevocationKind::Jti, &jti, expires_at)?;
+                }
+            } else {
+                tx.execute(
+                    "INSERT OR IGNORE INTO grant_jtis (grant_id, jti, expires_at) VALUES (?1, ?2, ?3)",
+                    params![grant, jti, to_i64(expires_at)],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(!revoked)
         })
         .await
     }
@@ -997,7 +890,14 @@ impl Store for SqliteStore {
     async fn revoke_grant(&self, grant_id: &str, now: u64) -> StoreResult<usize> {
         let grant = grant_id.to_owned();
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO revoked_grants (grant_id, expires_at) VALUES (?1, ?2)",
+                params![grant, to_i64(now.saturating_add(super::REVOKED_GRANT_KEPT_S))],
+            )
+            .map_err(backend)?;
             let mut count = tx
                 .execute(
                     "UPDATE refresh_tokens SET dead_at = ?2 WHERE grant_id = ?1 AND dead_at IS NULL",
