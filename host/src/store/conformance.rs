@@ -575,6 +575,29 @@ pub(crate) async fn race(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     seen.dedup();
     assert_eq!(seen.len(), TRIES, "every event seen once by the follower");
 
+    // Cleanup on both handles at once, in small batches: every expired row
+    // goes exactly once and neither handle fails or waits on the other.
+    for i in 0..150 {
+        assert!(
+            pick(i)
+                .revoke_jti(&format!("old-{i}"), 10, 0)
+                .await
+                .unwrap()
+        );
+    }
+    let purge = |s: Arc<dyn Store>| async move {
+        let mut removed = 0;
+        loop {
+            match s.purge_expired(1000, 7).await.unwrap() {
+                0 => return removed,
+                n => removed += n,
+            }
+        }
+    };
+    let (x, y) = tokio::join!(purge(pick(0)), purge(pick(1)));
+    assert_eq!(x + y, 300, "150 jtis and their 150 feed events, once each");
+    assert!(!pick(1).jti_revoked("old-0").await.unwrap());
+
     // Two handles racing the first signing key of an empty store: one wins.
     let (ka, kb) = (key("RACE-A", 1), key("RACE-B", 1));
     let (sa, sb) = (pick(0), pick(1));
