@@ -6,6 +6,7 @@
 
 mod memory;
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use memory::MemoryStore;
@@ -431,6 +432,12 @@ const USER_COLUMNS: &str = "login, id, name, email, user_type, is_admin, locale,
 const TOKEN_COLUMNS: &str = "hash, id, kind, client_id, subject, scopes, description, creator, created_at, expires_at, last_used_at, revoked_at";
 const BASIS_COLUMNS: &str = "grant_id, client_id, login, sid, scopes, auth_time";
 const CONSENT_COLUMNS: &str = "login, client_id, scopes, granted_at";
+const CODE_COLUMNS: &str = "hash, grant_id, client_id, login, sid, scopes, auth_time, redirect_uri, code_challenge, nonce, state, created_at, expires_at";
+const REFRESH_COLUMNS: &str =
+    "hash, grant_id, client_id, login, sid, scopes, auth_time, created_at, expires_at";
+const KEY_COLUMNS: &str = "kid, private_pem, created_at, retire_at";
+const IDENTITY_SESSION_COLUMNS: &str = "sid, login, auth_time, created_at, ended_at";
+const FEED_COLUMNS: &str = "seq, kind, value, expires_at";
 const API_SESSION_COLUMNS: &str =
     "key, id, login, client_id, origin, opened_at, last_seen, closes_at, reserved";
 const TOKEN_WIDTH: usize = 12;

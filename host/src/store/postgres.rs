@@ -24,17 +24,16 @@ use std::str::FromStr as _;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use erpgate::ScopeSet;
-use erpgate::revocation::{RevocationEvent, RevocationKind};
+use erpgate::revocation::RevocationKind;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use super::rows::{self, Columns};
 use super::{Store, StoreError, StoreResult, TokenContext};
 use crate::model::{
-    ApiSession, AuthCode, ClientType, Consent, FeedRow, GrantBasis, GrantKind, IDLE_TIMEOUT_S,
-    IdentitySession, License, Origin, Redemption, ReferenceToken, ReferenceTokenPolicy,
-    RefreshToken, SigningKeyRecord, TrustedApp, User,
+    ApiSession, AuthCode, Consent, FeedRow, IDLE_TIMEOUT_S, IdentitySession, License, Redemption,
+    ReferenceToken, RefreshToken, SigningKeyRecord, TrustedApp, User,
 };
 
 /// Advisory lock keys (`pg_advisory_lock` takes one 64-bit key).
@@ -98,24 +97,31 @@ async fn lock<C: GenericClient>(c: &C, key: i64) -> StoreResult<()> {
     Ok(())
 }
 
-fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> StoreResult<T> {
-    row.try_get(idx).map_err(pg)
-}
+impl Columns for Row {
+    fn text(&self, i: usize) -> StoreResult<String> {
+        self.try_get(i).map_err(pg)
+    }
 
-fn get_u64(row: &Row, idx: usize) -> StoreResult<u64> {
-    Ok(u64::try_from(get::<i64>(row, idx)?).unwrap_or(0))
-}
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
+        self.try_get(i).map_err(pg)
+    }
 
-fn get_opt_u64(row: &Row, idx: usize) -> StoreResult<Option<u64>> {
-    Ok(get::<Option<i64>>(row, idx)?.map(|v| u64::try_from(v).unwrap_or(0)))
+    fn int(&self, i: usize) -> StoreResult<u64> {
+        Ok(u64::try_from(self.try_get::<_, i64>(i).map_err(pg)?).unwrap_or(0))
+    }
+
+    fn opt_int(&self, i: usize) -> StoreResult<Option<u64>> {
+        let v: Option<i64> = self.try_get(i).map_err(pg)?;
+        Ok(v.map(|v| u64::try_from(v).unwrap_or(0)))
+    }
+
+    fn flag(&self, i: usize) -> StoreResult<bool> {
+        self.try_get(i).map_err(pg)
+    }
 }
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn scopes(text: &str) -> StoreResult<ScopeSet> {
-    ScopeSet::parse(text).map_err(|_| corrupt("scopes"))
 }
 
 const APP_COLUMNS: &str = super::APP_COLUMNS;
@@ -123,119 +129,12 @@ const USER_COLUMNS: &str = super::USER_COLUMNS;
 const TOKEN_COLUMNS: &str = super::TOKEN_COLUMNS;
 const BASIS_COLUMNS: &str = super::BASIS_COLUMNS;
 const CONSENT_COLUMNS: &str = super::CONSENT_COLUMNS;
+const CODE_COLUMNS: &str = super::CODE_COLUMNS;
+const REFRESH_COLUMNS: &str = super::REFRESH_COLUMNS;
+const KEY_COLUMNS: &str = super::KEY_COLUMNS;
+const IDENTITY_SESSION_COLUMNS: &str = super::IDENTITY_SESSION_COLUMNS;
+const FEED_COLUMNS: &str = super::FEED_COLUMNS;
 const SESSION_COLUMNS: &str = super::API_SESSION_COLUMNS;
-const CODE_SELECT: &str = "SELECT hash, grant_id, client_id, login, sid, scopes, auth_time, redirect_uri, code_challenge, nonce, state, created_at, expires_at FROM auth_codes WHERE hash = $1";
-
-fn app_at(row: &Row, o: usize) -> StoreResult<TrustedApp> {
-    let client_type: String = get(row, o + 2)?;
-    let policy: String = get(row, o + 11)?;
-    Ok(TrustedApp {
-        client_id: get(row, o)?,
-        name: get(row, o + 1)?,
-        client_type: ClientType::from_code(&client_type).ok_or_else(|| corrupt("client_type"))?,
-        secret_hash: get(row, o + 3)?,
-        redirect_uris: super::split_list(get(row, o + 4)?),
-        logout_uris: super::split_list(get(row, o + 5)?),
-        internal_users_allowed: get(row, o + 6)?,
-        community_users_allowed: get(row, o + 7)?,
-        system_user_allowed: get(row, o + 8)?,
-        system_user: get(row, o + 9)?,
-        scope: scopes(get(row, o + 10)?)?,
-        reference_tokens: ReferenceTokenPolicy::from_code(&policy)
-            .ok_or_else(|| corrupt("reference_tokens"))?,
-        basic_auth_allowed: get(row, o + 12)?,
-        enabled: get(row, o + 13)?,
-        created_at: get_u64(row, o + 14)?,
-    })
-}
-
-fn user_at(row: &Row, o: usize) -> StoreResult<User> {
-    Ok(User {
-        login: get(row, o)?,
-        id: get(row, o + 1)?,
-        name: get(row, o + 2)?,
-        email: get(row, o + 3)?,
-        user_type: get(row, o + 4)?,
-        is_admin: get(row, o + 5)?,
-        locale: get(row, o + 6)?,
-        password_hash: get(row, o + 7)?,
-    })
-}
-
-fn token_at(row: &Row) -> StoreResult<ReferenceToken> {
-    let kind: String = get(row, 2)?;
-    Ok(ReferenceToken {
-        hash: get(row, 0)?,
-        id: get(row, 1)?,
-        kind: GrantKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
-        client_id: get(row, 3)?,
-        subject: get(row, 4)?,
-        scopes: scopes(get(row, 5)?)?,
-        description: get(row, 6)?,
-        creator: get(row, 7)?,
-        created_at: get_u64(row, 8)?,
-        expires_at: get_u64(row, 9)?,
-        last_used_at: get_opt_u64(row, 10)?,
-        revoked_at: get_opt_u64(row, 11)?,
-    })
-}
-
-fn basis_at(row: &Row, o: usize) -> StoreResult<GrantBasis> {
-    Ok(GrantBasis {
-        grant_id: get(row, o)?,
-        client_id: get(row, o + 1)?,
-        login: get(row, o + 2)?,
-        sid: get(row, o + 3)?,
-        scopes: scopes(get(row, o + 4)?)?,
-        auth_time: get_u64(row, o + 5)?,
-    })
-}
-
-fn code_at(row: &Row) -> StoreResult<AuthCode> {
-    Ok(AuthCode {
-        hash: get(row, 0)?,
-        basis: basis_at(row, 1)?,
-        redirect_uri: get(row, 7)?,
-        code_challenge: get(row, 8)?,
-        nonce: get(row, 9)?,
-        state: get(row, 10)?,
-        created_at: get_u64(row, 11)?,
-        expires_at: get_u64(row, 12)?,
-    })
-}
-
-fn refresh_at(row: &Row) -> StoreResult<RefreshToken> {
-    Ok(RefreshToken {
-        hash: get(row, 0)?,
-        basis: basis_at(row, 1)?,
-        created_at: get_u64(row, 7)?,
-        expires_at: get_u64(row, 8)?,
-    })
-}
-
-fn consent_at(row: &Row) -> StoreResult<Consent> {
-    Ok(Consent {
-        login: get(row, 0)?,
-        client_id: get(row, 1)?,
-        scopes: scopes(get(row, 2)?)?,
-        granted_at: get_u64(row, 3)?,
-    })
-}
-
-fn session_at(row: &Row) -> StoreResult<ApiSession> {
-    let origin: String = get(row, 4)?;
-    Ok(ApiSession {
-        key: get(row, 0)?,
-        id: get(row, 1)?,
-        login: get(row, 2)?,
-        client_id: get(row, 3)?,
-        origin: Origin::from_code(&origin).ok_or_else(|| corrupt("origin"))?,
-        opened_at: get_u64(row, 5)?,
-        last_seen: get_u64(row, 6)?,
-        closes_at: get_opt_u64(row, 7)?,
-        reserved: get(row, 8)?,
-    })
-}
 
 fn all<T>(rows: &[Row], map: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Vec<T>> {
     rows.iter().map(map).collect()
@@ -434,7 +333,7 @@ impl PostgresStore {
             &[&value, &to_i64(now), &to_i64(IDLE_TIMEOUT_S)],
         )
         .await?
-        .map(|r| session_at(&r))
+        .map(|r| rows::api_session(&r))
         .transpose()
     }
 }
@@ -443,12 +342,12 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn app(&self, client_id: &str) -> StoreResult<Option<TrustedApp>> {
         let sql = format!("SELECT {APP_COLUMNS} FROM trusted_apps WHERE client_id = $1");
-        self.one(&sql, &[&client_id], |r| app_at(r, 0)).await
+        self.one(&sql, &[&client_id], |r| rows::app(r, 0)).await
     }
 
     async fn apps(&self) -> StoreResult<Vec<TrustedApp>> {
         let sql = format!("SELECT {APP_COLUMNS} FROM trusted_apps ORDER BY client_id");
-        self.list(&sql, &[], |r| app_at(r, 0)).await
+        self.list(&sql, &[], |r| rows::app(r, 0)).await
     }
 
     async fn insert_app(&self, a: &TrustedApp) -> StoreResult<()> {
@@ -508,12 +407,12 @@ impl Store for PostgresStore {
 
     async fn user(&self, login: &str) -> StoreResult<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE login = $1");
-        self.one(&sql, &[&login], |r| user_at(r, 0)).await
+        self.one(&sql, &[&login], |r| rows::user(r, 0)).await
     }
 
     async fn users(&self) -> StoreResult<Vec<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY login");
-        self.list(&sql, &[], |r| user_at(r, 0)).await
+        self.list(&sql, &[], |r| rows::user(r, 0)).await
     }
 
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
@@ -537,16 +436,9 @@ impl Store for PostgresStore {
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        let sql = "SELECT kid, private_pem, created_at, retire_at FROM signing_keys ORDER BY created_at DESC, ord DESC";
-        self.list(sql, &[], |r| {
-            Ok(SigningKeyRecord {
-                kid: get(r, 0)?,
-                private_pem: get(r, 1)?,
-                created_at: get_u64(r, 2)?,
-                retire_at: get_opt_u64(r, 3)?,
-            })
-        })
-        .await
+        let sql =
+            format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, ord DESC");
+        self.list(&sql, &[], rows::signing_key).await
     }
 
     async fn insert_first_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<bool> {
@@ -618,28 +510,18 @@ impl Store for PostgresStore {
 
     async fn reference_token(&self, hash: &str) -> StoreResult<Option<ReferenceToken>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE hash = $1");
-        self.one(&sql, &[&hash], token_at).await
+        self.one(&sql, &[&hash], rows::token).await
     }
 
     async fn reference_token_context(&self, hash: &str) -> StoreResult<Option<TokenContext>> {
         let sql = super::token_context_sql("$1");
-        self.one(&sql, &[&hash], |r| {
-            let token = token_at(r)?;
-            let app = get::<Option<String>>(r, super::TOKEN_WIDTH)?
-                .map(|_| app_at(r, super::TOKEN_WIDTH))
-                .transpose()?;
-            let user = get::<Option<String>>(r, super::TOKEN_WIDTH + super::APP_WIDTH)?
-                .map(|_| user_at(r, super::TOKEN_WIDTH + super::APP_WIDTH))
-                .transpose()?;
-            Ok(TokenContext { token, app, user })
-        })
-        .await
+        self.one(&sql, &[&hash], rows::token_context).await
     }
 
     async fn reference_tokens(&self) -> StoreResult<Vec<ReferenceToken>> {
         let sql =
             format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens ORDER BY created_at DESC, id");
-        self.list(&sql, &[], token_at).await
+        self.list(&sql, &[], rows::token).await
     }
 
     async fn revoke_reference_token(
@@ -655,7 +537,7 @@ impl Store for PostgresStore {
         let Some(r) = row(&tx, &sql, &[&hash_or_id, &to_i64(now)]).await? else {
             return Ok(None);
         };
-        let token = token_at(&r)?;
+        let token = rows::token(&r)?;
         push_feed(
             &tx,
             RevocationKind::TokenSha256,
@@ -700,18 +582,14 @@ impl Store for PostgresStore {
     }
 
     async fn feed(&self, cursor: u64, limit: usize) -> StoreResult<Vec<FeedRow>> {
-        let sql = "SELECT seq, kind, value, expires_at FROM revocation_feed WHERE seq > $1 ORDER BY seq LIMIT $2";
-        self.list(sql, &[&to_i64(cursor), &to_i64(limit as u64)], |r| {
-            let kind: String = get(r, 1)?;
-            Ok(FeedRow {
-                seq: get_u64(r, 0)?,
-                event: RevocationEvent {
-                    kind: super::kind_from_name(&kind).ok_or_else(|| corrupt("kind"))?,
-                    value: get(r, 2)?,
-                    expires_at: get_u64(r, 3)?,
-                },
-            })
-        })
+        let sql = format!(
+            "SELECT {FEED_COLUMNS} FROM revocation_feed WHERE seq > $1 ORDER BY seq LIMIT $2"
+        );
+        self.list(
+            &sql,
+            &[&to_i64(cursor), &to_i64(limit as u64)],
+            rows::feed_row,
+        )
         .await
     }
 
@@ -727,17 +605,9 @@ impl Store for PostgresStore {
     }
 
     async fn session(&self, sid: &str) -> StoreResult<Option<IdentitySession>> {
-        let sql = "SELECT sid, login, auth_time, created_at, ended_at FROM identity_sessions WHERE sid = $1";
-        self.one(sql, &[&sid], |r| {
-            Ok(IdentitySession {
-                sid: get(r, 0)?,
-                login: get(r, 1)?,
-                auth_time: get_u64(r, 2)?,
-                created_at: get_u64(r, 3)?,
-                ended_at: get_opt_u64(r, 4)?,
-            })
-        })
-        .await
+        let sql =
+            format!("SELECT {IDENTITY_SESSION_COLUMNS} FROM identity_sessions WHERE sid = $1");
+        self.one(&sql, &[&sid], rows::identity_session).await
     }
 
     async fn end_session(&self, sid: &str, now: u64, event_expires_at: u64) -> StoreResult<bool> {
@@ -799,9 +669,10 @@ impl Store for PostgresStore {
             &[&hash, &to_i64(now)],
         )
         .await?;
-        let code = row(&c, CODE_SELECT, &[&hash])
+        let select = format!("SELECT {CODE_COLUMNS} FROM auth_codes WHERE hash = $1");
+        let code = row(&c, &select, &[&hash])
             .await?
-            .map(|r| code_at(&r))
+            .map(|r| rows::code(&r))
             .transpose()?;
         Ok(match code {
             None => Redemption::Unknown,
@@ -835,15 +706,15 @@ impl Store for PostgresStore {
         let Some(grant) = grant else {
             return Ok(Redemption::Unknown);
         };
-        let grant: String = get(&grant, 0)?;
+        let grant = grant.text(0)?;
         let tx = c.transaction().await.map_err(pg)?;
         // The grant's lock before the row's, as a revocation takes them.
         lock_grant(&tx, &grant).await?;
         let returning = format!(
-            "UPDATE refresh_tokens SET dead_at = $2 WHERE hash = $1 AND dead_at IS NULL RETURNING hash, {BASIS_COLUMNS}, created_at, expires_at"
+            "UPDATE refresh_tokens SET dead_at = $2 WHERE hash = $1 AND dead_at IS NULL RETURNING {REFRESH_COLUMNS}"
         );
         if let Some(r) = row(&tx, &returning, &[&hash, &to_i64(now)]).await? {
-            let old = refresh_at(&r)?;
+            let old = rows::refresh(&r)?;
             let next = RefreshToken {
                 hash: next_hash.to_owned(),
                 created_at: now,
@@ -853,11 +724,9 @@ impl Store for PostgresStore {
             tx.commit().await.map_err(pg)?;
             return Ok(Redemption::Fresh(old));
         }
-        let select = format!(
-            "SELECT hash, {BASIS_COLUMNS}, created_at, expires_at FROM refresh_tokens WHERE hash = $1"
-        );
+        let select = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = $1");
         Ok(match row(&tx, &select, &[&hash]).await? {
-            Some(r) => Redemption::Replayed(refresh_at(&r)?),
+            Some(r) => Redemption::Replayed(rows::refresh(&r)?),
             None => Redemption::Unknown,
         })
     }
@@ -918,7 +787,7 @@ impl Store for PostgresStore {
         )
         .await?;
         for r in &jtis {
-            let (jti, expires_at): (String, u64) = (get(r, 0)?, get_u64(r, 1)?);
+            let (jti, expires_at) = (r.text(0)?, r.int(1)?);
             if expires_at > now && revoke_jti_in(&tx, &jti, expires_at).await? {
                 count += 1;
             }
@@ -949,13 +818,13 @@ impl Store for PostgresStore {
     async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>> {
         let sql =
             format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE login = $1 AND client_id = $2");
-        self.one(&sql, &[&login, &client_id], consent_at).await
+        self.one(&sql, &[&login, &client_id], rows::consent).await
     }
 
     async fn consents_of(&self, login: &str) -> StoreResult<Vec<Consent>> {
         let sql =
             format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE login = $1 ORDER BY client_id");
-        self.list(&sql, &[&login], consent_at).await
+        self.list(&sql, &[&login], rows::consent).await
     }
 
     async fn save_consent(&self, consent: &Consent) -> StoreResult<()> {
@@ -977,13 +846,13 @@ impl Store for PostgresStore {
 
     async fn records(&self, entity_set: &str) -> StoreResult<Vec<(String, String)>> {
         let sql = "SELECT id, body FROM api_records WHERE entity_set = $1 ORDER BY id";
-        self.list(sql, &[&entity_set], |r| Ok((get(r, 0)?, get(r, 1)?)))
+        self.list(sql, &[&entity_set], |r| Ok((r.text(0)?, r.text(1)?)))
             .await
     }
 
     async fn record(&self, entity_set: &str, id: &str) -> StoreResult<Option<String>> {
         let sql = "SELECT body FROM api_records WHERE entity_set = $1 AND id = $2";
-        self.one(sql, &[&entity_set, &id], |r| get(r, 0)).await
+        self.one(sql, &[&entity_set, &id], |r| r.text(0)).await
     }
 
     async fn insert_record(&self, entity_set: &str, id: &str, json: &str) -> StoreResult<()> {
@@ -1023,7 +892,7 @@ impl Store for PostgresStore {
         )
         .await?;
         if let Some(r) = current {
-            return Ok(Some(session_at(&r)?));
+            return Ok(Some(rows::api_session(&r)?));
         }
         if let Some(open) = Self::touch(&c, "key", &candidate.key, now).await? {
             return Ok(Some(open));
@@ -1048,7 +917,7 @@ impl Store for PostgresStore {
                 &[],
             )
             .await?,
-            session_at,
+            rows::api_session,
         )?;
         let Some(reserved) = license.admit(&live, candidate) else {
             tx.commit().await.map_err(pg)?;
@@ -1093,7 +962,7 @@ impl Store for PostgresStore {
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM api_sessions WHERE expires_at > $1 ORDER BY opened_at, id"
         );
-        self.list(&sql, &[&to_i64(now)], session_at).await
+        self.list(&sql, &[&to_i64(now)], rows::api_session).await
     }
 
     async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
@@ -1101,7 +970,7 @@ impl Store for PostgresStore {
             "INSERT INTO host_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
         self.run(insert, &[&name, &candidate]).await?;
         let select = "SELECT value FROM host_secrets WHERE name = $1";
-        self.one(select, &[&name], |r| get(r, 0))
+        self.one(select, &[&name], |r| r.text(0))
             .await?
             .ok_or_else(|| corrupt("host_secrets"))
     }
@@ -1115,13 +984,13 @@ impl Store for PostgresStore {
 
     async fn signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
         let sql = "SELECT body FROM pending_signins WHERE id = $1 AND expires_at > $2";
-        self.one(sql, &[&id, &to_i64(now)], |r| get(r, 0)).await
+        self.one(sql, &[&id, &to_i64(now)], |r| r.text(0)).await
     }
 
     async fn take_signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
         let sql = "DELETE FROM pending_signins WHERE id = $1 RETURNING body, expires_at";
         let taken = self
-            .one(sql, &[&id], |r| Ok((get::<String>(r, 0)?, get_u64(r, 1)?)))
+            .one(sql, &[&id], |r| Ok((r.text(0)?, r.int(1)?)))
             .await?;
         Ok(taken.filter(|(_, e)| *e > now).map(|(body, _)| body))
     }
@@ -1129,7 +998,7 @@ impl Store for PostgresStore {
     async fn add_login_failure(&self, key: &str, now: u64, window_s: u64) -> StoreResult<u32> {
         let params: Params<'_> = &[&key, &to_i64(now), &to_i64(window_s)];
         let count = self
-            .one(super::ADD_FAILURE_PG, params, |r| get::<i64>(r, 0))
+            .one(super::ADD_FAILURE_PG, params, |r| r.int(0))
             .await?
             .ok_or_else(|| corrupt("login_failures"))?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
@@ -1137,9 +1006,7 @@ impl Store for PostgresStore {
 
     async fn login_failures(&self, key: &str, now: u64) -> StoreResult<u32> {
         let sql = "SELECT count FROM login_failures WHERE key = $1 AND expires_at > $2";
-        let count = self
-            .one(sql, &[&key, &to_i64(now)], |r| get::<i64>(r, 0))
-            .await?;
+        let count = self.one(sql, &[&key, &to_i64(now)], |r| r.int(0)).await?;
         Ok(count.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
 

@@ -8,19 +8,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use erpgate::ScopeSet;
-use erpgate::revocation::{RevocationEvent, RevocationKind};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use erpgate::revocation::RevocationKind;
+use rusqlite::{Connection, Row, params};
 
+use super::rows::{self, Columns};
 use super::{
-    API_SESSION_COLUMNS, APP_COLUMNS, APP_WIDTH, BASIS_COLUMNS, CONSENT_COLUMNS, Store, StoreError,
-    StoreResult, TOKEN_COLUMNS, TOKEN_WIDTH, TokenContext, USER_COLUMNS, kind_from_name, kind_name,
-    split_list,
+    API_SESSION_COLUMNS, APP_COLUMNS, BASIS_COLUMNS, CODE_COLUMNS, CONSENT_COLUMNS, FEED_COLUMNS,
+    IDENTITY_SESSION_COLUMNS, KEY_COLUMNS, REFRESH_COLUMNS, Store, StoreError, StoreResult,
+    TOKEN_COLUMNS, TokenContext, USER_COLUMNS, kind_name,
 };
 use crate::model::{
-    ApiSession, AuthCode, ClientType, Consent, FeedRow, GrantBasis, GrantKind, IDLE_TIMEOUT_S,
-    IdentitySession, License, Origin, Redemption, ReferenceToken, ReferenceTokenPolicy,
-    RefreshToken, SigningKeyRecord, TrustedApp, User,
+    ApiSession, AuthCode, Consent, FeedRow, IDLE_TIMEOUT_S, IdentitySession, License, Redemption,
+    ReferenceToken, RefreshToken, SigningKeyRecord, TrustedApp, User,
 };
 
 const READERS: usize = 3;
@@ -80,140 +79,54 @@ fn all<T, P: rusqlite::Params>(
     c: &Connection,
     sql: &str,
     params: P,
-    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    map: impl Fn(&Row<'_>) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     let mut s = c.prepare_cached(sql).map_err(backend)?;
-    let rows = s.query_map(params, map).map_err(backend)?;
-    rows.collect::<Result<_, _>>().map_err(backend)
+    let mut rows = s.query(params).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(backend)? {
+        out.push(map(r)?);
+    }
+    Ok(out)
 }
 
-/// The row of a cached query, if there is one.
+/// The first row of a cached query, if there is one, mapped.
 fn one<T, P: rusqlite::Params>(
     c: &Connection,
     sql: &str,
     params: P,
-    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    map: impl FnOnce(&Row<'_>) -> StoreResult<T>,
 ) -> StoreResult<Option<T>> {
-    c.prepare_cached(sql)
-        .and_then(|mut s| s.query_row(params, map).optional())
-        .map_err(backend)
+    let mut s = c.prepare_cached(sql).map_err(backend)?;
+    let mut rows = s.query(params).map_err(backend)?;
+    rows.next().map_err(backend)?.map(map).transpose()
+}
+
+impl Columns for Row<'_> {
+    fn text(&self, i: usize) -> StoreResult<String> {
+        self.get(i).map_err(backend)
+    }
+
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
+        self.get(i).map_err(backend)
+    }
+
+    fn int(&self, i: usize) -> StoreResult<u64> {
+        Ok(u64::try_from(self.get::<_, i64>(i).map_err(backend)?).unwrap_or(0))
+    }
+
+    fn opt_int(&self, i: usize) -> StoreResult<Option<u64>> {
+        let v: Option<i64> = self.get(i).map_err(backend)?;
+        Ok(v.map(|v| u64::try_from(v).unwrap_or(0)))
+    }
+
+    fn flag(&self, i: usize) -> StoreResult<bool> {
+        self.get(i).map_err(backend)
+    }
 }
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
-    let v: i64 = row.get(idx)?;
-    Ok(u64::try_from(v).unwrap_or(0))
-}
-
-fn get_opt_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<u64>> {
-    let v: Option<i64> = row.get(idx)?;
-    Ok(v.map(|v| u64::try_from(v).unwrap_or(0)))
-}
-
-fn corrupt(what: &str) -> rusqlite::Error {
-    rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
-}
-
-fn app_from_row(row: &Row<'_>) -> rusqlite::Result<TrustedApp> {
-    app_at(row, 0)
-}
-
-fn app_at(row: &Row<'_>, o: usize) -> rusqlite::Result<TrustedApp> {
-    let client_type: String = row.get(o + 2)?;
-    let scope: String = row.get(o + 10)?;
-    let policy: String = row.get(o + 11)?;
-    Ok(TrustedApp {
-        client_id: row.get(o)?,
-        name: row.get(o + 1)?,
-        client_type: ClientType::from_code(&client_type).ok_or_else(|| corrupt("client_type"))?,
-        secret_hash: row.get(o + 3)?,
-        redirect_uris: split_list(&row.get::<_, String>(o + 4)?),
-        logout_uris: split_list(&row.get::<_, String>(o + 5)?),
-        internal_users_allowed: row.get(o + 6)?,
-        community_users_allowed: row.get(o + 7)?,
-        system_user_allowed: row.get(o + 8)?,
-        system_user: row.get(o + 9)?,
-        scope: ScopeSet::parse(&scope).map_err(|_| corrupt("scope"))?,
-        reference_tokens: ReferenceTokenPolicy::from_code(&policy)
-            .ok_or_else(|| corrupt("reference_tokens"))?,
-        basic_auth_allowed: row.get(o + 12)?,
-        enabled: row.get(o + 13)?,
-        created_at: get_u64(row, o + 14)?,
-    })
-}
-
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
-    user_at(row, 0)
-}
-
-fn user_at(row: &Row<'_>, o: usize) -> rusqlite::Result<User> {
-    Ok(User {
-        login: row.get(o)?,
-        id: row.get(o + 1)?,
-        name: row.get(o + 2)?,
-        email: row.get(o + 3)?,
-        user_type: row.get(o + 4)?,
-        is_admin: row.get(o + 5)?,
-        locale: row.get(o + 6)?,
-        password_hash: row.get(o + 7)?,
-    })
-}
-
-fn token_from_row(row: &Row<'_>) -> rusqlite::Result<ReferenceToken> {
-    let kind: String = row.get(2)?;
-    let scopes: String = row.get(5)?;
-    Ok(ReferenceToken {
-        hash: row.get(0)?,
-        id: row.get(1)?,
-        kind: GrantKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
-        client_id: row.get(3)?,
-        subject: row.get(4)?,
-        scopes: ScopeSet::parse(&scopes).map_err(|_| corrupt("scopes"))?,
-        description: row.get(6)?,
-        creator: row.get(7)?,
-        created_at: get_u64(row, 8)?,
-        expires_at: get_u64(row, 9)?,
-        last_used_at: get_opt_u64(row, 10)?,
-        revoked_at: get_opt_u64(row, 11)?,
-    })
-}
-
-fn basis_at(row: &Row<'_>, o: usize) -> rusqlite::Result<GrantBasis> {
-    let scopes: String = row.get(o + 4)?;
-    Ok(GrantBasis {
-        grant_id: row.get(o)?,
-        client_id: row.get(o + 1)?,
-        login: row.get(o + 2)?,
-        sid: row.get(o + 3)?,
-        scopes: ScopeSet::parse(&scopes).map_err(|_| corrupt("scopes"))?,
-        auth_time: get_u64(row, o + 5)?,
-    })
-}
-
-/// `hash`, the basis, then the code's own columns.
-fn code_from_row(row: &Row<'_>) -> rusqlite::Result<AuthCode> {
-    Ok(AuthCode {
-        hash: row.get(0)?,
-        basis: basis_at(row, 1)?,
-        redirect_uri: row.get(7)?,
-        code_challenge: row.get(8)?,
-        nonce: row.get(9)?,
-        state: row.get(10)?,
-        created_at: get_u64(row, 11)?,
-        expires_at: get_u64(row, 12)?,
-    })
-}
-
-fn refresh_from_row(row: &Row<'_>) -> rusqlite::Result<RefreshToken> {
-    Ok(RefreshToken {
-        hash: row.get(0)?,
-        basis: basis_at(row, 1)?,
-        created_at: get_u64(row, 7)?,
-        expires_at: get_u64(row, 8)?,
-    })
 }
 
 /// Stores a refresh token unless its grant is revoked (one statement, so
@@ -228,31 +141,6 @@ fn insert_refresh(tx: &Connection, t: &RefreshToken) -> StoreResult<bool> {
     Ok(stored == 1)
 }
 
-fn consent_from_row(r: &Row<'_>) -> rusqlite::Result<Consent> {
-    let scopes: String = r.get(2)?;
-    Ok(Consent {
-        login: r.get(0)?,
-        client_id: r.get(1)?,
-        scopes: ScopeSet::parse(&scopes).map_err(|_| corrupt("scopes"))?,
-        granted_at: get_u64(r, 3)?,
-    })
-}
-
-fn session_from_row(r: &Row<'_>) -> rusqlite::Result<ApiSession> {
-    let origin: String = r.get(4)?;
-    Ok(ApiSession {
-        key: r.get(0)?,
-        id: r.get(1)?,
-        login: r.get(2)?,
-        client_id: r.get(3)?,
-        origin: Origin::from_code(&origin).ok_or_else(|| corrupt("origin"))?,
-        opened_at: get_u64(r, 5)?,
-        last_seen: get_u64(r, 6)?,
-        closes_at: get_opt_u64(r, 7)?,
-        reserved: r.get(8)?,
-    })
-}
-
 /// Touches the live ERP session whose `which` (`key` or `id`) is `value`.
 fn touch(c: &Connection, which: &str, value: &str, now: u64) -> StoreResult<Option<ApiSession>> {
     one(
@@ -263,7 +151,7 @@ fn touch(c: &Connection, which: &str, value: &str, now: u64) -> StoreResult<Opti
              WHERE {which} = ?1 AND expires_at > ?2 RETURNING {API_SESSION_COLUMNS}"
         ),
         params![value, to_i64(now), to_i64(IDLE_TIMEOUT_S)],
-        session_from_row,
+        |r| rows::api_session(r),
     )
 }
 
@@ -357,7 +245,7 @@ impl Store for SqliteStore {
                 c,
                 &format!("SELECT {APP_COLUMNS} FROM trusted_apps WHERE client_id = ?1"),
                 [id],
-                app_from_row,
+                |r| rows::app(r, 0),
             )
         })
         .await
@@ -369,7 +257,7 @@ impl Store for SqliteStore {
                 c,
                 &format!("SELECT {APP_COLUMNS} FROM trusted_apps ORDER BY client_id"),
                 [],
-                app_from_row,
+                |r| rows::app(r, 0),
             )
         })
         .await
@@ -449,7 +337,7 @@ impl Store for SqliteStore {
                 c,
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE login = ?1"),
                 [login],
-                user_from_row,
+                |r| rows::user(r, 0),
             )
         })
         .await
@@ -461,7 +349,7 @@ impl Store for SqliteStore {
                 c,
                 &format!("SELECT {USER_COLUMNS} FROM users ORDER BY login"),
                 [],
-                user_from_row,
+                |r| rows::user(r, 0),
             )
         })
         .await
@@ -495,16 +383,11 @@ impl Store for SqliteStore {
         self.read(|c| {
             all(
                 c,
-                "SELECT kid, private_pem, created_at, retire_at FROM signing_keys ORDER BY created_at DESC, rowid DESC",
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, rowid DESC"
+                ),
                 [],
-                |r| {
-                    Ok(SigningKeyRecord {
-                        kid: r.get(0)?,
-                        private_pem: r.get(1)?,
-                        created_at: get_u64(r, 2)?,
-                        retire_at: get_opt_u64(r, 3)?,
-                    })
-                },
+                |r| rows::signing_key(r),
             )
         })
         .await
@@ -582,7 +465,7 @@ impl Store for SqliteStore {
                 c,
                 &format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE hash = ?1"),
                 [hash],
-                token_from_row,
+                |r| rows::token(r),
             )
         })
         .await
@@ -592,21 +475,7 @@ impl Store for SqliteStore {
         let hash = hash.to_owned();
         self.read(move |c| {
             let sql = super::token_context_sql("?1");
-            c.prepare_cached(&sql)
-                .and_then(|mut s| {
-                    s.query_row([hash], |r| {
-                        let token = token_from_row(r)?;
-                        let app_id: Option<String> = r.get(TOKEN_WIDTH)?;
-                        let app = app_id.map(|_| app_at(r, TOKEN_WIDTH)).transpose()?;
-                        let login: Option<String> = r.get(TOKEN_WIDTH + APP_WIDTH)?;
-                        let user = login
-                            .map(|_| user_at(r, TOKEN_WIDTH + APP_WIDTH))
-                            .transpose()?;
-                        Ok(TokenContext { token, app, user })
-                    })
-                    .optional()
-                })
-                .map_err(backend)
+            one(c, &sql, [hash], |r| rows::token_context(r))
         })
         .await
     }
@@ -619,7 +488,7 @@ impl Store for SqliteStore {
                     "SELECT {TOKEN_COLUMNS} FROM reference_tokens ORDER BY created_at DESC, id"
                 ),
                 [],
-                token_from_row,
+                |r| rows::token(r),
             )
         })
         .await
@@ -633,7 +502,7 @@ impl Store for SqliteStore {
         let key = hash_or_id.to_owned();
         self.write(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
-            let found = one(&tx, &format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE (hash = ?1 OR id = ?1) AND revoked_at IS NULL"), [&key], token_from_row)?;
+            let found = one(&tx, &format!("SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE (hash = ?1 OR id = ?1) AND revoked_at IS NULL"), [&key], |r| rows::token(r))?;
             let Some(mut token) = found else { return Ok(None) };
             tx.execute("UPDATE reference_tokens SET revoked_at = ?2 WHERE hash = ?1", params![token.hash, to_i64(now)])
                 .map_err(backend)?;
@@ -697,19 +566,9 @@ impl Store for SqliteStore {
         self.read(move |c| {
             all(
                 c,
-                "SELECT seq, kind, value, expires_at FROM revocation_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                &format!("SELECT {FEED_COLUMNS} FROM revocation_feed WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
                 params![to_i64(cursor), to_i64(limit as u64)],
-                |r| {
-                    let kind: String = r.get(1)?;
-                    Ok(FeedRow {
-                        seq: get_u64(r, 0)?,
-                        event: RevocationEvent {
-                            kind: kind_from_name(&kind).ok_or_else(|| corrupt("kind"))?,
-                            value: r.get(2)?,
-                            expires_at: get_u64(r, 3)?,
-                        },
-                    })
-                },
+                |r| rows::feed_row(r),
             )
         })
         .await
@@ -733,17 +592,9 @@ impl Store for SqliteStore {
         self.read(move |c| {
             one(
                 c,
-                "SELECT sid, login, auth_time, created_at, ended_at FROM identity_sessions WHERE sid = ?1",
+                &format!("SELECT {IDENTITY_SESSION_COLUMNS} FROM identity_sessions WHERE sid = ?1"),
                 [sid],
-                |r| {
-                    Ok(IdentitySession {
-                        sid: r.get(0)?,
-                        login: r.get(1)?,
-                        auth_time: get_u64(r, 2)?,
-                        created_at: get_u64(r, 3)?,
-                        ended_at: get_opt_u64(r, 4)?,
-                    })
-                },
+                |r| rows::identity_session(r),
             )
         })
         .await
@@ -798,7 +649,7 @@ impl Store for SqliteStore {
                     params![hash, to_i64(now)],
                 )
                 .map_err(backend)?;
-            let code = one(&tx, &format!("SELECT hash, {BASIS_COLUMNS}, redirect_uri, code_challenge, nonce, state, created_at, expires_at FROM auth_codes WHERE hash = ?1"), [&hash], code_from_row)?;
+            let code = one(&tx, &format!("SELECT {CODE_COLUMNS} FROM auth_codes WHERE hash = ?1"), [&hash], |r| rows::code(r))?;
             tx.commit().map_err(backend)?;
             Ok(match code {
                 None => Redemption::Unknown,
@@ -829,7 +680,12 @@ impl Store for SqliteStore {
                     params![hash, to_i64(now)],
                 )
                 .map_err(backend)?;
-            let old = one(&tx, &format!("SELECT hash, {BASIS_COLUMNS}, created_at, expires_at FROM refresh_tokens WHERE hash = ?1"), [&hash], refresh_from_row)?;
+            let old = one(
+                &tx,
+                &format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = ?1"),
+                [&hash],
+                |r| rows::refresh(r),
+            )?;
             let outcome = match old {
                 None => Redemption::Unknown,
                 Some(old) if consumed == 1 => {
@@ -908,7 +764,7 @@ impl Store for SqliteStore {
                 &tx,
                 "SELECT jti, expires_at FROM grant_jtis WHERE grant_id = ?1 AND expires_at > ?2",
                 params![grant, to_i64(now)],
-                |r| Ok((r.get(0)?, get_u64(r, 1)?)),
+                |r| Ok((r.text(0)?, r.int(1)?)),
             )?;
             for (jti, expires_at) in jtis {
                 let added = tx
@@ -960,7 +816,7 @@ impl Store for SqliteStore {
                     "SELECT {CONSENT_COLUMNS} FROM consents WHERE login = ?1 AND client_id = ?2"
                 ),
                 params![login, client],
-                consent_from_row,
+                |r| rows::consent(r),
             )
         })
         .await
@@ -975,7 +831,7 @@ impl Store for SqliteStore {
                     "SELECT {CONSENT_COLUMNS} FROM consents WHERE login = ?1 ORDER BY client_id"
                 ),
                 [login],
-                consent_from_row,
+                |r| rows::consent(r),
             )
         })
         .await
@@ -1014,7 +870,7 @@ impl Store for SqliteStore {
                 c,
                 "SELECT id, body FROM api_records WHERE entity_set = ?1 ORDER BY id",
                 [set],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.text(0)?, r.text(1)?)),
             )
         })
         .await
@@ -1027,7 +883,7 @@ impl Store for SqliteStore {
                 c,
                 "SELECT body FROM api_records WHERE entity_set = ?1 AND id = ?2",
                 params![set, id],
-                |r| r.get(0),
+                |r| r.text(0),
             )
         })
         .await
@@ -1087,7 +943,7 @@ impl Store for SqliteStore {
                     c,
                     &format!("SELECT {API_SESSION_COLUMNS} FROM api_sessions WHERE key = ?1 AND expires_at > ?2 AND last_seen >= ?2"),
                     params![key, to_i64(now)],
-                    session_from_row,
+                    |r| rows::api_session(r),
                 )
             })
             .await?;
@@ -1114,7 +970,7 @@ impl Store for SqliteStore {
                 &tx,
                 &format!("SELECT {API_SESSION_COLUMNS} FROM api_sessions"),
                 [],
-                session_from_row,
+                |r| rows::api_session(r),
             )?;
             let Some(reserved) = license.admit(&live, &candidate) else {
                 tx.commit().map_err(backend)?;
@@ -1167,7 +1023,7 @@ impl Store for SqliteStore {
                 c,
                 &format!("SELECT {API_SESSION_COLUMNS} FROM api_sessions WHERE expires_at > ?1 ORDER BY opened_at, id"),
                 [to_i64(now)],
-                session_from_row,
+                |r| rows::api_session(r),
             )
         })
         .await
@@ -1181,7 +1037,7 @@ impl Store for SqliteStore {
                 params![name, candidate],
             )
             .map_err(backend)?;
-            one(c, "SELECT value FROM host_secrets WHERE name = ?1", [&name], |r| r.get(0))?
+            one(c, "SELECT value FROM host_secrets WHERE name = ?1", [&name], |r| r.text(0))?
                 .ok_or_else(|| StoreError::Corrupt("host_secrets".into()))
         })
         .await
@@ -1207,7 +1063,7 @@ impl Store for SqliteStore {
                 c,
                 "SELECT body FROM pending_signins WHERE id = ?1 AND expires_at > ?2",
                 params![id, to_i64(now)],
-                |r| r.get(0),
+                |r| r.text(0),
             )
         })
         .await
@@ -1216,11 +1072,11 @@ impl Store for SqliteStore {
     async fn take_signin(&self, id: &str, now: u64) -> StoreResult<Option<String>> {
         let id = id.to_owned();
         self.write(move |c| {
-            let taken: Option<(String, u64)> = one(
+            let taken = one(
                 c,
                 "DELETE FROM pending_signins WHERE id = ?1 RETURNING body, expires_at",
                 [id],
-                |r| Ok((r.get(0)?, get_u64(r, 1)?)),
+                |r| Ok((r.text(0)?, r.int(1)?)),
             )?;
             Ok(taken.filter(|(_, e)| *e > now).map(|(body, _)| body))
         })
@@ -1244,11 +1100,11 @@ impl Store for SqliteStore {
     async fn login_failures(&self, key: &str, now: u64) -> StoreResult<u32> {
         let key = key.to_owned();
         self.read(move |c| {
-            let count: Option<i64> = one(
+            let count = one(
                 c,
                 "SELECT count FROM login_failures WHERE key = ?1 AND expires_at > ?2",
                 params![key, to_i64(now)],
-                |r| r.get(0),
+                |r| r.int(0),
             )?;
             Ok(count.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
         })
