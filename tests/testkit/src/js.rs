@@ -131,8 +131,10 @@ pub fn run_in_node(vectors: &[PreparedVector]) -> Result<Results, String> {
     let out = Command::new("node")
         .arg(repo_root().join("tests/worker/node-harness.mjs"))
         .arg(&file)
-        .output()
-        .map_err(|e| format!("node: {e}"))?;
+        .output();
+    // The corpus copy is the run's alone: never left behind in /tmp.
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.map_err(|e| format!("node: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "node harness failed: {}",
