@@ -19,15 +19,11 @@ use serde_json::{Value, json};
 mod net;
 
 use net::{
-    REDIRECT, WEBAPP, browser, location_params, param, redeem_code, send, sign_in, token_endpoint,
+    REDIRECT, WEBAPP, bearer, browser, location_params, param, redeem_code, send, sign_in,
+    token_endpoint,
 };
 
 const NOW: u64 = 1_766_505_200;
-
-async fn bearer(url: &str, method: &str, token: &str) -> (u16, Value) {
-    let auth = format!("Bearer {token}");
-    send(url, method, &[("authorization", auth.as_bytes())]).await
-}
 
 /// Signs alice in through the pages and redeems the code: (access, refresh).
 async fn user_tokens(base: &str, b: &reqwest::Client, scope: &str) -> (String, Option<String>) {
@@ -201,15 +197,8 @@ async fn sessions_licenses_and_the_odata_api() {
         .as_array()
         .unwrap()
     {
-        reqwest::Client::new()
-            .delete(format!(
-                "{base}/admin/sessions/{}",
-                s["id"].as_str().unwrap()
-            ))
-            .bearer_auth("admin")
-            .send()
-            .await
-            .unwrap();
+        let path = format!("/admin/sessions/{}", s["id"].as_str().unwrap());
+        net::admin_call(&base, "admin", "DELETE", &path, None).await;
     }
     assert_eq!(
         send(&customers, "GET", &[("x-api-key", sat.as_bytes())])

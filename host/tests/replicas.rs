@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use erpgate_host::config::Config;
 use net::{
-    REDIRECT, browser, field, get_text, location_params, param, post_form, send, service_token,
-    sessions_table, start_replica, submit_login, token_endpoint,
+    REDIRECT, admin_call, bearer, browser, field, get_text, location_params, param, post_form,
+    send, service_token, sessions_table, start_replica, submit_login, token_endpoint,
 };
 use serde_json::{Value, json};
 
@@ -164,16 +164,15 @@ async fn a_pat_revoked_at_one_replica_is_inactive_at_the_other_at_once() {
     let Some((a, b, base_a, base_b)) = two_replicas(Config::demo()).await else {
         return;
     };
-    let issued: Value = reqwest::Client::new()
-        .post(format!("{base_a}/admin/reference-tokens"))
-        .bearer_auth("admin")
-        .json(&json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pat_request = json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1});
+    let (_, issued) = admin_call(
+        &base_a,
+        "admin",
+        "POST",
+        "/admin/reference-tokens",
+        Some(pat_request),
+    )
+    .await;
     let pat = issued["token"].as_str().unwrap();
     let id = issued["record"]["id"].as_str().unwrap();
     assert_eq!(net::introspect(&base_b, pat).await["active"], true);
@@ -191,13 +190,9 @@ async fn a_pat_revoked_at_one_replica_is_inactive_at_the_other_at_once() {
     };
     let before = feed(base_b.clone()).await;
 
-    let revoked = reqwest::Client::new()
-        .delete(format!("{base_a}/admin/reference-tokens/{id}"))
-        .bearer_auth("admin")
-        .send()
-        .await
-        .unwrap();
-    assert!(revoked.status().is_success(), "{}", revoked.status());
+    let path = format!("/admin/reference-tokens/{id}");
+    let (status, _) = admin_call(&base_a, "admin", "DELETE", &path, None).await;
+    assert!((200..300).contains(&status), "{status}");
     assert_eq!(
         net::introspect(&base_b, pat).await,
         json!({"active": false}),
@@ -232,10 +227,7 @@ async fn the_license_count_holds_across_replicas_under_concurrent_first_use() {
         .map(|(i, token)| {
             let base = if i % 2 == 0 { &base_a } else { &base_b };
             let url = format!("{base}/api/domain/odata/Crm_Customers");
-            tokio::spawn(async move {
-                let bearer = format!("Bearer {token}");
-                send(&url, "GET", &[("authorization", bearer.as_bytes())]).await
-            })
+            tokio::spawn(async move { bearer(&url, "GET", &token).await })
         })
         .collect();
     let mut opened = 0;
@@ -263,15 +255,7 @@ async fn a_key_rotated_at_one_replica_verifies_at_the_other() {
         return;
     };
     let before = service_token(&base_a, "read").await;
-    let rotated: Value = reqwest::Client::new()
-        .post(format!("{base_a}/admin/keys/rotate"))
-        .bearer_auth("admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, rotated) = admin_call(&base_a, "admin", "POST", "/admin/keys/rotate", None).await;
     let kid = rotated["kid"].as_str().unwrap().to_owned();
     assert_ne!(kid, kid_of(&before));
     let started = Instant::now();
@@ -311,11 +295,10 @@ async fn a_key_rotated_at_one_replica_verifies_at_the_other() {
     };
     // A token of the new key is good at B: its API accepts it and its
     // introspection says active.
-    let bearer = format!("Bearer {token}");
-    let (status, body) = send(
+    let (status, body) = bearer(
         &format!("{base_b}/api/domain/odata/Crm_Customers"),
         "GET",
-        &[("authorization", bearer.as_bytes())],
+        &token,
     )
     .await;
     assert_eq!(status, 200, "{body}");

@@ -451,18 +451,21 @@ fn prefixed(alias: &str, columns: &str) -> String {
         .join(", ")
 }
 
-/// A reference token with its app and user in one row; `param` is the
-/// dialect's first placeholder.
-fn token_context_sql(param: &str) -> String {
+/// A reference token with its app and user in one row (the introspection
+/// hot path, so the text is built once), in PostgreSQL's placeholders;
+/// SQLite's in `TOKEN_CONTEXT_SQLITE`.
+static TOKEN_CONTEXT_PG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {}, {}, {} FROM reference_tokens t \
          LEFT JOIN trusted_apps a ON a.client_id = t.client_id \
-         LEFT JOIN users u ON u.login = t.subject WHERE t.hash = {param}",
+         LEFT JOIN users u ON u.login = t.subject WHERE t.hash = $1",
         prefixed("t", TOKEN_COLUMNS),
         prefixed("a", APP_COLUMNS),
         prefixed("u", USER_COLUMNS)
     )
-}
+});
+static TOKEN_CONTEXT_SQLITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| TOKEN_CONTEXT_PG.replace('$', "?"));
 
 fn split_list(s: &str) -> Vec<String> {
     s.split(',')

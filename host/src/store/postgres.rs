@@ -30,7 +30,11 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::rows::{self, Columns};
-use super::{Store, StoreError, StoreResult, TokenContext};
+use super::{
+    API_SESSION_COLUMNS, APP_COLUMNS, BASIS_COLUMNS, CODE_COLUMNS, CONSENT_COLUMNS, FEED_COLUMNS,
+    IDENTITY_SESSION_COLUMNS, KEY_COLUMNS, REFRESH_COLUMNS, Store, StoreError, StoreResult,
+    TOKEN_COLUMNS, TokenContext, USER_COLUMNS,
+};
 use crate::model::{
     ApiSession, AuthCode, Consent, FeedRow, IDLE_TIMEOUT_S, IdentitySession, License, Redemption,
     ReferenceToken, RefreshToken, SigningKeyRecord, TrustedApp, User,
@@ -123,18 +127,6 @@ impl Columns for Row {
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
-
-const APP_COLUMNS: &str = super::APP_COLUMNS;
-const USER_COLUMNS: &str = super::USER_COLUMNS;
-const TOKEN_COLUMNS: &str = super::TOKEN_COLUMNS;
-const BASIS_COLUMNS: &str = super::BASIS_COLUMNS;
-const CONSENT_COLUMNS: &str = super::CONSENT_COLUMNS;
-const CODE_COLUMNS: &str = super::CODE_COLUMNS;
-const REFRESH_COLUMNS: &str = super::REFRESH_COLUMNS;
-const KEY_COLUMNS: &str = super::KEY_COLUMNS;
-const IDENTITY_SESSION_COLUMNS: &str = super::IDENTITY_SESSION_COLUMNS;
-const FEED_COLUMNS: &str = super::FEED_COLUMNS;
-const SESSION_COLUMNS: &str = super::API_SESSION_COLUMNS;
 
 fn all<T>(rows: &[Row], map: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Vec<T>> {
     rows.iter().map(map).collect()
@@ -514,8 +506,8 @@ impl Store for PostgresStore {
     }
 
     async fn reference_token_context(&self, hash: &str) -> StoreResult<Option<TokenContext>> {
-        let sql = super::token_context_sql("$1");
-        self.one(&sql, &[&hash], rows::token_context).await
+        self.one(&super::TOKEN_CONTEXT_PG, &[&hash], rows::token_context)
+            .await
     }
 
     async fn reference_tokens(&self) -> StoreResult<Vec<ReferenceToken>> {
@@ -887,7 +879,7 @@ impl Store for PostgresStore {
         // second needs no write at all, an open one a single update.
         let current = row(
             &c,
-            &format!("SELECT {SESSION_COLUMNS} FROM api_sessions WHERE key = $1 AND expires_at > $2 AND last_seen >= $2"),
+            &format!("SELECT {API_SESSION_COLUMNS} FROM api_sessions WHERE key = $1 AND expires_at > $2 AND last_seen >= $2"),
             &[&candidate.key, &to_i64(now)],
         )
         .await?;
@@ -913,7 +905,7 @@ impl Store for PostgresStore {
         let live = all(
             &rows(
                 &tx,
-                &format!("SELECT {SESSION_COLUMNS} FROM api_sessions"),
+                &format!("SELECT {API_SESSION_COLUMNS} FROM api_sessions"),
                 &[],
             )
             .await?,
@@ -929,7 +921,7 @@ impl Store for PostgresStore {
         };
         exec(
             &tx,
-            &format!("INSERT INTO api_sessions ({SESSION_COLUMNS}, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+            &format!("INSERT INTO api_sessions ({API_SESSION_COLUMNS}, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
             &[
                 &session.key,
                 &session.id,
@@ -960,7 +952,7 @@ impl Store for PostgresStore {
 
     async fn api_sessions(&self, now: u64) -> StoreResult<Vec<ApiSession>> {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM api_sessions WHERE expires_at > $1 ORDER BY opened_at, id"
+            "SELECT {API_SESSION_COLUMNS} FROM api_sessions WHERE expires_at > $1 ORDER BY opened_at, id"
         );
         self.list(&sql, &[&to_i64(now)], rows::api_session).await
     }

@@ -474,8 +474,9 @@ impl Store for SqliteStore {
     async fn reference_token_context(&self, hash: &str) -> StoreResult<Option<TokenContext>> {
         let hash = hash.to_owned();
         self.read(move |c| {
-            let sql = super::token_context_sql("?1");
-            one(c, &sql, [hash], |r| rows::token_context(r))
+            one(c, &super::TOKEN_CONTEXT_SQLITE, [hash], |r| {
+                rows::token_context(r)
+            })
         })
         .await
     }

@@ -59,20 +59,44 @@ pub async fn mint_pat(identity: &str, admin: &str) -> String {
 
 /// A reference token minted through the admin API.
 pub async fn mint(identity: &str, admin: &str, request: Value) -> String {
-    let issued: Value = reqwest::Client::new()
-        .post(format!("{identity}/admin/reference-tokens"))
-        .bearer_auth(admin)
-        .json(&request)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, issued) = admin_call(
+        identity,
+        admin,
+        "POST",
+        "/admin/reference-tokens",
+        Some(request),
+    )
+    .await;
     issued["token"]
         .as_str()
         .unwrap_or_else(|| panic!("{issued}"))
         .to_owned()
+}
+
+/// A call to a host's admin API with this credential: (status, JSON body,
+/// `Null` when there is none).
+pub async fn admin_call(
+    base: &str,
+    admin: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method.parse().unwrap(), format!("{base}{path}"))
+        .bearer_auth(admin);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends a request with a bearer token: (status, JSON body).
+pub async fn bearer(url: &str, method: &str, token: &str) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    send(url, method, &[("authorization", auth.as_bytes())]).await
 }
 
 /// Introspects as the edge.
@@ -335,15 +359,9 @@ pub async fn token_endpoint(
 
 /// The host's license table (admin credential `admin`).
 pub async fn sessions_table(base: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{base}/admin/sessions"))
-        .bearer_auth("admin")
-        .send()
+    admin_call(base, "admin", "GET", "/admin/sessions", None)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .1
 }
 
 /// A page's text, as this browser sees it.
