@@ -13,7 +13,7 @@ conns=${2:-256}
 root=$(cd ../.. && pwd)
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-(cd "$root" && cargo build --release -p erpgate-host --locked -q && scripts/build-filter >/dev/null)
+(cd "$root" && cargo build --release -p erpgate-cli --locked -q && scripts/build-filter >/dev/null)
 
 data=$(mktemp -d)
 cleanup() { kill "${stack_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }

@@ -16,7 +16,7 @@ half=$((conns / 2))
 root=$(cd ../.. && pwd)
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-(cd "$root" && cargo build --release -p erpgate-host --locked -q)
+(cd "$root" && cargo build --release -p erpgate-cli --locked -q)
 
 export ERPGATE_PG_PORT=55440
 data=$(mktemp -d)

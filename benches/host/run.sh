@@ -12,7 +12,7 @@ root=$(cd ../.. && pwd)
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 [ -d node_modules/oidc-provider ] || npm install --no-audit --no-fund --silent
-(cd "$root" && cargo build --release -p erpgate-host --locked -q)
+(cd "$root" && cargo build --release -p erpgate-cli --locked -q)
 
 data=$(mktemp -d)
 cleanup() { kill "${host_pid:-}" "${node_pid:-}" 2>/dev/null || true; rm -rf "$data"; }

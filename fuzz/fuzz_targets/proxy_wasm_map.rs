@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 // The gateway's own source, so the target needs none of its dependencies;
 // `le_u32` and `Pairs` serve the gateway's other code.
 #[allow(dead_code)]
-#[path = "../../host/src/gateway/map.rs"]
+#[path = "../../host/gateway/src/map.rs"]
 mod map;
 
 fuzz_target!(|data: &[u8]| {

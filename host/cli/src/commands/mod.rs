@@ -1,0 +1,11 @@
+//! One module per `erpgate` command.
+
+pub mod apps;
+pub mod gateway;
+pub mod keys;
+pub mod serve;
+pub mod sessions;
+pub mod support;
+pub mod token;
+pub mod up;
+pub mod users;

@@ -1,0 +1,45 @@
+//! `erpgate users`: human accounts.
+
+
+use clap::Subcommand;
+use erpgate_identity::config::Config;
+use erpgate_identity::clock::{Clock, SystemClock};
+
+use super::support::*;
+
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Set a user's password (read from ERPGATE_PASSWORD, else the first line
+    /// of standard input); every refresh token of the user stops working.
+    SetPassword {
+        /// The login.
+        login: String,
+    },
+}
+
+/// Sets a user's password.
+pub async fn run(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
+    let UsersCommand::SetPassword { login } = cmd;
+        let password = match std::env::var("ERPGATE_PASSWORD") {
+            Ok(p) => p,
+            Err(_) => {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            }
+        };
+        if password.chars().count() < 8 {
+            anyhow::bail!("the password must have at least 8 characters");
+        }
+        let hash = erpgate_identity::accounts::hash_password(&password)
+            .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+        let store = open_store(&config).await?;
+        if !store
+            .set_password_hash(&login, &hash, SystemClock.now())
+            .await?
+        {
+            anyhow::bail!("no user {login}");
+        }
+        say!("password changed for {login}; their refresh tokens no longer work");
+    Ok(())
+}

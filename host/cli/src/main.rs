@@ -1,0 +1,89 @@
+//! `erpgate`: the host's command line.
+
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Prints a line to stdout, ignoring errors: a closed stdout (say `erpgate
+/// serve | head -1`) must never take a running server down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod commands;
+
+use commands::support::load_config;
+
+#[derive(Parser)]
+#[command(
+    name = "erpgate",
+    version,
+    about = "ERP.net identity emulation and edge gateway"
+)]
+struct Cli {
+    /// TOML configuration; without it, the built-in demo instance.
+    #[arg(long, global = true, env = "ERPGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `server.data_dir`).
+    #[arg(long, global = true, env = "ERPGATE_DATA")]
+    data: Option<PathBuf>,
+    /// PostgreSQL URL shared by host replicas (overrides `server.database`);
+    /// without one, SQLite in the data directory.
+    #[arg(long, global = true, env = "ERPGATE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Identity Server emulation.
+    Serve(commands::serve::ServeArgs),
+    /// Run the whole local stack: the identity host with the emulated ERP API,
+    /// and the gateway running the real filter in front of that API.
+    Up(commands::up::UpArgs),
+    /// Run the gateway alone: the filter in front of an upstream.
+    Gateway(commands::gateway::GatewayArgs),
+    /// Reference tokens (PAT/SAT).
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
+    /// Trusted applications.
+    #[command(subcommand)]
+    Apps(commands::apps::AppsCommand),
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
+    /// Users.
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
+    /// ERP sessions and license slots of a running host (asked over HTTP
+    /// with the admin credential).
+    Sessions(commands::sessions::SessionsArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (mut config, demo) = load_config(cli.config.as_ref())?;
+    if let Some(dir) = &cli.data {
+        config.server.data_dir = dir.clone();
+    }
+    if let Some(url) = &cli.database {
+        config.server.database = Some(url.clone());
+        config.validate_database()?;
+    }
+    match cli.command {
+        Command::Serve(args) => commands::serve::run(args, config, demo).await,
+        Command::Up(args) => commands::up::run(args, config, demo).await,
+        Command::Gateway(args) => commands::gateway::run(args, config).await,
+        Command::Token(cmd) => commands::token::run(cmd, config).await,
+        Command::Apps(cmd) => commands::apps::run(cmd, config).await,
+        Command::Keys(cmd) => commands::keys::run(cmd, config).await,
+        Command::Users(cmd) => commands::users::run(cmd, config).await,
+        Command::Sessions(args) => commands::sessions::run(args).await,
+    }
+}

@@ -1,0 +1,119 @@
+//! `erpgate up`: the identity host with the emulated ERP API beside it, and
+//! the gateway running the real filter in front of that API, all on loopback.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use erpgate_gateway::server::{self, Gateway, GatewayConfig};
+use erpgate_identity::clock::SystemClock;
+use erpgate_identity::config::Config;
+
+use crate::serve::{Running, start};
+
+/// The introspection client the gateway authenticates as (the demo API resource).
+pub const EDGE_CLIENT: (&str, &str) = ("erpgate.edge", "demo-edge-secret");
+
+/// Where `scripts/build-filter` writes the filter.
+pub fn default_filter_path(repo: &Path) -> PathBuf {
+    repo.join("deploy/envoy/erpgate_filter.wasm")
+}
+
+/// The plugin configuration for a host at `identity`: `policies/erpnet.json`
+/// with the host's issuer, the `identity` cluster, and the edge's credentials.
+pub fn plugin_config(issuer: &str, jwks_cooldown_s: u64) -> Value {
+    let mut policy: Value =
+        serde_json::from_str(include_str!("../../../policies/erpnet.json")).unwrap_or(Value::Null);
+    if let Some(first) = policy
+        .pointer_mut("/issuers/0")
+        .and_then(Value::as_object_mut)
+    {
+        first.insert("issuer".into(), json!(issuer));
+        first.insert("jwks_cooldown_s".into(), json!(jwks_cooldown_s));
+    }
+    json!({
+        "policy": policy,
+        "clusters": { "identity": "identity" },
+        "client_credentials": { "client_id": EDGE_CLIENT.0, "client_secret": EDGE_CLIENT.1 },
+        "tick_ms": 250,
+    })
+}
+
+/// The running stack.
+pub struct Stack {
+    /// The identity host.
+    pub host: Running,
+    /// The gateway in front of the API.
+    pub gateway: Gateway,
+    /// Where the gateway sends allowed requests.
+    pub upstream: String,
+}
+
+impl Stack {
+    /// Stops everything.
+    pub async fn stop(self) {
+        self.gateway.stop().await;
+        self.host.stop().await;
+    }
+}
+
+/// Where each part listens; port 0 picks a free one.
+pub struct StackOptions {
+    /// Identity host.
+    pub identity: SocketAddr,
+    /// Gateway.
+    pub gateway: SocketAddr,
+    /// Another upstream for the gateway instead of the emulated ERP API.
+    pub upstream: Option<String>,
+    /// The gateway's admin (`/stats/prometheus`).
+    pub admin: SocketAddr,
+    /// The filter `.wasm`.
+    pub filter: PathBuf,
+    /// Data directory of the identity host (SQLite).
+    pub data: PathBuf,
+    /// PostgreSQL URL instead of SQLite.
+    pub database: Option<String>,
+    /// Cooldown between JWKS fetches for unknown `kid`s.
+    pub jwks_cooldown_s: u64,
+}
+
+/// Starts the identity host, the API and the gateway.
+pub async fn up(options: StackOptions, admin: &str) -> anyhow::Result<Stack> {
+    let filter = std::fs::read(&options.filter).with_context(|| {
+        format!(
+            "reading the filter {} (build it with scripts/build-filter)",
+            options.filter.display()
+        )
+    })?;
+    let mut config = Config::demo();
+    config.server.listen = options.identity;
+    config.server.data_dir = options.data;
+    config.server.database = options.database;
+    let store = crate::serve::open_store(&config).await?;
+    let host = start(config, store, Arc::new(SystemClock), admin, false).await?;
+    let identity_url = host.state.identity.public_url.clone();
+    let upstream = options
+        .upstream
+        .unwrap_or_else(|| format!("http://{}", host.addr));
+    let plugin = plugin_config(&host.state.identity.issuer, options.jwks_cooldown_s);
+    let gateway = server::start(GatewayConfig {
+        filter,
+        plugin_config: plugin.to_string().into_bytes(),
+        upstream: upstream.clone(),
+        clusters: HashMap::from([("identity".to_owned(), identity_url)]),
+        listen: options.gateway,
+        workers: 2,
+        admin: Some(options.admin),
+        verify_signature: true,
+    })
+    .await?;
+    Ok(Stack {
+        host,
+        gateway,
+        upstream,
+    })
+}

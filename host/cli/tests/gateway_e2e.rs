@@ -1,0 +1,313 @@
+//! End to end through the gateway running the real filter `.wasm`: what
+//! `erpgate up` runs, on 127.0.0.1 with free ports.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use erpgate_gateway::server::{self, GatewayConfig};
+use erpgate_cli::up::{StackOptions, up};
+use net::{introspections, mint_pat as pat_for, revoke_as_reports, send, service_token};
+
+mod net;
+
+fn filter_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/envoy/erpgate_filter.wasm")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_through_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    // An echo upstream, so the test sees exactly what the gateway forwards.
+    let (echo, _echo_task) = net::echo_upstream().await;
+    let options = StackOptions {
+        identity: any,
+        gateway: any,
+        upstream: Some(format!("http://{echo}")),
+        admin: any,
+        filter: filter_path(),
+        data: dir.path().to_owned(),
+        database: None,
+        jwks_cooldown_s: 1,
+    };
+    let stack = up(options, "admin").await.unwrap();
+    let identity = stack.host.state.identity.public_url.clone();
+    let api = format!(
+        "http://{}/api/domain/odata/Crm_Customers",
+        stack.gateway.addr
+    );
+
+    // A client-credentials JWT: 200, and the upstream sees the identity.
+    let jwt = service_token(&identity, "read").await;
+    let bearer = format!("Bearer {jwt}");
+    let (status, seen) = send(
+        &api,
+        "GET",
+        &[
+            ("authorization", bearer.as_bytes()),
+            ("X-ERP-Subject", b"root"),
+            ("x-Erp-Session-Id", b"spoof"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{seen}");
+    let h = &seen["headers"];
+    assert_eq!(h["x-erp-subject"], "SYSTEM_APPLICATION_USER");
+    assert_eq!(h["x-erp-token-kind"], "service");
+    assert_eq!(h["x-erp-client-id"], "demo.service");
+    assert!(
+        h.get("x-erp-session-id").is_none(),
+        "client-sent x-erp-* never reach the upstream: {h}"
+    );
+
+    // Missing scope: 403 insufficient_scope.
+    let (status, body) = send(&api, "POST", &[("authorization", bearer.as_bytes())]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+
+    // A PAT: introspected once, then served from the cache.
+    let token = pat_for(&identity, "admin").await;
+    let before = introspections(&stack.host.state);
+    for _ in 0..3 {
+        let (status, seen) = send(&api, "GET", &[("x-api-key", token.as_bytes())]).await;
+        assert_eq!(
+            (status, seen["headers"]["x-erp-subject"].as_str()),
+            (200, Some("alice"))
+        );
+    }
+    // Both VMs (worker threads) share the result through shared data.
+    let calls = introspections(&stack.host.state) - before;
+    assert_eq!(
+        calls, 1,
+        "introspected {calls} times for 3 requests on 2 VMs"
+    );
+
+    // Many concurrent streams with a fresh PAT: one call per VM at most
+    // (single flight), every stream allowed.
+    let burst = pat_for(&identity, "admin").await;
+    let before = introspections(&stack.host.state);
+    let requests = (0..16).map(|_| {
+        let (api, burst) = (api.clone(), burst.clone());
+        tokio::spawn(async move {
+            send(&api, "GET", &[("x-api-key", burst.as_bytes())])
+                .await
+                .0
+        })
+    });
+    for request in requests.collect::<Vec<_>>() {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let calls = introspections(&stack.host.state) - before;
+    assert!(
+        (1..=2).contains(&calls),
+        "{calls} introspections for 16 concurrent streams"
+    );
+
+    // Revoke it: 401 within a second.
+    revoke_as_reports(&identity, &token).await;
+    let revoked = Instant::now();
+    loop {
+        let mut statuses = Vec::new();
+        for _ in 0..2 {
+            statuses.push(
+                send(&api, "GET", &[("x-api-key", token.as_bytes())])
+                    .await
+                    .0,
+            );
+        }
+        if statuses.iter().all(|s| *s == 401) {
+            break;
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "still {statuses:?} one second after revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The filter's metrics: decisions by outcome and reason, engine counters.
+    tokio::time::sleep(Duration::from_millis(400)).await; // gauges refresh on ticks
+    let metrics = stack.gateway.metrics();
+    let admin = stack.gateway.admin.expect("the stack serves stats");
+    let served = reqwest::get(format!("http://{admin}/stats/prometheus"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        served.contains("erpgate_decisions_allow_verified"),
+        "{served}"
+    );
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(value("erpgate_decisions_allow_verified") >= 1, "{metrics}");
+    assert!(value("erpgate_decisions_allow_cached") >= 1, "{metrics}");
+    assert!(
+        value("erpgate_decisions_deny_insufficient_scope") >= 1,
+        "{metrics}"
+    );
+    assert!(value("erpgate_decisions_deny_inactive") >= 2, "{metrics}");
+    assert!(value("erpgate_introspection_calls") >= 1, "{metrics}");
+
+    // Key rotation: the filter refetches the JWKS on the unknown kid.
+    erpgate_identity::keys::rotate(
+        stack.host.state.identity.store.as_ref(),
+        stack.host.state.identity.clock.now(),
+        0,
+        3900,
+    )
+    .await
+    .unwrap();
+    stack
+        .host
+        .state
+        .identity
+        .keys
+        .reload(
+            stack.host.state.identity.store.as_ref(),
+            stack.host.state.identity.clock.now(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the 1 s unknown-kid cooldown
+    let rotated = service_token(&identity, "read").await;
+    assert_ne!(
+        rotated.split('.').next(),
+        jwt.split('.').next(),
+        "signed with the new key"
+    );
+    for _ in 0..2 {
+        let bearer = format!("Bearer {rotated}");
+        let (status, _) = send(&api, "GET", &[("authorization", bearer.as_bytes())]).await;
+        assert_eq!(status, 200);
+    }
+
+    // Hostile input: oversized headers, invalid UTF-8.
+    let big = vec![b'a'; 70 * 1024];
+    let (status, body) = send(&api, "GET", &[("x-padding", &big)]).await;
+    assert_eq!(status, 431, "{body}");
+    let (status, body) = send(&api, "GET", &[("authorization", b"Bearer a\xffb.c.d")]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    // Introspection host down: 503, nothing allowed.
+    let fresh = pat_for(&identity, "admin").await;
+    let gateway = stack.gateway;
+    let host = stack.host;
+    host.stop().await;
+    let (status, body) = send(&api, "GET", &[("x-api-key", fresh.as_bytes())]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    gateway.stop().await;
+}
+
+/// `erpgate up` as the README runs it: the gateway in front of the emulated
+/// ERP API, which validates the credential again behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_curl_lines_reach_the_emulated_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let stack = up(
+        StackOptions {
+            identity: any,
+            gateway: any,
+            upstream: None,
+            admin: any,
+            filter: filter_path(),
+            data: dir.path().to_owned(),
+            database: None,
+            jwks_cooldown_s: 1,
+        },
+        "admin",
+    )
+    .await
+    .unwrap();
+    let identity = stack.host.state.identity.public_url.clone();
+    let api = format!(
+        "http://{}/api/domain/odata/Crm_Customers",
+        stack.gateway.addr
+    );
+    let token = service_token(&identity, "read").await;
+    let bearer = format!("Bearer {token}");
+    let (status, body) = send(&api, "GET", &[("authorization", bearer.as_bytes())]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["value"].as_array().map(Vec::len), Some(3));
+    let (status, body) = send(&api, "POST", &[("authorization", bearer.as_bytes())]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    // The API opened a session for the call the gateway let through.
+    assert_eq!(net::sessions_table(&identity).await["used"], 1);
+    stack.stop().await;
+}
+
+/// A minimal proxy-wasm module whose request callback traps or spins.
+fn hostile(body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+          (memory (export "memory") 1)
+          (func (export "proxy_abi_version_0_2_1"))
+          (func (export "_initialize"))
+          (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
+          (func (export "proxy_on_context_create") (param i32 i32))
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
+          (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
+          (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) {body}))"#
+    ))
+    .unwrap()
+}
+
+async fn hostile_gateway(module: Vec<u8>) {
+    let (api, _task) = net::echo_upstream().await;
+    let gateway = server::start(GatewayConfig {
+        filter: module,
+        plugin_config: b"{}".to_vec(),
+        upstream: format!("http://{api}"),
+        clusters: HashMap::new(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 1,
+        admin: None,
+        verify_signature: true,
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}/api/x", gateway.addr);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, _) = send(&url, "GET", &[]).await;
+        assert_eq!(status, 503, "fails closed, and the gateway keeps answering");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_filter_fails_closed() {
+    hostile_gateway(hostile("unreachable")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_filter_hits_its_deadline_and_fails_closed() {
+    hostile_gateway(hostile("(loop (br 0)) i32.const 0")).await;
+}

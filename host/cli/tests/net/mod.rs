@@ -1,0 +1,405 @@
+//! Helpers for tests that talk to a running host over real HTTP.
+#![allow(
+    missing_docs,
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::Arc;
+
+use erpgate_identity::config::Config;
+use erpgate_identity::clock::SystemClock;
+use erpgate_store::SqliteStore;
+use serde_json::{Value, json};
+
+pub const EDGE: (&str, &str) = ("erpgate.edge", "demo-edge-secret");
+
+/// Sends a request; returns the status and the body as JSON (or as a string).
+pub async fn send(url: &str, method: &str, headers: &[(&str, &[u8])]) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
+    for (k, v) in headers {
+        req = req.header(*k, reqwest::header::HeaderValue::from_bytes(v).unwrap());
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// A client-credentials token for the demo service app.
+pub async fn service_token(identity: &str, scope: &str) -> String {
+    let cc: Value = reqwest::Client::new()
+        .post(format!("{identity}/id/connect/token"))
+        .basic_auth("demo.service", Some("demo-service-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    cc["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A PAT for alice on demo.reports, through the admin API.
+pub async fn mint_pat(identity: &str, admin: &str) -> String {
+    mint(
+        identity,
+        admin,
+        json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}),
+    )
+    .await
+}
+
+/// A reference token minted through the admin API.
+pub async fn mint(identity: &str, admin: &str, request: Value) -> String {
+    let (_, issued) = admin_call(
+        identity,
+        admin,
+        "POST",
+        "/admin/reference-tokens",
+        Some(request),
+    )
+    .await;
+    issued["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{issued}"))
+        .to_owned()
+}
+
+/// A call to a host's admin API with this credential: (status, JSON body,
+/// `Null` when there is none).
+pub async fn admin_call(
+    base: &str,
+    admin: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method.parse().unwrap(), format!("{base}{path}"))
+        .bearer_auth(admin);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends a request with a bearer token: (status, JSON body).
+pub async fn bearer(url: &str, method: &str, token: &str) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    send(url, method, &[("authorization", auth.as_bytes())]).await
+}
+
+/// Introspects as the edge.
+pub async fn introspect(identity: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{identity}/id/connect/introspect"))
+        .basic_auth(EDGE.0, Some(EDGE.1))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Revokes a token as its own client (demo.reports).
+pub async fn revoke_as_reports(identity: &str, token: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{identity}/id/connect/revocation"))
+        .basic_auth("demo.reports", Some("demo-reports-secret"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Introspection requests the host has answered so far.
+pub fn introspections(state: &erpgate_cli::Host) -> u64 {
+    state
+        .identity
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| {
+            l.starts_with("erpgate_requests_total") && l.contains("endpoint=\"introspect\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The demo host on a free loopback port, storing in `dir`; admin credential `admin`.
+pub async fn start_demo_host(dir: &std::path::Path) -> erpgate_cli::Running {
+    start_host(dir, Config::demo(), Arc::new(SystemClock)).await
+}
+
+/// A host with this configuration and clock on a free loopback port.
+pub async fn start_host(
+    dir: &std::path::Path,
+    mut config: Config,
+    clock: Arc<dyn erpgate_identity::clock::Clock>,
+) -> erpgate_cli::Running {
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    let store = Arc::new(SqliteStore::open(dir).unwrap());
+    erpgate_cli::start(config, store, clock, "admin", false)
+        .await
+        .unwrap()
+}
+
+/// A fresh database on the test PostgreSQL server (`ERPGATE_TEST_POSTGRES`,
+/// a URL to its `postgres` database; `scripts/postgres start` prints one),
+/// or `None` when none is configured. `scripts/test` starts a server and sets
+/// `ERPGATE_REQUIRE_POSTGRES=1`, so there a missing server fails the test.
+pub async fn postgres_database() -> Option<String> {
+    let Ok(server) = std::env::var("ERPGATE_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("ERPGATE_REQUIRE_POSTGRES").is_none(),
+            "ERPGATE_TEST_POSTGRES is not set but ERPGATE_REQUIRE_POSTGRES is"
+        );
+        eprintln!("skipped: set ERPGATE_TEST_POSTGRES to run the PostgreSQL tests");
+        return None;
+    };
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let name = format!(
+        "erpgate_test_{}",
+        erpgate_store::secrets::random_hex(8).to_lowercase()
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let (base, _) = server.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+/// A host replica on PostgreSQL at `url`, on a free loopback port.
+pub async fn start_replica(url: &str, mut config: Config) -> erpgate_cli::Running {
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.database = Some(url.to_owned());
+    let store = erpgate_cli::open_store(&config).await.unwrap();
+    erpgate_cli::start(config, store, Arc::new(SystemClock), "admin", false)
+        .await
+        .unwrap()
+}
+
+/// An upstream that answers with what reached it (method, path, headers),
+/// so tests can see what the gateway forwards.
+pub async fn echo_upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use axum::http::{HeaderMap, Method, Uri};
+    let app =
+        axum::Router::new().fallback(|method: Method, uri: Uri, headers: HeaderMap| async move {
+            let seen: serde_json::Map<String, Value> = headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        json!(String::from_utf8_lossy(v.as_bytes())),
+                    )
+                })
+                .collect();
+            axum::Json(
+                json!({ "method": method.as_str(), "path": uri.to_string(), "headers": seen }),
+            )
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}
+
+// ---- Interactive sign-in, as a browser would do it ----
+
+pub const REDIRECT: &str = "http://localhost:3000/signin-oidc";
+
+/// A browser stand-in: keeps cookies, does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A hidden field's value in a page.
+pub fn field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
+    let end = page[start..].find('"').unwrap() + start;
+    page[start..end].to_owned()
+}
+
+/// The query parameters of a redirect's Location.
+pub fn location_params(response: &reqwest::Response) -> Vec<(String, String)> {
+    let location = response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no redirect: {}", response.status()))
+        .to_str()
+        .unwrap();
+    let query = location
+        .split_once(['?', '#'])
+        .map(|(_, q)| q)
+        .unwrap_or("");
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub async fn post_form(
+    client: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    client.post(url).form(form).send().await.unwrap()
+}
+
+/// Signs in (and consents) through the pages; returns the final redirect.
+pub async fn sign_in(
+    b: &reqwest::Client,
+    base: &str,
+    authorize: &str,
+    user: (&str, &str),
+) -> reqwest::Response {
+    let page = b.get(authorize).send().await.unwrap();
+    if page.status() == 302 {
+        return page; // signed in already, consent remembered
+    }
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()["x-frame-options"],
+        "DENY",
+        "the login page cannot be framed"
+    );
+    let page = page.text().await.unwrap();
+    if page.contains("Allow access") {
+        return consent(b, base, &page).await; // signed in already
+    }
+    assert!(page.contains("<label for=\"username\">"), "{page}");
+    let request = field(&page, "request");
+    let csrf = field(&page, "csrf");
+    let after = post_form(
+        b,
+        &format!("{base}/id/account/login"),
+        &[
+            ("request", &request),
+            ("csrf", &csrf),
+            ("username", user.0),
+            ("password", user.1),
+        ],
+    )
+    .await;
+    if after.status() != 200 {
+        return after;
+    }
+    let page = after.text().await.unwrap();
+    assert!(page.contains("Allow access"), "{page}");
+    consent(b, base, &page).await
+}
+
+/// Allows (and remembers) on a consent page.
+async fn consent(b: &reqwest::Client, base: &str, page: &str) -> reqwest::Response {
+    post_form(
+        b,
+        &format!("{base}/id/connect/consent"),
+        &[
+            ("request", &field(page, "request")),
+            ("csrf", &field(page, "csrf")),
+            ("decision", "allow"),
+            ("remember", "yes"),
+        ],
+    )
+    .await
+}
+
+/// The demo web app's confidential credentials.
+pub const WEBAPP: (&str, &str) = ("demo.webapp", "demo-webapp-secret");
+
+/// POSTs a form to `{issuer}/connect/token`, with Basic credentials when
+/// given: (status, JSON body).
+pub async fn token_endpoint(
+    issuer: &str,
+    client: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{issuer}/connect/token"))
+        .form(form);
+    if let Some((id, secret)) = client {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The host's license table (admin credential `admin`).
+pub async fn sessions_table(base: &str) -> Value {
+    admin_call(base, "admin", "GET", "/admin/sessions", None)
+        .await
+        .1
+}
+
+/// A page's text, as this browser sees it.
+pub async fn get_text(b: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    b.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// Posts the login form found on `page`.
+pub async fn submit_login(
+    b: &reqwest::Client,
+    base: &str,
+    page: &str,
+    user: (&str, &str),
+) -> reqwest::Response {
+    post_form(
+        b,
+        &format!("{base}/id/account/login"),
+        &[
+            ("request", &field(page, "request")),
+            ("csrf", &field(page, "csrf")),
+            ("username", user.0),
+            ("password", user.1),
+        ],
+    )
+    .await
+}
+
+/// Redeems a code issued to the demo web app for `REDIRECT`: (status, JSON).
+pub async fn redeem_code(issuer: &str, code: &str) -> (u16, Value) {
+    token_endpoint(
+        issuer,
+        Some(WEBAPP),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await
+}

@@ -1,0 +1,749 @@
+//! Interactive sign-in over real HTTP on 127.0.0.1: the `openidconnect`
+//! crate discovers the host and runs authorization code + PKCE, a
+//! cookie-keeping client posts the login and consent forms, the ID token is
+//! verified, refresh tokens rotate and a replay kills the family. Then SSO,
+//! `prompt=login`, userinfo, endsession, and the attacks the issue lists.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+use serde_json::Value;
+
+mod net;
+
+use net::{
+    REDIRECT, WEBAPP, browser, field, get_text, location_params, param, post_form, redeem_code,
+    sign_in, submit_login, token_endpoint,
+};
+
+fn claims_of(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&erpgate::decode_b64url(payload).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_code_pkce_refresh_rotation_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = net::start_demo_host(dir.path()).await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
+            .await
+            .unwrap();
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new("demo.webapp".into()),
+        Some(ClientSecret::new("demo-webapp-secret".into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("read".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let b = browser();
+    // A wrong password shows the error on the page.
+    let page = get_text(&b, url.as_str()).await;
+    let wrong = submit_login(&b, &base, &page, ("alice", "not-her-password")).await;
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("The user name or password is incorrect.")
+    );
+
+    let done = sign_in(&b, &base, url.as_str(), ("alice", "alice-password")).await;
+    assert_eq!(done.status(), 302);
+    let params = location_params(&done);
+    assert!(
+        done.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(REDIRECT)
+    );
+    assert_eq!(param(&params, "state"), Some(csrf.secret().as_str()));
+    assert_eq!(param(&params, "iss"), Some(issuer.as_str()), "RFC 9207");
+    let code = param(&params, "code").unwrap().to_owned();
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let id_token = tokens.id_token().expect("openid was requested");
+    let verifier = client.id_token_verifier();
+    let id_claims = id_token.claims(&verifier, &nonce).unwrap();
+    assert_eq!(id_claims.subject().as_str(), "alice");
+    let at_hash = id_claims.access_token_hash().expect("at_hash");
+    assert_eq!(
+        *at_hash,
+        AccessTokenHash::from_token(
+            tokens.access_token(),
+            id_token.signing_alg().unwrap(),
+            id_token.signing_key(&verifier).unwrap()
+        )
+        .unwrap()
+    );
+    let raw_id = claims_of(&id_token.to_string());
+    assert_eq!(raw_id["aud"], "demo.webapp");
+    let s_hash = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(csrf.secret().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    };
+    assert_eq!(raw_id["s_hash"], s_hash.as_str(), "state was sent");
+    assert_eq!(
+        raw_id["exp"].as_u64().unwrap() - raw_id["iat"].as_u64().unwrap(),
+        300
+    );
+    let access = claims_of(tokens.access_token().secret());
+    assert_eq!(access["sub"], "alice");
+    assert_eq!(access["client_id"], "demo.webapp");
+    assert_eq!(access["is_admin"], "false");
+    assert_eq!(access["amr"][0], "pwd");
+    assert!(
+        access["aud"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("DomainAPI"))
+    );
+    let sid = access["sid"].as_str().unwrap().to_owned();
+    assert_eq!(raw_id["sid"], sid.as_str());
+    let first_access = tokens.access_token().secret().clone();
+
+    // userinfo with that token (openid profile).
+    let info: Value = http
+        .get(format!("{issuer}/connect/userinfo"))
+        .bearer_auth(&first_access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (info["sub"].as_str(), info["name"].as_str()),
+        (Some("alice"), Some("Alice Example"))
+    );
+
+    // The code is single use: a replay fails and revokes what it issued.
+    let (status, body) = redeem_code(&issuer, &code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let active = net::introspect(&base, &first_access).await;
+    assert_eq!(
+        active["active"], false,
+        "code replay revoked the access token"
+    );
+
+    // A fresh sign-in (SSO: no login page, consent remembered), then two
+    // refreshes that keep the session; replaying the first kills the family.
+    let (challenge, pkce) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, _) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("read".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let silent = b.get(url.as_str()).send().await.unwrap();
+    assert_eq!(silent.status(), 302, "SSO skips the pages");
+    let code = param(&location_params(&silent), "code").unwrap().to_owned();
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(pkce)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let rt1 = tokens.refresh_token().unwrap().clone();
+    assert_eq!(rt1.secret().len(), 64);
+    assert!(
+        rt1.secret()
+            .bytes()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    );
+    let second = client
+        .exchange_refresh_token(&rt1)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap();
+    let rt2 = second.refresh_token().unwrap().clone();
+    assert_ne!(rt1.secret(), rt2.secret(), "rotated");
+    assert_eq!(
+        claims_of(second.access_token().secret())["sid"],
+        sid.as_str(),
+        "same session"
+    );
+    let info: Value = http
+        .get(format!("{issuer}/connect/userinfo"))
+        .bearer_auth(second.access_token().secret())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["sub"], "alice");
+    assert!(
+        info.get("name").is_none(),
+        "no profile scope, no profile claims"
+    );
+    let third = client
+        .exchange_refresh_token(&rt2)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap();
+    let rt3 = third.refresh_token().unwrap().clone();
+    assert!(
+        client
+            .exchange_refresh_token(&rt1)
+            .unwrap()
+            .request_async(&http)
+            .await
+            .is_err()
+    );
+    assert!(
+        client
+            .exchange_refresh_token(&rt3)
+            .unwrap()
+            .request_async(&http)
+            .await
+            .is_err(),
+        "a replay kills the whole family"
+    );
+    let active = net::introspect(&base, third.access_token().secret()).await;
+    assert_eq!(active["active"], false);
+
+    // The remembered consent is listed on the profile page and can be
+    // withdrawn; the app then asks again.
+    let profile = format!("{base}/profile/security/tokens");
+    let page = get_text(&b, &profile).await;
+    assert!(page.contains("Applications you allowed") && page.contains("Demo web app"));
+    let withdrawn = post_form(
+        &b,
+        &format!("{base}/profile/security/consents/revoke"),
+        &[
+            ("csrf", &field(&page, "csrf")),
+            ("client_id", "demo.webapp"),
+        ],
+    )
+    .await;
+    assert_eq!(withdrawn.status(), 200);
+    let again = get_text(&b, url.as_str()).await;
+    assert!(again.contains("Allow access?"), "consent asked again");
+
+    // prompt=login shows the form again even with SSO; endsession ends it.
+    let forced = b
+        .get(format!("{}&prompt=login", url.as_str()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), 200);
+    let out = b
+        .get(format!(
+            "{issuer}/connect/endsession?client_id=demo.webapp&post_logout_redirect_uri=http://evil.example/&state=x"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status(),
+        200,
+        "an unregistered logout target is never followed"
+    );
+    assert!(out.headers().get("location").is_none());
+    let after = b.get(url.as_str()).send().await.unwrap();
+    assert_eq!(after.status(), 200, "signed out: the login page again");
+    host.stop().await;
+}
+
+/// Builds an authorize URL by hand.
+fn authorize(issuer: &str, pairs: &[(&str, &str)]) -> String {
+    let q = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{issuer}/connect/authorize?{q}")
+}
+
+/// BASE64URL(SHA-256(RIGHT_VERIFIER)).
+const CHALLENGE: &str = "xHbTA8nQz7AxlCctZcUZZCnA1-KHGhNebQcDktX9pqU";
+const RIGHT_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU2p1rrabc-s2tHbvXk";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU2p1rrabc-s2tHbvXk0"; // not the challenge's
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_on_the_authorization_endpoint_and_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = net::start_demo_host(dir.path()).await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let b = browser();
+
+    // Every redirect URI variant gets an error page, never a redirect.
+    for variant in [
+        "http://LOCALHOST:3000/signin-oidc",
+        "http://localhost:3000/signin-oidc/",
+        "http://localhost:3000/signin-oidc/extra",
+        "http://evil@localhost:3000/signin-oidc",
+        "http://localhost:3001/signin-oidc",
+        "http://localhost:3000/signin-oidc#frag",
+    ] {
+        let r = b
+            .get(authorize(
+                &issuer,
+                &[
+                    ("client_id", "demo.webapp"),
+                    ("redirect_uri", variant),
+                    ("response_type", "code"),
+                    ("scope", "openid read"),
+                ],
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{variant}");
+        assert!(r.headers().get("location").is_none(), "{variant}");
+    }
+    // Unknown client: an error page too.
+    let r = b
+        .get(authorize(
+            &issuer,
+            &[("client_id", "nope"), ("redirect_uri", REDIRECT)],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // PKCE `plain` and a public client without PKCE: redirected errors.
+    let r = b
+        .get(authorize(
+            &issuer,
+            &[
+                ("client_id", "demo.webapp"),
+                ("redirect_uri", REDIRECT),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "plain"),
+                ("state", "s1"),
+            ],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let p = location_params(&r);
+    assert_eq!(
+        (param(&p, "error"), param(&p, "state")),
+        (Some("invalid_request"), Some("s1"))
+    );
+    let r = b
+        .get(authorize(
+            &issuer,
+            &[
+                ("client_id", "demo.spa"),
+                ("redirect_uri", "http://localhost:5173/callback"),
+                ("response_type", "code"),
+                ("scope", "openid read"),
+            ],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        param(&location_params(&r), "error"),
+        Some("invalid_request")
+    );
+    // State with CR/LF cannot inject headers: it is percent-encoded.
+    let r = b
+        .get(authorize(
+            &issuer,
+            &[
+                ("client_id", "demo.webapp"),
+                ("redirect_uri", REDIRECT),
+                ("response_type", "token"),
+                ("state", "a\r\nSet-Cookie: x=y"),
+            ],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("set-cookie").is_none());
+    assert_eq!(
+        param(&location_params(&r), "state"),
+        Some("a\r\nSet-Cookie: x=y")
+    );
+
+    // A code with a PKCE challenge: the verifier is required (no downgrade),
+    // another client cannot redeem it, and 50 concurrent redemptions give
+    // exactly one success.
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.webapp"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid read"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let done = sign_in(&b, &base, &url, ("alice", "alice-password")).await;
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let redeem =
+        |client: (&'static str, &'static str), verifier: Option<&'static str>, code: String| {
+            let issuer = issuer.clone();
+            async move {
+                let mut form = vec![
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT),
+                ];
+                if let Some(v) = verifier {
+                    form.push(("code_verifier", v));
+                }
+                token_endpoint(&issuer, Some(client), &form).await
+            }
+        };
+    let (status, body) = redeem(("demo.webapp", "demo-webapp-secret"), None, code.clone()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "PKCE downgrade"
+    );
+
+    let done = sign_in(&b, &base, &url, ("alice", "alice-password")).await;
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let (status, body) = redeem(
+        ("demo.reports", "demo-reports-secret"),
+        Some(VERIFIER),
+        code,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "another client"
+    );
+
+    let done = sign_in(&b, &base, &url, ("alice", "alice-password")).await;
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let tries = (0..50).map(|_| {
+        tokio::spawn(redeem(
+            ("demo.webapp", "demo-webapp-secret"),
+            Some(RIGHT_VERIFIER),
+            code.clone(),
+        ))
+    });
+    let mut ok = 0;
+    let mut refused = Vec::new();
+    for t in tries.collect::<Vec<_>>() {
+        match t.await.unwrap() {
+            (200, _) => ok += 1,
+            (_, body) => refused.push(
+                body["error"].as_str().unwrap_or("?").to_owned()
+                    + ": "
+                    + body["error_description"].as_str().unwrap_or(""),
+            ),
+        }
+    }
+    assert!(
+        refused.iter().all(|e| e.starts_with("invalid_grant")),
+        "{refused:?}"
+    );
+
+    assert_eq!(ok, 1, "exactly one of 50 concurrent redemptions succeeds");
+
+    // No scope: every scope configured on the app.
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.webapp"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+        ],
+    );
+    let done = sign_in(&b, &base, &url, ("alice", "alice-password")).await;
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let (status, body) = redeem(("demo.webapp", "demo-webapp-secret"), None, code).await;
+    assert_eq!((status, body["scope"].as_str()), (200, Some("read update")));
+
+    // Community users never receive API audiences.
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.spa"),
+            ("redirect_uri", "http://localhost:5173/callback"),
+            ("response_type", "code"),
+            ("scope", "openid read"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let bob = browser();
+    let done = sign_in(&bob, &base, &url, ("bob", "bob-password")).await;
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let (_, body) = token_endpoint(
+        &issuer,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "demo.spa"),
+            ("code", &code),
+            ("redirect_uri", "http://localhost:5173/callback"),
+            ("code_verifier", RIGHT_VERIFIER),
+        ],
+    )
+    .await;
+    let access = claims_of(body["access_token"].as_str().unwrap());
+    assert_eq!(access["aud"], format!("{issuer}/resources"));
+    assert_eq!(body["scope"], "openid");
+
+    // A CSRF token that does not match the cookie is refused.
+    let page = get_text(&browser(), &url).await;
+    let forged = submit_login(&browser(), &base, &page, ("alice", "alice-password")).await;
+    assert_eq!(forged.status(), 403);
+
+    // Brute force: the sixth failure for a user is throttled.
+    let c = browser();
+    let page = get_text(&c, &url).await;
+    let (request, csrf) = (field(&page, "request"), field(&page, "csrf"));
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = post_form(
+            &c,
+            &format!("{base}/id/account/login"),
+            &[
+                ("request", &request),
+                ("csrf", &csrf),
+                ("username", "admin"),
+                ("password", "guess"),
+            ],
+        )
+        .await;
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pat_self_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = net::start_demo_host(dir.path()).await;
+    let base = host.state.identity.public_url.clone();
+    let tokens_url = format!("{base}/profile/security/tokens");
+
+    // Not signed in: sent to the profile sign-in.
+    let b = browser();
+    let r = b.get(&tokens_url).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/id/account/login");
+    let page = get_text(&b, format!("{base}/id/account/login")).await;
+    let r = submit_login(&b, &base, &page, ("alice", "alice-password")).await;
+    assert_eq!(r.status(), 303);
+    let page = get_text(&b, &tokens_url).await;
+    assert!(page.contains("Demo reports"), "{page}");
+    assert!(
+        !page.contains("Demo audit tool"),
+        "AdministratorsOnly apps are hidden from alice"
+    );
+    let csrf = field(&page, "csrf");
+
+    // Minting shows the value once; it introspects active.
+    let minted = post_form(
+        &b,
+        &tokens_url,
+        &[
+            ("csrf", &csrf),
+            ("client_id", "demo.reports"),
+            ("description", "ci export"),
+            ("scope", "read"),
+            ("days", "7"),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let start = minted.find("enrt_").expect("the new token is shown");
+    let value = minted[start..start + 69].to_owned();
+    assert_eq!(net::introspect(&base, &value).await["active"], true);
+    let again = get_text(&b, &tokens_url).await;
+    assert!(again.contains("ci export"));
+    assert!(!again.contains(&value), "shown once, never listed");
+
+    // alice cannot mint for the admin-only app, nor without a valid CSRF token.
+    let refused = post_form(
+        &b,
+        &tokens_url,
+        &[
+            ("csrf", &csrf),
+            ("client_id", "demo.audit"),
+            ("description", "x"),
+            ("days", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    let forged = post_form(
+        &b,
+        &tokens_url,
+        &[
+            ("csrf", "0"),
+            ("client_id", "demo.reports"),
+            ("description", "x"),
+            ("days", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+
+    // Revoking it: inactive at once.
+    let id = field(&again, "id");
+    let r = post_form(
+        &b,
+        &format!("{tokens_url}/revoke"),
+        &[("csrf", &csrf), ("id", &id)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(net::introspect(&base, &value).await["active"], false);
+
+    // An administrator sees the admin-only app.
+    let admin = browser();
+    let page = get_text(&admin, format!("{base}/id/account/login")).await;
+    submit_login(&admin, &base, &page, ("admin", "admin-password")).await;
+    let page = get_text(&admin, &tokens_url).await;
+    assert!(page.contains("Demo audit tool"));
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_races_consent_csrf_and_nonce_injection() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = net::start_demo_host(dir.path()).await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let b = browser();
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.webapp"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid read offline_access"),
+            ("nonce", "n\r\nX-Injected: 1"),
+            ("state", "s\r\nSet-Cookie: stolen=1"),
+        ],
+    );
+    let done = sign_in(&b, &base, &url, ("alice", "alice-password")).await;
+    assert!(done.headers().get("x-injected").is_none());
+    assert!(
+        done.headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap_or("").contains("stolen")),
+        "state cannot add headers"
+    );
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let (_, tokens) = redeem_code(&issuer, &code).await;
+    assert_eq!(
+        claims_of(tokens["id_token"].as_str().unwrap())["nonce"],
+        "n\r\nX-Injected: 1",
+        "the nonce is data in the ID token, nothing more"
+    );
+
+    // 100 concurrent uses of one refresh token: exactly one succeeds (and
+    // the losers' replay then revokes the family).
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let tries: Vec<_> = (0..100)
+        .map(|_| {
+            let (issuer, refresh) = (issuer.clone(), refresh.clone());
+            tokio::spawn(async move {
+                token_endpoint(
+                    &issuer,
+                    Some(WEBAPP),
+                    &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+                )
+                .await
+                .0
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tries {
+        if t.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1, "exactly one of 100 concurrent refreshes succeeds");
+
+    // The consent form checks its CSRF token against the cookie too.
+    let fresh = browser();
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.spa"),
+            ("redirect_uri", "http://localhost:5173/callback"),
+            ("response_type", "code"),
+            ("scope", "openid read"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let page = get_text(&fresh, &url).await;
+    let consent_page = submit_login(&fresh, &base, &page, ("alice", "alice-password"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(consent_page.contains("Allow access?"));
+    let forged = post_form(
+        &browser(), // another browser: no CSRF cookie
+        &format!("{base}/id/connect/consent"),
+        &[
+            ("request", &field(&consent_page, "request")),
+            ("csrf", &field(&consent_page, "csrf")),
+            ("decision", "allow"),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+    host.stop().await;
+}

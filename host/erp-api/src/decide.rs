@@ -1,0 +1,224 @@
+//! Deciding API requests with the core engine, its outbound calls answered
+//! in-process by the identity host, and the session each allowed caller
+//! enters.
+
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use erpgate::engine::Purpose;
+use erpgate::{Decision, HttpCall, Outcome, Principal, Step, Time, TokenKind};
+use erpgate_identity::oauth::form::Form;
+
+use crate::errors::*;
+use crate::legacy;
+use crate::sessions::*;
+use crate::state::*;
+
+/// Background work of the API's engine: JWKS refreshes and the revocation
+/// feed, answered in-process.
+pub async fn background(state: &ErpApi) {
+    let Ok(engine) = state.api.engine.as_ref() else {
+        return;
+    };
+    let now_ms = state.identity.clock.now_ms();
+    let due = match state.api.state.lock() {
+        Ok(mut guard) => match guard.as_mut() {
+            Some(s) => engine.due_calls(Time::from_millis(now_ms), s),
+            None => return,
+        },
+        Err(_) => return,
+    };
+    for job in due {
+        let outcome = perform(state, &job.call, now_ms / 1000).await;
+        if let Ok(mut guard) = state.api.state.lock()
+            && let Some(s) = guard.as_mut()
+        {
+            engine.complete(job.job, outcome, Time::from_millis(now_ms), s);
+        }
+    }
+}
+
+
+/// Who an API request runs as, once authenticated and in a session.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A public route (login, logout, discovery).
+    Public,
+    /// A verified token.
+    Token(Box<Principal>, ApiSession),
+    /// Legacy Basic or `ErpSession`.
+    Legacy(ApiSession),
+}
+
+
+pub(crate) fn json_outcome<T: serde::Serialize>(value: &T) -> Outcome {
+    match serde_json::to_vec(value) {
+        Ok(body) => Outcome::Response { status: 200, body },
+        Err(_) => Outcome::Failed,
+    }
+}
+
+/// Answers one engine call in-process.
+pub(crate) async fn perform(state: &ErpApi, call: &HttpCall, now: u64) -> Outcome {
+    match call.purpose {
+        Purpose::Jwks => json_outcome(&state.identity.keys.jwks()),
+        Purpose::Introspection => {
+            let token = Form::parse(&call.body)
+                .ok()
+                .and_then(|f| f.get("token").map(str::to_owned));
+            let Some(token) = token else {
+                return Outcome::Failed;
+            };
+            match state.identity.introspect(&token, now).await {
+                Ok(reply) => json_outcome(&reply),
+                Err(_) => Outcome::Failed,
+            }
+        }
+        Purpose::RevocationFeed => {
+            let query = call.path.split_once('?').map_or("", |(_, q)| q);
+            let cursor = Form::parse(query.as_bytes())
+                .ok()
+                .and_then(|f| f.get("cursor").and_then(|c| c.parse::<u64>().ok()))
+                .unwrap_or(0);
+            match state.identity.revocation_feed(cursor).await {
+                Ok(page) => json_outcome(&page),
+                Err(_) => Outcome::Failed,
+            }
+        }
+    }
+}
+
+/// Runs the engine on a request, answering its calls in-process.
+pub(crate) async fn decide(
+    state: &ErpApi,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+) -> Option<Decision> {
+    let engine = state.api.engine.as_ref().ok()?;
+    let now = state.identity.clock.now_ms();
+    let request = erpgate::Request::new(method, path, headers);
+    let mut step = {
+        let mut guard = state.api.state.lock().ok()?;
+        engine.start(&request, Time::from_millis(now), guard.as_mut()?)
+    };
+    loop {
+        step = match step {
+            Step::Decided(decision) => return Some(decision),
+            Step::Call { call, pending } => {
+                let outcome = perform(state, &call, now / 1000).await;
+                let mut guard = state.api.state.lock().ok()?;
+                engine.resume(pending, outcome, Time::from_millis(now), guard.as_mut()?)
+            }
+            // No host crypto or single flight is declared here.
+            Step::Verify { pending, .. } | Step::Wait { pending, .. } => {
+                let mut guard = state.api.state.lock().ok()?;
+                engine.resume(
+                    pending,
+                    Outcome::Failed,
+                    Time::from_millis(now),
+                    guard.as_mut()?,
+                )
+            }
+        };
+    }
+}
+
+/// The session key and origin of a verified token: `sid` for user tokens
+/// (a refresh keeps it), the token id (`jti`) otherwise. This host puts a
+/// `jti` in every token it issues, reference tokens included (their public
+/// id, through introspection); a token without one keys by kind and subject.
+pub(crate) fn token_holder(principal: &Principal) -> Holder {
+    let (key, origin) = match principal.kind {
+        TokenKind::User => (
+            principal.sid.as_ref().map(|s| format!("sid:{s}")),
+            Origin::User,
+        ),
+        TokenKind::Service => (None, Origin::Service),
+        TokenKind::Pat => (None, Origin::Pat),
+        TokenKind::Sat => (None, Origin::Sat),
+    };
+    let key = key
+        .or_else(|| principal.jti.as_ref().map(|j| format!("jti:{j}")))
+        .unwrap_or_else(|| format!("{}:{}", principal.kind.as_str(), principal.subject));
+    Holder {
+        key,
+        login: principal.subject.clone(),
+        client_id: principal.client_id.clone(),
+        origin,
+    }
+}
+
+/// Authenticates every API request (the middleware of the API routes).
+pub async fn authenticate(
+    State(state): State<ErpApi>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let owned: Vec<(String, Vec<u8>)> = request
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    let headers: Vec<(&str, &[u8])> = owned
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    let Some(decision) = decide(&state, &method, &path, &headers).await else {
+        return unavailable();
+    };
+    let now = state.identity.clock.now();
+    let caller = match decision {
+        Decision::Deny(denial) => {
+            let engine_policy = match &state.api.engine {
+                Ok(engine) => engine.policy(),
+                Err(_) => return unavailable(),
+            };
+            let r = denial.response(engine_policy);
+            let mut response = (
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN),
+                r.body,
+            )
+                .into_response();
+            for (n, v) in r.headers {
+                if let (Ok(n), Ok(v)) = (
+                    header::HeaderName::from_bytes(n.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
+                    response.headers_mut().insert(n, v);
+                }
+            }
+            return response;
+        }
+        Decision::Allow(allow) => match allow.principal {
+            Some(principal) => {
+                let who = token_holder(&principal);
+                // External (community) users never consume licenses.
+                let session = if principal.user_type.as_deref() == Some("ExternalCommunityUser") {
+                    Ok(who.session(now))
+                } else {
+                    state.api.sessions.enter(&who, now).await
+                };
+                match session {
+                    Ok(session) => Caller::Token(Box::new(principal), session),
+                    Err(e) => return session_refused(e),
+                }
+            }
+            None => match legacy::authenticate(&state, request.headers(), now).await {
+                Ok(Some(session)) => Caller::Legacy(session),
+                Ok(None) => Caller::Public,
+                Err(response) => return *response,
+            },
+        },
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}

@@ -1,0 +1,517 @@
+//! The host's TOML configuration. Every field is documented in
+//! `host/CONFIG.md`; unknown fields are refused, and each error names the field.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use erpgate_store::records::{ClientType, ReferenceTokenPolicy};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listening, URLs, storage, logs.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The emulated ERP.net instance.
+    #[serde(default)]
+    pub instance: InstanceConfig,
+    /// Trusted applications to create if absent.
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    /// Users to create if absent.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// Callers allowed to introspect and read the revocation feed besides
+    /// confidential trusted apps (ERP.net's API resources).
+    #[serde(default)]
+    pub api_resources: Vec<ApiResourceConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The URL clients use to reach the host; the issuer is `{public_url}/id`.
+    /// Default: `http://{listen}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Where the SQLite database lives.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL (`postgres://user:password@host:port/database`)
+    /// shared by several host replicas; without it, SQLite in `data_dir`.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// `text` or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8700))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("erpgate-data")
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            public_url: None,
+            data_dir: default_data_dir(),
+            database: None,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[instance]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// The database name: the `db` / `client_db` claim.
+    #[serde(default = "default_db")]
+    pub db: String,
+    /// Access-token lifetime in seconds (ERP.net: 3600).
+    #[serde(default = "default_lifetime")]
+    pub access_token_lifetime_s: u64,
+    /// Longest lifetime a reference token may be given, in days.
+    #[serde(default = "default_reference_days")]
+    pub reference_token_max_days: u64,
+    /// Audiences added to tokens that carry an API scope (`read`, `update`, …).
+    #[serde(default = "default_audiences")]
+    pub api_audiences: Vec<String>,
+    /// Accept the legacy `DomainApi` scope in requests (the official .NET client sends it).
+    #[serde(default = "yes")]
+    pub accept_legacy_domainapi_scope: bool,
+    /// License slots of the emulated ERP API: one per open API session.
+    #[serde(default = "default_license_slots")]
+    pub license_slots: usize,
+    /// Logins always guaranteed a slot (ERP.net's reserved seats).
+    #[serde(default)]
+    pub reserved_accounts: Vec<String>,
+}
+
+fn default_license_slots() -> usize {
+    25
+}
+
+fn default_db() -> String {
+    "demo".into()
+}
+fn default_lifetime() -> u64 {
+    3600
+}
+fn default_reference_days() -> u64 {
+    730
+}
+fn default_audiences() -> Vec<String> {
+    ["DomainAPI", "TableAPI", "OLAP", "AppServer"]
+        .map(String::from)
+        .to_vec()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for InstanceConfig {
+    fn default() -> Self {
+        Self {
+            db: default_db(),
+            access_token_lifetime_s: default_lifetime(),
+            reference_token_max_days: default_reference_days(),
+            api_audiences: default_audiences(),
+            accept_legacy_domainapi_scope: true,
+            license_slots: default_license_slots(),
+            reserved_accounts: Vec::new(),
+        }
+    }
+}
+
+/// `[[apps]]`: a trusted application, with ERP.net's field defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// `ApplicationUri`, the `client_id`.
+    pub client_id: String,
+    /// Display name.
+    #[serde(default = "unnamed")]
+    pub name: String,
+    /// `confidential` (default), `public` or `none`.
+    #[serde(default = "confidential")]
+    pub client_type: ClientType,
+    /// The plain secret; only its hash is stored.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Or the hash itself: base64(SHA-256(secret)).
+    #[serde(default)]
+    pub secret_sha256: Option<String>,
+    /// `ImpersonateLoginUrl`.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// `ImpersonateLogoutUrl`.
+    #[serde(default)]
+    pub logout_uris: Vec<String>,
+    /// `ImpersonateAsInternalUserAllowed`.
+    #[serde(default)]
+    pub internal_users: bool,
+    /// `ImpersonateAsCommunityUserAllowed`.
+    #[serde(default)]
+    pub community_users: bool,
+    /// `SystemUserAllowed`.
+    #[serde(default)]
+    pub system_user_allowed: bool,
+    /// `SystemUser` login.
+    #[serde(default)]
+    pub system_user: Option<String>,
+    /// `Scope`, space-separated.
+    #[serde(default)]
+    pub scope: String,
+    /// `none` (default), `authenticated_users` or `administrators_only`.
+    #[serde(default = "no_reference_tokens")]
+    pub reference_tokens: ReferenceTokenPolicy,
+    /// `BasicAuthenticationAllowed`.
+    #[serde(default)]
+    pub basic_auth: bool,
+    /// `IsEnabled`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn unnamed() -> String {
+    "(unnamed)".into()
+}
+fn confidential() -> ClientType {
+    ClientType::Confidential
+}
+fn no_reference_tokens() -> ReferenceTokenPolicy {
+    ReferenceTokenPolicy::None
+}
+
+/// `[[users]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Login.
+    pub login: String,
+    /// GUID; generated when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// E-mail.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `InternalUser` (default), `ExternalCommunityUser`, …
+    #[serde(default = "internal")]
+    pub user_type: String,
+    /// Administrator.
+    #[serde(default)]
+    pub is_admin: bool,
+    /// Locale.
+    #[serde(default = "en_us")]
+    pub locale: String,
+    /// Plain password; hashed with Argon2id before storing.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn internal() -> String {
+    "InternalUser".into()
+}
+fn en_us() -> String {
+    "en-US".into()
+}
+
+/// `[[api_resources]]`: an introspection caller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiResourceConfig {
+    /// The name it authenticates with (HTTP Basic user).
+    pub name: String,
+    /// The plain secret; only its hash is kept.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Or base64(SHA-256(secret)).
+    #[serde(default)]
+    pub secret_sha256: Option<String>,
+}
+
+/// A configuration error, naming the field.
+#[derive(Debug, thiserror::Error)]
+#[error("config field `{field}`: {message}")]
+pub struct ConfigError {
+    /// Dotted path to the field.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Config {
+    /// Parses and validates TOML.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
+            field: e
+                .span()
+                .map_or_else(|| "(document)".to_owned(), |s| field_at(text, s.start)),
+            message: e.message().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Validates `server.database` alone (after a command-line override).
+    pub fn validate_database(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.server.database
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError {
+                field: "server.database".into(),
+                message: "must be a postgres:// or postgresql:// URL".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Validates `server.public_url` alone (after a command-line override).
+    pub fn validate_public(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.server.public_url
+            && (!(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/'))
+        {
+            return Err(ConfigError {
+                field: "server.public_url".into(),
+                message: "must be an http(s) URL without a trailing slash".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field: String, message: &str| ConfigError {
+            field,
+            message: message.to_owned(),
+        };
+        self.validate_public()?;
+        self.validate_database()?;
+        if self.instance.access_token_lifetime_s == 0
+            || self.instance.access_token_lifetime_s > 86_400
+        {
+            return Err(err(
+                "instance.access_token_lifetime_s".into(),
+                "must be between 1 and 86400",
+            ));
+        }
+        if self.instance.reference_token_max_days == 0 {
+            return Err(err(
+                "instance.reference_token_max_days".into(),
+                "must be at least 1",
+            ));
+        }
+        if self.instance.license_slots < self.instance.reserved_accounts.len() {
+            return Err(err(
+                "instance.license_slots".into(),
+                "must be at least the number of reserved_accounts",
+            ));
+        }
+        for (i, login) in self.instance.reserved_accounts.iter().enumerate() {
+            if !self.users.iter().any(|u| &u.login == login) {
+                return Err(err(
+                    format!("instance.reserved_accounts[{i}]"),
+                    "names no configured user",
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            let f = |name: &str| format!("apps[{i}].{name}");
+            if app.client_id.trim().is_empty() || app.client_id.contains([':', ' ', ',']) {
+                return Err(err(
+                    f("client_id"),
+                    "must be non-empty without ':', ',' or spaces",
+                ));
+            }
+            if !seen.insert(app.client_id.clone()) {
+                return Err(err(f("client_id"), "duplicate client_id"));
+            }
+            if app.secret.is_some() && app.secret_sha256.is_some() {
+                return Err(err(f("secret"), "give secret or secret_sha256, not both"));
+            }
+            let has_secret = app.secret.is_some() || app.secret_sha256.is_some();
+            match app.client_type {
+                ClientType::Confidential if !has_secret => {
+                    return Err(err(f("secret"), "a confidential app needs a secret"));
+                }
+                ClientType::Public | ClientType::None if has_secret => {
+                    return Err(err(f("secret"), "only confidential apps have secrets"));
+                }
+                _ => {}
+            }
+            if erpgate::ScopeSet::parse(&app.scope).is_err() {
+                return Err(err(
+                    f("scope"),
+                    "not a space-separated list of scope tokens",
+                ));
+            }
+            if app.system_user_allowed && app.system_user.is_none() {
+                return Err(err(
+                    f("system_user"),
+                    "system_user_allowed needs a system_user",
+                ));
+            }
+            for (j, uri) in app.redirect_uris.iter().chain(&app.logout_uris).enumerate() {
+                if uri.contains(',') || uri.trim().is_empty() {
+                    return Err(err(
+                        f(&format!("redirect_uris[{j}]")),
+                        "must be non-empty and contain no comma",
+                    ));
+                }
+            }
+        }
+        let mut logins = std::collections::HashSet::new();
+        for (i, user) in self.users.iter().enumerate() {
+            if user.login.trim().is_empty() || user.login.chars().any(char::is_control) {
+                return Err(err(
+                    format!("users[{i}].login"),
+                    "must be non-empty without control characters",
+                ));
+            }
+            if !logins.insert(user.login.clone()) {
+                return Err(err(format!("users[{i}].login"), "duplicate login"));
+            }
+        }
+        for (i, app) in self.apps.iter().enumerate() {
+            if let Some(u) = &app.system_user
+                && !logins.contains(u)
+            {
+                return Err(err(
+                    format!("apps[{i}].system_user"),
+                    "names no configured user",
+                ));
+            }
+        }
+        for (i, r) in self.api_resources.iter().enumerate() {
+            if r.secret.is_some() == r.secret_sha256.is_some() {
+                return Err(err(
+                    format!("api_resources[{i}].secret"),
+                    "give exactly one of secret or secret_sha256",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The built-in demo instance used when no config file is given.
+    pub fn demo() -> Self {
+        // PANIC SAFETY: DEMO is a constant checked by the `demo_config_is_valid` test.
+        #[allow(clippy::expect_used)]
+        Self::parse(DEMO).expect("built-in demo config is valid")
+    }
+
+    /// The issuer: `{public_url}/id`.
+    pub fn issuer(&self, bound: SocketAddr) -> String {
+        format!("{}/id", self.public_url(bound))
+    }
+
+    /// The public base URL.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+    }
+}
+
+/// Best effort: the dotted key path of the TOML at `offset`, for error messages.
+fn field_at(text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text
+        .get(line_start..)
+        .and_then(|rest| rest.find('\n'))
+        .map_or(text.len(), |i| line_start + i);
+    let mut table = String::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut key = String::new();
+    for line in text.get(..line_start).unwrap_or("").lines() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            let n = index
+                .entry(name.to_owned())
+                .and_modify(|n| *n += 1)
+                .or_insert(0);
+            table = format!("{name}[{n}]");
+            key.clear();
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            table = name.to_owned();
+            key.clear();
+        } else if let Some((k, _)) = t.split_once('=') {
+            key = k.trim().to_owned();
+        }
+    }
+    if let Some((k, _)) = text
+        .get(line_start..line_end)
+        .and_then(|l| l.split_once('='))
+    {
+        key = k.trim().to_owned();
+    }
+    match (table.is_empty(), key.is_empty()) {
+        (true, true) => "(document)".into(),
+        (true, false) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+/// The demo instance: one of each kind of trusted application, named users.
+pub const DEMO: &str = include_str!("../demo.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_is_valid() {
+        let c = Config::demo();
+        assert!(c.apps.len() >= 4);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
+        assert_eq!(e.field, "server.listen_port", "{e}");
+        let e = Config::parse("[[apps]]\nclient_id = \"a\"\nsecret = \"s\"\n[[apps]]\nclient_id = \"b\"\nclient_type = \"weird\"\n").unwrap_err();
+        assert_eq!(e.field, "apps[1].client_type", "{e}");
+        let e = Config::parse("[[apps]]\nclient_id = \"a\"\n").unwrap_err();
+        assert_eq!(e.field, "apps[0].secret", "{e}");
+        let e = Config::parse("[instance]\naccess_token_lifetime_s = 0\n").unwrap_err();
+        assert_eq!(e.field, "instance.access_token_lifetime_s");
+        let e = Config::parse(
+            "[[apps]]\nclient_id = \"a\"\nclient_type = \"public\"\nsystem_user = \"ghost\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "apps[0].system_user");
+        let e = Config::parse("[server]\ndatabase = \"mysql://x\"\n").unwrap_err();
+        assert_eq!(e.field, "server.database");
+        let ok = Config::parse("[server]\ndatabase = \"postgres://u@127.0.0.1/erp\"\n").unwrap();
+        assert!(ok.server.database.is_some());
+    }
+}

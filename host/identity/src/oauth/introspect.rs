@@ -1,0 +1,315 @@
+//! `/id/connect/introspect` (RFC 7662), `/id/connect/revocation` (RFC 7009)
+//! and the revocation feed the edge polls.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use erpgate::cache::TokenHash;
+use erpgate::credential::is_reference_token;
+use erpgate::introspection::{Audience, IntrospectionResponse};
+use erpgate::revocation::RevocationFeedPage;
+use erpgate::{ScopeSet, TokenKind};
+use serde_json::{Map, Value};
+
+use super::client_auth::{Caller, authenticate_app, authenticate_caller, presented};
+use super::error::OAuthError;
+use super::form::Form;
+use erpgate_store::records::{ClientType, GrantKind};
+use crate::service::Identity;
+
+/// Our own access token, verified: signature by a published key, our issuer,
+/// `typ at+jwt`, inside `nbf`..`exp`.
+pub fn verify_own_jwt(state: &Identity, token: &str, now: u64) -> Option<Map<String, Value>> {
+    verify_own(state, token, "at+jwt", Some(now))
+}
+
+/// A JWT we signed, of type `typ`, verified; inside `nbf`..`exp` at `now`
+/// when given (an `id_token_hint` may have expired).
+pub fn verify_own(
+    state: &Identity,
+    token: &str,
+    typ: &str,
+    now: Option<u64>,
+) -> Option<Map<String, Value>> {
+    let decoded = erpgate::jwt::decode(token, &erpgate::jwt::Limits::default()).ok()?;
+    if !erpgate::jwt::typ_matches(decoded.header.typ.as_deref(), typ) {
+        return None;
+    }
+    if erpgate::jwt::unverified_issuer(&decoded.claims).ok()? != state.issuer {
+        return None;
+    }
+    let keys = state.keys.key_set();
+    let key = keys.select(decoded.header.kid.as_deref())?;
+    if key.algorithm() != decoded.header.alg
+        || !key.verify(decoded.signing_input.as_bytes(), &decoded.signature)
+    {
+        return None;
+    }
+    let Some(now) = now else {
+        return Some(decoded.claims);
+    };
+    let exp = decoded.claims.get("exp")?.as_u64()?;
+    let nbf = decoded
+        .claims
+        .get("nbf")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    (now < exp && now >= nbf).then_some(decoded.claims)
+}
+
+fn claim_str(claims: &Map<String, Value>, name: &str) -> Option<String> {
+    claims.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+async fn introspect_reference(
+    state: &Identity,
+    token: &str,
+    now: u64,
+) -> Result<IntrospectionResponse, OAuthError> {
+    let hash = TokenHash::of(token).to_hex();
+    let Some(ctx) = state.store.reference_token_context(&hash).await? else {
+        return Ok(IntrospectionResponse::inactive());
+    };
+    let record = ctx.token;
+    if record.revoked_at.is_some() || record.expires_at <= now {
+        return Ok(IntrospectionResponse::inactive());
+    }
+    let (Some(app), Some(user)) = (ctx.app.filter(|a| a.enabled), ctx.user) else {
+        return Ok(IntrospectionResponse::inactive());
+    };
+    // A SAT acts as the app's SystemUser: if the app no longer has service
+    // access, the SAT dies with it.
+    if record.kind == GrantKind::Sat && app.acting_system_user() != Some(record.subject.as_str()) {
+        return Ok(IntrospectionResponse::inactive());
+    }
+    state.note_use(&hash, now);
+    Ok(IntrospectionResponse {
+        active: true,
+        scope: Some(record.scopes.clone()),
+        client_id: Some(record.client_id.clone()),
+        username: Some(user.login.clone()),
+        token_type: Some("Bearer".into()),
+        exp: Some(record.expires_at),
+        iat: Some(record.created_at),
+        sub: Some(user.login),
+        iss: Some(state.issuer.clone()),
+        jti: Some(record.id.clone()),
+        erp_token_kind: Some(match record.kind {
+            GrantKind::Pat => TokenKind::Pat,
+            GrantKind::Sat => TokenKind::Sat,
+        }),
+        db: Some(state.config.instance.db.clone()),
+        id: Some(user.id),
+        is_admin: Some(user.is_admin),
+        user_type: Some(user.user_type),
+        ..IntrospectionResponse::default()
+    })
+}
+
+async fn introspect_jwt(
+    state: &Identity,
+    token: &str,
+    now: u64,
+) -> Result<IntrospectionResponse, OAuthError> {
+    let Some(claims) = verify_own_jwt(state, token, now) else {
+        return Ok(IntrospectionResponse::inactive());
+    };
+    if let Some(jti) = claims.get("jti").and_then(Value::as_str)
+        && state.store.jti_revoked(jti).await?
+    {
+        return Ok(IntrospectionResponse::inactive());
+    }
+    let client_id = claim_str(&claims, "client_id");
+    let enabled = match &client_id {
+        Some(id) => state.store.app(id).await?.is_some_and(|a| a.enabled),
+        None => false,
+    };
+    if !enabled {
+        return Ok(IntrospectionResponse::inactive());
+    }
+    let service = claims.contains_key("client_system_user") && !claims.contains_key("sub");
+    let scope = claims
+        .get("scope")
+        .and_then(|v| ScopeSet::from_json(v).ok());
+    let aud = match claims.get("aud") {
+        Some(Value::String(a)) => Some(Audience::One(a.clone())),
+        Some(Value::Array(items)) => Some(Audience::Many(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        )),
+        _ => None,
+    };
+    let (sub, db, id, user_type) = if service {
+        (
+            claim_str(&claims, "client_system_user"),
+            claim_str(&claims, "client_db"),
+            claim_str(&claims, "client_system_user_id"),
+            claim_str(&claims, "client_system_user_type"),
+        )
+    } else {
+        (
+            claim_str(&claims, "sub"),
+            claim_str(&claims, "db"),
+            claim_str(&claims, "id"),
+            claim_str(&claims, "user_type"),
+        )
+    };
+    Ok(IntrospectionResponse {
+        active: true,
+        scope,
+        client_id,
+        username: sub.clone(),
+        token_type: Some("Bearer".into()),
+        exp: claims.get("exp").and_then(Value::as_u64),
+        iat: claims.get("iat").and_then(Value::as_u64),
+        nbf: claims.get("nbf").and_then(Value::as_u64),
+        sub,
+        aud,
+        iss: claim_str(&claims, "iss"),
+        jti: claim_str(&claims, "jti"),
+        erp_token_kind: Some(if service {
+            TokenKind::Service
+        } else {
+            TokenKind::User
+        }),
+        db,
+        id,
+        sid: claim_str(&claims, "sid"),
+        is_admin: claims
+            .get("is_admin")
+            .map(|v| v == "true" || v == &Value::Bool(true)),
+        user_type,
+    })
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+impl Identity {
+    /// RFC 7662 for any token this host issued: reference tokens by hash,
+    /// JWTs by signature (what the emulated API asks in-process too).
+    pub async fn introspect(&self, token: &str, now: u64) -> Result<IntrospectionResponse, OAuthError> {
+        if is_reference_token(token) {
+            introspect_reference(self, token, now).await
+        } else {
+            introspect_jwt(self, token, now).await
+        }
+    }
+
+    /// One page of the revocation feed after `cursor`.
+    pub async fn revocation_feed(
+        &self,
+        cursor: u64,
+    ) -> Result<RevocationFeedPage, erpgate_store::StoreError> {
+        let rows = self.store.feed(cursor, FEED_PAGE).await?;
+        let next = rows.last().map_or(cursor, |r| r.seq);
+        Ok(RevocationFeedPage {
+            cursor: next.to_string(),
+            has_more: rows.len() == FEED_PAGE,
+            events: rows.into_iter().map(|r| r.event).collect(),
+        })
+    }
+}
+
+/// `POST /id/connect/introspect`.
+pub async fn introspect(State(state): State<Identity>, headers: HeaderMap, form: Form) -> Response {
+    let result = async {
+        authenticate_caller(&state, &headers).await?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        state.introspect(token, state.clock.now()).await
+    }
+    .await;
+    let outcome = match &result {
+        Ok(r) if r.active => "active",
+        Ok(_) => "inactive",
+        Err(e) => e.error,
+    };
+    metrics::counter!("erpgate_requests_total", "endpoint" => "introspect", "outcome" => outcome)
+        .increment(1);
+    match result {
+        Ok(reply) => no_store(Json(reply).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /id/connect/revocation`. 200 for unknown tokens (RFC 7009 §2.2), and
+/// for tokens of other clients, so a client cannot probe them.
+pub async fn revocation(State(state): State<Identity>, headers: HeaderMap, form: Form) -> Response {
+    let result = async {
+        let who = presented(&headers, &form)?;
+        let app = authenticate_app(&state, &who).await?;
+        if app.client_type == ClientType::None {
+            return Err(OAuthError::invalid_client(who.basic));
+        }
+        let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let now = state.clock.now();
+        if is_reference_token(token) {
+            let hash = TokenHash::of(token).to_hex();
+            if let Some(record) = state.store.reference_token(&hash).await?
+                && record.client_id == app.client_id && state.store.revoke_reference_token(&hash, now).await?.is_some() {
+                    tracing::info!(id = %record.id, client_id = %app.client_id, "reference token revoked");
+                    return Ok("revoked");
+                }
+        } else if let Some(claims) = verify_own_jwt(&state, token, now) {
+            let jti = claims.get("jti").and_then(Value::as_str);
+            let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
+            if claim_str(&claims, "client_id").as_deref() == Some(app.client_id.as_str())
+                && let Some(jti) = jti
+                    && state.store.revoke_jti(jti, exp, now).await? {
+                        tracing::info!(%jti, client_id = %app.client_id, "access token revoked");
+                        return Ok("revoked");
+                    }
+        }
+        Ok("ignored")
+    }
+    .await;
+    let outcome = match &result {
+        Ok(o) => *o,
+        Err(e) => e.error,
+    };
+    metrics::counter!("erpgate_requests_total", "endpoint" => "revocation", "outcome" => outcome)
+        .increment(1);
+    match result {
+        Ok(_) => no_store(axum::http::StatusCode::OK.into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Events per feed page.
+pub const FEED_PAGE: usize = 1000;
+
+/// `GET /id/connect/revocation/feed?cursor=…`, authenticated like introspection.
+pub async fn feed(
+    State(state): State<Identity>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let _caller: Caller = authenticate_caller(&state, &headers).await?;
+        let params = Form::parse(query.unwrap_or_default().as_bytes())?;
+        let cursor = match params.get("cursor") {
+            None => 0,
+            Some(c) => c
+                .parse::<u64>()
+                .map_err(|_| OAuthError::invalid_request("cursor is not one this feed issued"))?,
+        };
+        Ok::<_, OAuthError>(state.revocation_feed(cursor).await?)
+    }
+    .await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::counter!("erpgate_requests_total", "endpoint" => "revocation_feed", "outcome" => outcome).increment(1);
+    match result {
+        Ok(page) => no_store(Json(page).into_response()),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,178 @@
+//! The identity host's state and its service API.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use erpgate_store::Store;
+use erpgate_store::records::User;
+use sha2::{Digest as _, Sha256};
+use erpgate_store::secrets::secret_hash;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::accounts::{MAX_FAILURES_PER_USER, VerifiedPasswords, password_ok, throttle_key};
+use crate::admin::metrics_handle;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keys::KeyRing;
+use crate::signin::SigninState;
+
+/// The Identity Server emulation: the state every identity endpoint reads,
+/// and the service API the emulated ERP API calls (introspection, the
+/// revocation feed, the JWKS, legacy password checks). Cheap to clone.
+#[derive(Clone)]
+pub struct Identity(Arc<IdentityCore>);
+
+/// What one running identity host holds.
+pub struct IdentityCore {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// The validated configuration.
+    pub config: Config,
+    /// `{public_url}/id`.
+    pub issuer: String,
+    /// The base URL clients use.
+    pub public_url: String,
+    /// Signing keys.
+    pub keys: KeyRing,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// SHA-256 (base64) of the admin credential.
+    pub admin_hash: String,
+    /// API resources: name → secret hash.
+    pub api_resources: HashMap<String, String>,
+    /// Reference-token uses not yet written: hash → Unix seconds.
+    pub usage: Mutex<HashMap<String, u64>>,
+    /// Prometheus rendering.
+    pub metrics: PrometheusHandle,
+    /// Interactive sign-in state (started sign-ins, throttling, cookie key).
+    pub signin: SigninState,
+    /// Legacy Basic passwords already checked with Argon2 (digests only).
+    pub verified_passwords: VerifiedPasswords,
+}
+
+impl Identity {
+    /// Builds state from its parts.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Config,
+        public_url: String,
+        keys: KeyRing,
+        clock: Arc<dyn Clock>,
+        admin_credential: &str,
+    ) -> Self {
+        let api_resources = config
+            .api_resources
+            .iter()
+            .map(|r| {
+                let hash = match (&r.secret, &r.secret_sha256) {
+                    (Some(s), _) => secret_hash(s),
+                    (None, Some(h)) => h.clone(),
+                    (None, None) => String::new(),
+                };
+                (r.name.clone(), hash)
+            })
+            .collect();
+        let issuer = format!("{public_url}/id");
+        let signin = SigninState::new(store.clone());
+        Self(Arc::new(IdentityCore {
+            store,
+            issuer,
+            public_url,
+            config,
+            keys,
+            clock,
+            admin_hash: secret_hash(admin_credential),
+            api_resources,
+            usage: Mutex::new(HashMap::new()),
+            metrics: metrics_handle(),
+            signin,
+            verified_passwords: VerifiedPasswords::default(),
+        }))
+    }
+
+    /// Records that a reference token was used (written in batches).
+    pub fn note_use(&self, hash: &str, now: u64) {
+        if let Ok(mut usage) = self.0.usage.lock() {
+            usage.insert(hash.to_owned(), now);
+        }
+    }
+
+    /// Writes buffered last-used times.
+    pub async fn flush_usage(&self) {
+        let batch: Vec<(String, u64)> = match self.0.usage.lock() {
+            Ok(mut usage) => usage.drain().collect(),
+            Err(_) => return,
+        };
+        if !batch.is_empty()
+            && let Err(e) = self.0.store.record_token_use(&batch).await
+        {
+            tracing::warn!(error = %e, "could not record reference-token use");
+        }
+    }
+}
+
+impl std::ops::Deref for Identity {
+    type Target = IdentityCore;
+    fn deref(&self) -> &IdentityCore {
+        &self.0
+    }
+}
+
+/// How a legacy password check (HTTP Basic, ErpLogin) ended.
+#[derive(Debug)]
+pub enum PasswordCheck {
+    /// Unknown user or wrong password (counted as a failure).
+    Refused,
+    /// The password is the user's.
+    Accepted(User),
+}
+
+impl Identity {
+    /// Whether `login` is over its failed-login limit: the legacy schemes
+    /// ask first, before they look at the app.
+    pub async fn login_throttled(&self, login: &str, now: u64) -> bool {
+        self.signin
+            .throttled(&throttle_key(login), MAX_FAILURES_PER_USER, now)
+            .await
+    }
+
+    /// Checks `password` for `login` on behalf of the app `client_id`, the
+    /// way both legacy schemes do. Basic sends the password on every call:
+    /// Argon2 runs once per app, user, password and stored hash (a password
+    /// change misses the cache). Failures count toward the throttle.
+    pub async fn check_password(
+        &self,
+        client_id: &str,
+        login: &str,
+        password: &str,
+        now: u64,
+    ) -> PasswordCheck {
+        let key = throttle_key(login);
+        let user = self.store.user(login).await.ok().flatten();
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let proof = hash.as_deref().map(|stored| {
+            let mut h = Sha256::new();
+            for part in [client_id, login, password, stored] {
+                h.update(part.as_bytes());
+                h.update([0u8]);
+            }
+            <[u8; 32]>::from(h.finalize())
+        });
+        let remembered = proof.is_some_and(|p| self.verified_passwords.contains(&p));
+        if !remembered && !password_ok(hash, password.to_owned()).await {
+            self.signin.fail(&key, now).await;
+            return PasswordCheck::Refused;
+        }
+        if let Some(p) = proof {
+            self.verified_passwords.insert(p);
+        }
+        match user {
+            Some(user) => {
+                self.signin.clear(&key).await;
+                PasswordCheck::Accepted(user)
+            }
+            None => PasswordCheck::Refused,
+        }
+    }
+}
+

@@ -1,0 +1,159 @@
+//! The signed-in session's endpoints: end session and userinfo.
+
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use erpgate::ScopeSet;
+use serde_json::{Value, json};
+
+use crate::oauth::form::Form;
+use crate::service::Identity;
+use super::pages;
+use super::cookies::*;
+
+/// `GET /id/connect/endsession`: ends the identity session (and its refresh
+/// tokens; the edge learns of it through the revocation feed), then returns
+/// to the app only if `post_logout_redirect_uri` is one of its registered
+/// logout URIs.
+pub async fn endsession(
+    State(state): State<Identity>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Ok(params) = Form::parse(query.unwrap_or_default().as_bytes()) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid sign-out request",
+            "The request repeats a parameter or is not valid UTF-8.",
+        );
+    };
+    let now = state.clock.now();
+    let hint = params
+        .get("id_token_hint")
+        .and_then(|t| crate::oauth::introspect::verify_own(&state, t, "JWT", None));
+    let hint_client = hint
+        .as_ref()
+        .and_then(|c| c.get("aud"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let client = params.get("client_id").map(str::to_owned).or(hint_client);
+    let cookie_sid = cookie(&headers, SESSION_COOKIE)
+        .and_then(|v| state.signin.sid_from_cookie(v))
+        .map(str::to_owned);
+    if let Some(sid) = &cookie_sid {
+        let event_expiry = now + state.config.instance.access_token_lifetime_s;
+        // The ERP session of that sid ends too, freeing its license at once.
+        if let Err(e) = state.store.close_api_session(&format!("sid:{sid}")).await {
+            tracing::warn!(error = %e, "closing the ERP session failed");
+        }
+        match state.store.end_session(sid, now, event_expiry).await {
+            Ok(true) => tracing::info!("identity session ended"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not end a session"),
+        }
+    }
+    let clear = set_cookie(&state, SESSION_COOKIE, "", "Lax", Some(0));
+    let target = match (params.get("post_logout_redirect_uri"), client) {
+        (Some(uri), Some(client)) => match state.store.app(&client).await {
+            Ok(Some(app)) if app.logout_uris.iter().any(|u| u == uri) => Some(uri.to_owned()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let response = match target {
+        Some(uri) => {
+            let location = match params.get("state") {
+                Some(s) => {
+                    let q = form_urlencoded::Serializer::new(String::new())
+                        .append_pair("state", s)
+                        .finish();
+                    let sep = if uri.contains('?') { '&' } else { '?' };
+                    format!("{uri}{sep}{q}")
+                }
+                None => uri,
+            };
+            let mut r = StatusCode::FOUND.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        None => pages::respond(StatusCode::OK, pages::signed_out()),
+    };
+    with_cookie(response, clear)
+}
+
+/// `GET|POST /id/connect/userinfo` with a user access token carrying `openid`.
+pub async fn userinfo(State(state): State<Identity>, headers: HeaderMap) -> Response {
+    let refuse = |error: &str| {
+        let mut r = (StatusCode::UNAUTHORIZED, Json(json!({ "error": error }))).into_response();
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("Bearer realm=\"ERP.net\", error=\"{error}\""))
+        {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        r
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return refuse("invalid_request");
+    };
+    let now = state.clock.now();
+    let Some(claims) = crate::oauth::introspect::verify_own(&state, token, "at+jwt", Some(now))
+    else {
+        return refuse("invalid_token");
+    };
+    let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
+    if state.store.jti_revoked(jti).await.unwrap_or(true) {
+        return refuse("invalid_token");
+    }
+    let scopes =
+        ScopeSet::from_json(claims.get("scope").unwrap_or(&Value::Null)).unwrap_or_default();
+    let Some(login) = claims.get("sub").and_then(Value::as_str) else {
+        return refuse("invalid_token");
+    };
+    if !scopes.contains("openid") {
+        let mut r = (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "insufficient_scope" })),
+        )
+            .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                "Bearer realm=\"ERP.net\", error=\"insufficient_scope\", scope=\"openid\"",
+            ),
+        );
+        return r;
+    }
+    let Ok(Some(user)) = state.store.user(login).await else {
+        return refuse("invalid_token");
+    };
+    let mut body = serde_json::Map::new();
+    body.insert("sub".into(), json!(user.login));
+    if scopes.contains("profile") {
+        for (name, value) in [
+            ("name", json!(user.name)),
+            ("preferred_username", json!(user.login)),
+            ("email", json!(user.email)),
+            ("email_verified", json!(false)),
+            ("locale", json!(user.locale)),
+            ("id", json!(user.id)),
+            ("user_type", json!(user.user_type)),
+            ("is_admin", json!(user.is_admin.to_string())),
+        ] {
+            body.insert(name.into(), value);
+        }
+    }
+    let body = Value::Object(body);
+    let mut r = Json(body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}

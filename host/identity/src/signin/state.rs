@@ -1,0 +1,148 @@
+//! Sign-in state in the store: sign-ins between their pages, failed-login
+//! counters and the SSO cookie key.
+
+use std::sync::{Arc, RwLock};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use erpgate_store::Store;
+use crate::accounts::*;
+
+/// Sign-in state, kept in the store so that any replica can serve any page
+/// of a sign-in: started sign-ins, failed-login counters and the key that
+/// signs session cookies (made by the first host to start on the store).
+pub struct SigninState {
+    store: Arc<dyn Store>,
+    cookie_key: RwLock<[u8; 32]>,
+}
+
+/// The store's name for the cookie key.
+const COOKIE_KEY_NAME: &str = "sso-cookie-key";
+
+impl SigninState {
+    /// State in `store`, with a key of this process until [`Self::share_key`].
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let mut cookie_key = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut cookie_key);
+        Self {
+            store,
+            cookie_key: RwLock::new(cookie_key),
+        }
+    }
+
+    /// Adopts the cookie key every host on this store uses; the first to
+    /// start stores its own.
+    pub async fn share_key(&self) -> Result<(), erpgate_store::StoreError> {
+        let mine = self.key().map(hex::encode).unwrap_or_default();
+        let shared = self.store.shared_secret(COOKIE_KEY_NAME, &mine).await?;
+        let key: [u8; 32] = hex::decode(&shared)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| erpgate_store::StoreError::Corrupt(COOKIE_KEY_NAME.into()))?;
+        if let Ok(mut slot) = self.cookie_key.write() {
+            *slot = key;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn key(&self) -> Option<[u8; 32]> {
+        self.cookie_key.read().ok().map(|k| *k)
+    }
+
+    /// Stores a sign-in between its pages until `expires_at`; false (and
+    /// logged) when it could not be stored.
+    pub(crate) async fn remember<T: serde::Serialize>(&self, id: &str, value: &T, expires_at: u64) -> bool {
+        let stored = match serde_json::to_string(value) {
+            Ok(json) => self
+                .store
+                .put_signin(id, &json, expires_at)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        stored
+            .map_err(|e| tracing::error!(error = %e, "could not store a sign-in"))
+            .is_ok()
+    }
+
+    /// A live sign-in stored by [`Self::remember`].
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(&self, id: &str, now: u64) -> Option<T> {
+        let json = self
+            .store
+            .signin(id, now)
+            .await
+            .map_err(|e| tracing::error!(error = %e, "could not read a sign-in"))
+            .ok()??;
+        serde_json::from_str(&json).ok()
+    }
+
+    /// Removes a sign-in; true for the one caller that removed it live.
+    pub(crate) async fn take(&self, id: &str, now: u64) -> bool {
+        match self.store.take_signin(id, now).await {
+            Ok(taken) => taken.is_some(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not remove a sign-in");
+                false
+            }
+        }
+    }
+
+    pub(crate) async fn forget(&self, id: &str) {
+        self.take(id, 0).await;
+    }
+
+    /// Whether `key` is over `limit` failures in the current window. A
+    /// store that cannot answer counts as over: fail closed.
+    pub(crate) async fn throttled(&self, key: &str, limit: u32, now: u64) -> bool {
+        self.store
+            .login_failures(key, now)
+            .await
+            .map_or(true, |n| n >= limit)
+    }
+
+    pub(crate) async fn fail(&self, key: &str, now: u64) {
+        if let Err(e) = self
+            .store
+            .add_login_failure(key, now, FAILURE_WINDOW_S)
+            .await
+        {
+            tracing::error!(error = %e, "could not count a failed login");
+        }
+    }
+
+    pub(crate) async fn clear(&self, key: &str) {
+        if let Err(e) = self.store.clear_login_failures(key).await {
+            tracing::error!(error = %e, "could not clear failed logins");
+        }
+    }
+
+    pub(crate) fn mac(&self, sid: &str) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key()?).ok()?;
+        mac.update(sid.as_bytes());
+        Some(mac)
+    }
+
+    /// `sid.mac`: the sid alone is in every token, so it cannot be the cookie.
+    pub(crate) fn session_cookie_value(&self, sid: &str) -> String {
+        let tag = self
+            .mac(sid)
+            .map(|m| hex::encode(m.finalize().into_bytes()))
+            .unwrap_or_default();
+        format!("{sid}.{tag}")
+    }
+
+    /// The CSRF token of the profile forms: bound to the session, stateless.
+    pub(crate) fn profile_csrf(&self, sid: &str) -> String {
+        self.mac(&format!("profile-csrf:{sid}"))
+            .map(|m| hex::encode(m.finalize().into_bytes()))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn sid_from_cookie<'a>(&self, value: &'a str) -> Option<&'a str> {
+        let (sid, tag) = value.split_once('.')?;
+        let tag = hex::decode(tag).ok()?;
+        self.mac(sid)?.verify_slice(&tag).ok()?;
+        Some(sid)
+    }
+}

@@ -1,8 +1,0 @@
-//! The OAuth 2.0 endpoints under `/id/connect`.
-
-pub mod client_auth;
-pub mod error;
-pub mod form;
-pub mod grants;
-pub mod introspect;
-pub mod token;

@@ -1,0 +1,480 @@
+//! ERP.net's identity records as the host keeps them: trusted applications
+//! (`Systems.Security.TrustedApplications`), users, reference tokens and
+//! signing keys.
+
+use erpgate::ScopeSet;
+use serde::{Deserialize, Serialize};
+
+/// RFC 6749 client type (`ClientType`: 'C', 'P', 'N').
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientType {
+    /// Has a secret. ERP.net's default.
+    Confidential,
+    /// No secret; PKCE.
+    Public,
+    /// A placeholder registration with no authentication.
+    None,
+}
+
+impl ClientType {
+    /// Storage code, as ERP.net's column holds it.
+    pub fn code(self) -> &'static str {
+        match self {
+            ClientType::Confidential => "C",
+            ClientType::Public => "P",
+            ClientType::None => "N",
+        }
+    }
+
+    /// Parses a storage code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "C" => Some(ClientType::Confidential),
+            "P" => Some(ClientType::Public),
+            "N" => Some(ClientType::None),
+            _ => None,
+        }
+    }
+}
+
+/// Who may mint reference tokens for an app (`ReferenceTokens` / `AccessTokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceTokenPolicy {
+    /// Nobody ('NON'). ERP.net's default.
+    None,
+    /// Any authenticated user may mint PATs ('USR').
+    AuthenticatedUsers,
+    /// Only administrators ('ADM').
+    AdministratorsOnly,
+}
+
+impl ReferenceTokenPolicy {
+    /// Storage code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ReferenceTokenPolicy::None => "NON",
+            ReferenceTokenPolicy::AuthenticatedUsers => "USR",
+            ReferenceTokenPolicy::AdministratorsOnly => "ADM",
+        }
+    }
+
+    /// Parses a storage code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "NON" => Some(ReferenceTokenPolicy::None),
+            "USR" => Some(ReferenceTokenPolicy::AuthenticatedUsers),
+            "ADM" => Some(ReferenceTokenPolicy::AdministratorsOnly),
+            _ => None,
+        }
+    }
+}
+
+/// A trusted application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedApp {
+    /// `ApplicationUri`, the `client_id`.
+    pub client_id: String,
+    /// Display name.
+    pub name: String,
+    /// Client type.
+    pub client_type: ClientType,
+    /// `ApplicationSecretHash`: base64(SHA-256(secret)).
+    pub secret_hash: Option<String>,
+    /// `ImpersonateLoginUrl`: allowed redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// `ImpersonateLogoutUrl`: allowed post-logout redirect URIs.
+    pub logout_uris: Vec<String>,
+    /// `ImpersonateAsInternalUserAllowed`.
+    pub internal_users_allowed: bool,
+    /// `ImpersonateAsCommunityUserAllowed`.
+    pub community_users_allowed: bool,
+    /// `SystemUserAllowed`.
+    pub system_user_allowed: bool,
+    /// `SystemUser`: the login the app acts as in client credentials and SATs.
+    pub system_user: Option<String>,
+    /// `Scope`: the scopes the app may receive.
+    pub scope: ScopeSet,
+    /// `ReferenceTokens`.
+    pub reference_tokens: ReferenceTokenPolicy,
+    /// `BasicAuthenticationAllowed`.
+    pub basic_auth_allowed: bool,
+    /// `IsEnabled`: the kill switch.
+    pub enabled: bool,
+    /// `CreationTimeUtc`, Unix seconds.
+    pub created_at: u64,
+}
+
+impl TrustedApp {
+    /// A record with ERP.net's defaults: Confidential, enabled, everything else off.
+    pub fn new(client_id: &str, name: &str, created_at: u64) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            name: name.to_owned(),
+            client_type: ClientType::Confidential,
+            secret_hash: None,
+            redirect_uris: Vec::new(),
+            logout_uris: Vec::new(),
+            internal_users_allowed: false,
+            community_users_allowed: false,
+            system_user_allowed: false,
+            system_user: None,
+            scope: ScopeSet::new(),
+            reference_tokens: ReferenceTokenPolicy::None,
+            basic_auth_allowed: false,
+            enabled: true,
+            created_at,
+        }
+    }
+
+    /// The SystemUser, when service access is allowed and one is set.
+    pub fn acting_system_user(&self) -> Option<&str> {
+        self.system_user
+            .as_deref()
+            .filter(|_| self.system_user_allowed)
+    }
+}
+
+/// An ERP user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// `Sec_Users.Login`, the `sub` claim.
+    pub login: String,
+    /// The user's GUID, the `id` claim.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+    /// `InternalUser`, `ExternalCommunityUser`, …
+    pub user_type: String,
+    /// Administrator.
+    pub is_admin: bool,
+    /// Locale, e.g. `en-US`.
+    pub locale: String,
+    /// Argon2id PHC string, for users who can sign in.
+    pub password_hash: Option<String>,
+}
+
+/// The kind of a stored grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantKind {
+    /// Personal access token.
+    Pat,
+    /// Service access token.
+    Sat,
+}
+
+impl GrantKind {
+    /// Storage and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantKind::Pat => "pat",
+            GrantKind::Sat => "sat",
+        }
+    }
+
+    /// Parses a storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pat" => Some(GrantKind::Pat),
+            "sat" => Some(GrantKind::Sat),
+            _ => None,
+        }
+    }
+}
+
+/// A reference token as stored: never the token, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReferenceToken {
+    /// Public identifier for listing and revoking (not secret).
+    pub id: String,
+    /// Lowercase hex SHA-256 of the token.
+    #[serde(skip)]
+    pub hash: String,
+    /// PAT or SAT.
+    pub kind: GrantKind,
+    /// The trusted application.
+    pub client_id: String,
+    /// The login the token acts as (the user for a PAT, the SystemUser for a SAT).
+    pub subject: String,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// What it is for.
+    pub description: String,
+    /// Who minted it.
+    pub creator: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Unix seconds, when it was last introspected.
+    pub last_used_at: Option<u64>,
+    /// Unix seconds, when it was revoked.
+    pub revoked_at: Option<u64>,
+}
+
+/// A signing key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// 32 uppercase hex characters.
+    pub kid: String,
+    /// PKCS#8 PEM of the RSA private key.
+    pub private_pem: String,
+    /// When it starts signing, Unix seconds. A rotated key is dated ahead:
+    /// published from the moment it is stored, signing from then.
+    pub created_at: u64,
+    /// When the key stops being published; `None` while it is the newest.
+    pub retire_at: Option<u64>,
+}
+
+/// One revocation-feed row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRow {
+    /// Monotonic position.
+    pub seq: u64,
+    /// The event.
+    pub event: erpgate::revocation::RevocationEvent,
+}
+
+/// An Identity Server session: what the SSO cookie points at. `sid` is the
+/// key ERP.net's APIs use for the ERP session and its license slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySession {
+    /// 32 uppercase hex characters.
+    pub sid: String,
+    /// The signed-in user.
+    pub login: String,
+    /// When the user last entered a password, Unix seconds.
+    pub auth_time: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// When the session was ended (sign-out), Unix seconds.
+    pub ended_at: Option<u64>,
+}
+
+/// What an authorization code or a refresh token carries over to the tokens
+/// issued from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantBasis {
+    /// Groups every token issued from one authorization (code, refresh
+    /// family, access tokens): replay revokes them together.
+    pub grant_id: String,
+    /// The trusted application.
+    pub client_id: String,
+    /// The user.
+    pub login: String,
+    /// The identity session.
+    pub sid: String,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// When the user signed in, Unix seconds.
+    pub auth_time: u64,
+}
+
+/// An authorization code as stored: its SHA-256, never the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCode {
+    /// Lowercase hex SHA-256 of the code.
+    pub hash: String,
+    /// What it grants.
+    pub basis: GrantBasis,
+    /// The exact `redirect_uri` of the authorization request.
+    pub redirect_uri: String,
+    /// The S256 PKCE challenge, when one was sent.
+    pub code_challenge: Option<String>,
+    /// The OIDC `nonce`, for the ID token.
+    pub nonce: Option<String>,
+    /// The request's `state`, for the ID token's `s_hash`.
+    pub state: Option<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// A refresh token as stored: its SHA-256, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// Lowercase hex SHA-256 of the token.
+    pub hash: String,
+    /// What it grants.
+    pub basis: GrantBasis,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// How redeeming a single-use credential (code, refresh token) went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption<T> {
+    /// First use: this call consumed it.
+    Fresh(T),
+    /// It was already used (or revoked): a replay.
+    Replayed(T),
+    /// No such credential.
+    Unknown,
+}
+
+/// A user's remembered consent for an app (ERP.net's
+/// TrustedApplicationAuthorizations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    /// The user.
+    pub login: String,
+    /// The trusted application.
+    pub client_id: String,
+    /// The scopes consented to.
+    pub scopes: ScopeSet,
+    /// Unix seconds.
+    pub granted_at: u64,
+}
+
+/// Sliding idle timeout of an ERP session.
+pub const IDLE_TIMEOUT_S: u64 = 20 * 60;
+/// Absolute lifetime of a service identity's ERP session.
+pub const SERVICE_LIFETIME_S: u64 = 60 * 60;
+
+/// What opened an ERP session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A user access token (keyed by `sid`).
+    User,
+    /// A client-credentials token (keyed by `jti`).
+    Service,
+    /// A personal access token (keyed by the token's hash).
+    Pat,
+    /// A service access token (keyed by the token's hash).
+    Sat,
+    /// HTTP Basic.
+    Basic,
+    /// ErpLogin (`ErpSession`).
+    ErpLogin,
+}
+
+impl Origin {
+    /// Service identities also have an absolute lifetime.
+    fn is_service(self) -> bool {
+        matches!(self, Origin::Service | Origin::Sat)
+    }
+
+    /// The stored name.
+    pub fn code(self) -> &'static str {
+        match self {
+            Origin::User => "user",
+            Origin::Service => "service",
+            Origin::Pat => "pat",
+            Origin::Sat => "sat",
+            Origin::Basic => "basic",
+            Origin::ErpLogin => "erp_login",
+        }
+    }
+
+    /// From the stored name.
+    pub fn from_code(code: &str) -> Option<Self> {
+        [
+            Origin::User,
+            Origin::Service,
+            Origin::Pat,
+            Origin::Sat,
+            Origin::Basic,
+            Origin::ErpLogin,
+        ]
+        .into_iter()
+        .find(|o| o.code() == code)
+    }
+}
+
+/// One open ERP session: it holds a license slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiSession {
+    /// Its id: the `ErpSession` value for ErpLogin, an opaque id otherwise.
+    pub id: String,
+    /// The identity it belongs to (`sid:…`, `jti:…`, `basic:…`, `erp:…`).
+    #[serde(skip)]
+    pub key: String,
+    /// The ERP login it runs as.
+    pub login: String,
+    /// The trusted application, when known.
+    pub client_id: Option<String>,
+    /// What opened it.
+    pub origin: Origin,
+    /// Unix seconds.
+    pub opened_at: u64,
+    /// Unix seconds of the last call.
+    pub last_seen: u64,
+    /// When it closes regardless of use (service sessions), Unix seconds.
+    pub closes_at: Option<u64>,
+    /// Whether it holds a reserved account's guaranteed slot.
+    pub reserved: bool,
+}
+
+impl ApiSession {
+    /// A session of `login` under `key` opening now with a fresh id.
+    pub fn open(
+        key: &str,
+        login: &str,
+        client_id: Option<String>,
+        origin: Origin,
+        now: u64,
+    ) -> Self {
+        Self {
+            id: crate::secrets::random_hex(16),
+            key: key.to_owned(),
+            login: login.to_owned(),
+            client_id,
+            origin,
+            opened_at: now,
+            last_seen: now,
+            closes_at: origin
+                .is_service()
+                .then(|| now.saturating_add(SERVICE_LIFETIME_S)),
+            reserved: false,
+        }
+    }
+
+    /// When it closes unless touched again: idle timeout or absolute end.
+    pub fn expires_at(&self) -> u64 {
+        let idle = self.last_seen.saturating_add(IDLE_TIMEOUT_S);
+        self.closes_at.map_or(idle, |c| idle.min(c))
+    }
+
+    /// Touched at `now`.
+    pub fn touch(&mut self, now: u64) {
+        self.last_seen = self.last_seen.max(now);
+    }
+}
+
+/// The instance's license: how many sessions may be open at once, and the
+/// accounts always guaranteed one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct License {
+    /// License slots in all.
+    pub slots: usize,
+    /// Accounts each guaranteed one slot.
+    pub reserved_accounts: Vec<String>,
+}
+
+impl License {
+    /// Whether `candidate` may open next to the `live` sessions, and whether
+    /// it takes its account's guaranteed slot: `None` when every shared slot
+    /// is taken. The stores call this under their license lock, so the count
+    /// holds across processes.
+    pub fn admit(&self, live: &[ApiSession], candidate: &ApiSession) -> Option<bool> {
+        let is_reserved = self.reserved_accounts.contains(&candidate.login);
+        let guaranteed = is_reserved
+            && !live
+                .iter()
+                .any(|s| s.reserved && s.login == candidate.login);
+        if guaranteed {
+            return Some(true);
+        }
+        let shared_used = live.iter().filter(|s| !s.reserved).count();
+        let shared = self.slots.saturating_sub(self.reserved_accounts.len());
+        (shared_used < shared).then_some(false)
+    }
+}
