@@ -68,7 +68,7 @@ type Build = BuildHasherDefault<DigestHasher>;
 /// A cached value with its lifetimes.
 #[derive(Debug, Clone)]
 pub struct Entry<V> {
-    /// The value.
+    /// What was remembered about the credential.
     pub value: V,
     /// Served normally until this time.
     pub fresh_until: Time,
@@ -161,12 +161,12 @@ impl<V> TtlCache<V> {
         doomed.len()
     }
 
-    /// Entries held.
+    /// Entries held, expired ones included until they are evicted.
     pub fn len(&self) -> usize {
         self.inner.len()
     }
 
-    /// Whether empty.
+    #[allow(missing_docs)]
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }

@@ -15,6 +15,10 @@ pub enum Unavailable {
     IntrospectionFailed,
     /// No verification key could be had for the issuer.
     KeysUnavailable,
+    /// The adapter got no decision from the engine at all: no valid policy
+    /// is loaded, the request could not be read, or the filter failed. It
+    /// fails closed with [`fail_closed_response`].
+    NoDecision,
 }
 
 /// Why a request was denied.
@@ -69,6 +73,7 @@ impl Reason {
             Reason::Unavailable(Unavailable::IntrospectionTimeout) => "introspection_timeout",
             Reason::Unavailable(Unavailable::IntrospectionFailed) => "introspection_failed",
             Reason::Unavailable(Unavailable::KeysUnavailable) => "jwks_unavailable",
+            Reason::Unavailable(Unavailable::NoDecision) => "no_decision",
         }
     }
 
@@ -131,7 +136,7 @@ impl Reason {
 /// A denial, ready to be mapped to a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
-    /// Why.
+    /// Why the request was refused; it picks the status and error code.
     pub reason: Reason,
     /// The matched route, if any.
     pub route: Option<String>,
@@ -140,59 +145,70 @@ pub struct Denial {
 /// A local response for an adapter to send as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
-    /// HTTP status.
+    /// 400, 401, 403 or 503.
     pub status: u16,
     /// Response headers, lowercase names.
     pub headers: Vec<(String, String)>,
-    /// JSON body.
+    /// A JSON object with an RFC 6749 / RFC 6750 `error` member.
     pub body: String,
 }
 
 impl Denial {
-    /// The response for this denial: status, `WWW-Authenticate` and a small JSON
-    /// body. This is the only place a denial becomes bytes.
+    /// The response for this denial under the policy's realm and
+    /// description setting.
     pub fn response(&self, policy: &Policy) -> Response {
-        let reason = &self.reason;
-        let status = reason.status();
-        let error = reason.error_code();
-        let description = policy.error_description.then(|| reason.description());
-        let mut headers = vec![
-            ("content-type".to_owned(), "application/json".to_owned()),
-            ("cache-control".to_owned(), "no-store".to_owned()),
-        ];
-        if matches!(status, 400 | 401) || (status == 403 && *reason != Reason::NoRoute) {
-            let mut challenge = format!("Bearer realm=\"{}\"", policy.realm);
-            if let Some(error) = error {
-                challenge.push_str(&format!(", error=\"{error}\""));
-                if let Some(d) = &description {
-                    challenge.push_str(&format!(
-                        ", error_description=\"{}\"",
-                        d.replace(['"', '\\'], "'")
-                    ));
-                }
-            }
-            if let Some(scope) = reason.challenge_scope().filter(|s| !s.is_empty()) {
-                challenge.push_str(&format!(", scope=\"{scope}\""));
-            }
-            headers.push(("www-authenticate".to_owned(), challenge));
-        }
-        let mut body = serde_json::Map::new();
+        render(&self.reason, &policy.realm, policy.error_description)
+    }
+}
+
+/// The answer when an adapter (or the host's gateway) has no decision at
+/// all and fails closed: 503 `temporarily_unavailable`, nothing more.
+pub fn fail_closed_response() -> Response {
+    render(&Reason::Unavailable(Unavailable::NoDecision), "", false)
+}
+
+/// Status, `WWW-Authenticate` and a small JSON body for a reason. This is
+/// the only place a denial becomes bytes.
+fn render(reason: &Reason, realm: &str, error_description: bool) -> Response {
+    let status = reason.status();
+    let error = reason.error_code();
+    let description = error_description.then(|| reason.description());
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("cache-control".to_owned(), "no-store".to_owned()),
+    ];
+    if matches!(status, 400 | 401) || (status == 403 && *reason != Reason::NoRoute) {
+        let mut challenge = format!("Bearer realm=\"{realm}\"");
         if let Some(error) = error {
-            body.insert("error".into(), error.into());
-        } else {
-            body.insert("error".into(), "unauthorized".into());
-        }
-        if let Some(d) = description {
-            body.insert("error_description".into(), d.into());
+            challenge.push_str(&format!(", error=\"{error}\""));
+            if let Some(d) = &description {
+                challenge.push_str(&format!(
+                    ", error_description=\"{}\"",
+                    d.replace(['"', '\\'], "'")
+                ));
+            }
         }
         if let Some(scope) = reason.challenge_scope().filter(|s| !s.is_empty()) {
-            body.insert("scope".into(), scope.to_string().into());
+            challenge.push_str(&format!(", scope=\"{scope}\""));
         }
-        Response {
-            status,
-            headers,
-            body: serde_json::Value::Object(body).to_string(),
-        }
+        headers.push(("www-authenticate".to_owned(), challenge));
+    }
+    let mut body = serde_json::Map::new();
+    if let Some(error) = error {
+        body.insert("error".into(), error.into());
+    } else {
+        body.insert("error".into(), "unauthorized".into());
+    }
+    if let Some(d) = description {
+        body.insert("error_description".into(), d.into());
+    }
+    if let Some(scope) = reason.challenge_scope().filter(|s| !s.is_empty()) {
+        body.insert("scope".into(), scope.to_string().into());
+    }
+    Response {
+        status,
+        headers,
+        body: serde_json::Value::Object(body).to_string(),
     }
 }
 
@@ -224,7 +240,7 @@ pub struct Allow {
 pub enum Decision {
     /// Forward upstream with the header edits.
     Allow(Box<Allow>),
-    /// Answer locally.
+    /// Answer locally with [`Denial::response`]; nothing goes upstream.
     Deny(Denial),
 }
 

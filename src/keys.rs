@@ -640,7 +640,7 @@ impl KeySet {
         }
     }
 
-    /// Usable keys.
+    /// The keys that imported, each bound to one algorithm.
     pub fn keys(&self) -> &[Arc<VerifyingKey>] {
         &self.keys
     }

@@ -34,13 +34,15 @@ pub mod principal;
 pub mod request;
 pub mod revocation;
 pub mod scope;
-mod tier;
+mod shared_cache;
 mod time;
 
-pub use decision::{Allow, Decision, Denial, HeaderEdits, Reason, Response, Unavailable};
+pub use decision::{
+    Allow, Decision, Denial, HeaderEdits, Reason, Response, Unavailable, fail_closed_response,
+};
 pub use engine::{
-    Background, Engine, Flight, HttpCall, Job, Outcome, Pending, Purpose, State, Stats, Step,
-    VerifyRequest,
+    BackgroundJob, DueCall, Engine, Flight, HttpCall, Outcome, Purpose, State, Stats, Step,
+    Suspended, VerifyRequest,
 };
 pub use json::{decode_b64url, encode_b64url};
 pub use keys::{Algorithm, KeySet, VerifyingKey};
@@ -48,5 +50,5 @@ pub use policy::{Policy, PolicyError, PolicyErrorKind};
 pub use principal::{Principal, TokenKind};
 pub use request::Request;
 pub use scope::ScopeSet;
-pub use tier::SharedTier;
+pub use shared_cache::SharedCache;
 pub use time::Time;

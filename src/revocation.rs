@@ -48,7 +48,7 @@ pub enum RevocationKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevocationEvent {
-    /// What is revoked.
+    /// How `value` names the revoked tokens.
     pub kind: RevocationKind,
     /// The hash, `jti` or `sid`.
     pub value: String,

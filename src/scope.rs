@@ -114,7 +114,7 @@ impl ScopeSet {
         self.0.remove(token)
     }
 
-    /// Number of tokens.
+    /// Distinct scope tokens, duplicates counted once.
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -1,17 +1,8 @@
-//! RFC 7662 response parsing over arbitrary bodies and statuses.
+//! The fuzz target for `checks/introspection.rs`, which also runs over the seeds as
+//! an ordinary test (`tests/fuzz_seeds.rs` at the repository root).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/introspection.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let (status, body) = match data.split_first() {
-        Some((s, rest)) => (if *s < 128 { 200 } else { 100 + u16::from(*s) }, rest),
-        None => (200, data),
-    };
-    if let Ok(reply) = erpgate::introspection::parse_response(status, body) {
-        // Whatever parses as active yields a principal or a clear refusal.
-        if reply.active {
-            let _ = reply.reference_principal();
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

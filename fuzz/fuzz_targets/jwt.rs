@@ -1,38 +1,8 @@
-//! JWT decoding and verification through the engine, under a policy with
-//! real keys (RS256, PS256, ES256, EdDSA): arbitrary bearer tokens never
-//! panic and never allow (no input is signed by the fixture keys' owners).
+//! The fuzz target for `checks/jwt.rs`, which also runs over the seeds as
+//! an ordinary test (`tests/fuzz_seeds.rs` at the repository root).
 #![no_main]
 
-use std::sync::OnceLock;
+#[path = "../checks/jwt.rs"]
+mod check;
 
-use erpgate::{Decision, Engine, Policy, Request, Step, Time};
-use libfuzzer_sys::fuzz_target;
-
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let policy =
-            Policy::compile(include_str!("../policy.json")).expect("the fuzz policy compiles");
-        Engine::new(policy)
-    })
-}
-
-fuzz_target!(|data: &[u8]| {
-    let engine = engine();
-    let mut state = engine.new_state();
-    let mut header = b"Bearer ".to_vec();
-    header.extend_from_slice(data);
-    let headers: [(&str, &[u8]); 1] = [("authorization", &header)];
-    let request = Request::new("GET", "/api/domain/odata/Crm_Customers", &headers);
-    let step = engine.start(&request, Time::from_secs(1_766_505_200), &mut state);
-    // Inline keys only: the engine never needs a call, and nothing forged passes.
-    match step {
-        Step::Decided(Decision::Deny(_)) => {}
-        Step::Decided(Decision::Allow(_)) => panic!("an unsigned input was allowed"),
-        other => panic!("unexpected step {other:?}"),
-    }
-    // Decoding alone, with the policy's limits.
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = erpgate::jwt::decode(text, &engine.policy().limits);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

@@ -1,12 +1,8 @@
-//! The policy compiler over arbitrary documents: errors, never panics; a
-//! document that compiles compiles again to the same fingerprint.
+//! The fuzz target for `checks/policy.rs`, which also runs over the seeds as
+//! an ordinary test (`tests/fuzz_seeds.rs` at the repository root).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/policy.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(policy) = erpgate::Policy::compile_bytes(data) {
-        let again = erpgate::Policy::compile_bytes(data).expect("deterministic");
-        assert_eq!(policy.fingerprint, again.fingerprint);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

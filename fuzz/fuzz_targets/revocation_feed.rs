@@ -1,8 +1,8 @@
-//! Revocation-feed page parsing over arbitrary bodies.
+//! The fuzz target for `checks/revocation_feed.rs`, which also runs over the seeds as
+//! an ordinary test (`tests/fuzz_seeds.rs` at the repository root).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/revocation_feed.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = erpgate::revocation::parse_page(200, data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

@@ -4,8 +4,9 @@
 #[cfg(all(feature = "worker", target_arch = "wasm32"))]
 pub mod worker;
 
-#[cfg(all(feature = "envoy", target_arch = "wasm32"))]
+// The filter's logic compiles natively too, so its tests run with the core's.
+#[cfg(any(feature = "envoy", test))]
 pub mod envoy;
 
-#[cfg(feature = "envoy-proto")]
+#[cfg(any(feature = "envoy-proto", test))]
 pub mod foreign;

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
 
-use crate::engine::{Job, Purpose};
+use crate::engine::{BackgroundJob, Purpose};
 use crate::{
-    Algorithm, Decision, Engine, HttpCall, Outcome, Pending, Policy, Request, State, Step, Time,
+    Algorithm, Decision, Engine, HttpCall, Outcome, Policy, Request, State, Step, Suspended, Time,
 };
 
 /// Most requests a gate keeps suspended; beyond it the oldest is dropped (its
@@ -104,8 +104,8 @@ fn now(now_ms: f64) -> Time {
 pub struct Gate {
     engine: Engine,
     state: State,
-    pending: BTreeMap<u32, Pending>,
-    jobs: BTreeMap<u32, Job>,
+    pending: BTreeMap<u32, Suspended>,
+    jobs: BTreeMap<u32, BackgroundJob>,
     next_id: u32,
 }
 
@@ -179,7 +179,7 @@ impl Gate {
         }
     }
 
-    fn park(&mut self, pending: Pending) -> u32 {
+    fn park(&mut self, pending: Suspended) -> u32 {
         let id = self.id();
         self.pending.insert(id, pending);
         while self.pending.len() > MAX_PENDING {
@@ -254,23 +254,42 @@ impl Gate {
         Ok(())
     }
 
-    /// Cache and call counters, as JSON.
+    /// Every engine counter, as JSON: the core's metric names in camelCase
+    /// without the `erpgate.` prefix (`erpgate.jwt_cache.hits` is
+    /// `jwtCacheHits`).
     pub fn stats(&self) -> String {
-        let s = &self.state.stats;
-        json!({
-            "jwtCacheHits": s.jwt_cache_hits,
-            "jwtCacheMisses": s.jwt_cache_misses,
-            "introspectionCacheHits": s.introspection_cache_hits,
-            "introspectionCacheMisses": s.introspection_cache_misses,
-            "introspectionCalls": s.introspection_calls,
-            "introspectionFailures": s.introspection_failures,
-            "jwksFetches": s.jwks_fetches,
-            "jwksFailures": s.jwks_failures,
-            "revocationsApplied": s.revocations_applied,
-            "feedFailures": s.feed_failures,
-        })
-        .to_string()
+        let counters = self.state.stats.counters();
+        let map: serde_json::Map<String, Value> = counters
+            .iter()
+            .map(|(name, value)| (camel_case(name), Value::from(*value)))
+            .collect();
+        Value::Object(map).to_string()
     }
+}
+
+/// The `Authorization` value for introspection and the revocation feed (see
+/// [`crate::introspection::client_authorization`]); the JS layer sends this
+/// rather than encoding credentials itself.
+#[wasm_bindgen(js_name = clientAuthorization)]
+pub fn client_authorization(client_id: &str, client_secret: &str) -> String {
+    crate::introspection::client_authorization(client_id, client_secret)
+}
+
+/// `erpgate.jwt_cache.hits` → `jwtCacheHits`.
+fn camel_case(metric: &str) -> String {
+    let mut out = String::with_capacity(metric.len());
+    let mut upper = false;
+    for c in metric.strip_prefix("erpgate.").unwrap_or(metric).chars() {
+        if c == '_' || c == '.' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn decision_json(engine: &Engine, decision: Decision) -> Value {

@@ -96,6 +96,23 @@ pub enum IntrospectionError {
 /// Largest introspection body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The `Authorization` value with which a gateway authenticates to the
+/// introspection endpoint and the revocation feed: HTTP Basic over the
+/// client id and secret, each first form-encoded as RFC 6749 §2.3.1 asks
+/// (`application/x-www-form-urlencoded`), so a `:` or `%` in either survives.
+/// Every adapter sends this value; none builds its own.
+pub fn client_authorization(client_id: &str, client_secret: &str) -> String {
+    use base64::Engine as _;
+    let mut pair = String::with_capacity(client_id.len() + client_secret.len() + 1);
+    pair.extend(form_urlencoded::byte_serialize(client_id.as_bytes()));
+    pair.push(':');
+    pair.extend(form_urlencoded::byte_serialize(client_secret.as_bytes()));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
 /// The form body of an introspection request (RFC 7662 §2.1).
 pub fn request_body(token: &str, token_type_hint: &str) -> Vec<u8> {
     form_urlencoded::Serializer::new(String::new())
@@ -232,6 +249,24 @@ mod tests {
         assert_eq!(
             String::from_utf8(request_body("enrt_AB", "access_token")).unwrap(),
             "token=enrt_AB&token_type_hint=access_token"
+        );
+    }
+
+    #[test]
+    fn client_authorization_form_encodes_both_parts() {
+        // RFC 6749 §2.3.1: `%`, `+`, `:` and space are form-encoded before
+        // Basic; the host form-decodes them back.
+        assert_eq!(
+            client_authorization("edge", "s%e+c:r et"),
+            "Basic ZWRnZTpzJTI1ZSUyQmMlM0FyK2V0"
+        );
+        assert_eq!(
+            client_authorization("edge app", "p%+:q"),
+            "Basic ZWRnZSthcHA6cCUyNSUyQiUzQXE="
+        );
+        assert_eq!(
+            client_authorization("edge", "secret"),
+            "Basic ZWRnZTpzZWNyZXQ="
         );
     }
 }

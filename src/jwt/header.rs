@@ -11,7 +11,7 @@ use crate::keys::{self, Algorithm};
 pub struct Header {
     /// The declared algorithm; it must equal the key's.
     pub alg: Algorithm,
-    /// The key id.
+    /// Which of the issuer's keys signed it; optional when there is one key.
     pub kid: Option<String>,
     /// The declared type, e.g. `at+jwt`.
     pub typ: Option<String>,

@@ -177,7 +177,7 @@ impl Default for Limits {
 /// A decoded, not yet verified token.
 #[derive(Debug)]
 pub struct Decoded<'t> {
-    /// The JOSE header.
+    /// The JOSE header, parsed and bounded.
     pub header: Header,
     /// The claims object.
     pub claims: Map<String, Value>,

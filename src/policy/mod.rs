@@ -123,11 +123,11 @@ impl std::error::Error for PolicyError {}
 pub struct Upstream {
     /// The cluster or binding name the adapter resolves.
     pub upstream: String,
-    /// The request path.
+    /// The path (and query) of every call to it.
     pub path: String,
     /// The `:authority` / Host to send, if the upstream needs one.
     pub authority: Option<String>,
-    /// The call's timeout.
+    /// After this long a call resumes the engine with a timeout.
     pub timeout: Duration,
 }
 
@@ -155,7 +155,7 @@ pub struct Issuer {
 /// Reference-token introspection (RFC 7662).
 #[derive(Debug, Clone)]
 pub struct Introspection {
-    /// Where to call.
+    /// The RFC 7662 endpoint.
     pub endpoint: Upstream,
     /// The `token_type_hint` sent.
     pub token_type_hint: String,
@@ -166,13 +166,13 @@ pub struct Introspection {
 /// The revocation feed the edge polls.
 #[derive(Debug, Clone)]
 pub struct RevocationFeed {
-    /// Where to poll.
+    /// The feed's endpoint; the cursor goes in its query.
     pub endpoint: Upstream,
-    /// How often.
+    /// Time between polls while the feed has nothing more.
     pub poll_interval: Duration,
 }
 
-/// Cache bounds.
+/// Size and lifetimes of one verdict cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Most entries held.
@@ -249,7 +249,7 @@ pub struct Policy {
     /// Path case handling.
     pub path_case: PathCase,
     /// The first 8 bytes of the policy document's SHA-256, hex: namespaces
-    /// entries in a [`SharedTier`](crate::SharedTier) so plugins with other
+    /// entries in a [`SharedCache`](crate::SharedCache) so plugins with other
     /// policies never read them.
     pub fingerprint: String,
 }

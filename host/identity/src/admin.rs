@@ -1,10 +1,7 @@
 //! The operator's surface: Prometheus metrics and the admin API (signing-key
 //! rotation, PAT/SAT minting, listing and revocation), behind the admin
 //! credential.
-use std::sync::OnceLock;
-
 use axum::Json;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,21 +13,6 @@ use crate::oauth::client_auth::is_admin_credential;
 use crate::oauth::error::OAuthError;
 use crate::service::Identity;
 use crate::reference_tokens::{IssueError, IssueRequest, issue};
-
-/// The process-wide Prometheus recorder (the `metrics` facade is global).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (tests embedding the
-            // host); then this handle renders an empty registry.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics_text(State(state): State<Identity>) -> Response {

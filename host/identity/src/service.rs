@@ -1,20 +1,34 @@
 //! The identity host's state and its service API.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use erpgate_store::Store;
 use erpgate_store::records::User;
 use sha2::{Digest as _, Sha256};
 use erpgate_store::secrets::secret_hash;
-use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::accounts::{MAX_FAILURES_PER_USER, VerifiedPasswords, password_ok, throttle_key};
-use crate::admin::metrics_handle;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::KeyRing;
 use crate::signin::SigninState;
+
+/// The process-wide Prometheus recorder (the `metrics` facade is global).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests embedding the
+            // host); then this handle renders an empty registry.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
 
 /// The Identity Server emulation: the state every identity endpoint reads,
 /// and the service API the emulated ERP API calls (introspection, the

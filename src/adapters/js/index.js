@@ -1,7 +1,7 @@
 // erpgate for JavaScript edge workers. The wasm core decides; this layer only
 // performs what the core asks for: an HTTP call (introspection, JWKS,
 // revocation feed) with fetch, or a signature check with WebCrypto.
-import { initSync, Gate as WasmGate } from './pkg/erpgate.js';
+import { initSync, Gate as WasmGate, clientAuthorization } from './pkg/erpgate.js';
 
 const ALGORITHMS = {
   RS256: { import: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, verify: { name: 'RSASSA-PKCS1-v1_5' } },
@@ -45,11 +45,16 @@ export class Gate {
   #keys = new Map();
 
   #now;
+  // The Authorization value for introspection and the feed, as the core
+  // builds it (RFC 6749 §2.3.1): the same bytes the Envoy filter sends.
+  #authorization = null;
 
   constructor(gate, options) {
     this.#gate = gate;
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    const c = options.clientCredentials;
+    if (c) this.#authorization = clientAuthorization(c.clientId, c.clientSecret);
   }
 
   /** Counters for metrics. */
@@ -62,9 +67,8 @@ export class Gate {
     if (upstream === undefined) return { failed: true };
     const headers = new Headers(call.headers);
     if (call.clientAuth) {
-      const c = this.#options.clientCredentials;
-      if (!c) return { failed: true };
-      headers.set('authorization', 'Basic ' + btoa(`${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.clientSecret)}`));
+      if (this.#authorization === null) return { failed: true };
+      headers.set('authorization', this.#authorization);
     }
     if (call.authority) headers.set('host', call.authority);
     const init = { method: call.method, headers, signal: AbortSignal.timeout(call.timeoutMs) };

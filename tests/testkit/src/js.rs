@@ -144,6 +144,29 @@ pub fn run_in_node(vectors: &[PreparedVector]) -> Result<Results, String> {
     parse_results(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// What the JS layer sent for one reference-token request with these client
+/// credentials (`tests/worker/client-auth.mjs`): the decision's status, each
+/// call's purpose and `Authorization`, and the names of its counters.
+pub fn client_auth_in_node(
+    client_id: &str,
+    client_secret: &str,
+    token: &str,
+) -> Result<Value, String> {
+    built_module()?;
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/worker/client-auth.mjs"))
+        .args([client_id, client_secret, token])
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "node client-auth script failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("node output is not JSON: {e}"))
+}
+
 /// A running workerd, killed on drop.
 pub struct Workerd {
     child: Child,

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use crate::service::Identity;
+use erpgate_store::records::{IdentitySession, User};
 use super::pages;
 
 /// The SSO cookie.
@@ -63,4 +64,19 @@ pub(crate) fn unavailable_page() -> Response {
         "Temporarily unavailable",
         "Try again in a moment.",
     )
+}
+
+/// The signed-in session behind the cookie, if it is live.
+pub(crate) async fn current_session(
+    state: &Identity,
+    headers: &HeaderMap,
+) -> Option<(IdentitySession, User)> {
+    let value = cookie(headers, SESSION_COOKIE)?;
+    let sid = state.signin.sid_from_cookie(value)?;
+    let session = state.store.session(sid).await.ok()??;
+    if session.ended_at.is_some() {
+        return None;
+    }
+    let user = state.store.user(&session.login).await.ok()??;
+    Some((session, user))
 }

@@ -28,21 +28,6 @@ pub(crate) fn may_sign_in(app: &TrustedApp, user: &User) -> bool {
     }
 }
 
-/// The signed-in session behind the cookie, if it is live.
-pub(crate) async fn current_session(
-    state: &Identity,
-    headers: &HeaderMap,
-) -> Option<(IdentitySession, User)> {
-    let value = cookie(headers, SESSION_COOKIE)?;
-    let sid = state.signin.sid_from_cookie(value)?;
-    let session = state.store.session(sid).await.ok()??;
-    if session.ended_at.is_some() {
-        return None;
-    }
-    let user = state.store.user(&session.login).await.ok()??;
-    Some((session, user))
-}
-
 /// `GET /id/connect/authorize`.
 pub async fn authorize(
     State(state): State<Identity>,

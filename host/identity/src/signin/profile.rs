@@ -9,8 +9,7 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::pages::{self, ListedToken};
-use super::cookies::error_page;
-use super::login::current_session;
+use super::cookies::{current_session, error_page};
 use erpgate_store::records::{GrantKind, IdentitySession, ReferenceTokenPolicy, User};
 use crate::oauth::form::Form;
 use crate::service::Identity;

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use erpgate::ScopeSet;
 use serde::{Deserialize, Serialize};
 
-use erpgate_store::records::ClientType;
+use erpgate_store::records::{ClientType, TrustedApp};
 use crate::oauth::form::Form;
 use crate::oauth::claims::IDENTITY_SCOPES;
 use crate::service::Identity;
@@ -114,6 +114,27 @@ pub(crate) fn challenge_shape(challenge: &str) -> bool {
         && challenge
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// What is wrong with a request's PKCE parameters, if anything: S256 only,
+/// a well-formed challenge, and always one from a public client.
+fn pkce_error(
+    app: &TrustedApp,
+    method: Option<&str>,
+    challenge: Option<&str>,
+) -> Option<&'static str> {
+    match (method, challenge) {
+        (Some(m), _) if m != "S256" => Some("code_challenge_method must be S256"),
+        (Some(_), None) => Some("code_challenge_method without code_challenge"),
+        (None, Some(_)) => Some("code_challenge_method must be S256 (plain is not supported)"),
+        (_, Some(c)) if !challenge_shape(c) => {
+            Some("code_challenge must be 43 base64url characters")
+        }
+        (_, None) if app.client_type == ClientType::Public => {
+            Some("public clients must use PKCE (code_challenge with S256)")
+        }
+        _ => None,
+    }
 }
 
 /// Validates the query of an authorization request. `Err` carries the
@@ -233,45 +254,12 @@ pub(crate) async fn validate(state: &Identity, query: &str) -> Result<AuthReques
             "code id_token needs the openid scope and a nonce",
         );
     }
-    match (params.get("code_challenge_method"), &request.code_challenge) {
-        (Some(m), _) if m != "S256" => {
-            return fail(
-                &request,
-                "invalid_request",
-                "code_challenge_method must be S256",
-            );
-        }
-        (Some(_), None) => {
-            return fail(
-                &request,
-                "invalid_request",
-                "code_challenge_method without code_challenge",
-            );
-        }
-        (None, Some(_)) => {
-            return fail(
-                &request,
-                "invalid_request",
-                "code_challenge_method must be S256 (plain is not supported)",
-            );
-        }
-        _ => {}
-    }
-    if let Some(challenge) = &request.code_challenge
-        && !challenge_shape(challenge)
-    {
-        return fail(
-            &request,
-            "invalid_request",
-            "code_challenge must be 43 base64url characters",
-        );
-    }
-    if app.client_type == ClientType::Public && request.code_challenge.is_none() {
-        return fail(
-            &request,
-            "invalid_request",
-            "public clients must use PKCE (code_challenge with S256)",
-        );
+    if let Some(description) = pkce_error(
+        &app,
+        params.get("code_challenge_method"),
+        request.code_challenge.as_deref(),
+    ) {
+        return fail(&request, "invalid_request", description);
     }
     let prompts: Vec<&str> = params.get("prompt").unwrap_or("").split(' ').collect();
     request.prompt_login = prompts.contains(&"login");

@@ -1,8 +1,9 @@
-//! A second cache tier shared by every engine instance of one host: Envoy's
-//! shared data, which all worker VMs of a plugin see.
+//! The cache shared by every engine instance of one host, behind each
+//! instance's local caches: Envoy's shared data, which all worker VMs of a
+//! plugin see.
 //!
-//! The adapter supplies the store through [`SharedTier`]; the engine decides
-//! what goes in. The tier is direct-mapped: a token's SHA-256 picks one of a
+//! The adapter supplies the store through [`SharedCache`]; the engine decides
+//! what goes in. The cache is direct-mapped: a token's SHA-256 picks one of a
 //! fixed number of slots per space, so its memory is bounded even though
 //! proxy-wasm shared data can never delete a key. A slot holds one entry, with
 //! the full token hash, so a collision is a miss, never a wrong answer. Writes
@@ -17,7 +18,7 @@ use crate::principal::Principal;
 use crate::time::Time;
 
 /// A key-value store with versions, shared across engine instances.
-pub trait SharedTier: Send {
+pub trait SharedCache: Send {
     /// The value under `key` and its version, if the key exists.
     fn get(&mut self, key: &str) -> Option<(Vec<u8>, u32)>;
     /// Stores `value` under `key` if its version is still `version`
@@ -61,7 +62,7 @@ struct Slot {
 }
 
 /// A shared entry as the engine sees it.
-pub(crate) struct Shared {
+pub(crate) struct SharedEntry {
     pub principal: Option<Principal>,
     pub fresh_until: Time,
     pub stale_until: Time,
@@ -83,15 +84,15 @@ fn decode(bytes: &[u8], hash: &TokenHash) -> Option<Slot> {
 
 /// The fresh shared entry for `hash`, if its slot holds one.
 pub(crate) fn load(
-    tier: &mut dyn SharedTier,
+    cache: &mut dyn SharedCache,
     key: &str,
     hash: &TokenHash,
     now: Time,
-) -> Option<Shared> {
-    let (bytes, _) = tier.get(key)?;
+) -> Option<SharedEntry> {
+    let (bytes, _) = cache.get(key)?;
     let slot = decode(&bytes, hash)?;
     let fresh_until = Time::from_millis(slot.f);
-    (now < fresh_until).then(|| Shared {
+    (now < fresh_until).then(|| SharedEntry {
         principal: slot.p,
         fresh_until,
         stale_until: Time::from_millis(slot.s.max(slot.f)),
@@ -101,7 +102,7 @@ pub(crate) fn load(
 /// Publishes an entry. The slot keeps a fresher entry for the same token;
 /// any other occupant is replaced (direct-mapped).
 pub(crate) fn store(
-    tier: &mut dyn SharedTier,
+    cache: &mut dyn SharedCache,
     key: &str,
     hash: &TokenHash,
     principal: Option<&Principal>,
@@ -118,7 +119,7 @@ pub(crate) fn store(
         return;
     };
     for _ in 0..CAS_ATTEMPTS {
-        let version = match tier.get(key) {
+        let version = match cache.get(key) {
             Some((current, version)) => {
                 if decode(&current, hash).is_some_and(|c| c.f >= slot.f) {
                     return;
@@ -127,19 +128,19 @@ pub(crate) fn store(
             }
             None => 0,
         };
-        if tier.set(key, &bytes, version) {
+        if cache.set(key, &bytes, version) {
             return;
         }
     }
 }
 
 /// Empties the slot if it holds `hash` (revocation).
-pub(crate) fn clear(tier: &mut dyn SharedTier, key: &str, hash: &TokenHash) {
+pub(crate) fn clear(cache: &mut dyn SharedCache, key: &str, hash: &TokenHash) {
     for _ in 0..CAS_ATTEMPTS {
-        let Some((current, version)) = tier.get(key) else {
+        let Some((current, version)) = cache.get(key) else {
             return;
         };
-        if decode(&current, hash).is_none() || tier.set(key, b"", version) {
+        if decode(&current, hash).is_none() || cache.set(key, b"", version) {
             return;
         }
     }
@@ -152,7 +153,7 @@ mod tests {
     use super::*;
     use crate::scope::ScopeSet;
 
-    /// An in-memory tier with proxy-wasm's CAS semantics, which can be told
+    /// An in-memory store with proxy-wasm's CAS semantics, which can be told
     /// to lose the next races.
     #[derive(Default)]
     struct Memory {
@@ -160,7 +161,7 @@ mod tests {
         lose: usize,
     }
 
-    impl SharedTier for Memory {
+    impl SharedCache for Memory {
         fn get(&mut self, key: &str) -> Option<(Vec<u8>, u32)> {
             self.data.get(key).cloned()
         }
@@ -196,7 +197,7 @@ mod tests {
 
     #[test]
     fn round_trip_collision_freshness_and_clear() {
-        let mut tier = Memory::default();
+        let mut cache = Memory::default();
         let (a, b) = (TokenHash::of("a"), TokenHash::of("b"));
         // One slot: every token collides.
         let (ka, kb) = (
@@ -205,19 +206,22 @@ mod tests {
         );
         assert_eq!(ka, kb);
         let t = Time::from_secs;
-        store(&mut tier, &ka, &a, Some(&principal("alice")), t(10), t(20));
-        let got = load(&mut tier, &ka, &a, t(5)).unwrap();
+        store(&mut cache, &ka, &a, Some(&principal("alice")), t(10), t(20));
+        let got = load(&mut cache, &ka, &a, t(5)).unwrap();
         assert_eq!(got.principal.unwrap().subject, "alice");
         assert_eq!((got.fresh_until, got.stale_until), (t(10), t(20)));
-        assert!(load(&mut tier, &ka, &a, t(10)).is_none(), "stale is a miss");
         assert!(
-            load(&mut tier, &kb, &b, t(5)).is_none(),
+            load(&mut cache, &ka, &a, t(10)).is_none(),
+            "stale is a miss"
+        );
+        assert!(
+            load(&mut cache, &kb, &b, t(5)).is_none(),
             "another token's slot"
         );
         // An older entry for the same token does not replace a fresher one.
-        store(&mut tier, &ka, &a, Some(&principal("old")), t(8), t(8));
+        store(&mut cache, &ka, &a, Some(&principal("old")), t(8), t(8));
         assert_eq!(
-            load(&mut tier, &ka, &a, t(5))
+            load(&mut cache, &ka, &a, t(5))
                 .unwrap()
                 .principal
                 .unwrap()
@@ -225,26 +229,26 @@ mod tests {
             "alice"
         );
         // Another token takes the slot over.
-        store(&mut tier, &kb, &b, None, t(10), t(10));
-        assert!(load(&mut tier, &ka, &a, t(5)).is_none());
-        assert!(load(&mut tier, &kb, &b, t(5)).unwrap().principal.is_none());
+        store(&mut cache, &kb, &b, None, t(10), t(10));
+        assert!(load(&mut cache, &ka, &a, t(5)).is_none());
+        assert!(load(&mut cache, &kb, &b, t(5)).unwrap().principal.is_none());
         // Clearing only empties the slot for its own token.
-        clear(&mut tier, &ka, &a);
-        assert!(load(&mut tier, &kb, &b, t(5)).is_some());
-        clear(&mut tier, &kb, &b);
-        assert!(load(&mut tier, &kb, &b, t(5)).is_none());
+        clear(&mut cache, &ka, &a);
+        assert!(load(&mut cache, &kb, &b, t(5)).is_some());
+        clear(&mut cache, &kb, &b);
+        assert!(load(&mut cache, &kb, &b, t(5)).is_none());
     }
 
     #[test]
     fn cas_races_retry_then_give_up() {
         let a = TokenHash::of("a");
         let k = key("fp", Space::Jwt, &a, 8);
-        let mut tier = Memory {
+        let mut cache = Memory {
             lose: CAS_ATTEMPTS - 1,
             ..Memory::default()
         };
         store(
-            &mut tier,
+            &mut cache,
             &k,
             &a,
             Some(&principal("alice")),
@@ -252,14 +256,14 @@ mod tests {
             Time::from_secs(10),
         );
         assert!(
-            load(&mut tier, &k, &a, Time::from_secs(1)).is_some(),
+            load(&mut cache, &k, &a, Time::from_secs(1)).is_some(),
             "won on the last attempt"
         );
         let b = TokenHash::of("b");
         let kb = key("fp", Space::Jwt, &b, 8);
-        tier.lose = CAS_ATTEMPTS;
+        cache.lose = CAS_ATTEMPTS;
         store(
-            &mut tier,
+            &mut cache,
             &kb,
             &b,
             Some(&principal("bob")),
@@ -267,7 +271,7 @@ mod tests {
             Time::from_secs(10),
         );
         assert!(
-            load(&mut tier, &kb, &b, Time::from_secs(1)).is_none(),
+            load(&mut cache, &kb, &b, Time::from_secs(1)).is_none(),
             "gave up"
         );
     }

@@ -1,0 +1,104 @@
+//! The plugin configuration: the policy plus the adapter's own settings,
+//! parsed strictly and checked before anything runs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::introspection::client_authorization;
+use crate::policy::Policy;
+
+/// The configuration as Envoy hands it over.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    /// The policy document (see `policies/README.md`).
+    policy: serde_json::Value,
+    /// Policy upstream name → Envoy cluster name. Unlisted names are used as is.
+    #[serde(default)]
+    clusters: HashMap<String, String>,
+    /// Introspection and revocation-feed client credentials.
+    #[serde(default)]
+    client_credentials: Option<ClientCredentials>,
+    /// Background tick period in milliseconds.
+    #[serde(default = "default_tick")]
+    tick_ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientCredentials {
+    client_id: String,
+    client_secret: String,
+}
+
+fn default_tick() -> u64 {
+    250
+}
+
+/// A checked configuration.
+pub(super) struct Config {
+    /// The compiled policy.
+    pub(super) policy: Policy,
+    /// Policy upstream name → Envoy cluster name.
+    pub(super) clusters: HashMap<String, String>,
+    /// The `Authorization` value for introspection and the revocation feed.
+    pub(super) client_authorization: Option<String>,
+    /// How often background work runs.
+    pub(super) tick: Duration,
+}
+
+/// A configuration the filter refuses, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("erpgate: plugin configuration field `{field}`: {message}")]
+pub(super) struct ConfigError {
+    /// The offending field's path, e.g. `policy.routes[2].path`.
+    pub(super) field: String,
+    /// What is wrong with it.
+    pub(super) message: String,
+}
+
+impl ConfigError {
+    pub(super) fn new(field: &str, message: &str) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// Parses and checks the plugin configuration.
+pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let raw: RawConfig = serde_path_to_error::deserialize(de)
+        .map_err(|e| ConfigError::new(&e.path().to_string(), &e.inner().to_string()))?;
+    if !(10..=60_000).contains(&raw.tick_ms) {
+        return Err(ConfigError::new("tick_ms", "must be between 10 and 60000"));
+    }
+    let policy = Policy::compile(&raw.policy.to_string()).map_err(|e| {
+        ConfigError::new(
+            &format!("policy.{}", e.field),
+            &match &e.route {
+                Some(route) => format!("(route \"{route}\") {}", e.kind),
+                None => e.kind.to_string(),
+            },
+        )
+    })?;
+    if let Some(c) = &raw.client_credentials
+        && (c.client_id.is_empty() || c.client_id.contains(':'))
+    {
+        return Err(ConfigError::new(
+            "client_credentials.client_id",
+            "must be non-empty without ':'",
+        ));
+    }
+    Ok(Config {
+        policy,
+        clusters: raw.clusters,
+        client_authorization: raw
+            .client_credentials
+            .map(|c| client_authorization(&c.client_id, &c.client_secret)),
+        tick: Duration::from_millis(raw.tick_ms),
+    })
+}

@@ -1,0 +1,426 @@
+//! The filter's logic over [`Host`]: one configured plugin per VM drives the
+//! engine for each stream (calls, host signature checks, parking on another
+//! stream's call), applies decisions, and runs background work on ticks.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use super::config::Config;
+use super::crypto::{self, DerKeys};
+use super::host::{Host, LogLevel};
+use super::metrics::Metrics;
+use super::parking::ParkingLot;
+use crate::adapters::foreign;
+use crate::decision::{Decision, fail_closed_response};
+use crate::engine::{BackgroundJob, Engine, Flight, HttpCall, Outcome, State, Step, Suspended};
+use crate::request::Request;
+use crate::shared_cache::SharedCache;
+
+/// Whether a stream goes on upstream or stays paused (answered locally, or
+/// waiting for a call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    /// Forward the request.
+    Continue,
+    /// Hold it.
+    Pause,
+}
+
+/// Where the engine stopped once signature checks (synchronous here) are done.
+enum Settled {
+    Decided(Decision),
+    Call(HttpCall, Suspended),
+    Wait(Flight, Suspended),
+}
+
+/// Answers the effective stream with the core's fail-closed 503.
+pub(super) fn fail_closed(host: &impl Host) {
+    let response = fail_closed_response();
+    let headers: Vec<(&str, &str)> = response
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    host.send_http_response(response.status, &headers, response.body.as_bytes());
+}
+
+/// A configured plugin: the engine, its per-VM state, and what the VM's
+/// streams share (metrics, parked streams, DER keys).
+pub(super) struct Plugin<H: Host> {
+    pub(super) host: H,
+    engine: Engine,
+    state: RefCell<State>,
+    clusters: HashMap<String, String>,
+    client_authorization: Option<String>,
+    metrics: RefCell<Metrics>,
+    /// Streams parked on a call another stream (or a tick) is making.
+    parked: RefCell<ParkingLot>,
+    der_keys: RefCell<DerKeys>,
+}
+
+impl<H: Host> Plugin<H> {
+    /// Builds the plugin from a checked configuration: single flight on,
+    /// RSA checks on the host when it offers `verify_signature`, and the
+    /// caches backed by `shared` when given.
+    pub(super) fn new(host: H, config: Config, shared: Option<Box<dyn SharedCache>>) -> Self {
+        let host_crypto = crypto::probe(&host);
+        let mut engine = Engine::new(config.policy).with_single_flight();
+        if host_crypto {
+            engine = engine.with_host_crypto(&foreign::HOST_ALGORITHMS);
+        }
+        let mut state = engine.new_state();
+        if let Some(shared) = shared {
+            state.attach_shared_cache(shared);
+        }
+        host.log(
+            LogLevel::Info,
+            &format!(
+                "erpgate: configured; RSA signatures verified {}",
+                if host_crypto {
+                    "by the host (verify_signature)"
+                } else {
+                    "in wasm"
+                }
+            ),
+        );
+        Self {
+            host,
+            engine,
+            state: RefCell::new(state),
+            clusters: config.clusters,
+            client_authorization: config.client_authorization,
+            metrics: RefCell::new(Metrics::default()),
+            parked: RefCell::new(ParkingLot::default()),
+            der_keys: RefCell::new(DerKeys::default()),
+        }
+    }
+
+    /// How many streams are parked, over every flight.
+    #[cfg(test)]
+    pub(super) fn parked_streams(&self) -> usize {
+        self.parked.borrow().len()
+    }
+
+    /// The engine's counters.
+    #[cfg(test)]
+    pub(super) fn stats(&self) -> crate::engine::Stats {
+        self.state.borrow().stats.clone()
+    }
+
+    fn resume(&self, pending: Suspended, outcome: Outcome) -> Step {
+        self.engine.resume(
+            pending,
+            outcome,
+            self.host.now(),
+            &mut self.state.borrow_mut(),
+        )
+    }
+
+    /// Runs host signature checks until the engine decides or needs a call.
+    fn settle(&self, mut step: Step) -> Settled {
+        loop {
+            step = match step {
+                Step::Decided(decision) => return Settled::Decided(decision),
+                Step::Call { call, pending } => return Settled::Call(call, pending),
+                Step::Wait { flight, pending } => return Settled::Wait(flight, pending),
+                Step::Verify { request, pending } => {
+                    let outcome =
+                        crypto::verify(&self.host, &mut self.der_keys.borrow_mut(), &request);
+                    self.resume(pending, outcome)
+                }
+            };
+        }
+    }
+
+    /// Sends one engine call through the host, with the client credentials
+    /// when it needs them. `None` when it cannot go out: the engine then sees
+    /// a failure.
+    fn dispatch(&self, call: &HttpCall) -> Option<u32> {
+        let cluster = self
+            .clusters
+            .get(&call.upstream)
+            .map_or(call.upstream.as_str(), String::as_str);
+        let authority = call.authority.as_deref().unwrap_or(cluster);
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", call.method),
+            (":path", &call.path),
+            (":authority", authority),
+        ];
+        headers.extend(call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        if call.purpose.needs_client_auth() {
+            headers.push(("authorization", self.client_authorization.as_deref()?));
+        }
+        let body = (!call.body.is_empty()).then_some(call.body.as_slice());
+        self.host
+            .dispatch_http_call(cluster, &headers, body, call.timeout)
+    }
+
+    /// Applies a decision to the effective stream. Returns whether the stream
+    /// may continue (an allow) or was answered locally. `present` lists the
+    /// stream's header names when known, so only identity headers the client
+    /// actually sent cost a hostcall to strip.
+    fn apply(&self, decision: Decision, present: Option<&[String]>) -> bool {
+        match decision {
+            Decision::Allow(allow) => {
+                let source = if allow.from_cache {
+                    "cached"
+                } else {
+                    "verified"
+                };
+                self.metrics
+                    .borrow_mut()
+                    .decision(&self.host, "allow", source);
+                for name in allow.headers.remove.iter() {
+                    let sent = present
+                        .is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(name)));
+                    if sent {
+                        self.host.set_request_header(name, None);
+                    }
+                }
+                for (name, value) in &allow.headers.set {
+                    self.host.set_request_header(name, Some(value));
+                }
+                true
+            }
+            Decision::Deny(denial) => {
+                let code = denial.reason.code();
+                self.host
+                    .log(LogLevel::Debug, &format!("erpgate: denied ({code})"));
+                self.metrics.borrow_mut().decision(&self.host, "deny", code);
+                let response = denial.response(self.engine.policy());
+                let headers: Vec<(&str, &str)> = response
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                self.host
+                    .send_http_response(response.status, &headers, response.body.as_bytes());
+                false
+            }
+        }
+    }
+
+    /// Resumes every stream parked on `flight` with the outcome its leader
+    /// got, then makes `back_to` the effective context again.
+    fn wake(&self, flight: Flight, outcome: &Outcome, back_to: u32) {
+        let parked = self.parked.borrow_mut().take(flight);
+        if parked.is_empty() {
+            return;
+        }
+        for (id, pending) in parked {
+            // A stream that ended meanwhile is gone; nothing to answer.
+            if !self.host.set_effective_context(id) {
+                continue;
+            }
+            let step = self.resume(pending, outcome.clone());
+            let proceed = match self.settle(step) {
+                Settled::Decided(decision) => self.apply(decision, None),
+                // A follower's resume never needs another call; should it,
+                // the stream fails closed rather than hang.
+                Settled::Call(_, pending) | Settled::Wait(_, pending) => {
+                    self.engine.abandon(pending, &mut self.state.borrow_mut());
+                    fail_closed(&self.host);
+                    false
+                }
+            };
+            if proceed {
+                self.host.resume_http_request();
+            }
+        }
+        let _ = self.host.set_effective_context(back_to);
+    }
+
+    /// Applies a background call's outcome and wakes the streams parked on
+    /// it (the root context `root_id` is effective again afterwards).
+    fn complete(&self, job: BackgroundJob, outcome: Outcome, root_id: u32) {
+        self.engine.complete(
+            job,
+            outcome.clone(),
+            self.host.now(),
+            &mut self.state.borrow_mut(),
+        );
+        if let Some(flight) = job.flight() {
+            self.wake(flight, &outcome, root_id);
+        }
+    }
+}
+
+/// The root context's part: background calls in flight, by token.
+pub(super) struct Background {
+    root_id: u32,
+    jobs: HashMap<u32, BackgroundJob>,
+}
+
+impl Background {
+    pub(super) fn new(root_id: u32) -> Self {
+        Self {
+            root_id,
+            jobs: HashMap::new(),
+        }
+    }
+
+    /// Reports the engine's counters, then starts the background calls that
+    /// are due.
+    pub(super) fn on_tick<H: Host>(&mut self, plugin: &Plugin<H>) {
+        plugin
+            .metrics
+            .borrow_mut()
+            .engine(&plugin.host, &plugin.state.borrow().stats);
+        let due = plugin
+            .engine
+            .due_calls(plugin.host.now(), &mut plugin.state.borrow_mut());
+        for bg in due {
+            match plugin.dispatch(&bg.call) {
+                Some(token) => {
+                    self.jobs.insert(token, bg.job);
+                }
+                None => plugin.complete(bg.job, Outcome::Failed, self.root_id),
+            }
+        }
+    }
+
+    /// A background call's response; `read_outcome` reads it from the host
+    /// once the token is known to be one of ours.
+    pub(super) fn on_call_response<H: Host>(
+        &mut self,
+        plugin: &Plugin<H>,
+        token: u32,
+        read_outcome: impl FnOnce() -> Outcome,
+    ) {
+        if let Some(job) = self.jobs.remove(&token) {
+            plugin.complete(job, read_outcome(), self.root_id);
+        }
+    }
+}
+
+/// One HTTP stream's part: the call it waits for, or the flight it is
+/// parked on.
+pub(super) struct Stream {
+    id: u32,
+    /// The call this stream made and waits for.
+    pending: Option<(u32, Suspended)>,
+    /// The flight this stream is parked on (its `Suspended` is in the
+    /// plugin's parking lot).
+    parked_on: Option<Flight>,
+    /// The request's header names (lowercase, as Envoy keeps them).
+    header_names: Vec<String>,
+}
+
+impl Stream {
+    pub(super) fn new(id: u32) -> Self {
+        Self {
+            id,
+            pending: None,
+            parked_on: None,
+            header_names: Vec::new(),
+        }
+    }
+
+    /// Decides a request from its headers (pseudo-headers included).
+    pub(super) fn on_request_headers<H: Host>(
+        &mut self,
+        plugin: &Plugin<H>,
+        headers: &[(String, Vec<u8>)],
+    ) -> Flow {
+        let pseudo = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        };
+        let (Some(method), Some(path)) = (pseudo(":method"), pseudo(":path")) else {
+            fail_closed(&plugin.host);
+            return Flow::Pause;
+        };
+        self.header_names = headers.iter().map(|(n, _)| n.clone()).collect();
+        let borrowed: Vec<(&str, &[u8])> = headers
+            .iter()
+            .filter(|(n, _)| !n.starts_with(':'))
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let step = plugin.engine.start(
+            &Request::new(method, path, &borrowed),
+            plugin.host.now(),
+            &mut plugin.state.borrow_mut(),
+        );
+        self.drive(plugin, step)
+    }
+
+    /// The response to a call this stream made; `read_outcome` reads it from
+    /// the host once the token is known to be this stream's.
+    pub(super) fn on_call_response<H: Host>(
+        &mut self,
+        plugin: &Plugin<H>,
+        token: u32,
+        read_outcome: impl FnOnce() -> Outcome,
+    ) {
+        let Some((expected, pending)) = self.pending.take() else {
+            return;
+        };
+        if expected != token {
+            self.pending = Some((expected, pending));
+            return;
+        }
+        let outcome = read_outcome();
+        let flight = pending.flight();
+        let step = plugin.resume(pending, outcome.clone());
+        if self.drive(plugin, step) == Flow::Continue {
+            plugin.host.resume_http_request();
+        }
+        if let Some(flight) = flight {
+            plugin.wake(flight, &outcome, self.id);
+        }
+    }
+
+    /// A stream that ends early: a call it led will never report back (Envoy
+    /// cancels it), so its followers are answered as if the call failed; a
+    /// parked stream leaves its flight.
+    pub(super) fn on_done<H: Host>(&mut self, plugin: &Plugin<H>) {
+        if let Some((_, pending)) = self.pending.take() {
+            let flight = pending.flight();
+            plugin
+                .engine
+                .abandon(pending, &mut plugin.state.borrow_mut());
+            if let Some(flight) = flight {
+                plugin.wake(flight, &Outcome::Failed, self.id);
+            }
+        }
+        if let Some(flight) = self.parked_on.take() {
+            plugin.parked.borrow_mut().leave(flight, self.id);
+        }
+    }
+
+    /// Drives the engine until it decides, needs a call, or parks.
+    fn drive<H: Host>(&mut self, plugin: &Plugin<H>, mut step: Step) -> Flow {
+        loop {
+            step = match plugin.settle(step) {
+                Settled::Decided(decision) => {
+                    return if plugin.apply(decision, Some(&self.header_names)) {
+                        Flow::Continue
+                    } else {
+                        Flow::Pause
+                    };
+                }
+                Settled::Call(call, pending) => match plugin.dispatch(&call) {
+                    Some(token) => {
+                        self.pending = Some((token, pending));
+                        return Flow::Pause;
+                    }
+                    None => {
+                        let flight = pending.flight();
+                        let step = plugin.resume(pending, Outcome::Failed);
+                        if let Some(flight) = flight {
+                            plugin.wake(flight, &Outcome::Failed, self.id);
+                        }
+                        step
+                    }
+                },
+                Settled::Wait(flight, pending) => {
+                    plugin.parked.borrow_mut().park(flight, self.id, pending);
+                    self.parked_on = Some(flight);
+                    return Flow::Pause;
+                }
+            };
+        }
+    }
+}

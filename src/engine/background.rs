@@ -1,0 +1,213 @@
+//! Background work: planning JWKS refreshes and revocation-feed polls, and
+//! applying what they bring back (new keys, revocations).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Engine;
+use super::state::{FLIGHT_GRACE, State, in_flight};
+use super::step::{BackgroundJob, DueCall, HttpCall, Outcome, Purpose};
+use crate::keys::KeySet;
+use crate::policy::Issuer;
+use crate::principal::Principal;
+use crate::revocation::{self, RevocationEvent, RevocationKind};
+use crate::time::Time;
+
+/// How long after a failed background JWKS fetch the next one is planned.
+const JWKS_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+impl Engine {
+    /// Periodic calls that are due: JWKS refreshes and the revocation feed.
+    pub fn due_calls(&self, now: Time, state: &mut State) -> Vec<DueCall> {
+        let mut out = Vec::new();
+        for (idx, issuer) in self.policy.issuers.iter().enumerate() {
+            let Some(call) = self.jwks_call(issuer) else {
+                continue;
+            };
+            let Some(s) = state.issuers.get_mut(idx) else {
+                continue;
+            };
+            if in_flight(s.in_flight_until, now) || now < s.next_refresh {
+                continue;
+            }
+            s.last_attempt = Some(now);
+            s.in_flight_until = Some(now.plus(call.timeout + FLIGHT_GRACE));
+            state.stats.jwks_fetches += 1;
+            out.push(DueCall {
+                call,
+                job: BackgroundJob::Jwks(idx),
+            });
+        }
+        if let Some(feed) = &self.policy.revocation_feed {
+            let f = &mut state.feed;
+            if !in_flight(f.in_flight_until, now) && now >= f.next_poll {
+                let up = &feed.endpoint;
+                f.in_flight_until = Some(now.plus(up.timeout + FLIGHT_GRACE));
+                f.next_poll = now.plus(feed.poll_interval);
+                out.push(DueCall {
+                    call: HttpCall {
+                        purpose: Purpose::RevocationFeed,
+                        upstream: up.upstream.clone(),
+                        method: "GET",
+                        path: revocation::poll_path(&up.path, state.revocation.cursor.as_deref()),
+                        authority: up.authority.clone(),
+                        headers: vec![("accept".into(), "application/json".into())],
+                        body: Vec::new(),
+                        timeout: up.timeout,
+                    },
+                    job: BackgroundJob::Feed,
+                });
+            }
+        }
+        out
+    }
+
+    /// The earliest time at which [`Engine::due_calls`] may have work, for
+    /// adapters that sleep between ticks.
+    pub fn next_due(&self, state: &State) -> Option<Time> {
+        let jwks = self
+            .policy
+            .issuers
+            .iter()
+            .zip(&state.issuers)
+            .filter(|(i, _)| i.jwks.is_some())
+            .map(|(_, s)| s.next_refresh);
+        let feed = self
+            .policy
+            .revocation_feed
+            .as_ref()
+            .map(|_| state.feed.next_poll);
+        jwks.chain(feed).min()
+    }
+
+    /// Applies the result of a background call.
+    pub fn complete(&self, job: BackgroundJob, outcome: Outcome, now: Time, state: &mut State) {
+        match job {
+            BackgroundJob::Jwks(idx) => {
+                self.apply_jwks(idx, &outcome, now, state);
+            }
+            BackgroundJob::Feed => self.apply_feed_page(outcome, now, state),
+        }
+    }
+
+    /// Applies one revocation-feed page: every event drops what the caches
+    /// hold for the tokens it names.
+    fn apply_feed_page(&self, outcome: Outcome, now: Time, state: &mut State) {
+        state.feed.in_flight_until = None;
+        let page = match outcome {
+            Outcome::Response { status, body } => revocation::parse_page(status, &body).ok(),
+            _ => None,
+        };
+        let Some(page) = page else {
+            state.stats.feed_failures += 1;
+            return;
+        };
+        for event in &page.events {
+            self.apply_revocation(event, now, state);
+        }
+        state.revocation.cursor = Some(page.cursor);
+        if page.has_more {
+            state.feed.next_poll = now;
+        }
+    }
+
+    fn apply_revocation(&self, event: &RevocationEvent, now: Time, state: &mut State) {
+        if let Some(hash) = state.revocation.record(event, now.secs()) {
+            state.reference_cache.remove(&hash);
+            state.jwt_cache.remove(&hash);
+            state.shared_clear(&self.policy, &hash);
+        }
+        let (jti, sid) = match event.kind {
+            RevocationKind::Jti => (Some(event.value.as_str()), None),
+            RevocationKind::Sid => (None, Some(event.value.as_str())),
+            RevocationKind::TokenSha256 => (None, None),
+        };
+        if jti.is_some() || sid.is_some() {
+            let hit = |p: &Principal| {
+                (jti.is_some() && p.jti.as_deref() == jti)
+                    || (sid.is_some() && p.sid.as_deref() == sid)
+            };
+            state.jwt_cache.remove_where(|v| v.as_ref().is_ok_and(hit));
+            state
+                .reference_cache
+                .remove_where(|v| v.as_ref().is_some_and(hit));
+        }
+        state.stats.revocations_applied += 1;
+    }
+
+    /// The JWKS fetch of an issuer, if it has a JWKS endpoint.
+    fn jwks_call(&self, issuer: &Issuer) -> Option<HttpCall> {
+        let up = issuer.jwks.as_ref()?;
+        Some(HttpCall {
+            purpose: Purpose::Jwks,
+            upstream: up.upstream.clone(),
+            method: "GET",
+            path: up.path.clone(),
+            authority: up.authority.clone(),
+            headers: vec![("accept".into(), "application/json".into())],
+            body: Vec::new(),
+            timeout: up.timeout,
+        })
+    }
+
+    /// A JWKS fetch for an unknown `kid`: one in flight per issuer, and at most one
+    /// per cooldown.
+    pub(super) fn jwks_call_on_demand(
+        &self,
+        idx: usize,
+        issuer: &Issuer,
+        now: Time,
+        state: &mut State,
+    ) -> Option<HttpCall> {
+        let call = self.jwks_call(issuer)?;
+        let s = state.issuers.get_mut(idx)?;
+        if in_flight(s.in_flight_until, now) {
+            return None;
+        }
+        if s.last_attempt
+            .is_some_and(|t| now < t.plus(issuer.jwks_cooldown))
+        {
+            return None;
+        }
+        s.last_attempt = Some(now);
+        s.in_flight_until = Some(now.plus(call.timeout + FLIGHT_GRACE));
+        state.stats.jwks_fetches += 1;
+        Some(call)
+    }
+
+    /// Applies a JWKS reply. Stale keys stay when the fetch fails. Returns whether
+    /// the fetch succeeded.
+    pub(super) fn apply_jwks(
+        &self,
+        idx: usize,
+        outcome: &Outcome,
+        now: Time,
+        state: &mut State,
+    ) -> bool {
+        let Some(issuer) = self.policy.issuers.get(idx) else {
+            return false;
+        };
+        let parsed = match outcome {
+            Outcome::Response { status: 200, body } => {
+                KeySet::from_jwks(body, &issuer.algorithms).ok()
+            }
+            _ => None,
+        };
+        let Some(s) = state.issuers.get_mut(idx) else {
+            return false;
+        };
+        s.in_flight_until = None;
+        match parsed {
+            Some(set) if !set.is_empty() => {
+                s.keys = Arc::new(issuer.inline_keys.merged(&set));
+                s.next_refresh = now.plus(issuer.jwks_refresh);
+                true
+            }
+            _ => {
+                s.next_refresh = now.plus(JWKS_RETRY_AFTER_FAILURE);
+                state.stats.jwks_failures += 1;
+                false
+            }
+        }
+    }
+}

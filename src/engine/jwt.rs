@@ -1,0 +1,364 @@
+//! The JWT path: the verdict cache, decoding, key selection (fetching the
+//! issuer's JWKS at most once), signature and claims checks, and the one
+//! place a refusal becomes a denial and a negative-cache entry.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::Engine;
+use super::state::{JwtVerdict, State, in_flight};
+use super::step::{
+    Awaited, Flight, FlightKind, KeyWait, Outcome, RouteRef, SignatureCheck, Step, Suspended,
+    VerifyRequest,
+};
+use crate::cache::TokenHash;
+use crate::decision::{Reason, Unavailable};
+use crate::jwt::{self, Decoded, TokenError};
+use crate::principal::Principal;
+use crate::shared_cache::Space;
+use crate::time::Time;
+
+/// Why a JWT was not accepted: what [`Engine::reject_jwt`] turns into a
+/// denial.
+#[derive(Debug)]
+enum JwtRejection {
+    /// The token itself is refused.
+    Token(TokenError),
+    /// No key can be had for the issuer (none configured or fetched yet), or
+    /// host crypto could not answer: an outage, remembered nowhere.
+    KeysUnavailable,
+    /// The kid is unknown and the fetch that might have brought it failed:
+    /// the key may exist, so this is an outage, not a bad token, and nothing
+    /// remembered about the token survives it.
+    KeyFetchFailed,
+}
+
+impl From<TokenError> for JwtRejection {
+    fn from(error: TokenError) -> Self {
+        JwtRejection::Token(error)
+    }
+}
+
+/// What the engine knows about the issuer's keys when the kid is unknown.
+#[derive(Debug, Clone, Copy)]
+enum KeyFetch {
+    /// Nothing fetched for this request: it may fetch the keys (or wait on
+    /// the fetch under way).
+    Allowed,
+    /// A fetch for this request just succeeded: the keys are current.
+    Succeeded,
+    /// A fetch for this request just failed: the keys may be stale.
+    Failed,
+}
+
+fn is_revoked(state: &State, principal: &Principal, hash: &TokenHash, now: Time) -> bool {
+    state.revocation.jwt_revoked(
+        principal.jti.as_deref(),
+        principal.sid.as_deref(),
+        now.secs(),
+    ) || state.revocation.token_revoked(hash, now.secs())
+}
+
+impl Engine {
+    pub(super) fn start_jwt(
+        &self,
+        route: RouteRef,
+        token: &str,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
+        let hash = TokenHash::of(token);
+        if let Some(verdict) = state.jwt_cache.get(&hash, now).cloned() {
+            state.stats.jwt_cache_hits += 1;
+            return self.cached_jwt(route, hash, verdict, now, state);
+        }
+        state.stats.jwt_cache_misses += 1;
+        if let Some(entry) = state.shared_load(&self.policy, Space::Jwt, &hash, now)
+            && let Some(principal) = entry.principal
+        {
+            state.jwt_cache.insert(
+                hash,
+                Ok(principal.clone()),
+                entry.fresh_until,
+                entry.fresh_until,
+                now,
+            );
+            return self.cached_jwt(route, hash, Ok(principal), now, state);
+        }
+        self.decide_jwt(route, token, hash, KeyFetch::Allowed, now, state)
+    }
+
+    /// A remembered verdict: revocations and the route are checked again.
+    fn cached_jwt(
+        &self,
+        route: RouteRef,
+        hash: TokenHash,
+        verdict: JwtVerdict,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
+        match verdict {
+            Ok(principal) if is_revoked(state, &principal, &hash, now) => {
+                state.jwt_cache.remove(&hash);
+                self.reject_jwt(route, hash, TokenError::Revoked.into(), now, state)
+            }
+            Ok(principal) => self.authorize(route, principal, true),
+            // A remembered refusal is replayed as it was, not remembered again.
+            Err(error) => self.deny(Reason::Token(error), route),
+        }
+    }
+
+    /// Verifies a token; a refusal goes through [`Engine::reject_jwt`].
+    fn decide_jwt(
+        &self,
+        route: RouteRef,
+        token: &str,
+        hash: TokenHash,
+        fetch: KeyFetch,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
+        match self.verify_jwt(route, token, hash, fetch, now, state) {
+            Ok(step) => step,
+            Err(rejection) => self.reject_jwt(route, hash, rejection, now, state),
+        }
+    }
+
+    /// The one place a refused JWT becomes a denial: a permanent refusal is
+    /// also remembered for the policy's negative TTL.
+    fn reject_jwt(
+        &self,
+        route: RouteRef,
+        hash: TokenHash,
+        rejection: JwtRejection,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
+        let error = match rejection {
+            JwtRejection::Token(error) => error,
+            JwtRejection::KeysUnavailable => {
+                return self.deny(Reason::Unavailable(Unavailable::KeysUnavailable), route);
+            }
+            JwtRejection::KeyFetchFailed => {
+                state.jwt_cache.remove(&hash);
+                return self.deny(Reason::Unavailable(Unavailable::KeysUnavailable), route);
+            }
+        };
+        let ttl = self.policy.jwt_cache.negative_ttl;
+        if error.is_permanent() && !ttl.is_zero() {
+            let until = now.plus(ttl);
+            state
+                .jwt_cache
+                .insert(hash, Err(error.clone()), until, until, now);
+        }
+        self.deny(Reason::Token(error), route)
+    }
+
+    /// Decodes, selects the key (fetching the JWKS at most once), verifies.
+    /// `Ok` holds the decision, or the call, wait or host check it needs.
+    fn verify_jwt(
+        &self,
+        route: RouteRef,
+        token: &str,
+        hash: TokenHash,
+        fetch: KeyFetch,
+        now: Time,
+        state: &mut State,
+    ) -> Result<Step, JwtRejection> {
+        let decoded = jwt::decode(token, &self.policy.limits)?;
+        let issuer_idx = self.accepting_issuer(&decoded)?;
+        let keys = state
+            .issuers
+            .get(issuer_idx)
+            .map(|s| Arc::clone(&s.keys))
+            .ok_or(TokenError::UnknownIssuer)?;
+        let kid = decoded.header.kid.as_deref();
+        let Some(key) = keys.select(kid) else {
+            if kid.is_none() && keys.keys().len() > 1 {
+                return Err(TokenError::KidRequired.into());
+            }
+            if let KeyFetch::Allowed = fetch
+                && let Some(step) = self.fetch_keys(route, token, issuer_idx, now, state)
+            {
+                return Ok(step);
+            }
+            return Err(match fetch {
+                _ if keys.is_empty() => JwtRejection::KeysUnavailable,
+                KeyFetch::Failed => JwtRejection::KeyFetchFailed,
+                KeyFetch::Allowed | KeyFetch::Succeeded => TokenError::UnknownKey.into(),
+            });
+        };
+        if key.algorithm() != decoded.header.alg {
+            return Err(TokenError::AlgorithmMismatch.into());
+        }
+        if self.host_crypto.contains(&key.algorithm())
+            && let Some(jwk) = key.public_jwk()
+        {
+            return Ok(Step::Verify {
+                request: VerifyRequest {
+                    alg: key.algorithm(),
+                    jwk: jwk.clone(),
+                    signing_input: decoded.signing_input.as_bytes().to_vec(),
+                    signature: decoded.signature,
+                },
+                pending: Suspended {
+                    route,
+                    awaited: Awaited::Signature(SignatureCheck {
+                        issuer: issuer_idx,
+                        hash,
+                        claims: decoded.claims,
+                    }),
+                },
+            });
+        }
+        if !key.verify(decoded.signing_input.as_bytes(), &decoded.signature) {
+            return Err(TokenError::BadSignature.into());
+        }
+        self.finish_jwt(route, issuer_idx, hash, &decoded.claims, now, state)
+    }
+
+    /// The index of the issuer that may have signed the token: it is known,
+    /// allows the header's algorithm, and the header's `typ` fits.
+    fn accepting_issuer(&self, decoded: &Decoded<'_>) -> Result<usize, JwtRejection> {
+        let iss = jwt::unverified_issuer(&decoded.claims)?;
+        let (idx, issuer) = self.policy.issuer(iss).ok_or(TokenError::UnknownIssuer)?;
+        if !issuer.algorithms.contains(&decoded.header.alg) {
+            return Err(TokenError::AlgorithmNotAllowed.into());
+        }
+        if let Some(required) = &issuer.required_typ
+            && !jwt::typ_matches(decoded.header.typ.as_deref(), required)
+        {
+            return Err(TokenError::WrongType.into());
+        }
+        Ok(idx)
+    }
+
+    /// Asks for the issuer's JWKS on behalf of a request with an unknown
+    /// kid, or parks it on the fetch under way. `None` when neither may
+    /// happen now (no JWKS endpoint, cooldown, or a fetch it cannot join).
+    fn fetch_keys(
+        &self,
+        route: RouteRef,
+        token: &str,
+        issuer_idx: usize,
+        now: Time,
+        state: &mut State,
+    ) -> Option<Step> {
+        let suspended = |follower| Suspended {
+            route,
+            awaited: Awaited::Keys(KeyWait {
+                token: token.to_owned(),
+                issuer: issuer_idx,
+                follower,
+            }),
+        };
+        let issuer = self.policy.issuers.get(issuer_idx)?;
+        if let Some(call) = self.jwks_call_on_demand(issuer_idx, issuer, now, state) {
+            return Some(Step::Call {
+                call,
+                pending: suspended(false),
+            });
+        }
+        if self.single_flight
+            && state
+                .issuers
+                .get(issuer_idx)
+                .is_some_and(|s| in_flight(s.in_flight_until, now))
+        {
+            state.stats.flights_joined += 1;
+            return Some(Step::Wait {
+                flight: Flight(FlightKind::Jwks(issuer_idx)),
+                pending: suspended(true),
+            });
+        }
+        None
+    }
+
+    /// Claims, revocation, then the verdict is remembered and the route
+    /// checked.
+    fn finish_jwt(
+        &self,
+        route: RouteRef,
+        issuer_idx: usize,
+        hash: TokenHash,
+        claims: &Map<String, Value>,
+        now: Time,
+        state: &mut State,
+    ) -> Result<Step, JwtRejection> {
+        let issuer = self
+            .policy
+            .issuers
+            .get(issuer_idx)
+            .ok_or(TokenError::UnknownIssuer)?;
+        let principal = jwt::principal_from_claims(claims, &issuer.rules, now.secs())?;
+        if is_revoked(state, &principal, &hash, now) {
+            return Err(TokenError::Revoked.into());
+        }
+        let expiry = Time::from_secs(principal.expires_at.saturating_add(issuer.rules.leeway_s));
+        let until = now.plus(self.policy.jwt_cache.max_ttl).min(expiry);
+        state
+            .jwt_cache
+            .insert(hash, Ok(principal.clone()), until, until, now);
+        state.shared_store(
+            &self.policy,
+            Space::Jwt,
+            &hash,
+            Some(&principal),
+            until,
+            until,
+        );
+        Ok(self.authorize(route, principal, false))
+    }
+
+    /// Continues a JWT after the issuer's JWKS fetch (its own, or the one it
+    /// was parked on) ended.
+    pub(super) fn resume_after_keys(
+        &self,
+        route: RouteRef,
+        wait: KeyWait,
+        outcome: &Outcome,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
+        // A follower's leader (or the background job) applied the keys.
+        let fetched = if wait.follower {
+            matches!(outcome, Outcome::Response { status: 200, .. })
+        } else {
+            self.apply_jwks(wait.issuer, outcome, now, state)
+        };
+        let fetch = if fetched {
+            KeyFetch::Succeeded
+        } else {
+            KeyFetch::Failed
+        };
+        let hash = TokenHash::of(&wait.token);
+        self.decide_jwt(route, &wait.token, hash, fetch, now, state)
+    }
+
+    /// Continues a JWT after host crypto checked its signature.
+    pub(super) fn resume_after_signature(
+        &self,
+        route: RouteRef,
+        check: SignatureCheck,
+        outcome: &Outcome,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
+        let SignatureCheck {
+            issuer,
+            hash,
+            claims,
+        } = check;
+        let result = match outcome {
+            Outcome::Verified(true) => self.finish_jwt(route, issuer, hash, &claims, now, state),
+            Outcome::Verified(false) => Err(TokenError::BadSignature.into()),
+            // A host that cannot answer must not turn into an allow.
+            _ => Err(JwtRejection::KeysUnavailable),
+        };
+        match result {
+            Ok(step) => step,
+            Err(rejection) => self.reject_jwt(route, hash, rejection, now, state),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The engine: the one entry point that decides a request. It never performs I/O;
+//! when it needs outside data it returns a [`Step`] asking the adapter for exactly
+//! one HTTP call (or one signature check), and the adapter resumes it.
+//!
+//! The work is split by path: `step` is the protocol with the adapter,
+//! `jwt` and `reference` decide the two kinds of bearer token, `background`
+//! plans and applies JWKS refreshes and revocation-feed polls, and `state`
+//! is what the engine remembers between requests.
+
+mod background;
+mod jwt;
+mod reference;
+mod state;
+mod step;
+
+use std::sync::Arc;
+
+use crate::credential::{self, Credential};
+use crate::decision::{self, Allow, Decision, Denial, Reason};
+use crate::keys::Algorithm;
+use crate::policy::{Access, DefaultAction, LegacyMode, Policy, Route};
+use crate::principal::Principal;
+use crate::request::{Request, path_is_canonical};
+use crate::time::Time;
+
+pub use state::{State, Stats};
+pub use step::{
+    BackgroundJob, DueCall, Flight, HttpCall, Outcome, Purpose, Step, Suspended, VerifyRequest,
+};
+
+use step::{Awaited, RouteRef};
+
+/// The decision engine for one compiled policy.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    policy: Arc<Policy>,
+    host_crypto: Vec<Algorithm>,
+    single_flight: bool,
+}
+
+impl Engine {
+    /// An engine that verifies every signature in-process.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            policy: Arc::new(policy),
+            host_crypto: Vec::new(),
+            single_flight: false,
+        }
+    }
+
+    /// Declares that the adapter parks requests on calls already under way:
+    /// a request whose token is being introspected, or whose issuer's JWKS is
+    /// being fetched, then gets [`Step::Wait`] instead of a second call (or,
+    /// for keys, instead of a denial while the fetch runs).
+    pub fn with_single_flight(mut self) -> Self {
+        self.single_flight = true;
+        self
+    }
+
+    /// Declares that the adapter verifies these algorithms with host crypto; the
+    /// engine then returns [`Step::Verify`] for them. Shared-secret algorithms
+    /// always stay in-process.
+    pub fn with_host_crypto(mut self, algorithms: &[Algorithm]) -> Self {
+        self.host_crypto = algorithms
+            .iter()
+            .copied()
+            .filter(|a| !a.is_hmac())
+            .collect();
+        self
+    }
+
+    /// The compiled policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Fresh state for one adapter instance.
+    pub fn new_state(&self) -> State {
+        State::new(&self.policy)
+    }
+
+    /// Decides a request, or asks for one outbound call first.
+    pub fn start(&self, request: &Request<'_>, now: Time, state: &mut State) -> Step {
+        let route = match self.route_for(request) {
+            Ok(route) => route,
+            Err((reason, route)) => return self.deny(reason, route),
+        };
+        if self.is_public(route) {
+            return self.allow(route, None, false);
+        }
+        let credential = match credential::extract(request) {
+            Ok(Some(c)) => c,
+            Ok(None) => return self.deny(Reason::MissingCredential, route),
+            Err(e) => return self.deny(Reason::Credential(e), route),
+        };
+        match credential {
+            Credential::Basic(_) => self.legacy(self.policy.legacy.basic, route),
+            Credential::ErpSession(_) => self.legacy(self.policy.legacy.erp_session, route),
+            Credential::Jwt(token) => self.start_jwt(route, token, now, state),
+            Credential::Reference(token, _) => self.start_reference(route, token, now, state),
+        }
+    }
+
+    /// The route a request falls under, or why it is refused (with the
+    /// route it is refused on) when none may take it or its path is
+    /// ambiguous.
+    fn route_for(&self, request: &Request<'_>) -> Result<RouteRef, (Reason, RouteRef)> {
+        let path = request.path_only();
+        let route = match self.policy.match_route(request.method, path) {
+            Some((i, _)) => RouteRef::Index(i),
+            None => match self.policy.default {
+                DefaultAction::Deny => {
+                    let reason = if path_is_canonical(path) {
+                        Reason::NoRoute
+                    } else {
+                        Reason::InvalidPath
+                    };
+                    return Err((reason, RouteRef::DefaultAuthenticated));
+                }
+                DefaultAction::Authenticated => RouteRef::DefaultAuthenticated,
+            },
+        };
+        // Matching happened on the raw path; an ambiguous one is refused even when
+        // it matched, so `/public/../admin` cannot ride a public prefix.
+        if !path_is_canonical(path) {
+            return Err((Reason::InvalidPath, route));
+        }
+        Ok(route)
+    }
+
+    fn is_public(&self, route: RouteRef) -> bool {
+        matches!(
+            self.route_def(route).map(|r| &r.access),
+            Some(Access::Public)
+        )
+    }
+
+    fn legacy(&self, mode: LegacyMode, route: RouteRef) -> Step {
+        match mode {
+            LegacyMode::Reject => self.deny(Reason::LegacyRejected, route),
+            LegacyMode::PassThrough => self.allow(route, None, false),
+        }
+    }
+
+    /// Continues a request after its call or host check.
+    pub fn resume(
+        &self,
+        pending: Suspended,
+        outcome: Outcome,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
+        let route = pending.route;
+        match pending.awaited {
+            Awaited::Introspection { hash, follower } => {
+                self.finish_reference(route, hash, outcome, follower, now, state)
+            }
+            Awaited::Keys(wait) => self.resume_after_keys(route, wait, &outcome, now, state),
+            Awaited::Signature(check) => {
+                self.resume_after_signature(route, check, &outcome, now, state)
+            }
+        }
+    }
+
+    /// Forgets a request whose call will never report back (its stream was
+    /// reset): the flight it led ends, so the next request makes the call.
+    /// Followers parked on that flight should be resumed with
+    /// [`Outcome::Failed`].
+    pub fn abandon(&self, pending: Suspended, state: &mut State) {
+        match pending.awaited {
+            Awaited::Introspection {
+                hash,
+                follower: false,
+            } => state.end_introspection(&hash),
+            Awaited::Keys(step::KeyWait {
+                issuer,
+                follower: false,
+                ..
+            }) => {
+                if let Some(s) = state.issuers.get_mut(issuer) {
+                    s.in_flight_until = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn route_def(&self, route: RouteRef) -> Option<&Route> {
+        match route {
+            RouteRef::Index(i) => self.policy.routes.get(i),
+            RouteRef::DefaultAuthenticated => None,
+        }
+    }
+
+    fn route_name(&self, route: RouteRef) -> Option<String> {
+        self.route_def(route).map(|r| r.name.clone())
+    }
+
+    fn deny(&self, reason: Reason, route: RouteRef) -> Step {
+        Step::Decided(Decision::Deny(Denial {
+            reason,
+            route: self.route_name(route),
+        }))
+    }
+
+    fn allow(&self, route: RouteRef, principal: Option<Principal>, from_cache: bool) -> Step {
+        let headers = decision::identity_headers(&self.policy, principal.as_ref());
+        Step::Decided(Decision::Allow(Box::new(Allow {
+            principal,
+            route: self.route_name(route),
+            headers,
+            from_cache,
+        })))
+    }
+
+    /// Route scopes and token kinds, checked on every request, cached or not.
+    fn authorize(&self, route: RouteRef, principal: Principal, from_cache: bool) -> Step {
+        if let Some(Route {
+            access: Access::Protected { scopes, kinds },
+            ..
+        }) = self.route_def(route)
+        {
+            if !kinds.contains(&principal.kind) {
+                return self.deny(
+                    Reason::TokenKindRefused(principal.kind, scopes.challenge()),
+                    route,
+                );
+            }
+            if !scopes.satisfied_by(&principal.scopes) {
+                return self.deny(Reason::InsufficientScope(scopes.challenge()), route);
+            }
+        }
+        self.allow(route, Some(principal), from_cache)
+    }
+}

@@ -1,0 +1,296 @@
+//! What the engine remembers between requests: keys per issuer, the verdict
+//! caches, revocations, calls in flight, the counters, and the shared cache
+//! an adapter may attach behind the local ones.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::{TokenHash, TtlCache};
+use crate::jwt::TokenError;
+use crate::keys::KeySet;
+use crate::policy::Policy;
+use crate::principal::Principal;
+use crate::revocation::RevocationState;
+use crate::shared_cache::{self, SharedCache, SharedEntry, Space};
+use crate::time::Time;
+
+/// Grace added to a call's timeout before its single-flight slot is freed even
+/// if the adapter never reports back.
+pub(super) const FLIGHT_GRACE: Duration = Duration::from_secs(1);
+
+/// Introspections in flight at once per state before expired entries are swept.
+const FLIGHTS_SWEEP_AT: usize = 1024;
+
+/// Counters for adapters to export as metrics (see [`Stats::counters`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Verified-JWT cache hits (positive or negative).
+    pub jwt_cache_hits: u64,
+    /// Verified-JWT cache misses.
+    pub jwt_cache_misses: u64,
+    /// Introspection cache hits.
+    pub introspection_cache_hits: u64,
+    /// Introspection cache misses.
+    pub introspection_cache_misses: u64,
+    /// Introspection calls asked for.
+    pub introspection_calls: u64,
+    /// Introspection calls that failed or timed out.
+    pub introspection_failures: u64,
+    /// JWKS fetches asked for.
+    pub jwks_fetches: u64,
+    /// JWKS fetches that failed.
+    pub jwks_failures: u64,
+    /// Revocation events applied.
+    pub revocations_applied: u64,
+    /// Revocation-feed polls that failed.
+    pub feed_failures: u64,
+    /// Local cache misses answered by the shared cache.
+    pub shared_cache_hits: u64,
+    /// Local cache misses the shared cache could not answer either.
+    pub shared_cache_misses: u64,
+    /// Requests that waited on another request's call instead of making one.
+    pub flights_joined: u64,
+}
+
+/// How many counters [`Stats::counters`] lists.
+const COUNTERS: usize = 13;
+
+impl Stats {
+    /// Every counter under its metric name, in a fixed order: the one list
+    /// adapters export, so none can forget a counter. Names are dotted and
+    /// start with `erpgate.`; an adapter that needs another spelling derives
+    /// it from these.
+    pub fn counters(&self) -> [(&'static str, u64); COUNTERS] {
+        // Destructured so that a new field cannot compile without a name here.
+        let Stats {
+            jwt_cache_hits,
+            jwt_cache_misses,
+            introspection_cache_hits,
+            introspection_cache_misses,
+            introspection_calls,
+            introspection_failures,
+            jwks_fetches,
+            jwks_failures,
+            revocations_applied,
+            feed_failures,
+            shared_cache_hits,
+            shared_cache_misses,
+            flights_joined,
+        } = *self;
+        [
+            ("erpgate.jwt_cache.hits", jwt_cache_hits),
+            ("erpgate.jwt_cache.misses", jwt_cache_misses),
+            ("erpgate.introspection_cache.hits", introspection_cache_hits),
+            (
+                "erpgate.introspection_cache.misses",
+                introspection_cache_misses,
+            ),
+            ("erpgate.introspection.calls", introspection_calls),
+            ("erpgate.introspection.failures", introspection_failures),
+            ("erpgate.jwks.fetches", jwks_fetches),
+            ("erpgate.jwks.failures", jwks_failures),
+            ("erpgate.revocations.applied", revocations_applied),
+            ("erpgate.feed.failures", feed_failures),
+            ("erpgate.shared_cache.hits", shared_cache_hits),
+            ("erpgate.shared_cache.misses", shared_cache_misses),
+            ("erpgate.single_flight.joined", flights_joined),
+        ]
+    }
+}
+
+/// An issuer's keys and when to fetch them again.
+#[derive(Debug)]
+pub(super) struct IssuerState {
+    pub(super) keys: Arc<KeySet>,
+    pub(super) last_attempt: Option<Time>,
+    pub(super) next_refresh: Time,
+    pub(super) in_flight_until: Option<Time>,
+}
+
+/// When the revocation feed is next polled.
+#[derive(Debug, Default)]
+pub(super) struct FeedState {
+    pub(super) next_poll: Time,
+    pub(super) in_flight_until: Option<Time>,
+}
+
+/// A remembered JWT verdict: the principal, or why the token was refused.
+pub(super) type JwtVerdict = Result<Principal, TokenError>;
+
+/// The adapter's shared cache, if it attached one.
+struct AttachedCache(Box<dyn SharedCache>);
+
+impl std::fmt::Debug for AttachedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedCache")
+    }
+}
+
+/// Everything the engine remembers between requests. The adapter owns it (one
+/// per Envoy VM, one per worker isolate); the engine only reads and writes it.
+#[derive(Debug)]
+pub struct State {
+    pub(super) issuers: Vec<IssuerState>,
+    pub(super) jwt_cache: TtlCache<JwtVerdict>,
+    pub(super) reference_cache: TtlCache<Option<Principal>>,
+    pub(super) revocation: RevocationState,
+    pub(super) feed: FeedState,
+    /// Introspections in flight (single flight), until when.
+    flights: HashMap<TokenHash, Time>,
+    shared: Option<AttachedCache>,
+    /// Counters for metrics.
+    pub stats: Stats,
+}
+
+impl State {
+    /// Fresh state for a policy: inline keys only, empty caches.
+    pub(super) fn new(policy: &Policy) -> Self {
+        State {
+            issuers: policy
+                .issuers
+                .iter()
+                .map(|i| IssuerState {
+                    keys: Arc::new(i.inline_keys.clone()),
+                    last_attempt: None,
+                    next_refresh: Time::default(),
+                    in_flight_until: None,
+                })
+                .collect(),
+            jwt_cache: TtlCache::new(policy.jwt_cache.max_entries),
+            reference_cache: TtlCache::new(
+                policy
+                    .introspection
+                    .as_ref()
+                    .map_or(1, |i| i.cache.max_entries),
+            ),
+            revocation: RevocationState::default(),
+            feed: FeedState::default(),
+            flights: HashMap::new(),
+            shared: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Backs the local caches with a cache shared across engine instances
+    /// (Envoy: shared data across worker VMs).
+    pub fn attach_shared_cache(&mut self, cache: Box<dyn SharedCache>) {
+        self.shared = Some(AttachedCache(cache));
+    }
+
+    /// Whether an introspection of `hash` is under way (single flight).
+    pub(super) fn introspection_in_flight(&self, hash: &TokenHash, now: Time) -> bool {
+        in_flight(self.flights.get(hash).copied(), now)
+    }
+
+    /// Records that this state leads the introspection of `hash` until `until`.
+    pub(super) fn lead_introspection(&mut self, hash: TokenHash, until: Time, now: Time) {
+        if self.flights.len() >= FLIGHTS_SWEEP_AT {
+            self.flights.retain(|_, until| now < *until);
+        }
+        self.flights.insert(hash, until);
+    }
+
+    /// Ends the introspection flight of `hash`.
+    pub(super) fn end_introspection(&mut self, hash: &TokenHash) {
+        self.flights.remove(hash);
+    }
+
+    /// The shared cache's fresh entry for a local miss, if one is attached.
+    pub(super) fn shared_load(
+        &mut self,
+        policy: &Policy,
+        space: Space,
+        hash: &TokenHash,
+        now: Time,
+    ) -> Option<SharedEntry> {
+        let AttachedCache(store) = self.shared.as_mut()?;
+        let found = shared_cache::load(store.as_mut(), &shared_key(policy, space, hash), hash, now);
+        if found.is_some() {
+            self.stats.shared_cache_hits += 1;
+        } else {
+            self.stats.shared_cache_misses += 1;
+        }
+        found
+    }
+
+    /// Publishes an entry to the shared cache, if one is attached.
+    pub(super) fn shared_store(
+        &mut self,
+        policy: &Policy,
+        space: Space,
+        hash: &TokenHash,
+        principal: Option<&Principal>,
+        fresh_until: Time,
+        stale_until: Time,
+    ) {
+        if let Some(AttachedCache(store)) = self.shared.as_mut() {
+            let key = shared_key(policy, space, hash);
+            shared_cache::store(
+                store.as_mut(),
+                &key,
+                hash,
+                principal,
+                fresh_until,
+                stale_until,
+            );
+        }
+    }
+
+    /// Drops a revoked token from both shared spaces, if a cache is attached.
+    pub(super) fn shared_clear(&mut self, policy: &Policy, hash: &TokenHash) {
+        if let Some(AttachedCache(store)) = self.shared.as_mut() {
+            for space in [Space::Jwt, Space::Reference] {
+                shared_cache::clear(store.as_mut(), &shared_key(policy, space, hash), hash);
+            }
+        }
+    }
+}
+
+/// The shared-cache slot key of a token in one space.
+fn shared_key(policy: &Policy, space: Space, hash: &TokenHash) -> String {
+    let slots = match space {
+        Space::Jwt => policy.jwt_cache.max_entries,
+        Space::Reference => policy
+            .introspection
+            .as_ref()
+            .map_or(1, |i| i.cache.max_entries),
+    };
+    shared_cache::key(&policy.fingerprint, space, hash, slots)
+}
+
+/// Whether a call that holds its slot until `until` is still under way.
+pub(super) fn in_flight(until: Option<Time>, now: Time) -> bool {
+    until.is_some_and(|u| now < u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_is_listed_once() {
+        let stats = Stats {
+            jwt_cache_hits: 1,
+            jwt_cache_misses: 2,
+            introspection_cache_hits: 3,
+            introspection_cache_misses: 4,
+            introspection_calls: 5,
+            introspection_failures: 6,
+            jwks_fetches: 7,
+            jwks_failures: 8,
+            revocations_applied: 9,
+            feed_failures: 10,
+            shared_cache_hits: 11,
+            shared_cache_misses: 12,
+            flights_joined: 13,
+        };
+        let counters = stats.counters();
+        let names: std::collections::HashSet<_> = counters.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names.len(), COUNTERS, "names are unique");
+        let values: Vec<u64> = counters.iter().map(|(_, v)| *v).collect();
+        assert_eq!(values, (1..=13).collect::<Vec<u64>>(), "each field once");
+        assert!(names.contains("erpgate.feed.failures"));
+        assert!(names.iter().all(|n| n.starts_with("erpgate.")));
+    }
+}

@@ -1,0 +1,23 @@
+// Node entry: runs one reference-token request through the real JS layer with
+// the client credentials from argv, and prints what the layer sent upstream
+// (purpose and Authorization of each call) and the names of its counters.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createGate } from '../../src/adapters/js/index.js';
+
+const [clientId, clientSecret, token] = process.argv.slice(2);
+const read = (path) => readFileSync(fileURLToPath(new URL(path, import.meta.url)));
+const wasm = new WebAssembly.Module(read('../../src/adapters/js/pkg/erpgate_bg.wasm'));
+const calls = [];
+const gate = await createGate(read('../../policies/erpnet.json').toString('utf8'), {
+  wasm,
+  hostCrypto: false,
+  upstreams: new Proxy({}, { get: (_, name) => `http://${String(name)}.invalid` }),
+  clientCredentials: { clientId, clientSecret },
+  fetch: async (_url, init, call) => {
+    calls.push({ purpose: call.purpose, authorization: init.headers.get('authorization') });
+    return new Response('{"active":false}', { status: 200 });
+  },
+});
+const decision = await gate.check('GET', '/api/domain/odata/Crm_Customers', [['authorization', `Bearer ${token}`]]);
+process.stdout.write(JSON.stringify({ status: decision.status, calls, counters: Object.keys(gate.stats()) }));
