@@ -1,6 +1,5 @@
 //! `erpgate`: the host's command line.
 
-
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};

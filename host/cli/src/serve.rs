@@ -124,7 +124,12 @@ pub fn spawn_background(host: Host) -> tokio::task::JoinHandle<()> {
             }
             if seconds.is_multiple_of(60) {
                 loop {
-                    match host.identity.store.purge_expired(host.identity.clock.now(), 500).await {
+                    match host
+                        .identity
+                        .store
+                        .purge_expired(host.identity.clock.now(), 500)
+                        .await
+                    {
                         Ok(n) if n > 0 => tracing::debug!(removed = n, "expired grants removed"),
                         Ok(_) => break,
                         Err(e) => {

@@ -12,8 +12,8 @@
 
 use std::sync::Arc;
 
-use erpgate_identity::config::Config;
 use erpgate_identity::clock::ManualClock;
+use erpgate_identity::config::Config;
 use serde_json::{Value, json};
 
 mod net;

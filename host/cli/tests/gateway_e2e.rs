@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use erpgate_gateway::server::{self, GatewayConfig};
 use erpgate_cli::up::{StackOptions, up};
+use erpgate_gateway::server::{self, GatewayConfig};
 use net::{introspections, mint_pat as pat_for, revoke_as_reports, send, service_token};
 
 mod net;

@@ -2,7 +2,6 @@
 //! in-process by the identity host, and the session each allowed caller
 //! enters.
 
-
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -40,10 +39,9 @@ pub async fn background(state: &ErpApi) {
     }
 }
 
-
 /// Who an API request runs as, once authenticated and in a session.
 #[derive(Debug, Clone)]
-pub enum Caller {
+pub enum ApiCaller {
     /// A public route (login, logout, discovery).
     Public,
     /// A verified token.
@@ -51,7 +49,6 @@ pub enum Caller {
     /// Legacy Basic or `ErpSession`.
     Legacy(ApiSession),
 }
-
 
 pub(crate) fn json_outcome<T: serde::Serialize>(value: &T) -> Outcome {
     match serde_json::to_vec(value) {
@@ -208,13 +205,13 @@ pub async fn authenticate(
                     state.api.sessions.enter(&who, now).await
                 };
                 match session {
-                    Ok(session) => Caller::Token(Box::new(principal), session),
+                    Ok(session) => ApiCaller::Token(Box::new(principal), session),
                     Err(e) => return session_refused(e),
                 }
             }
             None => match legacy::authenticate(&state, request.headers(), now).await {
-                Ok(Some(session)) => Caller::Legacy(session),
-                Ok(None) => Caller::Public,
+                Ok(Some(session)) => ApiCaller::Legacy(session),
+                Ok(None) => ApiCaller::Public,
                 Err(response) => return *response,
             },
         },

@@ -1,6 +1,5 @@
 //! ERP.net's business-error responses.
 
-
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -1,23 +1,22 @@
 //! `GET /profile/me` and the license table's admin API.
 
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::decide::ApiCaller;
 use crate::errors::*;
-use crate::decide::Caller;
 use crate::state::*;
 
 /// `GET /profile/me`: user tokens and PATs only (the policy refuses service
 /// tokens and SATs; legacy credentials are refused here).
 pub async fn profile_me(
     State(state): State<ErpApi>,
-    caller: Option<axum::Extension<Caller>>,
+    caller: Option<axum::Extension<ApiCaller>>,
 ) -> Response {
-    let Some(axum::Extension(Caller::Token(principal, _))) = caller else {
+    let Some(axum::Extension(ApiCaller::Token(principal, _))) = caller else {
         return erp_error(
             StatusCode::FORBIDDEN,
             "UnsupportedCredential",

@@ -23,11 +23,11 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::errors::{erp_error, session_refused};
 use super::sessions::{ApiSession, Holder, Origin};
-use erpgate_store::records::{TrustedApp, User};
+use crate::errors::{erp_error, session_refused};
 use crate::state::ErpApi;
 use erpgate_identity::PasswordCheck;
+use erpgate_store::records::{TrustedApp, User};
 
 /// The header that names the app for a bare Basic login.
 pub const APPLICATION_HEADER: &str = "x-erp-application";

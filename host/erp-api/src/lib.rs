@@ -17,7 +17,7 @@ pub mod odata;
 pub mod sessions;
 mod state;
 
-pub use decide::{Caller, background};
+pub use decide::{ApiCaller, background};
 pub use state::{Api, ErpApi};
 
 use axum::Router;
@@ -33,7 +33,10 @@ pub fn router(api: ErpApi) -> Router {
         .route("/api/domain/login", post(legacy::login))
         .route("/api/domain/logout", post(legacy::logout))
         .route("/profile/me", get(handlers::profile_me))
-        .route_layer(middleware::from_fn_with_state(api.clone(), decide::authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            api.clone(),
+            decide::authenticate,
+        ));
     Router::new()
         .route("/admin/sessions", get(handlers::admin_sessions))
         .route("/admin/sessions/{id}", delete(handlers::admin_end_session))

@@ -72,10 +72,7 @@ pub async fn seed(store: &dyn erpgate_store::Store) -> erpgate_store::StoreResul
             .unwrap_or_default()
             .to_owned();
         // Replicas starting together seed at once: the first insert wins.
-        match store
-            .insert_record(set, &id, &record.to_string())
-            .await
-        {
+        match store.insert_record(set, &id, &record.to_string()).await {
             Ok(()) | Err(erpgate_store::StoreError::Conflict(_)) => {}
             Err(e) => return Err(e),
         }
@@ -153,7 +150,10 @@ fn matches(record: &Value, filter: &[(String, Value)]) -> bool {
         })
 }
 
-fn number_param(params: &erpgate_identity::oauth::form::Form, name: &str) -> Result<Option<usize>, String> {
+fn number_param(
+    params: &erpgate_identity::oauth::form::Form,
+    name: &str,
+) -> Result<Option<usize>, String> {
     params
         .get(name)
         .map(|v| v.parse::<usize>())

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use erpgate_store::records::{ApiSession, IDLE_TIMEOUT_S, License, Origin, SERVICE_LIFETIME_S};
 use erpgate_store::Store;
+pub use erpgate_store::records::{ApiSession, IDLE_TIMEOUT_S, License, Origin, SERVICE_LIFETIME_S};
 
 /// Why a session could not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

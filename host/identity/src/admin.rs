@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use erpgate_store::records::GrantKind;
 use crate::oauth::client_auth::is_admin_credential;
 use crate::oauth::error::OAuthError;
-use crate::service::Identity;
 use crate::reference_tokens::{IssueError, IssueRequest, issue};
+use crate::service::Identity;
+use erpgate_store::records::GrantKind;
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics_text(State(state): State<Identity>) -> Response {

@@ -6,10 +6,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use erpgate_store::secrets::secret_hash;
 use crate::oauth::error::OAuthError;
 use crate::oauth::form::Form;
 use crate::service::Identity;
+use erpgate_store::secrets::secret_hash;
 
 fn metadata(state: &Identity) -> Value {
     let iss = &state.issuer;

@@ -4,9 +4,9 @@
 use erpgate::ScopeSet;
 use erpgate::cache::TokenHash;
 
-use erpgate_store::secrets::random_hex;
-use erpgate_store::records::{GrantKind, ReferenceToken, ReferenceTokenPolicy};
 use crate::oauth::claims::IDENTITY_SCOPES;
+use erpgate_store::records::{GrantKind, ReferenceToken, ReferenceTokenPolicy};
+use erpgate_store::secrets::random_hex;
 use erpgate_store::{Store, StoreError};
 
 /// What to mint.

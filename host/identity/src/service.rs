@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use erpgate_store::Store;
 use erpgate_store::records::User;
-use sha2::{Digest as _, Sha256};
 use erpgate_store::secrets::secret_hash;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sha2::{Digest as _, Sha256};
 
 use crate::accounts::{MAX_FAILURES_PER_USER, VerifiedPasswords, password_ok, throttle_key};
 use crate::clock::Clock;
@@ -189,4 +189,3 @@ impl Identity {
         }
     }
 }
-

@@ -13,7 +13,7 @@ use crate::records::{
 };
 
 #[derive(Default)]
-struct Inner {
+struct Tables {
     apps: BTreeMap<String, TrustedApp>,
     users: BTreeMap<String, User>,
     keys: Vec<SigningKeyRecord>,
@@ -43,7 +43,7 @@ struct Inner {
     revoked_grants: BTreeMap<String, u64>,
 }
 
-impl Inner {
+impl Tables {
     /// Kills refresh tokens matching `pred`; returns how many were live.
     fn kill_refresh(&mut self, pred: impl Fn(&RefreshToken) -> bool) -> usize {
         let mut killed = 0;
@@ -72,7 +72,7 @@ impl Inner {
 /// A store that lives and dies with the process.
 #[derive(Default)]
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    inner: Mutex<Tables>,
 }
 
 impl MemoryStore {
@@ -81,7 +81,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> StoreResult<MutexGuard<'_, Inner>> {
+    fn lock(&self) -> StoreResult<MutexGuard<'_, Tables>> {
         self.inner
             .lock()
             .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))

@@ -1,12 +1,11 @@
 //! `erpgate apps`: trusted applications.
 
-
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
+use erpgate_identity::clock::{Clock, SystemClock};
 use erpgate_identity::config::Config;
 use erpgate_store::records::{ClientType, ReferenceTokenPolicy, TrustedApp};
 use erpgate_store::secrets::secret_hash;
-use erpgate_identity::clock::{Clock, SystemClock};
 
 use super::support::*;
 
@@ -77,91 +76,91 @@ pub enum AppsCommand {
 
 /// Lists, adds, enables, disables trusted applications or rotates their secret.
 pub async fn run(cmd: AppsCommand, config: Config) -> anyhow::Result<()> {
-        let store = open_store(&config).await?;
-        match cmd {
-            AppsCommand::List => {
-                for a in store.apps().await? {
-                    say!(
-                        "{} {:?} enabled={} scope=\"{}\" system_user={} reference_tokens={:?} redirect_uris={}",
-                        a.client_id,
-                        a.client_type,
-                        a.enabled,
-                        a.scope,
-                        a.acting_system_user().unwrap_or("-"),
-                        a.reference_tokens,
-                        a.redirect_uris.join(",")
-                    );
-                }
-            }
-            AppsCommand::Add {
-                client_id,
-                name,
-                client_type,
-                scope,
-                system_user,
-                reference_tokens,
-                redirect_uris,
-                internal_users,
-                basic_auth,
-            } => {
-                let mut app = TrustedApp::new(&client_id, &name, SystemClock.now());
-                app.client_type = match client_type {
-                    AppType::Confidential => ClientType::Confidential,
-                    AppType::Public => ClientType::Public,
-                    AppType::None => ClientType::None,
-                };
-                app.scope = erpgate::ScopeSet::parse(&scope).context("--scope")?;
-                if let Some(u) = &system_user
-                    && store.user(u).await?.is_none()
-                {
-                    bail!("--system-user {u}: no such user");
-                }
-                app.system_user_allowed = system_user.is_some();
-                app.system_user = system_user;
-                app.reference_tokens = match reference_tokens {
-                    RefPolicy::None => ReferenceTokenPolicy::None,
-                    RefPolicy::AuthenticatedUsers => ReferenceTokenPolicy::AuthenticatedUsers,
-                    RefPolicy::AdministratorsOnly => ReferenceTokenPolicy::AdministratorsOnly,
-                };
-                app.redirect_uris = redirect_uris;
-                app.internal_users_allowed = internal_users;
-                app.basic_auth_allowed = basic_auth;
-                let secret = (app.client_type == ClientType::Confidential).then(new_secret);
-                app.secret_hash = secret.as_deref().map(secret_hash);
-                store.insert_app(&app).await?;
-                say!("added {}", app.client_id);
-                if let Some(s) = secret {
-                    say!("secret: {s}");
-                    eprintln!("The secret is shown once; only its hash is stored.");
-                }
-            }
-            AppsCommand::Disable { client_id } => {
-                if !store.set_app_enabled(&client_id, false).await? {
-                    bail!("no application {client_id}");
-                }
-                say!("disabled {client_id}");
-            }
-            AppsCommand::Enable { client_id } => {
-                if !store.set_app_enabled(&client_id, true).await? {
-                    bail!("no application {client_id}");
-                }
-                say!("enabled {client_id}");
-            }
-            AppsCommand::RotateSecret { client_id } => {
-                let app = store
-                    .app(&client_id)
-                    .await?
-                    .with_context(|| format!("no application {client_id}"))?;
-                if app.client_type != ClientType::Confidential {
-                    bail!("only confidential applications have secrets");
-                }
-                let secret = new_secret();
-                store
-                    .set_app_secret_hash(&client_id, &secret_hash(&secret))
-                    .await?;
-                say!("secret: {secret}");
-                eprintln!("The old secret stopped working; the new one is shown once.");
+    let store = open_store(&config).await?;
+    match cmd {
+        AppsCommand::List => {
+            for a in store.apps().await? {
+                say!(
+                    "{} {:?} enabled={} scope=\"{}\" system_user={} reference_tokens={:?} redirect_uris={}",
+                    a.client_id,
+                    a.client_type,
+                    a.enabled,
+                    a.scope,
+                    a.acting_system_user().unwrap_or("-"),
+                    a.reference_tokens,
+                    a.redirect_uris.join(",")
+                );
             }
         }
+        AppsCommand::Add {
+            client_id,
+            name,
+            client_type,
+            scope,
+            system_user,
+            reference_tokens,
+            redirect_uris,
+            internal_users,
+            basic_auth,
+        } => {
+            let mut app = TrustedApp::new(&client_id, &name, SystemClock.now());
+            app.client_type = match client_type {
+                AppType::Confidential => ClientType::Confidential,
+                AppType::Public => ClientType::Public,
+                AppType::None => ClientType::None,
+            };
+            app.scope = erpgate::ScopeSet::parse(&scope).context("--scope")?;
+            if let Some(u) = &system_user
+                && store.user(u).await?.is_none()
+            {
+                bail!("--system-user {u}: no such user");
+            }
+            app.system_user_allowed = system_user.is_some();
+            app.system_user = system_user;
+            app.reference_tokens = match reference_tokens {
+                RefPolicy::None => ReferenceTokenPolicy::None,
+                RefPolicy::AuthenticatedUsers => ReferenceTokenPolicy::AuthenticatedUsers,
+                RefPolicy::AdministratorsOnly => ReferenceTokenPolicy::AdministratorsOnly,
+            };
+            app.redirect_uris = redirect_uris;
+            app.internal_users_allowed = internal_users;
+            app.basic_auth_allowed = basic_auth;
+            let secret = (app.client_type == ClientType::Confidential).then(new_secret);
+            app.secret_hash = secret.as_deref().map(secret_hash);
+            store.insert_app(&app).await?;
+            say!("added {}", app.client_id);
+            if let Some(s) = secret {
+                say!("secret: {s}");
+                eprintln!("The secret is shown once; only its hash is stored.");
+            }
+        }
+        AppsCommand::Disable { client_id } => {
+            if !store.set_app_enabled(&client_id, false).await? {
+                bail!("no application {client_id}");
+            }
+            say!("disabled {client_id}");
+        }
+        AppsCommand::Enable { client_id } => {
+            if !store.set_app_enabled(&client_id, true).await? {
+                bail!("no application {client_id}");
+            }
+            say!("enabled {client_id}");
+        }
+        AppsCommand::RotateSecret { client_id } => {
+            let app = store
+                .app(&client_id)
+                .await?
+                .with_context(|| format!("no application {client_id}"))?;
+            if app.client_type != ClientType::Confidential {
+                bail!("only confidential applications have secrets");
+            }
+            let secret = new_secret();
+            store
+                .set_app_secret_hash(&client_id, &secret_hash(&secret))
+                .await?;
+            say!("secret: {secret}");
+            eprintln!("The old secret stopped working; the new one is shown once.");
+        }
+    }
     Ok(())
 }

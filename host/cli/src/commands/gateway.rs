@@ -40,35 +40,41 @@ pub struct GatewayArgs {
 
 /// Runs the gateway alone.
 pub async fn run(args: GatewayArgs, config: Config) -> anyhow::Result<()> {
-    let GatewayArgs { filter, plugin_config, upstream, clusters, listen, workers, admin, no_verify_signature } = args;
-        init_logs(config.server.log_format);
-        let mut map = std::collections::HashMap::new();
-        for c in clusters {
-            let (name, url) = c
-                .split_once('=')
-                .with_context(|| format!("--cluster {c}: expected NAME=URL"))?;
-            map.insert(name.to_owned(), url.to_owned());
-        }
-        let gateway = erpgate_gateway::server::start(
-            erpgate_gateway::server::GatewayConfig {
-                filter: std::fs::read(&filter)
-                    .with_context(|| format!("reading {}", filter.display()))?,
-                plugin_config: std::fs::read(&plugin_config)
-                    .with_context(|| format!("reading {}", plugin_config.display()))?,
-                upstream,
-                clusters: map,
-                listen,
-                workers,
-                admin,
-                verify_signature: !no_verify_signature,
-            },
-        )
-        .await?;
-        say!("erpgate gateway on http://{}", gateway.addr);
-        if let Some(a) = gateway.admin {
-            say!("stats on http://{a}/stats/prometheus");
-        }
-        tokio::signal::ctrl_c().await?;
-        gateway.stop().await;
+    let GatewayArgs {
+        filter,
+        plugin_config,
+        upstream,
+        clusters,
+        listen,
+        workers,
+        admin,
+        no_verify_signature,
+    } = args;
+    init_logs(config.server.log_format);
+    let mut map = std::collections::HashMap::new();
+    for c in clusters {
+        let (name, url) = c
+            .split_once('=')
+            .with_context(|| format!("--cluster {c}: expected NAME=URL"))?;
+        map.insert(name.to_owned(), url.to_owned());
+    }
+    let gateway = erpgate_gateway::server::start(erpgate_gateway::server::GatewayConfig {
+        filter: std::fs::read(&filter).with_context(|| format!("reading {}", filter.display()))?,
+        plugin_config: std::fs::read(&plugin_config)
+            .with_context(|| format!("reading {}", plugin_config.display()))?,
+        upstream,
+        clusters: map,
+        listen,
+        workers,
+        admin,
+        verify_signature: !no_verify_signature,
+    })
+    .await?;
+    say!("erpgate gateway on http://{}", gateway.addr);
+    if let Some(a) = gateway.admin {
+        say!("stats on http://{a}/stats/prometheus");
+    }
+    tokio::signal::ctrl_c().await?;
+    gateway.stop().await;
     Ok(())
 }

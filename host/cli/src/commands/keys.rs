@@ -1,9 +1,8 @@
 //! `erpgate keys`: signing keys.
 
-
 use clap::Subcommand;
-use erpgate_identity::config::Config;
 use erpgate_identity::clock::{Clock, SystemClock};
+use erpgate_identity::config::Config;
 
 use super::support::*;
 
@@ -16,21 +15,21 @@ pub enum KeysCommand {
 /// Rotates the signing keys in the store.
 pub async fn run(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
     let KeysCommand::Rotate = cmd;
-        let store = open_store(&config).await?;
-        let now = SystemClock.now();
-        erpgate_identity::keys::KeyRing::load_or_init(store.as_ref(), now).await?;
-        // Old keys stay published for one access-token lifetime plus the edge's leeway.
-        let kid = erpgate_identity::keys::rotate(
-            store.as_ref(),
-            now,
-            erpgate_identity::keys::PUBLISH_BEFORE_SIGNING_S,
-            config.instance.access_token_lifetime_s + 300,
-        )
-        .await?;
-        say!(
-            "new signing key {kid}: published now by every host on this store within {}s, signing from {}s",
-            erpgate_identity::keys::RELOAD_INTERVAL_S,
-            erpgate_identity::keys::PUBLISH_BEFORE_SIGNING_S
-        );
+    let store = open_store(&config).await?;
+    let now = SystemClock.now();
+    erpgate_identity::keys::KeyRing::load_or_init(store.as_ref(), now).await?;
+    // Old keys stay published for one access-token lifetime plus the edge's leeway.
+    let kid = erpgate_identity::keys::rotate(
+        store.as_ref(),
+        now,
+        erpgate_identity::keys::PUBLISH_BEFORE_SIGNING_S,
+        config.instance.access_token_lifetime_s + 300,
+    )
+    .await?;
+    say!(
+        "new signing key {kid}: published now by every host on this store within {}s, signing from {}s",
+        erpgate_identity::keys::RELOAD_INTERVAL_S,
+        erpgate_identity::keys::PUBLISH_BEFORE_SIGNING_S
+    );
     Ok(())
 }

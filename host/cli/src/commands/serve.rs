@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use clap::Args;
+use erpgate_identity::clock::SystemClock;
 use erpgate_identity::config::{Config, LogFormat};
 use erpgate_store::secrets::random_hex;
-use erpgate_identity::clock::SystemClock;
 
 use super::support::*;
 
@@ -25,28 +25,31 @@ pub struct ServeArgs {
 
 /// Runs the Identity Server emulation with the emulated API beside it.
 pub async fn run(args: ServeArgs, mut config: Config, demo: bool) -> anyhow::Result<()> {
-    let ServeArgs { listen, log_format, public_url } = args;
-        init_logs(log_format.unwrap_or(config.server.log_format));
-        if let Some(addr) = listen {
-            config.server.listen = addr;
-        }
-        if let Some(url) = public_url {
-            config.server.public_url = Some(url);
-            config.validate_public()?;
-        }
-        let store = open_store(&config).await?;
-        let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
-        let running =
-            erpgate_cli::start(config.clone(), store, Arc::new(SystemClock), &admin, true)
-                .await?;
-        banner(
-            &config,
-            demo,
-            &running.state.identity.public_url,
-            running.addr,
-            &admin,
-        );
-        running.wait().await;
+    let ServeArgs {
+        listen,
+        log_format,
+        public_url,
+    } = args;
+    init_logs(log_format.unwrap_or(config.server.log_format));
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    if let Some(url) = public_url {
+        config.server.public_url = Some(url);
+        config.validate_public()?;
+    }
+    let store = open_store(&config).await?;
+    let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
+    let running =
+        erpgate_cli::start(config.clone(), store, Arc::new(SystemClock), &admin, true).await?;
+    banner(
+        &config,
+        demo,
+        &running.state.identity.public_url,
+        running.addr,
+        &admin,
+    );
+    running.wait().await;
     Ok(())
 }
 

@@ -1,6 +1,5 @@
 //! `erpgate sessions`: the license table of a running host.
 
-
 use anyhow::bail;
 use clap::{Args, Subcommand};
 
@@ -32,39 +31,43 @@ pub struct SessionsArgs {
 
 /// Reads or ends ERP sessions of a running host.
 pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
-    let SessionsArgs { url, admin_token, command } = args;
-        let url = url.trim_end_matches('/');
-        let (method, target) = match &command {
-            SessionsCommand::List => ("GET", format!("{url}/admin/sessions")),
-            SessionsCommand::End { id } => ("DELETE", format!("{url}/admin/sessions/{id}")),
-        };
-        let (status, body) = admin_call(method, &target, &admin_token).await?;
-        match (command, status) {
-            (SessionsCommand::List, 200) => {
-                let table: erpgate_erp_api::sessions::Table = serde_json::from_slice(&body)?;
+    let SessionsArgs {
+        url,
+        admin_token,
+        command,
+    } = args;
+    let url = url.trim_end_matches('/');
+    let (method, target) = match &command {
+        SessionsCommand::List => ("GET", format!("{url}/admin/sessions")),
+        SessionsCommand::End { id } => ("DELETE", format!("{url}/admin/sessions/{id}")),
+    };
+    let (status, body) = admin_call(method, &target, &admin_token).await?;
+    match (command, status) {
+        (SessionsCommand::List, 200) => {
+            let table: erpgate_erp_api::sessions::Table = serde_json::from_slice(&body)?;
+            say!(
+                "{} of {} license slots in use (reserved: {})",
+                table.used,
+                table.slots,
+                table.reserved_accounts.join(", ")
+            );
+            for s in table.sessions {
                 say!(
-                    "{} of {} license slots in use (reserved: {})",
-                    table.used,
-                    table.slots,
-                    table.reserved_accounts.join(", ")
+                    "{}  {:<9} {:<24} app={} opened={} last={}{}",
+                    s.id,
+                    serde_json::to_value(s.origin)?.as_str().unwrap_or(""),
+                    s.login,
+                    s.client_id.as_deref().unwrap_or("-"),
+                    s.opened_at,
+                    s.last_seen,
+                    if s.reserved { "  (reserved seat)" } else { "" }
                 );
-                for s in table.sessions {
-                    say!(
-                        "{}  {:<9} {:<24} app={} opened={} last={}{}",
-                        s.id,
-                        serde_json::to_value(s.origin)?.as_str().unwrap_or(""),
-                        s.login,
-                        s.client_id.as_deref().unwrap_or("-"),
-                        s.opened_at,
-                        s.last_seen,
-                        if s.reserved { "  (reserved seat)" } else { "" }
-                    );
-                }
             }
-            (SessionsCommand::End { .. }, 204) => say!("session ended"),
-            (_, 404) => bail!("no such session"),
-            (_, 401) => bail!("the admin credential was refused"),
-            (_, other) => bail!("the host answered {other}"),
         }
+        (SessionsCommand::End { .. }, 204) => say!("session ended"),
+        (_, 404) => bail!("no such session"),
+        (_, 401) => bail!("the admin credential was refused"),
+        (_, other) => bail!("the host answered {other}"),
+    }
     Ok(())
 }

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use erpgate_identity::config::{Config, LogFormat};
 use erpgate_identity::clock::{Clock, SystemClock};
+use erpgate_identity::config::{Config, LogFormat};
 use erpgate_store::Store;
-
 
 pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<(Config, bool)> {
     match path {

@@ -1,12 +1,11 @@
 //! `erpgate token`: PAT/SAT reference tokens.
 
-
 use anyhow::bail;
 use clap::{Subcommand, ValueEnum};
-use erpgate_identity::config::Config;
-use erpgate_store::records::GrantKind;
 use erpgate_identity::clock::{Clock, SystemClock};
+use erpgate_identity::config::Config;
 use erpgate_identity::reference_tokens::{IssueRequest, issue};
+use erpgate_store::records::GrantKind;
 
 use super::support::*;
 
@@ -53,90 +52,90 @@ pub enum TokenCommand {
 
 /// Mints, revokes or lists reference tokens in the store.
 pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<()> {
-        let store = open_store(&config).await?;
-        let now = SystemClock.now();
-        match cmd {
-            TokenCommand::Issue {
-                app,
-                kind,
+    let store = open_store(&config).await?;
+    let now = SystemClock.now();
+    match cmd {
+        TokenCommand::Issue {
+            app,
+            kind,
+            user,
+            scope,
+            expires_in_days,
+            expires_at,
+            description,
+        } => {
+            let expires_at = match (expires_at, expires_in_days) {
+                (Some(at), _) => at,
+                (None, Some(days)) => now.saturating_add(days.saturating_mul(86_400)),
+                (None, None) => {
+                    bail!("an expiry is required: --expires-in-days or --expires-at")
+                }
+            };
+            let request = IssueRequest {
+                client_id: app,
+                kind: match kind {
+                    Kind::Pat => GrantKind::Pat,
+                    Kind::Sat => GrantKind::Sat,
+                },
                 user,
+                requested_by: None,
                 scope,
-                expires_in_days,
                 expires_at,
                 description,
-            } => {
-                let expires_at = match (expires_at, expires_in_days) {
-                    (Some(at), _) => at,
-                    (None, Some(days)) => now.saturating_add(days.saturating_mul(86_400)),
-                    (None, None) => {
-                        bail!("an expiry is required: --expires-in-days or --expires-at")
-                    }
-                };
-                let request = IssueRequest {
-                    client_id: app,
-                    kind: match kind {
-                        Kind::Pat => GrantKind::Pat,
-                        Kind::Sat => GrantKind::Sat,
-                    },
-                    user,
-                    requested_by: None,
-                    scope,
-                    expires_at,
-                    description,
-                };
-                let issued = issue(
-                    store.as_ref(),
-                    &request,
-                    now,
-                    config.instance.reference_token_max_days,
-                )
-                .await?;
-                say!("{}", issued.value);
-                eprintln!(
-                    "id {} ({} for {}, acts as {}, scope \"{}\", expires {}). The value above is shown once.",
-                    issued.record.id,
-                    issued.record.kind.as_str(),
-                    issued.record.client_id,
-                    issued.record.subject,
-                    issued.record.scopes,
-                    issued.record.expires_at
-                );
-            }
-            TokenCommand::Revoke { id } => {
-                let key = if erpgate::credential::is_reference_token(&id) {
-                    erpgate::cache::TokenHash::of(&id).to_hex()
-                } else {
-                    id
-                };
-                match store.revoke_reference_token(&key, now).await? {
-                    Some(t) => say!("revoked {}", t.id),
-                    None => bail!("no live token with that id"),
-                }
-            }
-            TokenCommand::List => {
-                for t in store.reference_tokens().await? {
-                    let state = if t.revoked_at.is_some() {
-                        "revoked"
-                    } else if t.expires_at <= now {
-                        "expired"
-                    } else {
-                        "active"
-                    };
-                    say!(
-                        "{} {} {} app={} subject={} scope=\"{}\" expires={} last_used={} {:?}",
-                        t.id,
-                        t.kind.as_str(),
-                        state,
-                        t.client_id,
-                        t.subject,
-                        t.scopes,
-                        t.expires_at,
-                        t.last_used_at
-                            .map_or_else(|| "never".to_owned(), |u| u.to_string()),
-                        t.description
-                    );
-                }
+            };
+            let issued = issue(
+                store.as_ref(),
+                &request,
+                now,
+                config.instance.reference_token_max_days,
+            )
+            .await?;
+            say!("{}", issued.value);
+            eprintln!(
+                "id {} ({} for {}, acts as {}, scope \"{}\", expires {}). The value above is shown once.",
+                issued.record.id,
+                issued.record.kind.as_str(),
+                issued.record.client_id,
+                issued.record.subject,
+                issued.record.scopes,
+                issued.record.expires_at
+            );
+        }
+        TokenCommand::Revoke { id } => {
+            let key = if erpgate::credential::is_reference_token(&id) {
+                erpgate::cache::TokenHash::of(&id).to_hex()
+            } else {
+                id
+            };
+            match store.revoke_reference_token(&key, now).await? {
+                Some(t) => say!("revoked {}", t.id),
+                None => bail!("no live token with that id"),
             }
         }
+        TokenCommand::List => {
+            for t in store.reference_tokens().await? {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.expires_at <= now {
+                    "expired"
+                } else {
+                    "active"
+                };
+                say!(
+                    "{} {} {} app={} subject={} scope=\"{}\" expires={} last_used={} {:?}",
+                    t.id,
+                    t.kind.as_str(),
+                    state,
+                    t.client_id,
+                    t.subject,
+                    t.scopes,
+                    t.expires_at,
+                    t.last_used_at
+                        .map_or_else(|| "never".to_owned(), |u| u.to_string()),
+                    t.description
+                );
+            }
+        }
+    }
     Ok(())
 }

@@ -39,66 +39,66 @@ pub async fn run(args: UpArgs, config: Config, _demo: bool) -> anyhow::Result<()
         admin: admin_addr,
         filter,
     } = args;
-        init_logs(config.server.log_format);
-        let filter = match filter {
-            Some(f) => f,
-            None => {
-                let path = erpgate_cli::up::default_filter_path(std::path::Path::new("."));
-                if !path.exists() {
-                    eprintln!("building the filter (scripts/build-filter)…");
-                    let status = std::process::Command::new("scripts/build-filter")
+    init_logs(config.server.log_format);
+    let filter = match filter {
+        Some(f) => f,
+        None => {
+            let path = erpgate_cli::up::default_filter_path(std::path::Path::new("."));
+            if !path.exists() {
+                eprintln!("building the filter (scripts/build-filter)…");
+                let status = std::process::Command::new("scripts/build-filter")
                         .status()
                         .context("running scripts/build-filter (run erpgate up from the repository root, or pass --filter)")?;
-                    if !status.success() {
-                        bail!("scripts/build-filter failed");
-                    }
+                if !status.success() {
+                    bail!("scripts/build-filter failed");
                 }
-                path
             }
-        };
-        let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
-        let options = erpgate_cli::up::StackOptions {
-            identity,
-            gateway,
-            upstream,
-            admin: admin_addr,
-            filter,
-            data: config.server.data_dir.clone(),
-            database: config.server.database.clone(),
-            jwks_cooldown_s: 30,
-        };
-        let stack = erpgate_cli::up::up(options, &admin).await?;
-        let id = &stack.host.state.identity.public_url;
-        let gw = format!("http://{}", stack.gateway.addr);
-        say!("erpgate stack is up");
-        say!("  identity host  {id}/id  (discovery {id}/id/.well-known/openid-configuration)");
-        say!(
-            "  ERP API        {gw}  (gateway running the erpgate filter in front of {})",
-            stack.upstream
-        );
-        if let Some(a) = stack.gateway.admin {
-            say!("  gateway stats  http://{a}/stats/prometheus");
+            path
         }
-        say!("  admin credential: {admin}");
-        say!(
-            "  demo apps: demo.service/demo-service-secret (read update), demo.reports/demo-reports-secret (PATs), erpgate.edge/demo-edge-secret (introspection)"
-        );
-        say!("try:");
-        say!(
-            "  TOKEN=$(curl -s -u demo.service:demo-service-secret -d grant_type=client_credentials -d scope=read {id}/id/connect/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
-        );
-        say!(
-            "  curl -s -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers          # 200, the customers (the call opens an ERP session)"
-        );
-        say!(
-            "  curl -s -i -X POST -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers # 403 insufficient_scope (read-only token)"
-        );
-        say!(
-            "  curl -s -H 'Authorization: Bearer {admin}' {id}/admin/sessions                     # the license table"
-        );
-        print_interactive(id);
-        say!("Ctrl-C stops everything.");
-        tokio::signal::ctrl_c().await?;
-        stack.stop().await;
+    };
+    let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
+    let options = erpgate_cli::up::StackOptions {
+        identity,
+        gateway,
+        upstream,
+        admin: admin_addr,
+        filter,
+        data: config.server.data_dir.clone(),
+        database: config.server.database.clone(),
+        jwks_cooldown_s: 30,
+    };
+    let stack = erpgate_cli::up::up(options, &admin).await?;
+    let id = &stack.host.state.identity.public_url;
+    let gw = format!("http://{}", stack.gateway.addr);
+    say!("erpgate stack is up");
+    say!("  identity host  {id}/id  (discovery {id}/id/.well-known/openid-configuration)");
+    say!(
+        "  ERP API        {gw}  (gateway running the erpgate filter in front of {})",
+        stack.upstream
+    );
+    if let Some(a) = stack.gateway.admin {
+        say!("  gateway stats  http://{a}/stats/prometheus");
+    }
+    say!("  admin credential: {admin}");
+    say!(
+        "  demo apps: demo.service/demo-service-secret (read update), demo.reports/demo-reports-secret (PATs), erpgate.edge/demo-edge-secret (introspection)"
+    );
+    say!("try:");
+    say!(
+        "  TOKEN=$(curl -s -u demo.service:demo-service-secret -d grant_type=client_credentials -d scope=read {id}/id/connect/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
+    );
+    say!(
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers          # 200, the customers (the call opens an ERP session)"
+    );
+    say!(
+        "  curl -s -i -X POST -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers # 403 insufficient_scope (read-only token)"
+    );
+    say!(
+        "  curl -s -H 'Authorization: Bearer {admin}' {id}/admin/sessions                     # the license table"
+    );
+    print_interactive(id);
+    say!("Ctrl-C stops everything.");
+    tokio::signal::ctrl_c().await?;
+    stack.stop().await;
     Ok(())
 }

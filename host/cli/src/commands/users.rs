@@ -1,9 +1,8 @@
 //! `erpgate users`: human accounts.
 
-
 use clap::Subcommand;
-use erpgate_identity::config::Config;
 use erpgate_identity::clock::{Clock, SystemClock};
+use erpgate_identity::config::Config;
 
 use super::support::*;
 
@@ -20,26 +19,26 @@ pub enum UsersCommand {
 /// Sets a user's password.
 pub async fn run(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
     let UsersCommand::SetPassword { login } = cmd;
-        let password = match std::env::var("ERPGATE_PASSWORD") {
-            Ok(p) => p,
-            Err(_) => {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line)?;
-                line.trim_end_matches(['\r', '\n']).to_owned()
-            }
-        };
-        if password.chars().count() < 8 {
-            anyhow::bail!("the password must have at least 8 characters");
+    let password = match std::env::var("ERPGATE_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
         }
-        let hash = erpgate_identity::accounts::hash_password(&password)
-            .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
-        let store = open_store(&config).await?;
-        if !store
-            .set_password_hash(&login, &hash, SystemClock.now())
-            .await?
-        {
-            anyhow::bail!("no user {login}");
-        }
-        say!("password changed for {login}; their refresh tokens no longer work");
+    };
+    if password.chars().count() < 8 {
+        anyhow::bail!("the password must have at least 8 characters");
+    }
+    let hash = erpgate_identity::accounts::hash_password(&password)
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    let store = open_store(&config).await?;
+    if !store
+        .set_password_hash(&login, &hash, SystemClock.now())
+        .await?
+    {
+        anyhow::bail!("no user {login}");
+    }
+    say!("password changed for {login}; their refresh tokens no longer work");
     Ok(())
 }

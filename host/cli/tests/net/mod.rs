@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use erpgate_identity::config::Config;
 use erpgate_identity::clock::SystemClock;
+use erpgate_identity::config::Config;
 use erpgate_store::SqliteStore;
 use serde_json::{Value, json};
 

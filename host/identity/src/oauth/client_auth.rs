@@ -7,9 +7,9 @@ use base64::Engine as _;
 
 use super::error::OAuthError;
 use super::form::Form;
+use crate::service::Identity;
 use erpgate_store::records::{ClientType, TrustedApp};
 use erpgate_store::secrets::{secret_hash, secret_matches};
-use crate::service::Identity;
 
 /// Credentials as presented.
 #[derive(Debug)]
@@ -114,7 +114,7 @@ pub async fn authenticate_app(state: &Identity, p: &Presented) -> Result<Trusted
 
 /// Who is calling introspection or the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
+pub enum IntrospectionCaller {
     /// A confidential trusted application.
     App(String),
     /// A configured API resource.
@@ -126,13 +126,13 @@ pub enum Caller {
 pub async fn authenticate_caller(
     state: &Identity,
     headers: &HeaderMap,
-) -> Result<Caller, OAuthError> {
+) -> Result<IntrospectionCaller, OAuthError> {
     let Some((id, secret)) = basic_credentials(headers)? else {
         return Err(OAuthError::invalid_client(true));
     };
     if let Some(hash) = state.api_resources.get(&id) {
         return if secret_matches(&secret, hash) {
-            Ok(Caller::ApiResource(id))
+            Ok(IntrospectionCaller::ApiResource(id))
         } else {
             Err(OAuthError::invalid_client(true))
         };
@@ -146,7 +146,7 @@ pub async fn authenticate_caller(
     if app.client_type != ClientType::Confidential {
         return Err(OAuthError::invalid_client(true));
     }
-    Ok(Caller::App(app.client_id))
+    Ok(IntrospectionCaller::App(app.client_id))
 }
 
 /// Whether `secret` is the admin credential.

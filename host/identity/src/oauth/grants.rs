@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::claims::audience;
 use super::client_auth::{authenticate_app, presented};
 use super::error::OAuthError;
 use super::form::Form;
-use super::claims::audience;
-use erpgate_store::secrets::random_hex;
-use erpgate_store::records::{ClientType, GrantBasis, Redemption, RefreshToken, TrustedApp, User};
 use crate::service::Identity;
+use erpgate_store::records::{ClientType, GrantBasis, Redemption, RefreshToken, TrustedApp, User};
+use erpgate_store::secrets::random_hex;
 
 /// ID tokens live five minutes (ERP.net §2.9).
 pub const ID_TOKEN_LIFETIME_S: u64 = 300;

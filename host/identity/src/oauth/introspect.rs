@@ -8,30 +8,39 @@ use axum::response::{IntoResponse, Response};
 use erpgate::cache::TokenHash;
 use erpgate::credential::is_reference_token;
 use erpgate::introspection::{Audience, IntrospectionResponse};
+use erpgate::jwt::{ClaimRules, principal_from_claims};
 use erpgate::revocation::RevocationFeedPage;
-use erpgate::{ScopeSet, TokenKind};
+use erpgate::{Principal, TokenKind};
 use serde_json::{Map, Value};
 
-use super::client_auth::{Caller, authenticate_app, authenticate_caller, presented};
+use super::client_auth::{IntrospectionCaller, authenticate_app, authenticate_caller, presented};
 use super::error::OAuthError;
 use super::form::Form;
-use erpgate_store::records::{ClientType, GrantKind};
 use crate::service::Identity;
+use erpgate_store::records::{ClientType, GrantKind};
 
-/// Our own access token, verified: signature by a published key, our issuer,
-/// `typ at+jwt`, inside `nbf`..`exp`.
-pub fn verify_own_jwt(state: &Identity, token: &str, now: u64) -> Option<Map<String, Value>> {
-    verify_own(state, token, "at+jwt", Some(now))
-}
-
-/// A JWT we signed, of type `typ`, verified; inside `nbf`..`exp` at `now`
-/// when given (an `id_token_hint` may have expired).
-pub fn verify_own(
+/// Our own access token, verified: signature by a published key, our
+/// issuer, `typ at+jwt`, then its claims read by the core's own rules (the
+/// edge's reading: `exp`, `nbf`, `iat`, the `{issuer}/resources` audience),
+/// so the host and the edge derive one principal from one token alike.
+pub fn verify_own_access_token(
     state: &Identity,
     token: &str,
-    typ: &str,
-    now: Option<u64>,
-) -> Option<Map<String, Value>> {
+    now: u64,
+) -> Option<(Map<String, Value>, Principal)> {
+    let claims = verify_own(state, token, "at+jwt")?;
+    let rules = ClaimRules {
+        audiences: vec![format!("{}/resources", state.issuer)],
+        leeway_s: 0,
+        max_token_age_s: None,
+    };
+    let principal = principal_from_claims(&claims, &rules, now).ok()?;
+    Some((claims, principal))
+}
+
+/// The claims of a JWT we signed, of type `typ`: signature by a published
+/// key and our issuer; no time checks (an `id_token_hint` may have expired).
+pub fn verify_own(state: &Identity, token: &str, typ: &str) -> Option<Map<String, Value>> {
     let decoded = erpgate::jwt::decode(token, &erpgate::jwt::Limits::default()).ok()?;
     if !erpgate::jwt::typ_matches(decoded.header.typ.as_deref(), typ) {
         return None;
@@ -41,21 +50,9 @@ pub fn verify_own(
     }
     let keys = state.keys.key_set();
     let key = keys.select(decoded.header.kid.as_deref())?;
-    if key.algorithm() != decoded.header.alg
-        || !key.verify(decoded.signing_input.as_bytes(), &decoded.signature)
-    {
-        return None;
-    }
-    let Some(now) = now else {
-        return Some(decoded.claims);
-    };
-    let exp = decoded.claims.get("exp")?.as_u64()?;
-    let nbf = decoded
-        .claims
-        .get("nbf")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    (now < exp && now >= nbf).then_some(decoded.claims)
+    (key.algorithm() == decoded.header.alg
+        && key.verify(decoded.signing_input.as_bytes(), &decoded.signature))
+    .then_some(decoded.claims)
 }
 
 fn claim_str(claims: &Map<String, Value>, name: &str) -> Option<String> {
@@ -112,26 +109,21 @@ async fn introspect_jwt(
     token: &str,
     now: u64,
 ) -> Result<IntrospectionResponse, OAuthError> {
-    let Some(claims) = verify_own_jwt(state, token, now) else {
+    let Some((claims, principal)) = verify_own_access_token(state, token, now) else {
         return Ok(IntrospectionResponse::inactive());
     };
-    if let Some(jti) = claims.get("jti").and_then(Value::as_str)
+    if let Some(jti) = &principal.jti
         && state.store.jti_revoked(jti).await?
     {
         return Ok(IntrospectionResponse::inactive());
     }
-    let client_id = claim_str(&claims, "client_id");
-    let enabled = match &client_id {
+    let enabled = match &principal.client_id {
         Some(id) => state.store.app(id).await?.is_some_and(|a| a.enabled),
         None => false,
     };
     if !enabled {
         return Ok(IntrospectionResponse::inactive());
     }
-    let service = claims.contains_key("client_system_user") && !claims.contains_key("sub");
-    let scope = claims
-        .get("scope")
-        .and_then(|v| ScopeSet::from_json(v).ok());
     let aud = match claims.get("aud") {
         Some(Value::String(a)) => Some(Audience::One(a.clone())),
         Some(Value::Array(items)) => Some(Audience::Many(
@@ -143,46 +135,29 @@ async fn introspect_jwt(
         )),
         _ => None,
     };
-    let (sub, db, id, user_type) = if service {
-        (
-            claim_str(&claims, "client_system_user"),
-            claim_str(&claims, "client_db"),
-            claim_str(&claims, "client_system_user_id"),
-            claim_str(&claims, "client_system_user_type"),
-        )
-    } else {
-        (
-            claim_str(&claims, "sub"),
-            claim_str(&claims, "db"),
-            claim_str(&claims, "id"),
-            claim_str(&claims, "user_type"),
-        )
-    };
+    let is_admin = claims
+        .contains_key("is_admin")
+        .then_some(principal.is_admin);
+    let scope = claims.contains_key("scope").then_some(principal.scopes);
     Ok(IntrospectionResponse {
         active: true,
         scope,
-        client_id,
-        username: sub.clone(),
+        client_id: principal.client_id,
+        username: Some(principal.subject.clone()),
         token_type: Some("Bearer".into()),
-        exp: claims.get("exp").and_then(Value::as_u64),
+        exp: Some(principal.expires_at),
         iat: claims.get("iat").and_then(Value::as_u64),
         nbf: claims.get("nbf").and_then(Value::as_u64),
-        sub,
+        sub: Some(principal.subject),
         aud,
         iss: claim_str(&claims, "iss"),
-        jti: claim_str(&claims, "jti"),
-        erp_token_kind: Some(if service {
-            TokenKind::Service
-        } else {
-            TokenKind::User
-        }),
-        db,
-        id,
-        sid: claim_str(&claims, "sid"),
-        is_admin: claims
-            .get("is_admin")
-            .map(|v| v == "true" || v == &Value::Bool(true)),
-        user_type,
+        jti: principal.jti,
+        erp_token_kind: Some(principal.kind),
+        db: principal.db,
+        id: principal.user_id,
+        sid: principal.sid,
+        is_admin,
+        user_type: principal.user_type,
     })
 }
 
@@ -196,7 +171,11 @@ fn no_store(mut response: Response) -> Response {
 impl Identity {
     /// RFC 7662 for any token this host issued: reference tokens by hash,
     /// JWTs by signature (what the emulated API asks in-process too).
-    pub async fn introspect(&self, token: &str, now: u64) -> Result<IntrospectionResponse, OAuthError> {
+    pub async fn introspect(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<IntrospectionResponse, OAuthError> {
         if is_reference_token(token) {
             introspect_reference(self, token, now).await
         } else {
@@ -260,7 +239,7 @@ pub async fn revocation(State(state): State<Identity>, headers: HeaderMap, form:
                     tracing::info!(id = %record.id, client_id = %app.client_id, "reference token revoked");
                     return Ok("revoked");
                 }
-        } else if let Some(claims) = verify_own_jwt(&state, token, now) {
+        } else if let Some((claims, _)) = verify_own_access_token(&state, token, now) {
             let jti = claims.get("jti").and_then(Value::as_str);
             let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
             if claim_str(&claims, "client_id").as_deref() == Some(app.client_id.as_str())
@@ -295,7 +274,7 @@ pub async fn feed(
     RawQuery(query): RawQuery,
 ) -> Response {
     let result = async {
-        let _caller: Caller = authenticate_caller(&state, &headers).await?;
+        let _caller: IntrospectionCaller = authenticate_caller(&state, &headers).await?;
         let params = Form::parse(query.unwrap_or_default().as_bytes())?;
         let cursor = match params.get("cursor") {
             None => 0,

@@ -8,12 +8,12 @@ use erpgate::ScopeSet;
 use jwt_simple::prelude::{Claims, Duration};
 use serde_json::{Value, json};
 
+use super::claims::*;
 use super::client_auth::{authenticate_app, presented};
 use super::error::OAuthError;
-use super::claims::*;
 use super::form::Form;
-use erpgate_store::secrets::random_hex;
 use crate::service::Identity;
+use erpgate_store::secrets::random_hex;
 
 /// `POST /id/connect/token`.
 pub async fn token(State(state): State<Identity>, headers: HeaderMap, form: Form) -> Response {

@@ -1,13 +1,12 @@
 //! The sign-in pages' cookies (SSO session, CSRF double submit) and their
 //! error pages.
 
-
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
+use super::pages;
 use crate::service::Identity;
 use erpgate_store::records::{IdentitySession, User};
-use super::pages;
 
 /// The SSO cookie.
 pub const SESSION_COOKIE: &str = "erpgate.session";

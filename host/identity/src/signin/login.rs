@@ -3,21 +3,23 @@
 
 use std::net::SocketAddr;
 
+use axum::Extension;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use subtle::ConstantTimeEq;
 
-use erpgate_store::secrets::random_hex;
-use erpgate_store::records::{AuthCode, Consent, GrantBasis, IdentitySession, TrustedApp, User};
+use super::cookies::{
+    CSRF_COOKIE, SESSION_COOKIE, cookie, current_session, error_page, set_cookie, with_cookie,
+};
+use super::pages;
+use super::request::{AuthRequest, CODE_LIFETIME_S, Pending, deliver, redirect_error, validate};
+use crate::accounts::{MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USER, password_ok, throttle_key};
 use crate::oauth::form::Form;
 use crate::oauth::grants::{IdBinding, credential_hash, id_token, scopes_for_user};
 use crate::service::Identity;
-use super::pages;
-use super::cookies::*;
-use super::request::*;
-use crate::accounts::*;
+use erpgate_store::records::{AuthCode, Consent, GrantBasis, IdentitySession, TrustedApp, User};
+use erpgate_store::secrets::random_hex;
 
 /// Whether a user of this type may sign in to this app.
 pub(crate) fn may_sign_in(app: &TrustedApp, user: &User) -> bool {

@@ -8,12 +8,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use super::pages::{self, ListedToken};
 use super::cookies::{current_session, error_page};
-use erpgate_store::records::{GrantKind, IdentitySession, ReferenceTokenPolicy, User};
+use super::pages::{self, ListedToken};
 use crate::oauth::form::Form;
-use crate::service::Identity;
 use crate::reference_tokens::{IssueError, IssueRequest, issue};
+use crate::service::Identity;
+use erpgate_store::records::{GrantKind, IdentitySession, ReferenceTokenPolicy, User};
 
 /// Where the page lives.
 pub const TOKENS_PATH: &str = "/profile/security/tokens";

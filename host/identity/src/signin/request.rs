@@ -1,19 +1,18 @@
 //! An authorization request as validated from `/id/connect/authorize`, the
 //! sign-in it starts, and how the response reaches the client.
 
-
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use erpgate::ScopeSet;
 use serde::{Deserialize, Serialize};
 
-use erpgate_store::records::{ClientType, TrustedApp};
-use crate::oauth::form::Form;
-use crate::oauth::claims::IDENTITY_SCOPES;
-use crate::service::Identity;
+use super::cookies::{error_page, unavailable_page};
 use super::pages;
-use super::cookies::*;
-use super::state::*;
+use super::state::SigninState;
+use crate::oauth::claims::IDENTITY_SCOPES;
+use crate::oauth::form::Form;
+use crate::service::Identity;
+use erpgate_store::records::{ClientType, TrustedApp};
 
 /// How long an authorization code is valid (ERP.net: "short-lived"; the
 /// issue asks for 60–300 s).
@@ -57,9 +56,12 @@ pub(crate) struct Pending {
     pub(crate) signed_in: Option<(String, String)>,
 }
 
-
 /// Sends the authorization response (success or error) to the client.
-pub(crate) fn deliver(state: &Identity, request: &AuthRequest, mut fields: Vec<(&str, String)>) -> Response {
+pub(crate) fn deliver(
+    state: &Identity,
+    request: &AuthRequest,
+    mut fields: Vec<(&str, String)>,
+) -> Response {
     if let Some(s) = &request.state {
         fields.push(("state", s.clone()));
     }
@@ -284,7 +286,11 @@ pub(crate) async fn validate(state: &Identity, query: &str) -> Result<AuthReques
 impl Pending {
     /// Stores this sign-in between its pages; a page that cannot be stored
     /// is not shown.
-    pub(crate) async fn remember(&self, signin: &SigninState, id: &str) -> Result<(), Box<Response>> {
+    pub(crate) async fn remember(
+        &self,
+        signin: &SigninState,
+        id: &str,
+    ) -> Result<(), Box<Response>> {
         let expires_at = self.created_at.saturating_add(REQUEST_LIFETIME_S);
         if signin.remember(id, self, expires_at).await {
             Ok(())

@@ -1,17 +1,16 @@
 //! The signed-in session's endpoints: end session and userinfo.
 
-
+use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use erpgate::ScopeSet;
+use erpgate::TokenKind;
 use serde_json::{Value, json};
 
+use super::cookies::{SESSION_COOKIE, cookie, error_page, set_cookie, with_cookie};
+use super::pages;
 use crate::oauth::form::Form;
 use crate::service::Identity;
-use super::pages;
-use super::cookies::*;
 
 /// `GET /id/connect/endsession`: ends the identity session (and its refresh
 /// tokens; the edge learns of it through the revocation feed), then returns
@@ -32,7 +31,7 @@ pub async fn endsession(
     let now = state.clock.now();
     let hint = params
         .get("id_token_hint")
-        .and_then(|t| crate::oauth::introspect::verify_own(&state, t, "JWT", None));
+        .and_then(|t| crate::oauth::introspect::verify_own(&state, t, "JWT"));
     let hint_client = hint
         .as_ref()
         .and_then(|c| c.get("aud"))
@@ -105,19 +104,20 @@ pub async fn userinfo(State(state): State<Identity>, headers: HeaderMap) -> Resp
         return refuse("invalid_request");
     };
     let now = state.clock.now();
-    let Some(claims) = crate::oauth::introspect::verify_own(&state, token, "at+jwt", Some(now))
+    let Some((_, principal)) =
+        crate::oauth::introspect::verify_own_access_token(&state, token, now)
     else {
         return refuse("invalid_token");
     };
-    let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
+    let jti = principal.jti.as_deref().unwrap_or("");
     if state.store.jti_revoked(jti).await.unwrap_or(true) {
         return refuse("invalid_token");
     }
-    let scopes =
-        ScopeSet::from_json(claims.get("scope").unwrap_or(&Value::Null)).unwrap_or_default();
-    let Some(login) = claims.get("sub").and_then(Value::as_str) else {
+    let scopes = &principal.scopes;
+    if principal.kind != TokenKind::User {
         return refuse("invalid_token");
-    };
+    }
+    let login = principal.subject.as_str();
     if !scopes.contains("openid") {
         let mut r = (
             StatusCode::FORBIDDEN,

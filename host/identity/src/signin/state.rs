@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::accounts::FAILURE_WINDOW_S;
 use erpgate_store::Store;
-use crate::accounts::*;
 
 /// Sign-in state, kept in the store so that any replica can serve any page
 /// of a sign-in: started sign-ins, failed-login counters and the key that
@@ -52,7 +52,12 @@ impl SigninState {
 
     /// Stores a sign-in between its pages until `expires_at`; false (and
     /// logged) when it could not be stored.
-    pub(crate) async fn remember<T: serde::Serialize>(&self, id: &str, value: &T, expires_at: u64) -> bool {
+    pub(crate) async fn remember<T: serde::Serialize>(
+        &self,
+        id: &str,
+        value: &T,
+        expires_at: u64,
+    ) -> bool {
         let stored = match serde_json::to_string(value) {
             Ok(json) => self
                 .store
@@ -67,7 +72,11 @@ impl SigninState {
     }
 
     /// A live sign-in stored by [`Self::remember`].
-    pub(crate) async fn get<T: serde::de::DeserializeOwned>(&self, id: &str, now: u64) -> Option<T> {
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+        now: u64,
+    ) -> Option<T> {
         let json = self
             .store
             .signin(id, now)

@@ -1,0 +1,186 @@
+//! Trusted applications, users and signing keys.
+
+use deadpool_postgres::GenericClient;
+
+use super::conn::{LOCK_KEYS, PostgresStore, conflict_or_backend, exec, lock, pg, row, to_i64};
+use crate::records::{SigningKeyRecord, TrustedApp, User};
+use crate::rows;
+use crate::{APP_COLUMNS, KEY_COLUMNS, StoreResult, USER_COLUMNS};
+
+pub(super) async fn app(store: &PostgresStore, client_id: &str) -> StoreResult<Option<TrustedApp>> {
+    let sql = format!("SELECT {APP_COLUMNS} FROM trusted_apps WHERE client_id = $1");
+    store.one(&sql, &[&client_id], |r| rows::app(r, 0)).await
+}
+
+pub(super) async fn apps(store: &PostgresStore) -> StoreResult<Vec<TrustedApp>> {
+    let sql = format!("SELECT {APP_COLUMNS} FROM trusted_apps ORDER BY client_id");
+    store.list(&sql, &[], |r| rows::app(r, 0)).await
+}
+
+pub(super) async fn insert_app(store: &PostgresStore, a: &TrustedApp) -> StoreResult<()> {
+    let c = store.client().await?;
+    c.execute(
+        &format!("INSERT INTO trusted_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
+        &[
+            &a.client_id,
+            &a.name,
+            &a.client_type.code(),
+            &a.secret_hash,
+            &a.redirect_uris.join(","),
+            &a.logout_uris.join(","),
+            &a.internal_users_allowed,
+            &a.community_users_allowed,
+            &a.system_user_allowed,
+            &a.system_user,
+            &a.scope.to_string(),
+            &a.reference_tokens.code(),
+            &a.basic_auth_allowed,
+            &a.enabled,
+            &to_i64(a.created_at),
+        ],
+    )
+    .await
+    .map_err(|e| conflict_or_backend(e, &a.client_id))?;
+    Ok(())
+}
+
+pub(super) async fn set_app_enabled(
+    store: &PostgresStore,
+    client_id: &str,
+    enabled: bool,
+) -> StoreResult<bool> {
+    let mut c = store.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    let found = exec(
+        &tx,
+        "UPDATE trusted_apps SET enabled = $2 WHERE client_id = $1",
+        &[&client_id, &enabled],
+    )
+    .await?
+        > 0;
+    if found && !enabled {
+        // Disabling an app ends its refresh tokens for good.
+        exec(
+            &tx,
+            "UPDATE refresh_tokens SET dead_at = extract(epoch from now())::bigint WHERE client_id = $1 AND dead_at IS NULL",
+            &[&client_id],
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(found)
+}
+
+pub(super) async fn set_app_secret_hash(
+    store: &PostgresStore,
+    client_id: &str,
+    secret_hash: &str,
+) -> StoreResult<bool> {
+    let sql = "UPDATE trusted_apps SET secret_hash = $2 WHERE client_id = $1";
+    Ok(store.run(sql, &[&client_id, &secret_hash]).await? > 0)
+}
+
+pub(super) async fn user(store: &PostgresStore, login: &str) -> StoreResult<Option<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE login = $1");
+    store.one(&sql, &[&login], |r| rows::user(r, 0)).await
+}
+
+pub(super) async fn users(store: &PostgresStore) -> StoreResult<Vec<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY login");
+    store.list(&sql, &[], |r| rows::user(r, 0)).await
+}
+
+pub(super) async fn insert_user(store: &PostgresStore, u: &User) -> StoreResult<()> {
+    let c = store.client().await?;
+    c.execute(
+        &format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+        &[
+            &u.login,
+            &u.id,
+            &u.name,
+            &u.email,
+            &u.user_type,
+            &u.is_admin,
+            &u.locale,
+            &u.password_hash,
+        ],
+    )
+    .await
+    .map_err(|e| conflict_or_backend(e, &u.login))?;
+    Ok(())
+}
+
+pub(super) async fn signing_keys(store: &PostgresStore) -> StoreResult<Vec<SigningKeyRecord>> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, ord DESC");
+    store.list(&sql, &[], rows::signing_key).await
+}
+
+pub(super) async fn insert_first_signing_key(
+    store: &PostgresStore,
+    k: &SigningKeyRecord,
+) -> StoreResult<bool> {
+    let mut c = store.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    lock(&tx, LOCK_KEYS).await?;
+    if row(&tx, "SELECT 1 FROM signing_keys LIMIT 1", &[])
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    exec(
+        &tx,
+        "INSERT INTO signing_keys (kid, private_pem, created_at, retire_at) VALUES ($1, $2, $3, NULL)",
+        &[&k.kid, &k.private_pem, &to_i64(k.created_at)],
+    )
+    .await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(true)
+}
+
+pub(super) async fn rotate_signing_key(
+    store: &PostgresStore,
+    k: &SigningKeyRecord,
+    retire_old_at: u64,
+) -> StoreResult<()> {
+    let mut c = store.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    lock(&tx, LOCK_KEYS).await?;
+    exec(
+        &tx,
+        "UPDATE signing_keys SET retire_at = $1 WHERE retire_at IS NULL",
+        &[&to_i64(retire_old_at)],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO signing_keys (kid, private_pem, created_at, retire_at) VALUES ($1, $2, $3, NULL)",
+        &[&k.kid, &k.private_pem, &to_i64(k.created_at)],
+    )
+    .await
+    .map_err(|e| conflict_or_backend(e, &k.kid))?;
+    tx.commit().await.map_err(pg)
+}
+
+pub(super) async fn set_password_hash(
+    store: &PostgresStore,
+    login: &str,
+    hash: &str,
+    now: u64,
+) -> StoreResult<bool> {
+    let mut c = store.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    let changed = exec(
+        &tx,
+        "UPDATE users SET password_hash = $2 WHERE login = $1",
+        &[&login, &hash],
+    )
+    .await?;
+    exec(
+        &tx,
+        "UPDATE refresh_tokens SET dead_at = $2 WHERE login = $1 AND dead_at IS NULL",
+        &[&login, &to_i64(now)],
+    )
+    .await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(changed > 0)
+}
