@@ -52,7 +52,8 @@ pub struct Principal {
     pub client_id: Option<String>,
     /// The database / tenant (`db` or `client_db`).
     pub db: Option<String>,
-    /// Granted scopes.
+    /// Scopes the token grants (its `scope` claim or introspection member;
+    /// empty when it has none): what routes that name scopes check.
     pub scopes: ScopeSet,
     /// The identity session (`sid`), for user tokens.
     pub sid: Option<String>,

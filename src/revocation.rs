@@ -44,7 +44,8 @@ pub enum RevocationKind {
     Sid,
 }
 
-/// One revocation.
+/// One feed event: a reference token, a JWT, or every token of an identity
+/// session, revoked; the edge remembers it until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevocationEvent {
@@ -78,7 +79,8 @@ pub enum FeedError {
     /// Not a bounded JSON object.
     #[error("revocation feed body is not bounded JSON: {0}")]
     Json(#[from] json::JsonError),
-    /// Wrong shape.
+    /// JSON that is not a feed page: a missing, mistyped or unknown member, or
+    /// a `token_sha256` value that is not 64 hex characters.
     #[error("revocation feed body has the wrong shape: {0}")]
     Shape(String),
 }

@@ -17,7 +17,7 @@ impl Time {
         Self(s.saturating_mul(1000))
     }
 
-    /// Unix milliseconds.
+    /// Milliseconds since the Unix epoch, unrounded (see [`Self::secs`]).
     pub const fn millis(self) -> u64 {
         self.0
     }

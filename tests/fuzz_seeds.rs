@@ -47,7 +47,8 @@ fn seeds(target: &str, check: fn(&[u8])) -> usize {
 
 #[test]
 fn every_fuzz_target_holds_on_its_seeds() {
-    let targets: [(&str, fn(&[u8])); 6] = [
+    type Check = fn(&[u8]);
+    let targets: [(&str, Check); 6] = [
         ("credentials", credentials::run),
         ("introspection", introspection::run),
         ("jwt", jwt::run),

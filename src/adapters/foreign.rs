@@ -24,7 +24,7 @@ pub struct VerifySignatureArguments {
     /// SubjectPublicKeyInfo DER.
     #[prost(bytes = "vec", tag = "2")]
     pub public_key: Vec<u8>,
-    /// The signature.
+    /// The signature to check: the JWS signature segment, base64url-decoded.
     #[prost(bytes = "vec", tag = "3")]
     pub signature: Vec<u8>,
     /// The signed text.

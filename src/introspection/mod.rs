@@ -11,9 +11,9 @@ use crate::scope::ScopeSet;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Audience {
-    /// A single audience.
+    /// One audience, sent as a bare string.
     One(String),
-    /// Several audiences.
+    /// Several audiences, sent as an array of strings.
     Many(Vec<String>),
 }
 
@@ -46,13 +46,16 @@ pub struct IntrospectionResponse {
     /// Subject: the ERP login the token acts as (the SystemUser for a SAT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    /// Intended audiences.
+    /// Audiences the token is meant for: a JWT's `aud` claim when the host
+    /// introspects one. Informational; [`Self::reference_principal`] ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<Audience>,
-    /// Issuer.
+    /// Who issued the token: a JWT's `iss` claim when the host introspects one.
+    /// Informational; [`Self::reference_principal`] ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Token identifier.
+    /// A JWT's `jti` claim (reference-token replies leave it out). It goes into
+    /// the principal, so `jti` events on the revocation feed apply to the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
     /// erpgate: the token kind (`user`, `service`, `pat` or `sat`).

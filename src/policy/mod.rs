@@ -190,11 +190,14 @@ pub struct CacheConfig {
 pub struct IdentityHeaders {
     /// ERP login (user / PAT) or SystemUser (service / SAT).
     pub subject: Option<String>,
-    /// User GUID.
+    /// Header for the acting user's GUID, the `id` or `client_system_user_id`
+    /// claim (default `x-erp-user-id`).
     pub user_id: Option<String>,
-    /// Trusted application.
+    /// Header for the trusted application's ApplicationUri, the token's
+    /// `client_id` (default `x-erp-client-id`).
     pub client_id: Option<String>,
-    /// Database.
+    /// Header for the ERP.net database the token is for, its `db` or
+    /// `client_db` claim (default `x-erp-db`).
     pub db: Option<String>,
     /// Granted scopes, space-separated.
     pub scopes: Option<String>,
@@ -224,7 +227,8 @@ pub struct Legacy {
 pub struct Policy {
     /// The `realm` in challenges.
     pub realm: String,
-    /// Trusted issuers.
+    /// Issuers whose JWTs are accepted, matched by exact `iss`; a JWT from any
+    /// other issuer is denied.
     pub issuers: Vec<Issuer>,
     /// Reference-token introspection, if configured.
     pub introspection: Option<Introspection>,

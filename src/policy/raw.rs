@@ -256,7 +256,7 @@ pub struct RawLegacy {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureMode {
-    /// 503.
+    /// Answer 503 while the dependency is unreachable (the default).
     #[default]
     Closed,
     /// Use a cached introspection result past its TTL (within `max_stale_s` and never
@@ -268,7 +268,7 @@ pub enum FailureMode {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PathCase {
-    /// Exact bytes.
+    /// Paths compare byte for byte (the default).
     #[default]
     Sensitive,
     /// ASCII case-insensitive, for upstreams that treat paths so (OData entity sets).

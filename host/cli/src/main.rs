@@ -47,16 +47,16 @@ enum Command {
     Up(commands::up::UpArgs),
     /// Run the gateway alone: the filter in front of an upstream.
     Gateway(commands::gateway::GatewayArgs),
-    /// Reference tokens (PAT/SAT).
+    /// Mint, list and revoke reference tokens (PAT/SAT).
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
-    /// Trusted applications.
+    /// List, add, disable and enable trusted applications, or rotate a secret.
     #[command(subcommand)]
     Apps(commands::apps::AppsCommand),
-    /// Signing keys.
+    /// Rotate the identity host's signing keys.
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
-    /// Users.
+    /// Manage user accounts: set a password.
     #[command(subcommand)]
     Users(commands::users::UsersCommand),
     /// ERP sessions and license slots of a running host (asked over HTTP

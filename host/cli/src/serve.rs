@@ -147,7 +147,7 @@ pub fn spawn_background(host: Host) -> tokio::task::JoinHandle<()> {
 pub struct Running {
     /// The bound address.
     pub addr: SocketAddr,
-    /// Its state.
+    /// The identity and ERP API state its handlers share.
     pub state: Host,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,

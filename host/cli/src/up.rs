@@ -54,7 +54,8 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Stops everything.
+    /// Stops the gateway, then the identity host (which finishes in-flight
+    /// requests and flushes pending writes).
     pub async fn stop(self) {
         self.gateway.stop().await;
         self.host.stop().await;
@@ -63,9 +64,10 @@ impl Stack {
 
 /// Where each part listens; port 0 picks a free one.
 pub struct StackOptions {
-    /// Identity host.
+    /// Where the identity host listens; it also serves the emulated ERP API,
+    /// the gateway's upstream unless `upstream` says otherwise.
     pub identity: SocketAddr,
-    /// Gateway.
+    /// Where the gateway listens: the address clients send API requests to.
     pub gateway: SocketAddr,
     /// Another upstream for the gateway instead of the emulated ERP API.
     pub upstream: Option<String>,

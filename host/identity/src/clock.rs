@@ -4,9 +4,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where the host reads time. Tests use [`ManualClock`].
 pub trait Clock: Send + Sync {
-    /// Unix milliseconds.
+    /// The current time in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
-    /// Unix seconds.
+    /// The current time in whole seconds since the Unix epoch (rounded down):
+    /// the unit of token claims and stored records.
     fn now(&self) -> u64 {
         self.now_ms() / 1000
     }
@@ -34,7 +35,7 @@ impl ManualClock {
     pub fn at(secs: u64) -> Self {
         Self(AtomicU64::new(secs.saturating_mul(1000)))
     }
-    /// Moves forward.
+    /// Moves the clock forward by `secs` seconds.
     pub fn advance(&self, secs: u64) {
         self.0
             .fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);

@@ -152,7 +152,8 @@ impl Default for InstanceConfig {
 pub struct AppConfig {
     /// `ApplicationUri`, the `client_id`.
     pub client_id: String,
-    /// Display name.
+    /// ERP.net `Name`: shown on the sign-in and consent pages and in the
+    /// profile page's token list. Default `(unnamed)`.
     #[serde(default = "unnamed")]
     pub name: String,
     /// `confidential` (default), `public` or `none`.
@@ -210,24 +211,27 @@ fn no_reference_tokens() -> ReferenceTokenPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
-    /// Login.
+    /// The login the user signs in with, and the `sub` of their tokens.
+    /// Required. A user whose login is already stored is left as it is.
     pub login: String,
     /// GUID; generated when absent.
     #[serde(default)]
     pub id: Option<String>,
-    /// Display name.
+    /// Display name, the `name` claim. Default: the login.
     #[serde(default)]
     pub name: Option<String>,
-    /// E-mail.
+    /// E-mail address, the `email` claim. Default: empty.
     #[serde(default)]
     pub email: Option<String>,
     /// `InternalUser` (default), `ExternalCommunityUser`, …
     #[serde(default = "internal")]
     pub user_type: String,
-    /// Administrator.
+    /// Whether the user is an administrator: the `is_admin` claim, and the
+    /// right to mint SATs and tokens for `administrators_only` apps.
+    /// Default `false`.
     #[serde(default)]
     pub is_admin: bool,
-    /// Locale.
+    /// The `locale` claim, a language tag such as `bg-BG`. Default `en-US`.
     #[serde(default = "en_us")]
     pub locale: String,
     /// Plain password; hashed with Argon2id before storing.

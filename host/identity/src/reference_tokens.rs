@@ -59,7 +59,7 @@ pub enum IssueError {
         /// The maximum lifetime.
         max_days: u64,
     },
-    /// Storage failed.
+    /// The store could not read or write a record; no token was issued.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -38,7 +38,8 @@ pub struct Identity(Arc<IdentityCore>);
 
 /// What one running identity host holds.
 pub struct IdentityCore {
-    /// Persistence.
+    /// Where apps, users, tokens, sessions, revocations and signing keys live
+    /// (SQLite or PostgreSQL; memory in tests). Replicas share it.
     pub store: Arc<dyn Store>,
     /// The validated configuration.
     pub config: Config,
@@ -46,9 +47,11 @@ pub struct IdentityCore {
     pub issuer: String,
     /// The base URL clients use.
     pub public_url: String,
-    /// Signing keys.
+    /// The RS256 keys that sign tokens and make up the JWKS, reloaded from
+    /// `store` so every replica signs and publishes the same ones.
     pub keys: KeyRing,
-    /// Time.
+    /// Where every endpoint reads `now`: the system clock, or a
+    /// [`ManualClock`](crate::clock::ManualClock) that tests move by hand.
     pub clock: Arc<dyn Clock>,
     /// SHA-256 (base64) of the admin credential.
     pub admin_hash: String,
@@ -56,7 +59,8 @@ pub struct IdentityCore {
     pub api_resources: HashMap<String, String>,
     /// Reference-token uses not yet written: hash → Unix seconds.
     pub usage: Mutex<HashMap<String, u64>>,
-    /// Prometheus rendering.
+    /// The process-wide Prometheus recorder ([`metrics_handle`]); `GET /metrics`
+    /// renders it.
     pub metrics: PrometheusHandle,
     /// Interactive sign-in state (started sign-ins, throttling, cookie key).
     pub signin: SigninState,

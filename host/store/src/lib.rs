@@ -43,7 +43,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// A reference token with the records it depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenContext {
-    /// The token.
+    /// The stored record (the token's hash, never its value).
     pub token: ReferenceToken,
     /// Its trusted application, if it still exists.
     pub app: Option<TrustedApp>,

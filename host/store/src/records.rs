@@ -51,7 +51,7 @@ pub enum ReferenceTokenPolicy {
 }
 
 impl ReferenceTokenPolicy {
-    /// Storage code.
+    /// Storage code, as ERP.net's column holds it: `NON`, `USR` or `ADM`.
     pub fn code(self) -> &'static str {
         match self {
             ReferenceTokenPolicy::None => "NON",
@@ -76,9 +76,10 @@ impl ReferenceTokenPolicy {
 pub struct TrustedApp {
     /// `ApplicationUri`, the `client_id`.
     pub client_id: String,
-    /// Display name.
+    /// `Name`: shown on the sign-in, consent and profile pages.
     pub name: String,
-    /// Client type.
+    /// `ClientType`: whether the app authenticates with its secret
+    /// (confidential), with PKCE alone (public), or never (none: a placeholder).
     pub client_type: ClientType,
     /// `ApplicationSecretHash`: base64(SHA-256(secret)).
     pub secret_hash: Option<String>,
@@ -143,13 +144,15 @@ pub struct User {
     pub login: String,
     /// The user's GUID, the `id` claim.
     pub id: String,
-    /// Display name.
+    /// Display name, the `name` claim (the login when the configuration gives
+    /// none).
     pub name: String,
-    /// E-mail.
+    /// E-mail address, the `email` claim; may be empty.
     pub email: String,
     /// `InternalUser`, `ExternalCommunityUser`, …
     pub user_type: String,
-    /// Administrator.
+    /// Whether the user is an administrator: the `is_admin` claim, and the
+    /// right to mint SATs and tokens for `AdministratorsOnly` apps.
     pub is_admin: bool,
     /// Locale, e.g. `en-US`.
     pub locale: String,
@@ -200,15 +203,18 @@ pub struct ReferenceToken {
     pub client_id: String,
     /// The login the token acts as (the user for a PAT, the SystemUser for a SAT).
     pub subject: String,
-    /// Granted scopes.
+    /// Scopes the token grants: a subset of the app's `Scope` without identity
+    /// scopes (all of the app's API scopes when none were asked for).
     pub scopes: ScopeSet,
     /// What it is for.
     pub description: String,
     /// Who minted it.
     pub creator: String,
-    /// Unix seconds.
+    /// When it was minted, Unix seconds; introspection reports it as `iat`.
     pub created_at: u64,
-    /// Unix seconds.
+    /// When it stops being active, Unix seconds: chosen at minting, at most
+    /// the instance's `reference_token_max_days` ahead; introspection reports
+    /// it as `exp`.
     pub expires_at: u64,
     /// Unix seconds, when it was last introspected.
     pub last_used_at: Option<u64>,
@@ -233,9 +239,10 @@ pub struct SigningKeyRecord {
 /// One revocation-feed row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedRow {
-    /// Monotonic position.
+    /// Position in the feed, assigned by the store and strictly increasing;
+    /// the feed's cursor is the last `seq` a page carried.
     pub seq: u64,
-    /// The event.
+    /// What was revoked, as the feed page sends it.
     pub event: erpgate::revocation::RevocationEvent,
 }
 
@@ -249,7 +256,7 @@ pub struct IdentitySession {
     pub login: String,
     /// When the user last entered a password, Unix seconds.
     pub auth_time: u64,
-    /// Unix seconds.
+    /// When the session was created at sign-in, Unix seconds.
     pub created_at: u64,
     /// When the session was ended (sign-out), Unix seconds.
     pub ended_at: Option<u64>,
@@ -264,11 +271,13 @@ pub struct GrantBasis {
     pub grant_id: String,
     /// The trusted application.
     pub client_id: String,
-    /// The user.
+    /// Login of the user who authorized the app.
     pub login: String,
     /// The identity session.
     pub sid: String,
-    /// Granted scopes.
+    /// Scopes granted at authorization, carried into every token of the
+    /// grant: those requested, or only the identity scopes for users other
+    /// than `InternalUser`.
     pub scopes: ScopeSet,
     /// When the user signed in, Unix seconds.
     pub auth_time: u64,
@@ -289,9 +298,10 @@ pub struct AuthCode {
     pub nonce: Option<String>,
     /// The request's `state`, for the ID token's `s_hash`.
     pub state: Option<String>,
-    /// Unix seconds.
+    /// When the code was issued, Unix seconds.
     pub created_at: u64,
-    /// Unix seconds.
+    /// When the code can no longer be redeemed, Unix seconds (the identity
+    /// host gives codes two minutes).
     pub expires_at: u64,
 }
 
@@ -302,9 +312,12 @@ pub struct RefreshToken {
     pub hash: String,
     /// What it grants.
     pub basis: GrantBasis,
-    /// Unix seconds.
+    /// When this token was issued (by the code exchange or a rotation), Unix
+    /// seconds.
     pub created_at: u64,
-    /// Unix seconds.
+    /// When the grant's refresh tokens stop working, Unix seconds: set by the
+    /// first one (30 days for confidential apps, 24 hours for public ones) and
+    /// kept by every rotation.
     pub expires_at: u64,
 }
 
@@ -323,13 +336,14 @@ pub enum Redemption<T> {
 /// TrustedApplicationAuthorizations).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consent {
-    /// The user.
+    /// Login of the user who consented.
     pub login: String,
     /// The trusted application.
     pub client_id: String,
     /// The scopes consented to.
     pub scopes: ScopeSet,
-    /// Unix seconds.
+    /// When the user last consented, Unix seconds; a new consent replaces the
+    /// old one.
     pub granted_at: u64,
 }
 
@@ -403,7 +417,7 @@ pub struct ApiSession {
     pub client_id: Option<String>,
     /// What opened it.
     pub origin: Origin,
-    /// Unix seconds.
+    /// When the session opened and took its license slot, Unix seconds.
     pub opened_at: u64,
     /// Unix seconds of the last call.
     pub last_seen: u64,

@@ -15,7 +15,8 @@ pub(super) const STATUS_NOT_FOUND: u32 = 1;
 pub(super) enum LogLevel {
     /// Per-request detail (denials).
     Debug,
-    /// Configuration outcomes.
+    /// Once per configuration: the plugin is ready, and where it verifies RSA
+    /// signatures (host or wasm).
     Info,
     /// The filter cannot work (bad configuration, a panic).
     Critical,

@@ -22,7 +22,8 @@ use crate::shared_cache::SharedCache;
 pub(super) enum Flow {
     /// Forward the request.
     Continue,
-    /// Hold it.
+    /// Stop the stream here: it was answered locally, or it waits for a call
+    /// (its own or another stream's) and is resumed when that completes.
     Pause,
 }
 

@@ -170,7 +170,7 @@ pub fn client_auth_in_node(
 /// A running workerd, killed on drop.
 pub struct Workerd {
     child: Child,
-    /// Its address.
+    /// `127.0.0.1:port` of its HTTP socket, a free loopback port.
     pub addr: String,
 }
 

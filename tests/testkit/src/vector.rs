@@ -31,7 +31,9 @@ pub struct Vector {
     /// RFC 7396 merge patch applied to the policy.
     #[serde(default)]
     pub policy_patch: Option<Value>,
-    /// Unix seconds.
+    /// The clock the vector starts at, Unix seconds: tokens are minted
+    /// relative to it and each step runs `at` seconds later. Default
+    /// [`DEFAULT_NOW`].
     #[serde(default)]
     pub now: Option<u64>,
     /// Whether the engine hands signatures to host crypto.
@@ -88,10 +90,10 @@ pub struct StepSpec {
     /// Seconds after the vector's `now`.
     #[serde(default)]
     pub at: u64,
-    /// Extra milliseconds.
+    /// Milliseconds added to `at`, for timing finer than a second.
     #[serde(default)]
     pub at_ms: u64,
-    /// The request.
+    /// The request the engine decides on in this step.
     pub request: RequestSpec,
     /// Replies to the calls the engine must ask for, in order.
     #[serde(default)]
@@ -147,12 +149,8 @@ pub struct Expect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// An HTTP response.
-    Response {
-        /// Status.
-        status: u16,
-        /// Body.
-        body: Vec<u8>,
-    },
+    #[allow(missing_docs)]
+    Response { status: u16, body: Vec<u8> },
     /// Let the call time out.
     Timeout,
     /// Fail the call (connection refused).
@@ -171,9 +169,10 @@ pub struct CallReply {
 /// A step ready to run.
 #[derive(Debug, Clone)]
 pub struct PreparedStep {
-    /// Unix milliseconds.
+    /// The engine's clock for this step, Unix milliseconds: the vector's `now`
+    /// plus the step's `at` and `at_ms`.
     pub now_ms: u64,
-    /// Method.
+    /// HTTP method; `GET` when the step gives none.
     pub method: String,
     /// Path and query.
     pub path: String,
@@ -190,13 +189,13 @@ pub struct PreparedStep {
 /// A vector ready to run.
 #[derive(Debug, Clone)]
 pub struct PreparedVector {
-    /// Its name.
+    /// The vector's unique name, `area/what-happens`.
     pub name: String,
     /// The policy JSON text.
     pub policy_json: String,
     /// Whether host crypto is declared.
     pub host_crypto: bool,
-    /// Its steps.
+    /// Steps in order, run on one shared engine state.
     pub steps: Vec<PreparedStep>,
 }
 

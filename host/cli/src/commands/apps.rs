@@ -32,10 +32,11 @@ pub enum AppsCommand {
         /// ApplicationUri (client_id).
         #[arg(long)]
         client_id: String,
-        /// Display name.
+        /// Display name, shown on the sign-in and consent pages.
         #[arg(long, default_value = "(unnamed)")]
         name: String,
-        /// Client type.
+        /// Client type: confidential (a secret), public (PKCE, no secret) or
+        /// none (a placeholder that never authenticates).
         #[arg(long = "type", value_enum, default_value = "confidential")]
         client_type: AppType,
         /// Allowed scopes, space-separated.

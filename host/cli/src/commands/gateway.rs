@@ -23,7 +23,7 @@ pub struct GatewayArgs {
     /// A cluster the filter may call: NAME=URL (repeatable).
     #[arg(long = "cluster")]
     pub clusters: Vec<String>,
-    /// Listen address.
+    /// Address to accept client requests on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
     /// Worker threads (one filter VM each).

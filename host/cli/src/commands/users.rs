@@ -11,7 +11,7 @@ pub enum UsersCommand {
     /// Set a user's password (read from ERPGATE_PASSWORD, else the first line
     /// of standard input); every refresh token of the user stops working.
     SetPassword {
-        /// The login.
+        /// Login of the user whose password to set.
         login: String,
     },
 }

@@ -26,7 +26,8 @@ pub struct ServiceClaims {
     /// The SystemUser's GUID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_system_user_id: Option<String>,
-    /// The database.
+    /// The ERP.net database, `[instance] db`: `client_db` in service tokens
+    /// where user tokens say `db`.
     pub client_db: String,
     /// Granted scopes, as a JSON array.
     pub scope: Vec<String>,

@@ -43,9 +43,10 @@ pub struct UserClaims {
     pub idp: String,
     /// The user's GUID.
     pub id: String,
-    /// Display name.
+    /// The user's display name as stored (the login when the configuration
+    /// gives none).
     pub name: String,
-    /// E-mail.
+    /// The user's e-mail address; empty when none is stored.
     pub email: String,
     /// `InternalUser`, `ExternalCommunityUser`, …
     pub user_type: String,
@@ -53,9 +54,9 @@ pub struct UserClaims {
     pub is_admin: String,
     /// `"false"`, a string as in real tokens.
     pub email_verified: String,
-    /// The database.
+    /// The ERP.net database, `[instance] db` (default `demo`).
     pub db: String,
-    /// Locale.
+    /// The user's locale as stored, e.g. `en-US`.
     pub locale: String,
     /// The identity session.
     pub sid: String,

@@ -185,7 +185,7 @@ pub struct ListedToken {
     pub app: String,
     /// What it is for.
     pub description: String,
-    /// Scopes.
+    /// The scopes the token grants, space-separated.
     pub scopes: String,
     /// Expiry, as a date.
     pub expires: String,
