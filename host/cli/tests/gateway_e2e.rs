@@ -293,10 +293,15 @@ async fn hostile_gateway(module: Vec<u8>) {
     .await
     .unwrap();
     let url = format!("http://{}/api/x", gateway.addr);
+    // The gateway's own 503 is the core's fail-closed response, as the
+    // filter's is: one denial mapping for every door.
+    let expected: serde_json::Value =
+        serde_json::from_str(&erpgate::fail_closed_response().body).unwrap();
     for _ in 0..3 {
         let started = Instant::now();
-        let (status, _) = send(&url, "GET", &[]).await;
+        let (status, body) = send(&url, "GET", &[]).await;
         assert_eq!(status, 503, "fails closed, and the gateway keeps answering");
+        assert_eq!(body, expected);
         assert!(started.elapsed() < Duration::from_secs(10));
     }
     gateway.stop().await;

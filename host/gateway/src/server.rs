@@ -109,11 +109,18 @@ pub fn render_metrics(module: &FilterModule) -> String {
     out
 }
 
+/// The gateway's own fail-closed answer (no VM, a trap, a stream that never
+/// resumes), rendered by the core's one denial mapping like the filter's.
 fn fail_closed() -> LocalResponse {
+    let r = erpgate::fail_closed_response();
     LocalResponse {
-        status: 503,
-        headers: vec![("content-type".into(), b"application/json".to_vec())],
-        body: br#"{"error":"temporarily_unavailable"}"#.to_vec(),
+        status: r.status,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(n, v)| (n, v.into_bytes()))
+            .collect(),
+        body: r.body.into_bytes(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use wasmtime::{Config, Engine, Instance, Linker, Module, Store, StoreLimitsBuilder};
 
-use super::abi::{self, DispatchedCall, HostState, LocalResponse, Shared, StreamIo};
+use super::abi::{self, DispatchedCall, HostState, LocalResponse, PluginShared, StreamIo};
 
 /// Most memory one VM may use.
 pub const MEMORY_CAP: usize = 64 * 1024 * 1024;
@@ -36,8 +36,8 @@ pub struct FilterModule {
     engine: Engine,
     module: Module,
     linker: Linker<HostState>,
-    /// Shared data and metrics across this filter's VMs.
-    pub shared: Arc<Shared>,
+    /// PluginShared data and metrics across this filter's VMs.
+    pub shared: Arc<PluginShared>,
     clusters: Arc<HashMap<String, String>>,
     plugin_config: Vec<u8>,
     verify_signature: bool,
@@ -117,7 +117,7 @@ impl FilterModule {
             engine,
             module,
             linker,
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(PluginShared::default()),
             clusters: Arc::new(clusters),
             plugin_config,
             verify_signature: true,
@@ -138,7 +138,7 @@ impl FilterModule {
             engine: self.engine.clone(),
             module: self.module.clone(),
             linker: self.linker.clone(),
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(PluginShared::default()),
             clusters: Arc::new(clusters),
             plugin_config,
             verify_signature: self.verify_signature,
