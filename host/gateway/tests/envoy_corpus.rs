@@ -294,7 +294,7 @@ fn calls(verdict: Option<&Verdict>) -> Vec<DispatchedCall> {
     }
 }
 
-/// Single flight inside one VM, the shared-data tier across VMs, and a
+/// Single flight inside one VM, the shared cache across VMs, and a
 /// leader that goes away: driven callback by callback, as Envoy would.
 #[test]
 fn streams_share_one_call_and_vms_share_the_cache() {
