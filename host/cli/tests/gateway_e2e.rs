@@ -307,6 +307,41 @@ async fn hostile_gateway(module: Vec<u8>) {
     gateway.stop().await;
 }
 
+/// RFC 9110 7.6.1: what the client's `Connection` nominates is hop-by-hop
+/// and never reaches the upstream (it did, through a filter that continues).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_the_connection_header_nominates_never_reach_the_upstream() {
+    let (api, _task) = net::echo_upstream().await;
+    let gateway = server::start(GatewayConfig {
+        filter: hostile("i32.const 0"),
+        plugin_config: b"{}".to_vec(),
+        upstream: format!("http://{api}"),
+        clusters: HashMap::new(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 1,
+        admin: None,
+        verify_signature: true,
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}/api/x", gateway.addr);
+    let (status, seen) = send(
+        &url,
+        "GET",
+        &[
+            ("connection", b"keep-alive, X-Hop"),
+            ("x-hop", b"for the next hop only"),
+            ("x-kept", b"end to end"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{seen}");
+    let h = &seen["headers"];
+    assert!(h.get("x-hop").is_none(), "{h}");
+    assert_eq!(h["x-kept"], "end to end");
+    gateway.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapping_filter_fails_closed() {
     hostile_gateway(hostile("unreachable")).await;

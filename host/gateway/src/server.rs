@@ -24,6 +24,10 @@ use super::vm::{CallResult, FilterModule, Progress, Verdict, Vm};
 
 /// Largest total size of request headers the gateway accepts.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The largest `http_call` response body the gateway hands a VM (Envoy's
+/// default per-connection buffer limit). A cluster that answers more fails
+/// the call, and the filter fails closed; nothing past it is buffered.
+pub const MAX_CALL_BODY_BYTES: usize = 1024 * 1024;
 
 /// What the gateway needs.
 pub struct GatewayConfig {
@@ -173,7 +177,8 @@ async fn perform(
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
-    match tokio::time::timeout(timeout, response.into_body().collect()).await {
+    let body = http_body_util::Limited::new(response.into_body(), MAX_CALL_BODY_BYTES);
+    match tokio::time::timeout(timeout, body.collect()).await {
         Ok(Ok(body)) => CallResult::Response {
             status,
             headers,
@@ -350,6 +355,18 @@ const HOP_BY_HOP: [&str; 8] = [
     "host",
 ];
 
+/// The header names a request's `Connection` headers list, lowercase.
+fn connection_nominated(headers: &axum::http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(axum::http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
 /// Envoy's basic attributes, by their dotted names.
 fn properties(
     method: &str,
@@ -406,9 +423,14 @@ async fn handle(
                 .map(|a| a.as_str().as_bytes().to_vec())
         })
         .unwrap_or_default();
+    // Headers the client's `Connection` nominates belong to its connection
+    // alone (RFC 9110 7.6.1): removed before the filter decides, so the
+    // filter sees what the upstream will, and its own headers survive.
+    let nominated = connection_nominated(&parts.headers);
     let plain: Pairs = parts
         .headers
         .iter()
+        .filter(|(n, _)| !nominated.iter().any(|x| x == n.as_str()))
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
     let properties = properties(parts.method.as_str(), &path, &authority, &plain, source);
@@ -545,4 +567,69 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<Gateway> {
         shutdown: Some(tx),
         server,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cluster at 127.0.0.1 whose every answer is `size` bytes.
+    async fn cluster_answering(size: usize) -> SocketAddr {
+        let app = axum::Router::new().fallback(move || async move { vec![b'x'; size] });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addr
+    }
+
+    async fn call(addr: SocketAddr) -> CallResult {
+        let clusters = Arc::new(HashMap::from([(
+            "identity".to_owned(),
+            format!("http://{addr}"),
+        )]));
+        let call = DispatchedCall {
+            cluster: "identity".into(),
+            headers: vec![
+                (":method".into(), b"GET".to_vec()),
+                (":path".into(), b"/feed".to_vec()),
+            ],
+            body: Vec::new(),
+            timeout_ms: 5_000,
+            token: 1,
+            owner: 0,
+        };
+        perform(
+            Client::builder(TokioExecutor::new()).build_http(),
+            clusters,
+            call,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_call_response_past_the_cap_fails_the_call() {
+        let at_cap = cluster_answering(MAX_CALL_BODY_BYTES).await;
+        assert!(matches!(
+            call(at_cap).await,
+            CallResult::Response { status: 200, ref body, .. } if body.len() == MAX_CALL_BODY_BYTES
+        ));
+        let over = cluster_answering(MAX_CALL_BODY_BYTES + 1).await;
+        assert!(matches!(call(over).await, CallResult::Failed));
+    }
+
+    #[test]
+    fn connection_nominates_names_case_insensitively() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.append("connection", HeaderValue::from_static("close, X-Hop"));
+        headers.append(
+            "connection",
+            HeaderValue::from_static(" keep-alive ,x-other"),
+        );
+        assert_eq!(
+            connection_nominated(&headers),
+            ["close", "x-hop", "keep-alive", "x-other"]
+        );
+    }
 }
