@@ -266,6 +266,40 @@ async fn service_access_requires_system_user() {
     );
 }
 
+/// Service access is a confidential app's: a public client, which proves
+/// nothing about who it is, never acts as a SystemUser, even when its record
+/// says so (a store written before the rule, or edited by hand). Before the
+/// rule, this public app got a service token and a SAT, and its SAT
+/// introspected active.
+#[tokio::test]
+async fn a_public_client_never_gets_service_access() {
+    let h = host().await;
+    let mut app = h.store.app("demo.spa").await.unwrap().unwrap();
+    app.client_id = "demo.spa-with-system-user".into();
+    app.system_user_allowed = true;
+    app.system_user = Some("SYSTEM_APPLICATION_USER".into());
+    app.scope = erpgate::ScopeSet::parse("read").unwrap();
+    app.reference_tokens = erpgate_store::records::ReferenceTokenPolicy::AdministratorsOnly;
+    h.store.insert_app(&app).await.unwrap();
+    let r = h
+        .form(
+            "/id/connect/token",
+            None,
+            "grant_type=client_credentials&client_id=demo.spa-with-system-user&scope=read",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "unauthorized_client"),
+        "{:?}",
+        r.json()
+    );
+    let r = h
+        .issue(json!({"client_id":"demo.spa-with-system-user","kind":"sat","expires_in_days":1}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.json());
+}
+
 #[tokio::test]
 async fn disabled_app_stops_at_once() {
     let h = host().await;

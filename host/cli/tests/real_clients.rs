@@ -308,3 +308,45 @@ async fn real_clients_end_to_end() {
 
     running.stop().await;
 }
+
+/// `erpgate apps add --type public --system-user …` made a public client
+/// that client credentials then served; the CLI refuses it, naming the flag.
+#[test]
+fn the_cli_gives_service_access_to_confidential_apps_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_erpgate"))
+        .arg("--data")
+        .arg(dir.path())
+        .args([
+            "apps",
+            "add",
+            "--client-id",
+            "public.with.system.user",
+            "--type",
+            "public",
+            "--system-user",
+            "SYSTEM_APPLICATION_USER",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains("--system-user") && stderr.contains("confidential"),
+        "{stderr}"
+    );
+    let listing = cli(dir.path(), &["apps", "list"]);
+    assert!(!listing.contains("public.with.system.user"), "{listing}");
+    // The same app as confidential is fine.
+    cli(
+        dir.path(),
+        &[
+            "apps",
+            "add",
+            "--client-id",
+            "confidential.with.system.user",
+            "--system-user",
+            "SYSTEM_APPLICATION_USER",
+        ],
+    );
+}

@@ -375,6 +375,14 @@ impl Config {
                     "not a space-separated list of scope tokens",
                 ));
             }
+            if app.client_type != ClientType::Confidential
+                && (app.system_user_allowed || app.system_user.is_some())
+            {
+                return Err(err(
+                    f("system_user"),
+                    "only a confidential app has service access (client credentials, SATs)",
+                ));
+            }
             if app.system_user_allowed && app.system_user.is_none() {
                 return Err(err(
                     f("system_user"),
@@ -513,6 +521,13 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "apps[0].system_user");
+        // Service access is for confidential apps only.
+        let e = Config::parse(
+            "[[users]]\nlogin = \"svc\"\nuser_type = \"ApplicationUserNoLogin\"\n[[apps]]\nclient_id = \"a\"\nclient_type = \"public\"\nsystem_user_allowed = true\nsystem_user = \"svc\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "apps[0].system_user", "{e}");
+        assert!(e.to_string().contains("confidential"), "{e}");
         let e = Config::parse("[server]\ndatabase = \"mysql://x\"\n").unwrap_err();
         assert_eq!(e.field, "server.database");
         let ok = Config::parse("[server]\ndatabase = \"postgres://u@127.0.0.1/erp\"\n").unwrap();

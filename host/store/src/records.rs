@@ -129,11 +129,14 @@ impl TrustedApp {
         }
     }
 
-    /// The SystemUser, when service access is allowed and one is set.
+    /// The SystemUser, when service access is allowed and one is set. The
+    /// one rule for service access, asked by client credentials, SAT minting
+    /// and SAT introspection: only a confidential app, which proves who it
+    /// is with its secret, acts as a SystemUser (RFC 6749 4.4).
     pub fn acting_system_user(&self) -> Option<&str> {
         self.system_user
             .as_deref()
-            .filter(|_| self.system_user_allowed)
+            .filter(|_| self.system_user_allowed && self.client_type == ClientType::Confidential)
     }
 }
 

@@ -111,6 +111,11 @@ pub async fn run(cmd: AppsCommand, config: Config) -> anyhow::Result<()> {
                 AppType::None => ClientType::None,
             };
             app.scope = erpgate::ScopeSet::parse(&scope).context("--scope")?;
+            if system_user.is_some() && app.client_type != ClientType::Confidential {
+                bail!(
+                    "--system-user: only a confidential app has service access (client credentials, SATs)"
+                );
+            }
             if let Some(u) = &system_user
                 && store.user(u).await?.is_none()
             {
