@@ -18,37 +18,9 @@ use serde_json::{Value, json};
 
 mod net;
 
-use net::{
-    REDIRECT, WEBAPP, bearer, browser, location_params, param, redeem_code, send, sign_in,
-    token_endpoint,
-};
+use net::{WEBAPP, bearer, browser, send, token_endpoint, user_tokens};
 
 const NOW: u64 = 1_766_505_200;
-
-/// Signs alice in through the pages and redeems the code: (access, refresh).
-async fn user_tokens(base: &str, b: &reqwest::Client, scope: &str) -> (String, Option<String>) {
-    let q = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("client_id", "demo.webapp"),
-            ("redirect_uri", REDIRECT),
-            ("response_type", "code"),
-            ("scope", scope),
-        ])
-        .finish();
-    let done = sign_in(
-        b,
-        base,
-        &format!("{base}/id/connect/authorize?{q}"),
-        ("alice", "alice-password"),
-    )
-    .await;
-    let code = param(&location_params(&done), "code").unwrap().to_owned();
-    let (_, tokens) = redeem_code(&format!("{base}/id"), &code).await;
-    (
-        tokens["access_token"].as_str().unwrap().to_owned(),
-        tokens["refresh_token"].as_str().map(str::to_owned),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_licenses_and_the_odata_api() {

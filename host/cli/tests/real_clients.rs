@@ -350,3 +350,66 @@ fn the_cli_gives_service_access_to_confidential_apps_only() {
         ],
     );
 }
+
+/// RFC 7009 for refresh tokens: with and without `token_type_hint`, by Basic
+/// and by `client_secret_post`, the refresh token stops working for the
+/// `oauth2` crate as a client, and the access token of its grant goes
+/// inactive (2.1). Before, every one of these answered 200 and revoked
+/// nothing: the crate refreshed each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_refresh_token_ends_its_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = net::start_demo_host(dir.path()).await;
+    let base = format!("http://{}", running.addr);
+    let revocation = format!("{base}/id/connect/revocation");
+    let client = BasicClient::new(ClientId::new(net::WEBAPP.0.into()))
+        .set_client_secret(ClientSecret::new(net::WEBAPP.1.into()))
+        .set_token_uri(TokenUrl::new(format!("{base}/id/connect/token")).unwrap());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let b = net::browser();
+    for (basic, hint) in [(true, true), (true, false), (false, true), (false, false)] {
+        let (access, refresh) = net::user_tokens(&base, &b, "openid read offline_access").await;
+        let refresh = refresh.unwrap();
+        let mut form = vec![("token", refresh.as_str())];
+        if hint {
+            form.push(("token_type_hint", "refresh_token"));
+        }
+        let mut request = reqwest::Client::new().post(&revocation);
+        if basic {
+            request = request.basic_auth(net::WEBAPP.0, Some(net::WEBAPP.1));
+        } else {
+            form.extend([
+                ("client_id", net::WEBAPP.0),
+                ("client_secret", net::WEBAPP.1),
+            ]);
+        }
+        let r = request.form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 200, "basic={basic} hint={hint}");
+        let refreshed = client
+            .exchange_refresh_token(&oauth2::RefreshToken::new(refresh.clone()))
+            .request_async(&http)
+            .await;
+        assert!(
+            refreshed.is_err(),
+            "basic={basic} hint={hint}: the revoked refresh token still refreshed"
+        );
+        assert_eq!(
+            introspect(&base, &access).await,
+            json!({"active": false}),
+            "basic={basic} hint={hint}: the grant's access token outlived it"
+        );
+    }
+    // Another client's revocation of it is ignored (200, and it still works).
+    let (_, refresh) = net::user_tokens(&base, &b, "openid read offline_access").await;
+    let refresh = refresh.unwrap();
+    net::revoke_as_reports(&base, &refresh).await;
+    let refreshed = client
+        .exchange_refresh_token(&oauth2::RefreshToken::new(refresh))
+        .request_async(&http)
+        .await;
+    assert!(refreshed.is_ok(), "{refreshed:?}");
+    running.stop().await;
+}

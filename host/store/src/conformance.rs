@@ -739,6 +739,14 @@ async fn grants(store: &dyn Store) {
         store.rotate_refresh_token("r0", "r4", 121).await.unwrap(),
         Redemption::Unknown
     );
+    // lookup by hash, live or dead: what RFC 7009 revocation reads
+    let r1 = store.refresh_token("r1").await.unwrap().unwrap();
+    assert_eq!((r1.basis.grant_id.as_str(), r1.hash.as_str()), ("G1", "r1"));
+    assert_eq!(
+        store.refresh_token("r2").await.unwrap().unwrap().basis,
+        r1.basis
+    );
+    assert_eq!(store.refresh_token("r0").await.unwrap(), None);
     // replay kills the family: r2 and the recorded access token
     let before = store.feed(0, 100).await.unwrap().len();
     assert_eq!(store.revoke_grant("G1", 130).await.unwrap(), 2);

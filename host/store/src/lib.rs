@@ -128,6 +128,9 @@ pub trait Store: Send + Sync {
     /// Stores a new refresh token; false (and nothing stored) when its
     /// grant has been revoked, also by a revocation racing this call.
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<bool>;
+    /// A refresh token by the hash of its value, live or dead (RFC 7009
+    /// revocation reads it to find its grant and client).
+    async fn refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshToken>>;
     /// Rotates a refresh token atomically: the old one is consumed and its
     /// successor (`next_hash`, same grant, same absolute expiry) stored in one
     /// transaction; exactly one caller gets `Fresh` (the old record). A token

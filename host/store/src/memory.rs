@@ -305,6 +305,10 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshToken>> {
+        Ok(self.lock()?.refresh.get(hash).map(|(t, _)| t.clone()))
+    }
+
     async fn rotate_refresh_token(
         &self,
         hash: &str,

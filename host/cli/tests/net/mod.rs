@@ -403,3 +403,28 @@ pub async fn redeem_code(issuer: &str, code: &str) -> (u16, Value) {
     )
     .await
 }
+
+/// Signs alice in through the pages and redeems the code: (access, refresh).
+pub async fn user_tokens(base: &str, b: &reqwest::Client, scope: &str) -> (String, Option<String>) {
+    let q = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", "demo.webapp"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", scope),
+        ])
+        .finish();
+    let done = sign_in(
+        b,
+        base,
+        &format!("{base}/id/connect/authorize?{q}"),
+        ("alice", "alice-password"),
+    )
+    .await;
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let (_, tokens) = redeem_code(&format!("{base}/id"), &code).await;
+    (
+        tokens["access_token"].as_str().unwrap().to_owned(),
+        tokens["refresh_token"].as_str().map(str::to_owned),
+    )
+}

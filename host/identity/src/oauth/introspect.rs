@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use super::client_auth::{IntrospectionCaller, authenticate_app, authenticate_caller, presented};
 use super::error::OAuthError;
 use super::form::Form;
+use super::grants::credential_hash;
 use crate::service::Identity;
 use erpgate_store::records::{ClientType, GrantKind};
 
@@ -248,6 +249,14 @@ pub async fn revocation(State(state): State<Identity>, headers: HeaderMap, form:
                         tracing::info!(%jti, client_id = %app.client_id, "access token revoked");
                         return Ok("revoked");
                     }
+        } else if let Some(refresh) = state.store.refresh_token(&credential_hash(token)).await?
+            && refresh.basis.client_id == app.client_id
+        {
+            // RFC 7009 2.1: the grant's refresh tokens and the access tokens
+            // issued under it end with it (their jti go to the feed).
+            state.store.revoke_grant(&refresh.basis.grant_id, now).await?;
+            tracing::info!(client_id = %app.client_id, "refresh token revoked with its grant");
+            return Ok("revoked");
         }
         Ok("ignored")
     }

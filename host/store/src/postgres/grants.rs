@@ -115,6 +115,14 @@ pub(super) async fn insert_refresh_token(
     Ok(stored)
 }
 
+pub(super) async fn refresh_token(
+    store: &PostgresStore,
+    hash: &str,
+) -> StoreResult<Option<RefreshToken>> {
+    let sql = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = $1");
+    store.one(&sql, &[&hash], rows::refresh).await
+}
+
 pub(super) async fn rotate_refresh_token(
     store: &PostgresStore,
     hash: &str,

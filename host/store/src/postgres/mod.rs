@@ -152,6 +152,10 @@ impl Store for PostgresStore {
         grants::insert_refresh_token(self, token).await
     }
 
+    async fn refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshToken>> {
+        grants::refresh_token(self, hash).await
+    }
+
     async fn rotate_refresh_token(
         &self,
         hash: &str,

@@ -75,6 +75,23 @@ pub(super) async fn insert_refresh_token(
     store.write(move |c| insert_refresh(c, &token)).await
 }
 
+pub(super) async fn refresh_token(
+    store: &SqliteStore,
+    hash: &str,
+) -> StoreResult<Option<RefreshToken>> {
+    let hash = hash.to_owned();
+    store
+        .read(move |c| {
+            one(
+                c,
+                &format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = ?1"),
+                [hash],
+                |r| rows::refresh(r),
+            )
+        })
+        .await
+}
+
 pub(super) async fn rotate_refresh_token(
     store: &SqliteStore,
     hash: &str,
