@@ -308,6 +308,25 @@ async fn legacy_basic_and_erplogin() {
             .unwrap()
             .contains("not configured to allow Basic")
     );
+    // One rule for every door: a community user never reaches the API as
+    // itself, with the right password too (before, bob got a 200 here), and
+    // neither does a user type the app does not admit.
+    let (status, body) = send(
+        &customers,
+        "GET",
+        &[(
+            "authorization",
+            basic("demo.bi\\bob", "bob-password").as_bytes(),
+        )],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not allowed to use this application")
+    );
     let wrong = basic("demo.bi\\alice", "nope");
     assert_eq!(
         send(&customers, "GET", &[("authorization", wrong.as_bytes())])

@@ -673,6 +673,18 @@ async fn reference_token_policy_is_enforced() {
     let token = r.json()["token"].as_str().unwrap().to_owned();
     assert!(erpgate::credential::is_reference_token(&token));
     assert!(r.json()["record"].get("hash").is_none());
+    // The app's user-type gate: a community user gets no PAT (before: 201),
+    // nor does anyone from an app that admits no user type.
+    let r = h.issue(with(json!({"user":"bob"}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.json());
+    let mut app = h.store.app("demo.reports").await.unwrap().unwrap();
+    app.internal_users_allowed = false;
+    app.client_id = "demo.reports-no-users".into();
+    h.store.insert_app(&app).await.unwrap();
+    let r = h
+        .issue(with(json!({"client_id":"demo.reports-no-users"})))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.json());
     // Apps whose policy is None refuse.
     let r = h.issue(with(json!({"client_id":"demo.service"}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);

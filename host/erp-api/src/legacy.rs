@@ -27,6 +27,7 @@ use super::sessions::{ApiSession, Holder, Origin};
 use crate::errors::{erp_error, session_refused};
 use crate::state::ErpApi;
 use erpgate_identity::PasswordCheck;
+use erpgate_identity::accounts::may_use_api;
 use erpgate_store::records::{TrustedApp, User};
 
 /// The header that names the app for a bare Basic login.
@@ -83,7 +84,10 @@ async fn check(
         .check_password(&app.client_id, login, password, now)
         .await
     {
-        PasswordCheck::Accepted(user) => Ok((app, user)),
+        PasswordCheck::Accepted(user) if may_use_api(&app, &user) => Ok((app, user)),
+        PasswordCheck::Accepted(_) => {
+            Err(refused("The user is not allowed to use this application."))
+        }
         PasswordCheck::Refused => Err(refused("The user name or password is incorrect.")),
     }
 }

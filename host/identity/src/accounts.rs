@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+use erpgate_store::records::{TrustedApp, User};
 use erpgate_store::secrets::random_hex;
 
 /// Failed logins allowed per user name within the window.
@@ -13,6 +14,25 @@ pub const MAX_FAILURES_PER_USER: u32 = 5;
 pub const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 /// The throttling window.
 pub const FAILURE_WINDOW_S: u64 = 900;
+
+/// The app's user-type gate (`InternalUsers` / `CommunityUsers`): whether
+/// `user` may hold any credential of `app`. Interactive sign-in asks it.
+pub fn may_sign_in(app: &TrustedApp, user: &User) -> bool {
+    match user.user_type.as_str() {
+        "InternalUser" => app.internal_users_allowed,
+        "ExternalCommunityUser" => app.community_users_allowed,
+        _ => false,
+    }
+}
+
+/// Whether `user` may hold a credential of `app` that reaches the ERP API
+/// as the user: the user-type gate, and an internal user (a community user
+/// gets identity scopes only). The one rule every user-credential door asks:
+/// PAT minting (the admin API, the CLI and the profile page), PAT
+/// introspection, legacy Basic and ErpLogin.
+pub fn may_use_api(app: &TrustedApp, user: &User) -> bool {
+    may_sign_in(app, user) && user.user_type == "InternalUser"
+}
 
 /// The failed-login counter of a user name.
 pub(crate) fn throttle_key(login: &str) -> String {

@@ -117,7 +117,8 @@ fn issue_error(e: &IssueError) -> Response {
         IssueError::UnknownApp | IssueError::UnknownUser => StatusCode::NOT_FOUND,
         IssueError::NotAllowed
         | IssueError::AdministratorsOnly
-        | IssueError::SatNeedsAdministrator => StatusCode::FORBIDDEN,
+        | IssueError::SatNeedsAdministrator
+        | IssueError::UserTypeNotAllowed => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     };
     let message = match e {

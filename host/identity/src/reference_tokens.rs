@@ -4,6 +4,7 @@
 use erpgate::ScopeSet;
 use erpgate::cache::TokenHash;
 
+use crate::accounts::may_use_api;
 use crate::oauth::claims::IDENTITY_SCOPES;
 use erpgate_store::records::{GrantKind, ReferenceToken, ReferenceTokenPolicy};
 use erpgate_store::secrets::random_hex;
@@ -47,6 +48,10 @@ pub enum IssueError {
     /// A SAT for an app without SystemUserAllowed and a SystemUser.
     #[error("a SAT needs an application with SystemUserAllowed and a SystemUser")]
     NoSystemUser,
+    /// The user's type may not use the ERP API through this app (the app's
+    /// user-type gate; community users never).
+    #[error("the user's type may not use this application's API access")]
+    UserTypeNotAllowed,
     /// Only administrators mint SATs.
     #[error("only administrators mint service access tokens")]
     SatNeedsAdministrator,
@@ -105,6 +110,9 @@ pub async fn issue(
             }
             if app.reference_tokens == ReferenceTokenPolicy::AdministratorsOnly && !user.is_admin {
                 return Err(IssueError::AdministratorsOnly);
+            }
+            if !may_use_api(&app, &user) {
+                return Err(IssueError::UserTypeNotAllowed);
             }
             user.login
         }

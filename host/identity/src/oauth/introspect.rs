@@ -17,6 +17,7 @@ use super::client_auth::{IntrospectionCaller, authenticate_app, authenticate_cal
 use super::error::OAuthError;
 use super::form::Form;
 use super::grants::credential_hash;
+use crate::accounts::may_use_api;
 use crate::service::Identity;
 use erpgate_store::records::{ClientType, GrantKind};
 
@@ -79,6 +80,10 @@ async fn introspect_reference(
     // A SAT acts as the app's SystemUser: if the app no longer has service
     // access, the SAT dies with it.
     if record.kind == GrantKind::Sat && app.acting_system_user() != Some(record.subject.as_str()) {
+        return Ok(IntrospectionResponse::inactive());
+    }
+    // A PAT follows its user and app as they are now.
+    if record.kind == GrantKind::Pat && !may_use_api(&app, &user) {
         return Ok(IntrospectionResponse::inactive());
     }
     state.note_use(&hash, now);

@@ -14,21 +14,14 @@ use super::cookies::{
 };
 use super::pages;
 use super::request::{AuthRequest, CODE_LIFETIME_S, Pending, deliver, redirect_error, validate};
-use crate::accounts::{MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USER, password_ok, throttle_key};
+use crate::accounts::{
+    MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USER, may_sign_in, password_ok, throttle_key,
+};
 use crate::oauth::form::Form;
 use crate::oauth::grants::{IdBinding, credential_hash, id_token, scopes_for_user};
 use crate::service::Identity;
-use erpgate_store::records::{AuthCode, Consent, GrantBasis, IdentitySession, TrustedApp, User};
+use erpgate_store::records::{AuthCode, Consent, GrantBasis, IdentitySession, User};
 use erpgate_store::secrets::random_hex;
-
-/// Whether a user of this type may sign in to this app.
-pub(crate) fn may_sign_in(app: &TrustedApp, user: &User) -> bool {
-    match user.user_type.as_str() {
-        "InternalUser" => app.internal_users_allowed,
-        "ExternalCommunityUser" => app.community_users_allowed,
-        _ => false,
-    }
-}
 
 /// `GET /id/connect/authorize`.
 pub async fn authorize(
