@@ -254,6 +254,32 @@ impl Decision {
     }
 }
 
+/// The request's header names, other than the identity headers themselves in
+/// any letter case, that a common upstream reads as one of them: WSGI, Rack
+/// and PHP turn `-` and `_` alike into `_` (`HTTP_X_ERP_SUBJECT`), and nginx
+/// with `underscores_in_headers` passes `x_erp_subject` on. Empty, with no
+/// allocation, unless such a header is present.
+pub fn folded_identity_headers(policy: &Policy, headers: &[(&str, &[u8])]) -> Vec<String> {
+    let mut folded: Vec<String> = Vec::new();
+    for (name, _) in headers {
+        if !name.contains('_') || folded.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let folds = |identity: &String| {
+            name.len() == identity.len()
+                && name
+                    .bytes()
+                    .zip(identity.bytes())
+                    .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+        };
+        if policy.headers.strip.iter().any(folds) {
+            // Lowercase, like every removal: adapters match in any case.
+            folded.push(name.to_ascii_lowercase());
+        }
+    }
+    folded
+}
+
 /// The identity headers for `principal` under the policy's names.
 pub fn identity_headers(policy: &Policy, principal: Option<&Principal>) -> HeaderEdits {
     let h = &policy.headers;

@@ -209,6 +209,7 @@ impl Engine {
                         hash,
                         claims: decoded.claims,
                     }),
+                    folded: Vec::new(),
                 },
             });
         }
@@ -252,6 +253,7 @@ impl Engine {
                 issuer: issuer_idx,
                 follower,
             }),
+            folded: Vec::new(),
         };
         let issuer = self.policy.issuers.get(issuer_idx)?;
         if let Some(call) = self.jwks_call_on_demand(issuer_idx, issuer, now, state) {

@@ -81,6 +81,12 @@ impl Engine {
 
     /// Decides a request, or asks for one outbound call first.
     pub fn start(&self, request: &Request<'_>, now: Time, state: &mut State) -> Step {
+        let folded = decision::folded_identity_headers(&self.policy, request.headers);
+        let step = self.start_unfolded(request, now, state);
+        with_folded(step, folded)
+    }
+
+    fn start_unfolded(&self, request: &Request<'_>, now: Time, state: &mut State) -> Step {
         let route = match self.route_for(request) {
             Ok(route) => route,
             Err((reason, route)) => return self.deny(reason, route),
@@ -151,7 +157,7 @@ impl Engine {
         state: &mut State,
     ) -> Step {
         let route = pending.route;
-        match pending.awaited {
+        let step = match pending.awaited {
             Awaited::Introspection { hash, follower } => {
                 self.finish_reference(route, hash, outcome, follower, now, state)
             }
@@ -159,7 +165,8 @@ impl Engine {
             Awaited::Signature(check) => {
                 self.resume_after_signature(route, check, &outcome, now, state)
             }
-        }
+        };
+        with_folded(step, pending.folded)
     }
 
     /// Forgets a request whose call will never report back (its stream was
@@ -231,5 +238,40 @@ impl Engine {
             }
         }
         self.allow(route, Some(principal), from_cache)
+    }
+}
+
+/// Carries the request's folded identity-header spellings to its allow: added
+/// to the removals there, or kept in the suspended request until then.
+fn with_folded(step: Step, folded: Vec<String>) -> Step {
+    if folded.is_empty() {
+        return step;
+    }
+    match step {
+        Step::Decided(Decision::Allow(mut allow)) => {
+            let mut remove = allow.headers.remove.to_vec();
+            remove.extend(folded);
+            allow.headers.remove = remove.into();
+            Step::Decided(Decision::Allow(allow))
+        }
+        Step::Call { call, mut pending } => {
+            pending.folded = folded;
+            Step::Call { call, pending }
+        }
+        Step::Verify {
+            request,
+            mut pending,
+        } => {
+            pending.folded = folded;
+            Step::Verify { request, pending }
+        }
+        Step::Wait {
+            flight,
+            mut pending,
+        } => {
+            pending.folded = folded;
+            Step::Wait { flight, pending }
+        }
+        denied @ Step::Decided(Decision::Deny(_)) => denied,
     }
 }

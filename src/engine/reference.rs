@@ -68,6 +68,7 @@ impl Engine {
                             hash,
                             follower: true,
                         },
+                        folded: Vec::new(),
                     },
                 };
             }
@@ -82,6 +83,7 @@ impl Engine {
                     hash,
                     follower: false,
                 },
+                folded: Vec::new(),
             },
         }
     }

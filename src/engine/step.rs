@@ -180,6 +180,9 @@ pub(super) struct SignatureCheck {
 pub struct Suspended {
     pub(super) route: RouteRef,
     pub(super) awaited: Awaited,
+    /// Client headers an upstream would read as identity headers (see
+    /// [`crate::decision::folded_identity_headers`]); removed on allow.
+    pub(super) folded: Vec<String>,
 }
 
 impl Suspended {
