@@ -747,3 +747,54 @@ async fn refresh_races_consent_csrf_and_nonce_injection() {
     assert_eq!(forged.status(), 403);
     host.stop().await;
 }
+
+/// `prompt=login` by the signed-in user: the session (and so its ERP session,
+/// `sid`) is kept, and `auth_time` is the new authentication's (OIDC Core 2).
+/// Before, the ID token after the second login still carried the first time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_login_by_the_same_user_moves_auth_time_and_keeps_the_session() {
+    const NOW: u64 = 1_766_505_200;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(erpgate_identity::clock::ManualClock::at(NOW));
+    let host = net::start_host(
+        dir.path(),
+        erpgate_identity::config::Config::demo(),
+        clock.clone(),
+    )
+    .await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let b = browser();
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.webapp"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid profile"),
+            ("nonce", "n-1"),
+        ],
+    );
+    let mut id_tokens = Vec::new();
+    for forced in [false, true] {
+        let target = if forced {
+            format!("{url}&prompt=login")
+        } else {
+            url.clone()
+        };
+        let done = sign_in(&b, &base, &target, ("alice", "alice-password")).await;
+        let code = param(&location_params(&done), "code").unwrap().to_owned();
+        let (status, tokens) = redeem_code(&issuer, &code).await;
+        assert_eq!(status, 200, "{tokens}");
+        id_tokens.push(claims_of(tokens["id_token"].as_str().unwrap()));
+        clock.advance(600);
+    }
+    assert_eq!(id_tokens[0]["auth_time"], NOW);
+    assert_eq!(
+        id_tokens[1]["auth_time"],
+        NOW + 600,
+        "the new authentication"
+    );
+    assert_eq!(id_tokens[1]["sid"], id_tokens[0]["sid"], "the same session");
+    host.stop().await;
+}

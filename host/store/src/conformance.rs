@@ -792,8 +792,21 @@ async fn grants(store: &dyn Store) {
         .insert_refresh_token(&refresh("r6", "G2", "S1"))
         .await
         .unwrap();
+    // a fresh authentication in a live session moves its auth_time only
+    let before = store.session("S1").await.unwrap().unwrap();
+    assert!(store.reauthenticate_session("S1", 139).await.unwrap());
+    let after = store.session("S1").await.unwrap().unwrap();
+    assert_eq!(
+        (after.auth_time, after.created_at),
+        (139, before.created_at)
+    );
+    assert!(!store.reauthenticate_session("S-none", 139).await.unwrap());
     assert!(store.end_session("S1", 140, 3700).await.unwrap());
     assert!(!store.end_session("S1", 141, 3700).await.unwrap());
+    assert!(
+        !store.reauthenticate_session("S1", 142).await.unwrap(),
+        "an ended session stays ended"
+    );
     assert_eq!(
         store.session("S1").await.unwrap().unwrap().ended_at,
         Some(140)

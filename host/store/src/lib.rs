@@ -115,6 +115,10 @@ pub trait Store: Send + Sync {
     async fn insert_session(&self, session: &IdentitySession) -> StoreResult<()>;
     /// One identity session by `sid`.
     async fn session(&self, sid: &str) -> StoreResult<Option<IdentitySession>>;
+    /// Records a fresh authentication in a live session (`prompt=login` by
+    /// its own user): the session, and so its ERP session, is kept, and
+    /// `auth_time` moves to `auth_time`. False when it is unknown or ended.
+    async fn reauthenticate_session(&self, sid: &str, auth_time: u64) -> StoreResult<bool>;
     /// Ends a session: its refresh tokens die and a `sid` revocation event
     /// (kept until `event_expires_at`) tells the edge, in one transaction.
     /// False when it had already ended or does not exist.

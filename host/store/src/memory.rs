@@ -259,6 +259,17 @@ impl Store for MemoryStore {
         Ok(self.lock()?.sessions.get(sid).cloned())
     }
 
+    async fn reauthenticate_session(&self, sid: &str, auth_time: u64) -> StoreResult<bool> {
+        let mut inner = self.lock()?;
+        match inner.sessions.get_mut(sid) {
+            Some(s) if s.ended_at.is_none() => {
+                s.auth_time = auth_time;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn end_session(&self, sid: &str, now: u64, event_expires_at: u64) -> StoreResult<bool> {
         let mut inner = self.lock()?;
         match inner.sessions.get_mut(sid) {

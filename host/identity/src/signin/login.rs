@@ -304,7 +304,21 @@ pub async fn login(
     // Same credentials again (prompt=login) keep the session; another user
     // gets a new one.
     let session = match current_session(&state, &headers).await {
-        Some((session, current)) if current.login == user.login => session,
+        // The user authenticated again: auth_time is now (OIDC Core 2).
+        Some((session, current)) if current.login == user.login => {
+            if let Err(e) = state.store.reauthenticate_session(&session.sid, now).await {
+                tracing::error!(error = %e, "could not record a sign-in");
+                return error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "Try again in a moment.",
+                );
+            }
+            IdentitySession {
+                auth_time: now,
+                ..session
+            }
+        }
         _ => {
             let session = IdentitySession {
                 sid: random_hex(16),

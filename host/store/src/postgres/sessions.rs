@@ -55,6 +55,15 @@ pub(super) async fn session(
     store.one(&sql, &[&sid], rows::identity_session).await
 }
 
+pub(super) async fn reauthenticate_session(
+    store: &PostgresStore,
+    sid: &str,
+    auth_time: u64,
+) -> StoreResult<bool> {
+    let sql = "UPDATE identity_sessions SET auth_time = $2 WHERE sid = $1 AND ended_at IS NULL";
+    Ok(store.run(sql, &[&sid, &to_i64(auth_time)]).await? == 1)
+}
+
 pub(super) async fn end_session(
     store: &PostgresStore,
     sid: &str,

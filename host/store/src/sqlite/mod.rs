@@ -119,6 +119,10 @@ impl Store for SqliteStore {
         sessions::session(self, sid).await
     }
 
+    async fn reauthenticate_session(&self, sid: &str, auth_time: u64) -> StoreResult<bool> {
+        sessions::reauthenticate_session(self, sid, auth_time).await
+    }
+
     async fn end_session(&self, sid: &str, now: u64, event_expires_at: u64) -> StoreResult<bool> {
         sessions::end_session(self, sid, now, event_expires_at).await
     }

@@ -57,6 +57,25 @@ pub(super) async fn session(
         .await
 }
 
+pub(super) async fn reauthenticate_session(
+    store: &SqliteStore,
+    sid: &str,
+    auth_time: u64,
+) -> StoreResult<bool> {
+    let sid = sid.to_owned();
+    store
+        .write(move |c| {
+            let changed = c
+                .execute(
+                    "UPDATE identity_sessions SET auth_time = ?2 WHERE sid = ?1 AND ended_at IS NULL",
+                    params![sid, to_i64(auth_time)],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+}
+
 pub(super) async fn end_session(
     store: &SqliteStore,
     sid: &str,
