@@ -259,13 +259,43 @@ async fn user_sessions_follow_sid_refresh_and_endsession() {
         (Some(1), &session)
     );
 
-    // endsession ends the ERP session and frees the slot at once.
-    let out = b
+    // endsession without an ID token of the session asks first: a link on
+    // another site signs nobody out (logout CSRF; before, it did).
+    let page = b
         .get(format!("{base}/id/connect/endsession"))
         .send()
         .await
         .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Sign out of ERP.net?"), "{page}");
+    assert_eq!(
+        net::sessions_table(&base).await["used"],
+        1,
+        "still signed in"
+    );
+    let forged = b
+        .get(format!("{base}/id/connect/endsession?csrf=guessed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 200);
+    assert_eq!(
+        net::sessions_table(&base).await["used"],
+        1,
+        "a wrong csrf is no confirmation"
+    );
+    // Confirmed (each page carries a fresh token), it ends the ERP session
+    // and frees the slot at once.
+    let page = forged.text().await.unwrap();
+    let csrf = net::field(&page, "csrf");
+    let out = b
+        .get(format!("{base}/id/connect/endsession?csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 200);
+    assert!(out.text().await.unwrap().contains("You are signed out"));
     assert_eq!(net::sessions_table(&base).await["used"], 0);
     host.stop().await;
 }

@@ -275,9 +275,21 @@ async fn authorization_code_pkce_refresh_rotation_and_replay() {
         .await
         .unwrap();
     assert_eq!(forced.status(), 200);
+    let ask = get_text(
+        &b,
+        format!(
+            "{issuer}/connect/endsession?client_id=demo.webapp&post_logout_redirect_uri=http://evil.example/&state=x"
+        ),
+    )
+    .await;
+    assert!(
+        ask.contains("Sign out of ERP.net?"),
+        "no hint: the user confirms"
+    );
     let out = b
         .get(format!(
-            "{issuer}/connect/endsession?client_id=demo.webapp&post_logout_redirect_uri=http://evil.example/&state=x"
+            "{issuer}/connect/endsession?client_id=demo.webapp&post_logout_redirect_uri=http://evil.example/&state=x&csrf={}",
+            field(&ask, "csrf")
         ))
         .send()
         .await
@@ -776,6 +788,7 @@ async fn prompt_login_by_the_same_user_moves_auth_time_and_keeps_the_session() {
         ],
     );
     let mut id_tokens = Vec::new();
+    let mut raw_id_token = String::new();
     for forced in [false, true] {
         let target = if forced {
             format!("{url}&prompt=login")
@@ -787,6 +800,7 @@ async fn prompt_login_by_the_same_user_moves_auth_time_and_keeps_the_session() {
         let (status, tokens) = redeem_code(&issuer, &code).await;
         assert_eq!(status, 200, "{tokens}");
         id_tokens.push(claims_of(tokens["id_token"].as_str().unwrap()));
+        raw_id_token = tokens["id_token"].as_str().unwrap().to_owned();
         clock.advance(600);
     }
     assert_eq!(id_tokens[0]["auth_time"], NOW);
@@ -796,5 +810,17 @@ async fn prompt_login_by_the_same_user_moves_auth_time_and_keeps_the_session() {
         "the new authentication"
     );
     assert_eq!(id_tokens[1]["sid"], id_tokens[0]["sid"], "the same session");
+    // An ID token of the session as id_token_hint signs out without asking.
+    let out = get_text(
+        &b,
+        format!("{issuer}/connect/endsession?id_token_hint={raw_id_token}"),
+    )
+    .await;
+    assert!(out.contains("You are signed out"), "{out}");
+    let again = get_text(&b, url.as_str()).await;
+    assert!(
+        again.contains("<label for=\"username\">"),
+        "signed out: {again}"
+    );
     host.stop().await;
 }

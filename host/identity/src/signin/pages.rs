@@ -136,6 +136,25 @@ pub fn error(title: &str, detail: &str) -> Markup {
     )
 }
 
+/// "Sign out?": the confirmation an end-session request without an ID token
+/// of the session gets. A GET form back to the endpoint with the request's
+/// parameters and the CSRF token.
+pub fn confirm_sign_out(action: &str, fields: &[(&str, &str)], csrf: &str) -> Markup {
+    layout(
+        "Sign out",
+        html! {
+            h1 { "Sign out of ERP.net?" }
+            form method="get" action=(action) {
+                @for (name, value) in fields {
+                    input type="hidden" name=(name) value=(value);
+                }
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Sign out" }
+            }
+        },
+    )
+}
+
 /// Signed out (no valid post-logout redirect).
 pub fn signed_out() -> Markup {
     layout(

@@ -7,10 +7,13 @@ use axum::response::{IntoResponse, Response};
 use erpgate::TokenKind;
 use serde_json::{Value, json};
 
-use super::cookies::{SESSION_COOKIE, cookie, error_page, set_cookie, with_cookie};
+use super::cookies::{CSRF_COOKIE, SESSION_COOKIE, cookie, error_page, set_cookie, with_cookie};
 use super::pages;
 use crate::oauth::form::Form;
 use crate::service::Identity;
+use erpgate_store::secrets::random_hex;
+use serde_json::Map;
+use subtle::ConstantTimeEq;
 
 /// `GET /id/connect/endsession`: ends the identity session (and its refresh
 /// tokens; the edge learns of it through the revocation feed), then returns
@@ -41,6 +44,11 @@ pub async fn endsession(
     let cookie_sid = cookie(&headers, SESSION_COOKIE)
         .and_then(|v| state.signin.sid_from_cookie(v))
         .map(str::to_owned);
+    if let Some(sid) = &cookie_sid
+        && !logout_confirmed(&params, &headers, hint.as_ref(), sid)
+    {
+        return confirm_sign_out(&state, &params);
+    }
     if let Some(sid) = &cookie_sid {
         let event_expiry = now + state.config.instance.access_token_lifetime_s;
         // The ERP session of that sid ends too, freeing its license at once.
@@ -82,6 +90,43 @@ pub async fn endsession(
         None => pages::respond(StatusCode::OK, pages::signed_out()),
     };
     with_cookie(response, clear)
+}
+
+/// Whether ending session `sid` is what its user asked for: an ID token of
+/// that session as `id_token_hint`, or the confirmation form, whose `csrf`
+/// matches the `SameSite=Strict` cookie. Anything else may be a link on
+/// another site (logout CSRF), so the user is asked first.
+fn logout_confirmed(
+    params: &Form,
+    headers: &HeaderMap,
+    hint: Option<&Map<String, Value>>,
+    sid: &str,
+) -> bool {
+    if hint.and_then(|c| c.get("sid")).and_then(Value::as_str) == Some(sid) {
+        return true;
+    }
+    match (params.get("csrf"), cookie(headers, CSRF_COOKIE)) {
+        (Some(sent), Some(expected)) if !expected.is_empty() => {
+            sent.as_bytes().ct_eq(expected.as_bytes()).into()
+        }
+        _ => false,
+    }
+}
+
+/// Asks the signed-in user to confirm signing out; the form repeats the
+/// request's parameters with a fresh CSRF token.
+fn confirm_sign_out(state: &Identity, params: &Form) -> Response {
+    let csrf = random_hex(32);
+    let fields: Vec<(&str, &str)> = params
+        .0
+        .iter()
+        .filter(|(name, _)| name.as_str() != "csrf")
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let action = format!("{}/connect/endsession", state.issuer);
+    let page = pages::confirm_sign_out(&action, &fields, &csrf);
+    let csrf_cookie = set_cookie(state, CSRF_COOKIE, &csrf, "Strict", None);
+    with_cookie(pages::respond(StatusCode::OK, page), csrf_cookie)
 }
 
 /// `GET|POST /id/connect/userinfo` with a user access token carrying `openid`.
