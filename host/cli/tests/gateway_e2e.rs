@@ -278,12 +278,12 @@ fn hostile(body: &str) -> Vec<u8> {
     .unwrap()
 }
 
-async fn hostile_gateway(module: Vec<u8>) {
-    let (api, _task) = net::echo_upstream().await;
-    let gateway = server::start(GatewayConfig {
+/// A one-worker gateway running `module` in front of `upstream`.
+async fn gateway_with(module: Vec<u8>, upstream: std::net::SocketAddr) -> server::Gateway {
+    server::start(GatewayConfig {
         filter: module,
         plugin_config: b"{}".to_vec(),
-        upstream: format!("http://{api}"),
+        upstream: format!("http://{upstream}"),
         clusters: HashMap::new(),
         listen: "127.0.0.1:0".parse().unwrap(),
         workers: 1,
@@ -291,7 +291,12 @@ async fn hostile_gateway(module: Vec<u8>) {
         verify_signature: true,
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn hostile_gateway(module: Vec<u8>) {
+    let (api, _task) = net::echo_upstream().await;
+    let gateway = gateway_with(module, api).await;
     let url = format!("http://{}/api/x", gateway.addr);
     // The gateway's own 503 is the core's fail-closed response, as the
     // filter's is: one denial mapping for every door.
@@ -312,18 +317,7 @@ async fn hostile_gateway(module: Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_the_connection_header_nominates_never_reach_the_upstream() {
     let (api, _task) = net::echo_upstream().await;
-    let gateway = server::start(GatewayConfig {
-        filter: hostile("i32.const 0"),
-        plugin_config: b"{}".to_vec(),
-        upstream: format!("http://{api}"),
-        clusters: HashMap::new(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 1,
-        admin: None,
-        verify_signature: true,
-    })
-    .await
-    .unwrap();
+    let gateway = gateway_with(hostile("i32.const 0"), api).await;
     let url = format!("http://{}/api/x", gateway.addr);
     let (status, seen) = send(
         &url,
