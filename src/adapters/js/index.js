@@ -19,6 +19,16 @@ const ED25519_PROBE = { kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7h
 
 let initialised = false;
 
+// WebCrypto keys imported for verification are kept by algorithm and the
+// key's public material, never by kid alone: two issuers, or one JWKS after
+// a rotation, may publish different keys under one kid. At most this many;
+// the least recently used goes first.
+const KEY_CACHE_MAX = 256;
+
+function keyMaterial(jwk) {
+  return [jwk.kty, jwk.crv, jwk.n, jwk.e, jwk.x, jwk.y].map((v) => v ?? '').join('.');
+}
+
 function b64urlDecode(text) {
   const b64 = text.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((text.length + 3) % 4);
   const bin = atob(b64);
@@ -85,14 +95,17 @@ export class Gate {
   async #verify(v) {
     const alg = ALGORITHMS[v.alg];
     if (!alg) return { failed: true };
-    const cacheKey = v.alg + ':' + (v.jwk.kid ?? JSON.stringify(v.jwk));
+    const cacheKey = v.alg + ':' + keyMaterial(v.jwk);
     let key = this.#keys.get(cacheKey);
     try {
-      if (!key) {
+      if (key) {
+        this.#keys.delete(cacheKey);
+      } else {
         const { alg: _ignored, ...jwk } = v.jwk;
         key = await crypto.subtle.importKey('jwk', jwk, alg.import, false, ['verify']);
-        this.#keys.set(cacheKey, key);
+        if (this.#keys.size >= KEY_CACHE_MAX) this.#keys.delete(this.#keys.keys().next().value);
       }
+      this.#keys.set(cacheKey, key);
       const ok = await crypto.subtle.verify(alg.verify, key, b64urlDecode(v.signature), b64urlDecode(v.signingInput));
       return { verified: ok };
     } catch {
