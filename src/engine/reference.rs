@@ -155,7 +155,14 @@ impl Engine {
         let reply = introspection::parse_response(status, &body)
             .map_err(|_| Unavailable::IntrospectionFailed)?;
         let cache = intro.cache;
-        if !reply.active {
+        // A reply that names its issuer must name one this policy trusts: an
+        // introspection endpoint that also answers for another instance
+        // cannot vouch for that instance's tokens here.
+        let foreign = reply
+            .iss
+            .as_deref()
+            .is_some_and(|iss| !self.policy.issuers.iter().any(|i| i.issuer == iss));
+        if !reply.active || foreign {
             let until = now.plus(cache.negative_ttl);
             state.reference_cache.insert(hash, None, until, until, now);
             if until > now {
