@@ -7,9 +7,10 @@
 //! fixed number of slots per space, so its memory is bounded even though
 //! proxy-wasm shared data can never delete a key. A slot holds one entry, with
 //! the full token hash, so a collision is a miss, never a wrong answer. Writes
-//! use compare-and-swap on the slot's version. Keys carry the policy's
-//! fingerprint: plugins with different policies never read each other's
-//! entries.
+//! use compare-and-swap on the slot's version. Keys carry a namespace made
+//! of the policy's fingerprint and what the adapter says besides decides a
+//! verdict (the clusters, the introspection client): plugins that differ in
+//! any of it never read each other's entries.
 
 use serde::{Deserialize, Serialize};
 
@@ -68,13 +69,24 @@ pub(crate) struct SharedEntry {
     pub stale_until: Time,
 }
 
+/// The namespace of one plugin's shared entries: the policy's fingerprint
+/// and every part of `deployment`, length-prefixed, hashed.
+pub(crate) fn namespace(fingerprint: &str, deployment: &[&[u8]]) -> String {
+    let mut text = Vec::new();
+    for part in std::iter::once(fingerprint.as_bytes()).chain(deployment.iter().copied()) {
+        text.extend_from_slice(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_le_bytes());
+        text.extend_from_slice(part);
+    }
+    hex::encode(TokenHash::of_bytes(&text).0.get(..8).unwrap_or_default())
+}
+
 /// The slot key for a token.
-pub(crate) fn key(fingerprint: &str, space: Space, hash: &TokenHash, slots: usize) -> String {
+pub(crate) fn key(namespace: &str, space: Space, hash: &TokenHash, slots: usize) -> String {
     let mut head = [0u8; 8];
     head.copy_from_slice(hash.0.get(..8).unwrap_or(&[0; 8]));
     let slots = u64::try_from(slots.max(1)).unwrap_or(u64::MAX);
     let slot = u64::from_le_bytes(head) % slots;
-    format!("erpgate.v1.{fingerprint}.{}.{slot}", space.name())
+    format!("erpgate.v1.{namespace}.{}.{slot}", space.name())
 }
 
 fn decode(bytes: &[u8], hash: &TokenHash) -> Option<Slot> {

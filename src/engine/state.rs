@@ -118,8 +118,9 @@ pub(super) struct FeedState {
 /// A remembered JWT verdict: the principal, or why the token was refused.
 pub(super) type JwtVerdict = Result<Principal, TokenError>;
 
-/// The adapter's shared cache, if it attached one.
-struct AttachedCache(Box<dyn SharedCache>);
+/// The adapter's shared cache, if it attached one, and the namespace its
+/// keys live in.
+struct AttachedCache(Box<dyn SharedCache>, String);
 
 impl std::fmt::Debug for AttachedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -173,9 +174,19 @@ impl State {
     }
 
     /// Backs the local caches with a cache shared across engine instances
-    /// (Envoy: shared data across worker VMs).
-    pub fn attach_shared_cache(&mut self, cache: Box<dyn SharedCache>) {
-        self.shared = Some(AttachedCache(cache));
+    /// (Envoy: shared data across worker VMs). `deployment` names everything
+    /// besides the policy that makes a verdict what it is (the clusters the
+    /// calls go to, the introspection client); its keys are namespaced by the
+    /// policy and all of it, so two plugins that share a VM id never read
+    /// each other's verdicts unless they would reach them alike.
+    pub fn attach_shared_cache(
+        &mut self,
+        policy: &Policy,
+        deployment: &[&[u8]],
+        cache: Box<dyn SharedCache>,
+    ) {
+        let namespace = shared_cache::namespace(&policy.fingerprint, deployment);
+        self.shared = Some(AttachedCache(cache, namespace));
     }
 
     /// Whether an introspection of `hash` is under way (single flight).
@@ -204,8 +215,9 @@ impl State {
         hash: &TokenHash,
         now: Time,
     ) -> Option<SharedEntry> {
-        let AttachedCache(store) = self.shared.as_mut()?;
-        let found = shared_cache::load(store.as_mut(), &shared_key(policy, space, hash), hash, now);
+        let AttachedCache(store, namespace) = self.shared.as_mut()?;
+        let key = shared_key(namespace, policy, space, hash);
+        let found = shared_cache::load(store.as_mut(), &key, hash, now);
         if found.is_some() {
             self.stats.shared_cache_hits += 1;
         } else {
@@ -224,8 +236,8 @@ impl State {
         fresh_until: Time,
         stale_until: Time,
     ) {
-        if let Some(AttachedCache(store)) = self.shared.as_mut() {
-            let key = shared_key(policy, space, hash);
+        if let Some(AttachedCache(store, namespace)) = self.shared.as_mut() {
+            let key = shared_key(namespace, policy, space, hash);
             shared_cache::store(
                 store.as_mut(),
                 &key,
@@ -239,16 +251,17 @@ impl State {
 
     /// Drops a revoked token from both shared spaces, if a cache is attached.
     pub(super) fn shared_clear(&mut self, policy: &Policy, hash: &TokenHash) {
-        if let Some(AttachedCache(store)) = self.shared.as_mut() {
+        if let Some(AttachedCache(store, namespace)) = self.shared.as_mut() {
             for space in [Space::Jwt, Space::Reference] {
-                shared_cache::clear(store.as_mut(), &shared_key(policy, space, hash), hash);
+                let key = shared_key(namespace, policy, space, hash);
+                shared_cache::clear(store.as_mut(), &key, hash);
             }
         }
     }
 }
 
 /// The shared-cache slot key of a token in one space.
-fn shared_key(policy: &Policy, space: Space, hash: &TokenHash) -> String {
+fn shared_key(namespace: &str, policy: &Policy, space: Space, hash: &TokenHash) -> String {
     let slots = match space {
         Space::Jwt => policy.jwt_cache.max_entries,
         Space::Reference => policy
@@ -256,7 +269,7 @@ fn shared_key(policy: &Policy, space: Space, hash: &TokenHash) -> String {
             .as_ref()
             .map_or(1, |i| i.cache.max_entries),
     };
-    shared_cache::key(&policy.fingerprint, space, hash, slots)
+    shared_cache::key(namespace, space, hash, slots)
 }
 
 /// Whether a call that holds its slot until `until` is still under way.

@@ -45,6 +45,9 @@ pub(super) struct Config {
     pub(super) clusters: HashMap<String, String>,
     /// The `Authorization` value for introspection and the revocation feed.
     pub(super) client_authorization: Option<String>,
+    /// The introspection client's id (not its secret), for the shared
+    /// cache's namespace.
+    pub(super) client_id: Option<String>,
     /// How often background work runs.
     pub(super) tick: Duration,
 }
@@ -98,7 +101,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         clusters: raw.clusters,
         client_authorization: raw
             .client_credentials
+            .as_ref()
             .map(|c| client_authorization(&c.client_id, &c.client_secret)),
+        client_id: raw.client_credentials.map(|c| c.client_id),
         tick: Duration::from_millis(raw.tick_ms),
     })
 }

@@ -45,6 +45,26 @@ pub(super) fn fail_closed(host: &impl Host) {
     host.send_http_response(response.status, &headers, response.body.as_bytes());
 }
 
+/// What besides the policy decides a verdict, as the shared cache's namespace
+/// takes it: the clusters the calls go to (sorted) and the introspection
+/// client. Two plugins on one VM id share verdicts only when all of it
+/// agrees.
+fn deployment<'a>(
+    clusters: &'a HashMap<String, String>,
+    client_id: Option<&'a str>,
+) -> Vec<&'a [u8]> {
+    let mut clusters: Vec<(&String, &String)> = clusters.iter().collect();
+    clusters.sort();
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for (upstream, cluster) in clusters {
+        parts.push(upstream.as_bytes());
+        parts.push(cluster.as_bytes());
+    }
+    parts.push(b"client");
+    parts.push(client_id.unwrap_or("").as_bytes());
+    parts
+}
+
 /// A configured plugin: the engine, its per-VM state, and what the VM's
 /// streams share (metrics, parked streams, DER keys).
 pub(super) struct Plugin<H: Host> {
@@ -71,7 +91,8 @@ impl<H: Host> Plugin<H> {
         }
         let mut state = engine.new_state();
         if let Some(shared) = shared {
-            state.attach_shared_cache(shared);
+            let deployment = deployment(&config.clusters, config.client_id.as_deref());
+            state.attach_shared_cache(engine.policy(), &deployment, shared);
         }
         host.log(
             LogLevel::Info,

@@ -509,3 +509,62 @@ fn configuration_errors_name_the_field() {
     assert_eq!(ok.tick, Duration::from_millis(250));
     assert_eq!(ok.client_authorization.as_deref(), Some(AUTHORIZATION));
 }
+
+/// A shared-data key's value and version.
+type Versioned = (Vec<u8>, u32);
+
+/// Envoy shared data as two plugins on one VM id see it.
+#[derive(Clone, Default)]
+struct SharedData(std::sync::Arc<std::sync::Mutex<HashMap<String, Versioned>>>);
+
+impl crate::shared_cache::SharedCache for SharedData {
+    fn get(&mut self, key: &str) -> Option<Versioned> {
+        self.0.lock().unwrap().get(key).cloned()
+    }
+
+    fn set(&mut self, key: &str, value: &[u8], version: u32) -> bool {
+        let mut data = self.0.lock().unwrap();
+        let current = data.get(key).map_or(0, |(_, v)| *v);
+        if version != 0 && version != current {
+            return false;
+        }
+        data.insert(key.to_owned(), (value.to_vec(), current + 1));
+        true
+    }
+}
+
+fn plugin_on(shared: &SharedData, client_id: &str) -> Plugin<MockHost> {
+    let mut config: serde_json::Value = serde_json::from_str(&config_json(true)).unwrap();
+    config["client_credentials"]["client_id"] = client_id.into();
+    let config = config::parse(config.to_string().as_bytes()).unwrap();
+    Plugin::new(MockHost::default(), config, Some(Box::new(shared.clone())))
+}
+
+/// Two plugins with one policy on one VM id, introspecting as different
+/// clients: the second never takes the first's verdict from shared data
+/// (before, the namespace was the policy alone, and it did: no call, 200).
+#[test]
+fn plugins_that_introspect_as_different_clients_never_share_verdicts() {
+    let shared = SharedData::default();
+    let first = plugin_on(&shared, "edge");
+    let (mut stream, flow) = start(&first, 10, TOKEN);
+    assert_eq!(flow, Flow::Pause);
+    let dispatched = first.host.dispatches();
+    first.host.enter(10);
+    stream.on_call_response(&first, dispatched_token(&dispatched[0]), active_reply);
+    assert_eq!(first.host.resumed(), [10], "allowed");
+
+    let same = plugin_on(&shared, "edge");
+    let (_, flow) = start(&same, 20, TOKEN);
+    assert_eq!(
+        flow,
+        Flow::Continue,
+        "the same deployment shares the verdict"
+    );
+    assert!(same.host.dispatches().is_empty());
+
+    let other = plugin_on(&shared, "other-edge");
+    let (_, flow) = start(&other, 30, TOKEN);
+    assert_eq!(flow, Flow::Pause, "another client asks for itself");
+    assert_eq!(other.host.dispatches().len(), 1);
+}
