@@ -42,6 +42,47 @@ impl<'a> Request<'a> {
     }
 }
 
+/// The path as the upstream will read it, or `None` when it cannot be placed
+/// (RFC 3986 §6.2.2): percent-encoded unreserved characters (`ALPHA`,
+/// `DIGIT`, `-`, `.`, `_`, `~`) are decoded, as Kestrel, IIS and every
+/// common server decode them, so `Systems%5FSecurity_Users` meets the
+/// route `Systems_Security_Users` does. Refused: a `%` not followed by two
+/// hex digits, an encoded `%` (decoded twice, it is anything), path
+/// parameters (`;`, plain or encoded: `/..;/` on Java servers). Other
+/// encoded characters stay encoded: they cannot spell a route's literal
+/// part. Allocates only when the path has a `%`.
+pub fn normalized_path(path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if path.contains(';') {
+        return None;
+    }
+    if !path.contains('%') {
+        return Some(std::borrow::Cow::Borrowed(path));
+    }
+    let bytes = path.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b != b'%' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let hex = |at: usize| bytes.get(at).and_then(|h| char::from(*h).to_digit(16));
+        let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) else {
+            return None;
+        };
+        let decoded = u8::try_from(hi * 16 + lo).ok()?;
+        match decoded {
+            b'%' | b';' => return None,
+            d if d.is_ascii_alphanumeric() || matches!(d, b'-' | b'.' | b'_' | b'~') => out.push(d),
+            _ => out.extend_from_slice(bytes.get(i..i + 3)?),
+        }
+        i += 3;
+    }
+    // ASCII triplets became ASCII bytes; the rest is the input's own UTF-8.
+    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
+}
+
 /// Whether a path is unambiguous: absolute, no dot-segments (plain or
 /// percent-encoded), no encoded slash or backslash, no empty inner segment,
 /// no control characters.

@@ -20,7 +20,7 @@ use crate::decision::{self, Allow, Decision, Denial, Reason};
 use crate::keys::Algorithm;
 use crate::policy::{Access, DefaultAction, LegacyMode, Policy, Route};
 use crate::principal::Principal;
-use crate::request::{Request, path_is_canonical};
+use crate::request::{Request, normalized_path, path_is_canonical};
 use crate::time::Time;
 
 pub use state::{State, Stats};
@@ -111,7 +111,11 @@ impl Engine {
     /// route it is refused on) when none may take it or its path is
     /// ambiguous.
     fn route_for(&self, request: &Request<'_>) -> Result<RouteRef, (Reason, RouteRef)> {
-        let path = request.path_only();
+        // Routes match the path the upstream will read, never the raw bytes.
+        let Some(normalized) = normalized_path(request.path_only()) else {
+            return Err((Reason::InvalidPath, RouteRef::DefaultAuthenticated));
+        };
+        let path = normalized.as_ref();
         let route = match self.policy.match_route(request.method, path) {
             Some((i, _)) => RouteRef::Index(i),
             None => match self.policy.default {
