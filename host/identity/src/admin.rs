@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::oauth::client_auth::is_admin_credential;
 use crate::oauth::error::OAuthError;
-use crate::reference_tokens::{IssueError, IssueRequest, issue};
+use crate::reference_tokens::{IssueError, IssueRequest};
 use crate::service::Identity;
 use erpgate_store::records::GrantKind;
 
@@ -176,14 +176,7 @@ pub async fn issue_reference_token(
         expires_at,
         description: body.description,
     };
-    match issue(
-        state.store.as_ref(),
-        &request,
-        now,
-        state.config.instance.reference_token_max_days,
-    )
-    .await
-    {
+    match state.issue_reference_token(&request, now).await {
         Ok(issued) => {
             tracing::info!(id = %issued.record.id, kind = issued.record.kind.as_str(), client_id = %issued.record.client_id, "reference token issued");
             (

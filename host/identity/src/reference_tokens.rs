@@ -6,6 +6,7 @@ use erpgate::cache::TokenHash;
 
 use crate::accounts::may_use_api;
 use crate::oauth::claims::IDENTITY_SCOPES;
+use crate::service::Identity;
 use erpgate_store::records::{GrantKind, ReferenceToken, ReferenceTokenPolicy};
 use erpgate_store::secrets::random_hex;
 use erpgate_store::{Store, StoreError};
@@ -76,6 +77,19 @@ pub struct Issued {
     pub value: String,
     /// The stored record.
     pub record: ReferenceToken,
+}
+
+impl Identity {
+    /// Mints a reference token at `now` under this instance's maximum
+    /// lifetime (what the admin API and the profile pages call).
+    pub async fn issue_reference_token(
+        &self,
+        request: &IssueRequest,
+        now: u64,
+    ) -> Result<Issued, IssueError> {
+        let max_days = self.config.instance.reference_token_max_days;
+        issue(self.store.as_ref(), request, now, max_days).await
+    }
 }
 
 /// Mints a reference token.

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use super::cookies::{current_session, error_page};
 use super::pages::{self, ListedToken};
 use crate::oauth::form::Form;
-use crate::reference_tokens::{IssueError, IssueRequest, issue};
+use crate::reference_tokens::{IssueError, IssueRequest};
 use crate::service::Identity;
 use erpgate_store::records::{GrantKind, IdentitySession, ReferenceTokenPolicy, User};
 
@@ -203,14 +203,7 @@ pub async fn mint(State(state): State<Identity>, headers: HeaderMap, form: Form)
         expires_at: now.saturating_add(days.saturating_mul(86_400)),
         description: form.get("description").unwrap_or("").to_owned(),
     };
-    match issue(
-        state.store.as_ref(),
-        &request,
-        now,
-        state.config.instance.reference_token_max_days,
-    )
-    .await
-    {
+    match state.issue_reference_token(&request, now).await {
         Ok(issued) => {
             tracing::info!(client_id = %request.client_id, sub = %user.login, "PAT minted through self-service");
             render(
