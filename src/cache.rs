@@ -147,20 +147,6 @@ impl<V> TtlCache<V> {
         self.inner.pop(key).is_some()
     }
 
-    /// Drops every entry whose value matches (revocation by `jti` or `sid`).
-    pub fn remove_where(&mut self, mut pred: impl FnMut(&V) -> bool) -> usize {
-        let doomed: Vec<TokenHash> = self
-            .inner
-            .iter()
-            .filter(|(_, e)| pred(&e.value))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in &doomed {
-            self.inner.pop(key);
-        }
-        doomed.len()
-    }
-
     /// Entries held, expired ones included until they are evicted.
     pub fn len(&self) -> usize {
         self.inner.len()

@@ -128,63 +128,107 @@ pub fn poll_path(path: &str, cursor: Option<&str>) -> String {
 pub struct RevocationState {
     /// Where the next poll resumes.
     pub cursor: Option<String>,
-    jti: HashMap<String, u64>,
-    sid: HashMap<String, u64>,
-    tokens: HashMap<TokenHash, u64>,
+    jti: Remembered<String>,
+    sid: Remembered<String>,
+    tokens: Remembered<TokenHash>,
 }
 
-fn remember<K: std::hash::Hash + Eq + Clone>(
-    map: &mut HashMap<K, u64>,
-    key: K,
-    until: u64,
-    now_s: u64,
-) {
-    if map.len() >= MAX_REMEMBERED {
-        map.retain(|_, until| *until > now_s);
-    }
-    if map.len() >= MAX_REMEMBERED {
-        // Still full of live events: forget the one expiring soonest.
-        if let Some(victim) = map.iter().min_by_key(|(_, u)| **u).map(|(k, _)| k.clone()) {
-            map.remove(&victim);
+/// The live revocations of one kind, by value, with their expiry; and, when
+/// an event found the table full of live ones, until when every token that
+/// could carry that kind is refused. A live revocation is never forgotten:
+/// the table fails closed instead.
+#[derive(Debug)]
+struct Remembered<K> {
+    live: HashMap<K, u64>,
+    refuse_all_until: u64,
+}
+
+impl<K> Default for Remembered<K> {
+    fn default() -> Self {
+        Self {
+            live: HashMap::new(),
+            refuse_all_until: 0,
         }
     }
-    map.insert(key, until);
+}
+
+impl<K: std::hash::Hash + Eq> Remembered<K> {
+    /// Remembers `key` until `until`; false when the table was full of live
+    /// revocations, and the whole kind is refused until `until` instead.
+    fn remember(&mut self, key: K, until: u64, now_s: u64) -> bool {
+        if self.live.len() >= MAX_REMEMBERED && !self.live.contains_key(&key) {
+            self.live.retain(|_, u| *u > now_s);
+        }
+        if self.live.len() >= MAX_REMEMBERED && !self.live.contains_key(&key) {
+            self.refuse_all_until = self.refuse_all_until.max(until);
+            return false;
+        }
+        let slot = self.live.entry(key).or_insert(until);
+        *slot = (*slot).max(until);
+        true
+    }
+
+    /// Whether `key` is revoked at `now_s`, or its whole kind is refused.
+    fn revoked<Q>(&self, key: Option<&Q>, now_s: u64) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        key.is_some_and(|k| {
+            now_s < self.refuse_all_until || self.live.get(k).is_some_and(|u| *u > now_s)
+        })
+    }
 }
 
 impl RevocationState {
-    /// Records one event. Returns the token hash to evict, for `token_sha256`.
-    pub fn record(&mut self, event: &RevocationEvent, now_s: u64) -> Option<TokenHash> {
+    /// Records one event: what it revoked, and whether it fit. An event that
+    /// finds its kind's table full of live revocations does not push one
+    /// out: every token of that kind is refused until it expires (fail
+    /// closed), and `overflowed` says so.
+    pub fn record(&mut self, event: &RevocationEvent, now_s: u64) -> Recorded {
         if event.expires_at <= now_s {
-            return None;
+            return Recorded::default();
         }
+        let until = event.expires_at;
         match event.kind {
-            RevocationKind::Jti => {
-                remember(&mut self.jti, event.value.clone(), event.expires_at, now_s)
-            }
-            RevocationKind::Sid => {
-                remember(&mut self.sid, event.value.clone(), event.expires_at, now_s)
-            }
-            RevocationKind::TokenSha256 => {
-                let hash = TokenHash::from_hex(&event.value)?;
-                remember(&mut self.tokens, hash, event.expires_at, now_s);
-                return Some(hash);
-            }
+            RevocationKind::Jti => Recorded {
+                hash: None,
+                overflowed: !self.jti.remember(event.value.clone(), until, now_s),
+            },
+            RevocationKind::Sid => Recorded {
+                hash: None,
+                overflowed: !self.sid.remember(event.value.clone(), until, now_s),
+            },
+            RevocationKind::TokenSha256 => match TokenHash::from_hex(&event.value) {
+                Some(hash) => Recorded {
+                    hash: Some(hash),
+                    overflowed: !self.tokens.remember(hash, until, now_s),
+                },
+                None => Recorded::default(),
+            },
         }
-        None
     }
 
-    /// Whether a JWT with this `jti` / `sid` is revoked.
+    /// Whether a token with this `jti` / `sid` is revoked (or its kind is
+    /// refused while its table is over full).
     pub fn jwt_revoked(&self, jti: Option<&str>, sid: Option<&str>, now_s: u64) -> bool {
-        let live = |m: &HashMap<String, u64>, k: Option<&str>| {
-            k.and_then(|k| m.get(k)).is_some_and(|u| *u > now_s)
-        };
-        live(&self.jti, jti) || live(&self.sid, sid)
+        self.jti.revoked(jti, now_s) || self.sid.revoked(sid, now_s)
     }
 
-    /// Whether a reference token with this hash is revoked.
+    /// Whether a reference token with this hash is revoked (or every one is,
+    /// while the table is over full).
     pub fn token_revoked(&self, hash: &TokenHash, now_s: u64) -> bool {
-        self.tokens.get(hash).is_some_and(|u| *u > now_s)
+        self.tokens.revoked(Some(hash), now_s)
     }
+}
+
+/// What recording one event did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The token hash to evict from the caches, for `token_sha256`.
+    pub hash: Option<TokenHash>,
+    /// The table was full of live revocations: the kind fails closed.
+    pub overflowed: bool,
 }
 
 #[cfg(test)]
@@ -200,8 +244,8 @@ mod tests {
         );
         let page = parse_page(200, body.as_bytes()).unwrap();
         let mut state = RevocationState::default();
-        assert_eq!(state.record(&page.events[0], 50), Some(h));
-        assert_eq!(state.record(&page.events[1], 50), None);
+        assert_eq!(state.record(&page.events[0], 50).hash, Some(h));
+        assert_eq!(state.record(&page.events[1], 50), Recorded::default());
         assert!(state.token_revoked(&h, 50));
         assert!(state.jwt_revoked(Some("J1"), None, 50));
         assert!(
@@ -209,6 +253,44 @@ mod tests {
             "forgotten after expiry"
         );
         assert!(!state.jwt_revoked(Some("J2"), Some("S"), 50));
+    }
+
+    /// A live revocation is never forgotten. Before, the table dropped the
+    /// soonest-expiring live event to make room, and its token worked again.
+    #[test]
+    fn a_full_table_fails_closed_for_its_kind_until_the_event_expires() {
+        let mut state = RevocationState::default();
+        let event = |value: String, expires_at: u64| RevocationEvent {
+            kind: RevocationKind::Jti,
+            value,
+            expires_at,
+        };
+        for i in 0..MAX_REMEMBERED {
+            let recorded = state.record(&event(format!("J{i}"), 1_000 + i as u64), 10);
+            assert!(!recorded.overflowed);
+        }
+        let over = state.record(&event("J-last".into(), 5_000), 10);
+        assert!(over.overflowed, "counted");
+        assert!(
+            state.jwt_revoked(Some("J0"), None, 20),
+            "the soonest still holds"
+        );
+        assert!(state.jwt_revoked(Some("J-last"), None, 20));
+        assert!(
+            state.jwt_revoked(Some("anyone"), None, 20),
+            "every jti is refused while the table is over full"
+        );
+        assert!(
+            !state.jwt_revoked(None, Some("S"), 20),
+            "other kinds unaffected"
+        );
+        assert!(!state.token_revoked(&TokenHash::of("enrt_Y"), 20));
+        // Once the overflowing event has expired, the kind works again, and
+        // expired entries make room for new events.
+        assert!(!state.jwt_revoked(Some("anyone"), None, 5_000));
+        let later = state.record(&event("J-later".into(), 300_000), 200_000);
+        assert!(!later.overflowed);
+        assert!(state.jwt_revoked(Some("J-later"), None, 200_001));
     }
 
     #[test]

@@ -9,8 +9,7 @@ use super::state::{FLIGHT_GRACE, State, in_flight};
 use super::step::{BackgroundJob, DueCall, HttpCall, Outcome, Purpose};
 use crate::keys::KeySet;
 use crate::policy::Issuer;
-use crate::principal::Principal;
-use crate::revocation::{self, RevocationEvent, RevocationKind};
+use crate::revocation::{self, RevocationEvent};
 use crate::time::Time;
 
 /// How long after a failed background JWKS fetch the next one is planned.
@@ -112,26 +111,18 @@ impl Engine {
     }
 
     fn apply_revocation(&self, event: &RevocationEvent, now: Time, state: &mut State) {
-        if let Some(hash) = state.revocation.record(event, now.secs()) {
+        let recorded = state.revocation.record(event, now.secs());
+        if let Some(hash) = recorded.hash {
             state.reference_cache.remove(&hash);
             state.jwt_cache.remove(&hash);
             state.shared_clear(&self.policy, &hash);
         }
-        let (jti, sid) = match event.kind {
-            RevocationKind::Jti => (Some(event.value.as_str()), None),
-            RevocationKind::Sid => (None, Some(event.value.as_str())),
-            RevocationKind::TokenSha256 => (None, None),
-        };
-        if jti.is_some() || sid.is_some() {
-            let hit = |p: &Principal| {
-                (jti.is_some() && p.jti.as_deref() == jti)
-                    || (sid.is_some() && p.sid.as_deref() == sid)
-            };
-            state.jwt_cache.remove_where(|v| v.as_ref().is_ok_and(hit));
-            state
-                .reference_cache
-                .remove_where(|v| v.as_ref().is_some_and(hit));
+        if recorded.overflowed {
+            state.stats.revocations_overflowed += 1;
         }
+        // A jti or sid event is not applied by scanning the caches (a page
+        // of 1,000 events over full caches was ~2x10^7 comparisons): every
+        // cache hit asks the revocation table, indexed by jti and sid.
         state.stats.revocations_applied += 1;
     }
 

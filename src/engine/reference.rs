@@ -32,18 +32,14 @@ impl Engine {
         }
         if let Some(cached) = state.reference_cache.get(&hash, now).cloned() {
             state.stats.introspection_cache_hits += 1;
-            return self.cached_reference(route, cached, now);
+            return self.cached_reference(route, cached, now, state);
         }
         state.stats.introspection_cache_misses += 1;
         if let Some(entry) = state.shared_load(&self.policy, Space::Reference, &hash, now) {
             return match entry.principal {
                 Some(principal)
                     if principal.expires_at > now.secs()
-                        && !state.revocation.jwt_revoked(
-                            principal.jti.as_deref(),
-                            principal.sid.as_deref(),
-                            now.secs(),
-                        ) =>
+                        && !revoked_since(state, &principal, now) =>
                 {
                     state.reference_cache.insert(
                         hash,
@@ -88,10 +84,20 @@ impl Engine {
         }
     }
 
-    /// A remembered introspection: active and unexpired, or inactive.
-    fn cached_reference(&self, route: RouteRef, cached: Option<Principal>, now: Time) -> Step {
+    /// A remembered introspection: active, unexpired and not revoked since
+    /// (by `jti` or `sid`: revocations are checked on every hit, never by
+    /// scanning the caches when an event arrives), or inactive.
+    fn cached_reference(
+        &self,
+        route: RouteRef,
+        cached: Option<Principal>,
+        now: Time,
+        state: &State,
+    ) -> Step {
         match cached {
-            Some(principal) if principal.expires_at > now.secs() => {
+            Some(principal)
+                if principal.expires_at > now.secs() && !revoked_since(state, &principal, now) =>
+            {
                 self.authorize(route, principal, true)
             }
             _ => self.deny(Reason::InactiveReference, route),
@@ -114,7 +120,7 @@ impl Engine {
         };
         if follower {
             if let Some(cached) = state.reference_cache.get(&hash, now).cloned() {
-                return self.cached_reference(route, cached, now);
+                return self.cached_reference(route, cached, now, state);
             }
         } else {
             state.end_introspection(&hash);
@@ -130,6 +136,7 @@ impl Engine {
         if self.policy.failure_mode == FailureMode::ServeStale
             && let Some(Some(principal)) = state.reference_cache.get_stale(&hash, now).cloned()
             && principal.expires_at > now.secs()
+            && !revoked_since(state, &principal, now)
         {
             return self.authorize(route, principal, true);
         }
@@ -218,4 +225,13 @@ fn introspection_call(intro: &Introspection, token: &str) -> HttpCall {
         body: introspection::request_body(token, &intro.token_type_hint),
         timeout: up.timeout,
     }
+}
+
+/// Whether a remembered reference token's `jti` or `sid` was revoked.
+fn revoked_since(state: &State, principal: &Principal, now: Time) -> bool {
+    state.revocation.jwt_revoked(
+        principal.jti.as_deref(),
+        principal.sid.as_deref(),
+        now.secs(),
+    )
 }

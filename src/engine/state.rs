@@ -43,6 +43,9 @@ pub struct Stats {
     pub jwks_failures: u64,
     /// Revocation events applied.
     pub revocations_applied: u64,
+    /// Revocation events that found their kind's table full of live ones:
+    /// every token of that kind is refused until the event expires.
+    pub revocations_overflowed: u64,
     /// Revocation-feed polls that failed.
     pub feed_failures: u64,
     /// Local cache misses answered by the shared cache.
@@ -54,7 +57,7 @@ pub struct Stats {
 }
 
 /// How many counters [`Stats::counters`] lists.
-const COUNTERS: usize = 13;
+const COUNTERS: usize = 14;
 
 impl Stats {
     /// Every counter under its metric name, in a fixed order: the one list
@@ -73,6 +76,7 @@ impl Stats {
             jwks_fetches,
             jwks_failures,
             revocations_applied,
+            revocations_overflowed,
             feed_failures,
             shared_cache_hits,
             shared_cache_misses,
@@ -91,6 +95,7 @@ impl Stats {
             ("erpgate.jwks.fetches", jwks_fetches),
             ("erpgate.jwks.failures", jwks_failures),
             ("erpgate.revocations.applied", revocations_applied),
+            ("erpgate.revocations.overflowed", revocations_overflowed),
             ("erpgate.feed.failures", feed_failures),
             ("erpgate.shared_cache.hits", shared_cache_hits),
             ("erpgate.shared_cache.misses", shared_cache_misses),
@@ -293,16 +298,17 @@ mod tests {
             jwks_fetches: 7,
             jwks_failures: 8,
             revocations_applied: 9,
-            feed_failures: 10,
-            shared_cache_hits: 11,
-            shared_cache_misses: 12,
-            flights_joined: 13,
+            revocations_overflowed: 10,
+            feed_failures: 11,
+            shared_cache_hits: 12,
+            shared_cache_misses: 13,
+            flights_joined: 14,
         };
         let counters = stats.counters();
         let names: std::collections::HashSet<_> = counters.iter().map(|(n, _)| *n).collect();
         assert_eq!(names.len(), COUNTERS, "names are unique");
         let values: Vec<u64> = counters.iter().map(|(_, v)| *v).collect();
-        assert_eq!(values, (1..=13).collect::<Vec<u64>>(), "each field once");
+        assert_eq!(values, (1..=14).collect::<Vec<u64>>(), "each field once");
         assert!(names.contains("erpgate.feed.failures"));
         assert!(names.iter().all(|n| n.starts_with("erpgate.")));
     }
