@@ -297,6 +297,11 @@ async fn user_sessions_follow_sid_refresh_and_endsession() {
     assert_eq!(out.status(), 200);
     assert!(out.text().await.unwrap().contains("You are signed out"));
     assert_eq!(net::sessions_table(&base).await["used"], 0);
+    // Tokens of the ended session are no longer active anywhere the host
+    // answers (before, introspection and userinfo still took them).
+    assert_eq!(net::introspect(&base, &access).await["active"], false);
+    let (status, _) = bearer(&format!("{base}/id/connect/userinfo"), "GET", &access).await;
+    assert_eq!(status, 401);
     host.stop().await;
 }
 

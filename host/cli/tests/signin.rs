@@ -824,3 +824,49 @@ async fn prompt_login_by_the_same_user_moves_auth_time_and_keeps_the_session() {
     );
     host.stop().await;
 }
+
+/// A used code presented again by another client is refused and revokes
+/// nothing: only the code's own client ends its grant by replaying it.
+/// Before, any client that got hold of a used code could end the grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clients_replay_of_a_code_revokes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = net::start_demo_host(dir.path()).await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let b = browser();
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.webapp"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid read"),
+        ],
+    );
+    let done = sign_in(&b, &base, &url, ("alice", "alice-password")).await;
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let (status, tokens) = redeem_code(&issuer, &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let (status, body) = token_endpoint(
+        &issuer,
+        Some(("demo.reports", "demo-reports-secret")),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(net::introspect(&base, access).await["active"], true);
+    // The code's own client replaying it still ends the grant.
+    let (status, _) = redeem_code(&issuer, &code).await;
+    assert_eq!(status, 400);
+    assert_eq!(net::introspect(&base, access).await["active"], false);
+    host.stop().await;
+}

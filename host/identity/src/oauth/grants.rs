@@ -316,6 +316,11 @@ pub async fn authorization_code(
         .await?
     {
         Redemption::Fresh(stored) => stored,
+        // Another client's replay says nothing about the code's own client,
+        // and must not let that client end someone else's grant.
+        Redemption::Replayed(stored) if stored.basis.client_id != app.client_id => {
+            return Err(OAuthError::invalid_grant("unknown code"));
+        }
         Redemption::Replayed(stored) => {
             // RFC 6749 §4.1.2 / RFC 9700: a replayed code revokes what it issued.
             let revoked = state

@@ -57,6 +57,22 @@ pub fn verify_own(state: &Identity, token: &str, typ: &str) -> Option<Map<String
     .then_some(decoded.claims)
 }
 
+/// Whether the identity session a token names (if any) is still open: a
+/// token of an ended session (sign-out, password change) is not active.
+pub async fn session_live(
+    state: &Identity,
+    sid: Option<&str>,
+) -> Result<bool, erpgate_store::StoreError> {
+    let Some(sid) = sid else {
+        return Ok(true);
+    };
+    Ok(state
+        .store
+        .session(sid)
+        .await?
+        .is_some_and(|s| s.ended_at.is_none()))
+}
+
 fn claim_str(claims: &Map<String, Value>, name: &str) -> Option<String> {
     claims.get(name).and_then(Value::as_str).map(str::to_owned)
 }
@@ -121,6 +137,9 @@ async fn introspect_jwt(
     if let Some(jti) = &principal.jti
         && state.store.jti_revoked(jti).await?
     {
+        return Ok(IntrospectionResponse::inactive());
+    }
+    if !session_live(state, principal.sid.as_deref()).await? {
         return Ok(IntrospectionResponse::inactive());
     }
     let enabled = match &principal.client_id {

@@ -158,6 +158,10 @@ pub async fn userinfo(State(state): State<Identity>, headers: HeaderMap) -> Resp
     if state.store.jti_revoked(jti).await.unwrap_or(true) {
         return refuse("invalid_token");
     }
+    let live = crate::oauth::introspect::session_live(&state, principal.sid.as_deref()).await;
+    if !live.unwrap_or(false) {
+        return refuse("invalid_token");
+    }
     let scopes = &principal.scopes;
     if principal.kind != TokenKind::User {
         return refuse("invalid_token");
