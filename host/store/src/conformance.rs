@@ -881,7 +881,16 @@ async fn grants(store: &dyn Store) {
     );
     assert_eq!(store.consents_of("alice").await.unwrap(), vec![wider]);
     assert!(store.consents_of("bob").await.unwrap().is_empty());
+    // withdrawing the consent kills the user's refresh tokens for that app
+    store
+        .insert_refresh_token(&refresh("rc1", "G-consent", "S-consent"))
+        .await
+        .unwrap();
     assert!(store.revoke_consent("alice", "app", 160).await.unwrap());
+    assert!(matches!(
+        store.rotate_refresh_token("rc1", "rc2", 161).await.unwrap(),
+        Redemption::Replayed(_)
+    ));
     assert!(!store.revoke_consent("alice", "app", 160).await.unwrap());
     assert!(store.consent("alice", "app").await.unwrap().is_none());
 

@@ -169,7 +169,8 @@ pub trait Store: Send + Sync {
     async fn consents_of(&self, login: &str) -> StoreResult<Vec<Consent>>;
     /// Remembers (or widens) a consent.
     async fn save_consent(&self, consent: &Consent) -> StoreResult<()>;
-    /// Revokes a consent; false when there was none.
+    /// Revokes a consent; false when there was none. The refresh tokens the
+    /// user holds for that app die with it, in the same transaction.
     async fn revoke_consent(&self, login: &str, client_id: &str, now: u64) -> StoreResult<bool>;
 
     /// The emulated ERP API's records of one entity set: (id, JSON), by id.

@@ -423,8 +423,9 @@ impl Store for MemoryStore {
     }
 
     async fn revoke_consent(&self, login: &str, client_id: &str, _now: u64) -> StoreResult<bool> {
-        Ok(self
-            .lock()?
+        let mut inner = self.lock()?;
+        inner.kill_refresh(|t| t.basis.login == login && t.basis.client_id == client_id);
+        Ok(inner
             .consents
             .remove(&(login.to_owned(), client_id.to_owned()))
             .is_some())

@@ -263,7 +263,22 @@ pub(super) async fn revoke_consent(
     store: &PostgresStore,
     login: &str,
     client_id: &str,
+    now: u64,
 ) -> StoreResult<bool> {
-    let sql = "DELETE FROM consents WHERE login = $1 AND client_id = $2";
-    Ok(store.run(sql, &[&login, &client_id]).await? > 0)
+    let mut c = store.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    let removed = exec(
+        &tx,
+        "DELETE FROM consents WHERE login = $1 AND client_id = $2",
+        &[&login, &client_id],
+    )
+    .await?;
+    exec(
+        &tx,
+        "UPDATE refresh_tokens SET dead_at = $3 WHERE login = $1 AND client_id = $2 AND dead_at IS NULL",
+        &[&login, &client_id, &to_i64(now)],
+    )
+    .await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(removed > 0)
 }

@@ -276,16 +276,25 @@ pub(super) async fn revoke_consent(
     store: &SqliteStore,
     login: &str,
     client_id: &str,
+    now: u64,
 ) -> StoreResult<bool> {
     let (login, client) = (login.to_owned(), client_id.to_owned());
     store
         .write(move |c| {
-            c.execute(
-                "DELETE FROM consents WHERE login = ?1 AND client_id = ?2",
-                params![login, client],
+            let tx = c.transaction().map_err(backend)?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM consents WHERE login = ?1 AND client_id = ?2",
+                    params![login, client],
+                )
+                .map_err(backend)?;
+            tx.execute(
+                "UPDATE refresh_tokens SET dead_at = ?3 WHERE login = ?1 AND client_id = ?2 AND dead_at IS NULL",
+                params![login, client, to_i64(now)],
             )
-            .map(|n| n > 0)
-            .map_err(backend)
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(removed > 0)
         })
         .await
 }

@@ -181,8 +181,8 @@ impl Store for SqliteStore {
         grants::save_consent(self, consent).await
     }
 
-    async fn revoke_consent(&self, login: &str, client_id: &str, _now: u64) -> StoreResult<bool> {
-        grants::revoke_consent(self, login, client_id).await
+    async fn revoke_consent(&self, login: &str, client_id: &str, now: u64) -> StoreResult<bool> {
+        grants::revoke_consent(self, login, client_id, now).await
     }
 
     async fn records(&self, entity_set: &str) -> StoreResult<Vec<(String, String)>> {
