@@ -822,18 +822,41 @@ async fn grants(store: &dyn Store) {
         Redemption::Replayed(_)
     ));
 
-    // a password change kills the user's refresh tokens
+    // a password change kills the user's refresh tokens and ends the user's
+    // live identity sessions, telling the edge by sid
     store
         .insert_refresh_token(&refresh("r8", "G3", "S2"))
         .await
         .unwrap();
+    let live = IdentitySession {
+        sid: "S-reset".into(),
+        login: "alice".into(),
+        auth_time: 140,
+        created_at: 140,
+        ended_at: None,
+    };
+    store.insert_session(&live).await.unwrap();
+    let before = store.feed(0, 1_000).await.unwrap().len();
     assert!(
         store
-            .set_password_hash("alice", "new-hash", 150)
+            .set_password_hash("alice", "new-hash", 150, 3_750)
             .await
             .unwrap()
     );
-    assert!(!store.set_password_hash("nobody", "x", 150).await.unwrap());
+    assert_eq!(
+        store.session("S-reset").await.unwrap().unwrap().ended_at,
+        Some(150)
+    );
+    let feed = store.feed(0, 1_000).await.unwrap();
+    assert_eq!(feed.len(), before + 1, "one sid event");
+    let last = &feed.last().unwrap().event;
+    assert_eq!((last.value.as_str(), last.expires_at), ("S-reset", 3_750));
+    assert!(
+        !store
+            .set_password_hash("nobody", "x", 150, 3_750)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store
             .user("alice")

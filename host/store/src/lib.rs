@@ -159,9 +159,17 @@ pub trait Store: Send + Sync {
     /// it revoked so that tokens a concurrent redemption is still issuing
     /// under it die too. Returns how many records it revoked.
     async fn revoke_grant(&self, grant_id: &str, now: u64) -> StoreResult<usize>;
-    /// Replaces a user's password hash; every refresh token of the user dies
-    /// in the same transaction. False when the user does not exist.
-    async fn set_password_hash(&self, login: &str, hash: &str, now: u64) -> StoreResult<bool>;
+    /// Replaces a user's password hash; in the same transaction every refresh
+    /// token of the user dies and every live identity session ends, each
+    /// with a `sid` event in the feed until `event_expires_at` (a stolen SSO
+    /// cookie does not outlive the reset). False when the user does not exist.
+    async fn set_password_hash(
+        &self,
+        login: &str,
+        hash: &str,
+        now: u64,
+        event_expires_at: u64,
+    ) -> StoreResult<bool>;
 
     /// A user's remembered consent for an app, if not revoked.
     async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>>;

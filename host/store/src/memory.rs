@@ -386,13 +386,29 @@ impl Store for MemoryStore {
         Ok(count)
     }
 
-    async fn set_password_hash(&self, login: &str, hash: &str, _now: u64) -> StoreResult<bool> {
+    async fn set_password_hash(
+        &self,
+        login: &str,
+        hash: &str,
+        now: u64,
+        event_expires_at: u64,
+    ) -> StoreResult<bool> {
         let mut inner = self.lock()?;
         let Some(user) = inner.users.get_mut(login) else {
             return Ok(false);
         };
         user.password_hash = Some(hash.to_owned());
         inner.kill_refresh(|t| t.basis.login == login);
+        let mut ended = Vec::new();
+        for session in inner.sessions.values_mut() {
+            if session.login == login && session.ended_at.is_none() {
+                session.ended_at = Some(now);
+                ended.push(session.sid.clone());
+            }
+        }
+        for sid in ended {
+            inner.push_feed(RevocationKind::Sid, &sid, event_expires_at);
+        }
         Ok(true)
     }
 

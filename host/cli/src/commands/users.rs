@@ -33,12 +33,16 @@ pub async fn run(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
     let hash = erpgate_identity::accounts::hash_password(&password)
         .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
     let store = open_store(&config).await?;
+    let now = SystemClock.now();
+    let event_expires_at = now.saturating_add(config.instance.access_token_lifetime_s);
     if !store
-        .set_password_hash(&login, &hash, SystemClock.now())
+        .set_password_hash(&login, &hash, now, event_expires_at)
         .await?
     {
         anyhow::bail!("no user {login}");
     }
-    say!("password changed for {login}; their refresh tokens no longer work");
+    say!(
+        "password changed for {login}; their sessions are ended and their refresh tokens no longer work"
+    );
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Trusted applications, users and signing keys.
 
 use deadpool_postgres::GenericClient;
+use erpgate::revocation::RevocationKind;
 
 use super::conn::{LOCK_KEYS, PostgresStore, conflict_or_backend, exec, lock, pg, row, to_i64};
+use super::revocation::push_feed;
 use crate::records::{SigningKeyRecord, TrustedApp, User};
 use crate::rows;
 use crate::{APP_COLUMNS, KEY_COLUMNS, StoreResult, USER_COLUMNS};
@@ -166,6 +168,7 @@ pub(super) async fn set_password_hash(
     login: &str,
     hash: &str,
     now: u64,
+    event_expires_at: u64,
 ) -> StoreResult<bool> {
     let mut c = store.client().await?;
     let tx = c.transaction().await.map_err(pg)?;
@@ -181,6 +184,17 @@ pub(super) async fn set_password_hash(
         &[&login, &to_i64(now)],
     )
     .await?;
+    let ended = tx
+        .query(
+            "UPDATE identity_sessions SET ended_at = $2 WHERE login = $1 AND ended_at IS NULL RETURNING sid",
+            &[&login, &to_i64(now)],
+        )
+        .await
+        .map_err(pg)?;
+    for r in &ended {
+        let sid: String = r.try_get(0).map_err(pg)?;
+        push_feed(&tx, RevocationKind::Sid, &sid, event_expires_at).await?;
+    }
     tx.commit().await.map_err(pg)?;
     Ok(changed > 0)
 }

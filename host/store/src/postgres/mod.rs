@@ -182,8 +182,14 @@ impl Store for PostgresStore {
         grants::revoke_grant(self, grant_id, now).await
     }
 
-    async fn set_password_hash(&self, login: &str, hash: &str, now: u64) -> StoreResult<bool> {
-        apps::set_password_hash(self, login, hash, now).await
+    async fn set_password_hash(
+        &self,
+        login: &str,
+        hash: &str,
+        now: u64,
+        event_expires_at: u64,
+    ) -> StoreResult<bool> {
+        apps::set_password_hash(self, login, hash, now, event_expires_at).await
     }
 
     async fn consent(&self, login: &str, client_id: &str) -> StoreResult<Option<Consent>> {

@@ -1,8 +1,10 @@
 //! Trusted applications, users and signing keys.
 
+use erpgate::revocation::RevocationKind;
 use rusqlite::params;
 
 use super::conn::{SqliteStore, all, backend, conflict_or_backend, one, to_i64};
+use super::revocation::push_feed;
 use crate::records::{SigningKeyRecord, TrustedApp, User};
 use crate::rows;
 use crate::{APP_COLUMNS, KEY_COLUMNS, StoreResult, USER_COLUMNS};
@@ -224,6 +226,7 @@ pub(super) async fn set_password_hash(
     login: &str,
     hash: &str,
     now: u64,
+    event_expires_at: u64,
 ) -> StoreResult<bool> {
     let (login, hash) = (login.to_owned(), hash.to_owned());
     store
@@ -240,6 +243,20 @@ pub(super) async fn set_password_hash(
                 params![login, to_i64(now)],
             )
             .map_err(backend)?;
+            let sids: Vec<String> = all(
+                &tx,
+                "SELECT sid FROM identity_sessions WHERE login = ?1 AND ended_at IS NULL",
+                [&login],
+                |r| r.get(0).map_err(backend),
+            )?;
+            tx.execute(
+                "UPDATE identity_sessions SET ended_at = ?2 WHERE login = ?1 AND ended_at IS NULL",
+                params![login, to_i64(now)],
+            )
+            .map_err(backend)?;
+            for sid in &sids {
+                push_feed(&tx, RevocationKind::Sid, sid, event_expires_at)?;
+            }
             tx.commit().map_err(backend)?;
             Ok(changed > 0)
         })
