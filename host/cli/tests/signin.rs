@@ -834,18 +834,7 @@ async fn another_clients_replay_of_a_code_revokes_nothing() {
     let host = net::start_demo_host(dir.path()).await;
     let base = host.state.identity.public_url.clone();
     let issuer = host.state.identity.issuer.clone();
-    let b = browser();
-    let url = authorize(
-        &issuer,
-        &[
-            ("client_id", "demo.webapp"),
-            ("redirect_uri", REDIRECT),
-            ("response_type", "code"),
-            ("scope", "openid read"),
-        ],
-    );
-    let done = sign_in(&b, &base, &url, ("alice", "alice-password")).await;
-    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let code = net::user_code(&base, &browser(), "openid read").await;
     let (status, tokens) = redeem_code(&issuer, &code).await;
     assert_eq!(status, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();

@@ -404,8 +404,8 @@ pub async fn redeem_code(issuer: &str, code: &str) -> (u16, Value) {
     .await
 }
 
-/// Signs alice in through the pages and redeems the code: (access, refresh).
-pub async fn user_tokens(base: &str, b: &reqwest::Client, scope: &str) -> (String, Option<String>) {
+/// Signs alice in to the demo web app through the pages: the code.
+pub async fn user_code(base: &str, b: &reqwest::Client, scope: &str) -> String {
     let q = form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
             ("client_id", "demo.webapp"),
@@ -421,7 +421,12 @@ pub async fn user_tokens(base: &str, b: &reqwest::Client, scope: &str) -> (Strin
         ("alice", "alice-password"),
     )
     .await;
-    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    param(&location_params(&done), "code").unwrap().to_owned()
+}
+
+/// Signs alice in through the pages and redeems the code: (access, refresh).
+pub async fn user_tokens(base: &str, b: &reqwest::Client, scope: &str) -> (String, Option<String>) {
+    let code = user_code(base, b, scope).await;
     let (_, tokens) = redeem_code(&format!("{base}/id"), &code).await;
     (
         tokens["access_token"].as_str().unwrap().to_owned(),
