@@ -19,8 +19,8 @@ data=$(mktemp -d)
 cleanup() { kill "${stack_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT
 
-ERPGATE_ADMIN_TOKEN=load-admin RUST_LOG=warn "$root/target/release/erpgate" --data "$data" up \
-  --identity 127.0.0.1:18710 --gateway 127.0.0.1:18081 --admin 127.0.0.1:19911 \
+ERPGATE_ADMIN_TOKEN=load-admin-credential-0123456789abcdef RUST_LOG=warn "$root/target/release/erpgate" --demo --data "$data" up \
+  --identity 127.0.0.1:18710 --identity-admin 127.0.0.1:18711 --gateway 127.0.0.1:18081 --admin 127.0.0.1:19911 \
   --filter "$root/deploy/envoy/erpgate_filter.wasm" >/dev/null 2>&1 &
 stack_pid=$!
 for _ in $(seq 100); do
@@ -32,9 +32,9 @@ json() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 edge_basic=$(printf '%s' erpgate.edge:demo-edge-secret | base64 -w0)
 jwt=$(curl -sf -u demo.service:demo-service-secret -d grant_type=client_credentials -d scope=read \
   http://127.0.0.1:18710/id/connect/token | json access_token)
-pat=$(curl -sf -H 'Authorization: Bearer load-admin' -H 'content-type: application/json' \
+pat=$(curl -sf -H 'Authorization: Bearer load-admin-credential-0123456789abcdef' -H 'content-type: application/json' \
   -d '{"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}' \
-  http://127.0.0.1:18710/admin/reference-tokens | json token)
+  http://127.0.0.1:18711/admin/reference-tokens | json token)
 
 row() { # name wrk-output
   local out=$2

@@ -35,8 +35,8 @@ public=http://127.0.0.1:18720
 serve() { # port [extra args…]
   local port=$1
   shift
-  ERPGATE_ADMIN_TOKEN=bench-admin RUST_LOG=warn "$root/target/release/erpgate" "$@" serve \
-    --listen "127.0.0.1:$port" --public-url "$public" >/dev/null 2>&1 &
+  ERPGATE_ADMIN_TOKEN=bench-admin-credential-0123456789abcdef RUST_LOG=warn "$root/target/release/erpgate" --demo "$@" serve \
+    --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 100))" --public-url "$public" >/dev/null 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$port/health" >/dev/null && return
@@ -49,9 +49,9 @@ serve() { # port [extra args…]
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 edge_basic=$(printf '%s' erpgate.edge:demo-edge-secret | base64 -w0)
 mint() { # port
-  curl -sf -H 'Authorization: Bearer bench-admin' -H 'content-type: application/json' \
+  curl -sf -H 'Authorization: Bearer bench-admin-credential-0123456789abcdef' -H 'content-type: application/json' \
     -d '{"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}' \
-    "http://127.0.0.1:$1/admin/reference-tokens" | json token
+    "http://127.0.0.1:$(($1 + 100))/admin/reference-tokens" | json token
 }
 
 drive() { # name url-a url-b basic body

@@ -18,7 +18,7 @@ data=$(mktemp -d)
 cleanup() { kill "${host_pid:-}" "${node_pid:-}" 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT
 
-ERPGATE_ADMIN_TOKEN=bench-admin RUST_LOG=warn "$root/target/release/erpgate" serve --data "$data" --listen 127.0.0.1:18700 >/dev/null 2>&1 &
+ERPGATE_ADMIN_TOKEN=bench-admin-credential-0123456789abcdef RUST_LOG=warn "$root/target/release/erpgate" --demo serve --data "$data" --listen 127.0.0.1:18700 --admin-listen 127.0.0.1:18701 >/dev/null 2>&1 &
 host_pid=$!
 PORT=18800 node oidc-provider.mjs >/dev/null 2>&1 &
 node_pid=$!
@@ -35,9 +35,9 @@ edge_basic=$(b64 erpgate.edge:demo-edge-secret)
 node_basic=$(b64 bench:bench-secret)
 
 jwt=$(curl -sf -H "Authorization: Basic $erp_basic" -d grant_type=client_credentials http://127.0.0.1:18700/id/connect/token | json access_token)
-pat=$(curl -sf -H 'Authorization: Bearer bench-admin' -H 'content-type: application/json' \
+pat=$(curl -sf -H 'Authorization: Bearer bench-admin-credential-0123456789abcdef' -H 'content-type: application/json' \
   -d '{"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}' \
-  http://127.0.0.1:18700/admin/reference-tokens | json token)
+  http://127.0.0.1:18701/admin/reference-tokens | json token)
 node_token=$(curl -sf -H "Authorization: Basic $node_basic" -d grant_type=client_credentials -d scope=read http://127.0.0.1:18800/token | json access_token)
 
 run() { # name url basic body

@@ -5,4 +5,4 @@
 pub mod serve;
 pub mod up;
 
-pub use serve::{Host, Running, app, open_store, seed, start};
+pub use serve::{Host, Running, admin_app, app, open_store, seed, start};

@@ -24,9 +24,13 @@ use commands::support::load_config;
     about = "ERP.net identity emulation and edge gateway"
 )]
 struct Cli {
-    /// TOML configuration; without it, the built-in demo instance.
-    #[arg(long, global = true, env = "ERPGATE_CONFIG")]
+    /// TOML configuration of the instance (`host/CONFIG.md`).
+    #[arg(long, global = true, env = "ERPGATE_CONFIG", conflicts_with = "demo")]
     config: Option<PathBuf>,
+    /// Run the built-in demo instance instead: its passwords and secrets are
+    /// published, so it listens on loopback only.
+    #[arg(long, global = true)]
+    demo: bool,
     /// Data directory (overrides `server.data_dir`).
     #[arg(long, global = true, env = "ERPGATE_DATA")]
     data: Option<PathBuf>,
@@ -67,7 +71,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let (mut config, demo) = load_config(cli.config.as_ref())?;
+    if let Command::Sessions(args) = cli.command {
+        // Asks a running host over HTTP: no configuration of its own.
+        return commands::sessions::run(args).await;
+    }
+    let (mut config, demo) = load_config(cli.config.as_ref(), cli.demo)?;
     if let Some(dir) = &cli.data {
         config.server.data_dir = dir.clone();
     }
@@ -79,10 +87,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve::run(args, config, demo).await,
         Command::Up(args) => commands::up::run(args, config, demo).await,
         Command::Gateway(args) => commands::gateway::run(args, config).await,
-        Command::Token(cmd) => commands::token::run(cmd, config).await,
-        Command::Apps(cmd) => commands::apps::run(cmd, config).await,
-        Command::Keys(cmd) => commands::keys::run(cmd, config).await,
-        Command::Users(cmd) => commands::users::run(cmd, config).await,
+        Command::Token(cmd) => commands::token::run(cmd, config, demo).await,
+        Command::Apps(cmd) => commands::apps::run(cmd, config, demo).await,
+        Command::Keys(cmd) => commands::keys::run(cmd, config, demo).await,
+        Command::Users(cmd) => commands::users::run(cmd, config, demo).await,
         Command::Sessions(args) => commands::sessions::run(args).await,
     }
 }

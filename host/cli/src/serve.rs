@@ -46,11 +46,21 @@ impl Host {
     }
 }
 
-/// The whole HTTP surface, as a function of its state (tests use `oneshot`).
+/// The public HTTP surface, as a function of its state (tests use `oneshot`).
 pub fn app(host: Host) -> Router {
     Router::new()
         .merge(erpgate_identity::router(host.identity))
         .merge(erpgate_erp_api::router(host.api))
+        .fallback(erpgate_identity::discovery::not_found)
+        .layer(middleware::from_fn(access_log))
+}
+
+/// The operator's HTTP surface (the admin API and the metrics), served on
+/// `server.admin_listen`.
+pub fn admin_app(host: Host) -> Router {
+    Router::new()
+        .merge(erpgate_identity::admin_router(host.identity))
+        .merge(erpgate_erp_api::admin_router(host.api))
         .fallback(erpgate_identity::discovery::not_found)
         .layer(middleware::from_fn(access_log))
 }
@@ -147,10 +157,13 @@ pub fn spawn_background(host: Host) -> tokio::task::JoinHandle<()> {
 pub struct Running {
     /// The bound address.
     pub addr: SocketAddr,
+    /// The operator's listener: the admin API and the metrics.
+    pub admin_addr: SocketAddr,
     /// The identity and ERP API state its handlers share.
     pub state: Host,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
+    admin: tokio::task::JoinHandle<()>,
     background: tokio::task::JoinHandle<()>,
 }
 
@@ -161,13 +174,20 @@ impl Running {
             let _ = tx.send(());
         }
         let _ = (&mut self.server).await;
+        self.admin.abort();
         self.background.abort();
         self.state.flush_usage().await;
+    }
+
+    /// The operator's base URL, `http://{admin_addr}`.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
     }
 
     /// Waits until the server ends (Ctrl-C when started with `ctrl_c`).
     pub async fn wait(mut self) {
         let _ = (&mut self.server).await;
+        self.admin.abort();
         self.background.abort();
         self.state.flush_usage().await;
     }
@@ -185,6 +205,8 @@ pub async fn start(
     let keys = KeyRing::load_or_init(store.as_ref(), clock.now()).await?;
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
     let addr = listener.local_addr()?;
+    let admin_listener = tokio::net::TcpListener::bind(config.server.admin_listen).await?;
+    let admin_addr = admin_listener.local_addr()?;
     let public_url = config.public_url(addr);
     let state = Host::new(store, config, public_url, keys, clock, admin_credential);
     state.identity.signin.share_key().await?;
@@ -211,12 +233,20 @@ pub async fn start(
             tracing::error!(error = %e, "server stopped");
         }
     });
+    let admin_router = admin_app(state.clone());
+    let admin = tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, admin_router).await {
+            tracing::error!(error = %e, "admin listener stopped");
+        }
+    });
     let background = spawn_background(state.clone());
     Ok(Running {
         addr,
+        admin_addr,
         state,
         shutdown: Some(tx),
         server,
+        admin,
         background,
     })
 }

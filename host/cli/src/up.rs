@@ -15,17 +15,15 @@ use erpgate_identity::config::Config;
 
 use crate::serve::{Running, start};
 
-/// The introspection client the gateway authenticates as (the demo API resource).
-pub const EDGE_CLIENT: (&str, &str) = ("erpgate.edge", "demo-edge-secret");
-
 /// Where `scripts/build-filter` writes the filter.
 pub fn default_filter_path(repo: &Path) -> PathBuf {
     repo.join("deploy/envoy/erpgate_filter.wasm")
 }
 
 /// The plugin configuration for a host at `identity`: `policies/erpnet.json`
-/// with the host's issuer, the `identity` cluster, and the edge's credentials.
-pub fn plugin_config(issuer: &str, jwks_cooldown_s: u64) -> Value {
+/// with the host's issuer, the `identity` cluster, and the edge's
+/// introspection credentials `edge` (client id, secret).
+pub fn plugin_config(issuer: &str, jwks_cooldown_s: u64, edge: (&str, &str)) -> Value {
     let mut policy: Value =
         serde_json::from_str(include_str!("../../../policies/erpnet.json")).unwrap_or(Value::Null);
     if let Some(first) = policy
@@ -38,7 +36,7 @@ pub fn plugin_config(issuer: &str, jwks_cooldown_s: u64) -> Value {
     json!({
         "policy": policy,
         "clusters": { "identity": "identity" },
-        "client_credentials": { "client_id": EDGE_CLIENT.0, "client_secret": EDGE_CLIENT.1 },
+        "client_credentials": { "client_id": edge.0, "client_secret": edge.1 },
         "tick_ms": 250,
     })
 }
@@ -67,6 +65,8 @@ pub struct StackOptions {
     /// Where the identity host listens; it also serves the emulated ERP API,
     /// the gateway's upstream unless `upstream` says otherwise.
     pub identity: SocketAddr,
+    /// The identity host's operator listener (admin API, metrics).
+    pub identity_admin: SocketAddr,
     /// Where the gateway listens: the address clients send API requests to.
     pub gateway: SocketAddr,
     /// Another upstream for the gateway instead of the emulated ERP API.
@@ -75,10 +75,10 @@ pub struct StackOptions {
     pub admin: SocketAddr,
     /// The filter `.wasm`.
     pub filter: PathBuf,
-    /// Data directory of the identity host (SQLite).
-    pub data: PathBuf,
-    /// PostgreSQL URL instead of SQLite.
-    pub database: Option<String>,
+    /// The instance: `--config`'s file or the demo. Its listeners are
+    /// replaced by `identity` and `identity_admin`; the gateway introspects
+    /// as its first `[[api_resources]]` entry with a plain secret.
+    pub config: Config,
     /// Cooldown between JWKS fetches for unknown `kid`s.
     pub jwks_cooldown_s: u64,
 }
@@ -91,17 +91,25 @@ pub async fn up(options: StackOptions, admin: &str) -> anyhow::Result<Stack> {
             options.filter.display()
         )
     })?;
-    let mut config = Config::demo();
+    let mut config = options.config;
     config.server.listen = options.identity;
-    config.server.data_dir = options.data;
-    config.server.database = options.database;
+    config.server.admin_listen = options.identity_admin;
+    let edge = config
+        .api_resources
+        .iter()
+        .find_map(|r| Some((r.name.clone(), r.secret.clone()?)))
+        .context("the gateway introspects as an API resource: the configuration needs an [[api_resources]] entry with a plain `secret`")?;
     let store = crate::serve::open_store(&config).await?;
     let host = start(config, store, Arc::new(SystemClock), admin, false).await?;
     let identity_url = host.state.identity.public_url.clone();
     let upstream = options
         .upstream
         .unwrap_or_else(|| format!("http://{}", host.addr));
-    let plugin = plugin_config(&host.state.identity.issuer, options.jwks_cooldown_s);
+    let plugin = plugin_config(
+        &host.state.identity.issuer,
+        options.jwks_cooldown_s,
+        (&edge.0, &edge.1),
+    );
     let gateway = server::start(GatewayConfig {
         filter,
         plugin_config: plugin.to_string().into_bytes(),

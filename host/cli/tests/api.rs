@@ -32,25 +32,26 @@ async fn sessions_licenses_and_the_odata_api() {
     let clock = Arc::new(ManualClock::at(NOW));
     let host = net::start_host(dir.path(), config, clock.clone()).await;
     let base = host.state.identity.public_url.clone();
+    let operator = host.admin_url();
     let customers = format!("{base}/api/domain/odata/Crm_Customers");
 
     // Issuing a token opens no session; the first call does.
     let service = net::service_token(&base, "read update").await;
     assert_eq!(
-        net::sessions_table(&base).await["used"],
+        net::sessions_table(&operator).await["used"],
         0,
         "issuance opens nothing"
     );
     let (status, body) = bearer(&customers, "GET", &service).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["value"].as_array().unwrap().len(), 3);
-    let t = net::sessions_table(&base).await;
+    let t = net::sessions_table(&operator).await;
     assert_eq!(t["used"], 1);
     assert_eq!(t["sessions"][0]["origin"], "service");
     let first_id = t["sessions"][0]["id"].as_str().unwrap().to_owned();
     bearer(&customers, "GET", &service).await;
     assert_eq!(
-        net::sessions_table(&base).await["used"],
+        net::sessions_table(&operator).await["used"],
         1,
         "the same token keeps its session"
     );
@@ -105,10 +106,10 @@ async fn sessions_licenses_and_the_odata_api() {
         (403, Some("insufficient_scope"))
     );
     // That call was refused before any session: still one session open.
-    assert_eq!(net::sessions_table(&base).await["used"], 1);
+    assert_eq!(net::sessions_table(&operator).await["used"], 1);
 
     // A PAT takes the second shared slot; a third identity finds the table full.
-    let pat = net::mint_pat(&base, "admin").await;
+    let pat = net::mint_pat(&operator, "admin").await;
     assert_eq!(
         send(&customers, "GET", &[("x-api-key", pat.as_bytes())])
             .await
@@ -120,7 +121,7 @@ async fn sessions_licenses_and_the_odata_api() {
     assert_eq!(full["code"], "MaximumLicenseCountExceeded");
     // A reserved account still gets in.
     let admin_pat = net::mint(
-        &base,
+        &operator,
         "admin",
         json!({"client_id":"demo.reports","kind":"pat","user":"admin","scope":"read","expires_in_days":1}),
     )
@@ -131,13 +132,13 @@ async fn sessions_licenses_and_the_odata_api() {
             .0,
         200
     );
-    assert_eq!(net::sessions_table(&base).await["used"], 3);
+    assert_eq!(net::sessions_table(&operator).await["used"], 3);
 
     // Sliding timeout: 20 idle minutes close a session; the still-valid
     // token reopens one (a new session) when a slot is free.
     clock.advance(20 * 60);
     assert_eq!(
-        net::sessions_table(&base).await["used"],
+        net::sessions_table(&operator).await["used"],
         0,
         "all idle for 20 minutes"
     );
@@ -148,7 +149,7 @@ async fn sessions_licenses_and_the_odata_api() {
     );
     let (status, _) = bearer(&customers, "GET", &service).await;
     assert_eq!(status, 200);
-    let t = net::sessions_table(&base).await;
+    let t = net::sessions_table(&operator).await;
     assert!(
         t["sessions"]
             .as_array()
@@ -159,18 +160,18 @@ async fn sessions_licenses_and_the_odata_api() {
 
     // Absolute lifetime: a SAT's session closes after an hour however busy.
     let sat = net::mint(
-        &base,
+        &operator,
         "admin",
         json!({"client_id":"demo.reports","kind":"sat","scope":"read","expires_in_days":2}),
     )
     .await;
     // Free the shared slots first.
-    for s in net::sessions_table(&base).await["sessions"]
+    for s in net::sessions_table(&operator).await["sessions"]
         .as_array()
         .unwrap()
     {
         let path = format!("/admin/sessions/{}", s["id"].as_str().unwrap());
-        net::admin_call(&base, "admin", "DELETE", &path, None).await;
+        net::admin_call(&operator, "admin", "DELETE", &path, None).await;
     }
     assert_eq!(
         send(&customers, "GET", &[("x-api-key", sat.as_bytes())])
@@ -178,7 +179,7 @@ async fn sessions_licenses_and_the_odata_api() {
             .0,
         200
     );
-    let sat_session = net::sessions_table(&base).await["sessions"][0]["id"]
+    let sat_session = net::sessions_table(&operator).await["sessions"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -191,7 +192,7 @@ async fn sessions_licenses_and_the_odata_api() {
             200
         );
     }
-    let t = net::sessions_table(&base).await;
+    let t = net::sessions_table(&operator).await;
     assert_eq!(t["used"], 1);
     assert_ne!(
         t["sessions"][0]["id"],
@@ -229,12 +230,13 @@ async fn user_sessions_follow_sid_refresh_and_endsession() {
     let dir = tempfile::tempdir().unwrap();
     let host = net::start_demo_host(dir.path()).await;
     let base = host.state.identity.public_url.clone();
+    let operator = host.admin_url();
     let customers = format!("{base}/api/domain/odata/Crm_Customers");
     let b = browser();
     let (access, refresh) = user_tokens(&base, &b, "openid read offline_access").await;
-    assert_eq!(net::sessions_table(&base).await["used"], 0);
+    assert_eq!(net::sessions_table(&operator).await["used"], 0);
     assert_eq!(bearer(&customers, "GET", &access).await.0, 200);
-    let t = net::sessions_table(&base).await;
+    let t = net::sessions_table(&operator).await;
     assert_eq!(
         (t["used"].as_u64(), t["sessions"][0]["origin"].as_str()),
         (Some(1), Some("user"))
@@ -253,7 +255,7 @@ async fn user_sessions_follow_sid_refresh_and_endsession() {
     .await;
     let newer = refreshed["access_token"].as_str().unwrap();
     assert_eq!(bearer(&customers, "GET", newer).await.0, 200);
-    let t = net::sessions_table(&base).await;
+    let t = net::sessions_table(&operator).await;
     assert_eq!(
         (t["used"].as_u64(), &t["sessions"][0]["id"]),
         (Some(1), &session)
@@ -270,7 +272,7 @@ async fn user_sessions_follow_sid_refresh_and_endsession() {
     let page = page.text().await.unwrap();
     assert!(page.contains("Sign out of ERP.net?"), "{page}");
     assert_eq!(
-        net::sessions_table(&base).await["used"],
+        net::sessions_table(&operator).await["used"],
         1,
         "still signed in"
     );
@@ -281,7 +283,7 @@ async fn user_sessions_follow_sid_refresh_and_endsession() {
         .unwrap();
     assert_eq!(forged.status(), 200);
     assert_eq!(
-        net::sessions_table(&base).await["used"],
+        net::sessions_table(&operator).await["used"],
         1,
         "a wrong csrf is no confirmation"
     );
@@ -296,7 +298,7 @@ async fn user_sessions_follow_sid_refresh_and_endsession() {
         .unwrap();
     assert_eq!(out.status(), 200);
     assert!(out.text().await.unwrap().contains("You are signed out"));
-    assert_eq!(net::sessions_table(&base).await["used"], 0);
+    assert_eq!(net::sessions_table(&operator).await["used"], 0);
     // Tokens of the ended session are no longer active anywhere the host
     // answers (before, introspection and userinfo still took them).
     assert_eq!(net::introspect(&base, &access).await["active"], false);
@@ -310,6 +312,7 @@ async fn legacy_basic_and_erplogin() {
     let dir = tempfile::tempdir().unwrap();
     let host = net::start_demo_host(dir.path()).await;
     let base = host.state.identity.public_url.clone();
+    let operator = host.admin_url();
     let customers = format!("{base}/api/domain/odata/Crm_Customers");
     let basic = |user: &str, pass: &str| {
         use base64::Engine as _;
@@ -384,7 +387,7 @@ async fn legacy_basic_and_erplogin() {
         200
     );
     assert_eq!(
-        net::sessions_table(&base).await["used"],
+        net::sessions_table(&operator).await["used"],
         1,
         "one Basic session for alice on demo.bi"
     );
@@ -438,7 +441,7 @@ async fn legacy_basic_and_erplogin() {
         "since v27.1 logout keeps the session"
     );
     assert_eq!(
-        net::sessions_table(&base).await["used"],
+        net::sessions_table(&operator).await["used"],
         2,
         "Basic and ErpLogin each hold a slot"
     );
@@ -468,7 +471,7 @@ async fn legacy_basic_and_erplogin() {
         let mut v = vec![
             "sessions".to_owned(),
             "--url".into(),
-            base.clone(),
+            operator.clone(),
             "--admin-token".into(),
             "admin".into(),
         ];
@@ -491,7 +494,7 @@ async fn legacy_basic_and_erplogin() {
             .unwrap()
             .contains("session ended")
     );
-    assert_eq!(net::sessions_table(&base).await["used"], 1);
+    assert_eq!(net::sessions_table(&operator).await["used"], 1);
     assert_eq!(
         send(&customers, "GET", &[("authorization", erp.as_bytes())])
             .await

@@ -76,11 +76,16 @@ impl Reply {
 }
 
 impl Host {
+    /// Sends to the listener that serves the path: the admin API and the
+    /// metrics to the operator's, everything else to the public one.
     pub async fn send(&self, req: Request<Body>) -> Reply {
-        let response = erpgate_cli::app(self.state.clone())
-            .oneshot(req)
-            .await
-            .unwrap();
+        let path = req.uri().path();
+        let app = if path.starts_with("/admin/") || path == "/metrics" {
+            erpgate_cli::admin_app(self.state.clone())
+        } else {
+            erpgate_cli::app(self.state.clone())
+        };
+        let response = app.oneshot(req).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let body = response

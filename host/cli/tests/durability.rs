@@ -14,13 +14,17 @@ use net::{introspect, mint_pat, service_token};
 
 mod net;
 
-const ADMIN: &str = "durability-admin";
+const ADMIN: &str = "durability-admin-credential-0123456789";
 
-fn start(data: &std::path::Path) -> (Child, String) {
+/// A demo host on free loopback ports: (process, public base, admin base).
+fn start(data: &std::path::Path) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_erpgate"))
         .args([
+            "--demo",
             "serve",
             "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
             "127.0.0.1:0",
             "--public-url",
             "https://durability.test",
@@ -37,6 +41,21 @@ fn start(data: &std::path::Path) -> (Child, String) {
     let mut reader = BufReader::new(stdout);
     let mut first = String::new();
     reader.read_line(&mut first).unwrap();
+    // "  metrics       http://127.0.0.1:PORT/metrics": the admin listener.
+    let mut operator = String::new();
+    while !operator.starts_with("  metrics") {
+        operator.clear();
+        assert!(
+            reader.read_line(&mut operator).unwrap() > 0,
+            "no metrics line"
+        );
+    }
+    let operator = operator
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/metrics")
+        .to_owned();
     // Keep draining the banner: a closed pipe would kill the host on its
     // next line of output.
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
@@ -50,21 +69,21 @@ fn start(data: &std::path::Path) -> (Child, String) {
         .to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "banner: {first}");
     let base = format!("http://{addr}");
-    (child, base)
+    (child, base, operator)
 }
 
 #[tokio::test]
 async fn tokens_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = start(dir.path());
-    let pat = mint_pat(&base, ADMIN).await;
+    let (mut child, base, operator) = start(dir.path());
+    let pat = mint_pat(&operator, ADMIN).await;
     let jwt = service_token(&base, "read").await;
     assert_eq!(introspect(&base, &pat).await["active"], true);
     // SIGKILL: no shutdown hook runs.
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let (mut child, base) = start(dir.path());
+    let (mut child, base, _) = start(dir.path());
     assert_eq!(
         introspect(&base, &pat).await["active"],
         true,
@@ -86,17 +105,22 @@ async fn tokens_survive_kill_9() {
 async fn every_token_a_client_received_survives_kill_9_under_load() {
     use std::sync::{Arc, Mutex};
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = start(dir.path());
+    let (mut child, base, operator) = start(dir.path());
     let received: Arc<Mutex<Vec<String>>> = Arc::default();
     let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let clients: Vec<_> = (0..8)
         .map(|i| {
-            let (base, received, failed) = (base.clone(), received.clone(), failed.clone());
+            let (base, operator, received, failed) = (
+                base.clone(),
+                operator.clone(),
+                received.clone(),
+                failed.clone(),
+            );
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 loop {
                     let request = if i % 2 == 0 {
-                        http.post(format!("{base}/admin/reference-tokens"))
+                        http.post(format!("{operator}/admin/reference-tokens"))
                             .bearer_auth(ADMIN)
                             .json(&serde_json::json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}))
                     } else {
@@ -128,7 +152,7 @@ async fn every_token_a_client_received_survives_kill_9_under_load() {
     let tokens = received.lock().unwrap().clone();
     assert!(tokens.len() > 20, "the load ran: {} tokens", tokens.len());
 
-    let (mut child, base) = start(dir.path());
+    let (mut child, base, _) = start(dir.path());
     let mut inactive = 0;
     for t in &tokens {
         if introspect(&base, t).await["active"] != true {
@@ -154,7 +178,15 @@ async fn every_token_a_client_received_survives_kill_9_under_load() {
 async fn banner_to_a_closed_stdout_does_not_kill_the_host() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_erpgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .args([
+            "--demo",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(dir.path())
         .env("ERPGATE_ADMIN_TOKEN", ADMIN)
         .env("RUST_LOG", "warn")

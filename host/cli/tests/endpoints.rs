@@ -15,6 +15,7 @@ use common::*;
 use erpgate::cache::TokenHash;
 use erpgate_store::Store as _;
 use serde_json::json;
+use tower::ServiceExt as _;
 
 #[tokio::test]
 async fn discovery_lists_what_is_served() {
@@ -748,6 +749,42 @@ async fn reference_token_policy_is_enforced() {
             .await
             .status,
         StatusCode::BAD_REQUEST
+    );
+}
+
+/// The admin API and the metrics shared the public listener: anyone who
+/// reached the host could try the admin credential and read the metrics.
+/// They are on the operator's listener only.
+#[tokio::test]
+async fn the_public_listener_serves_no_admin_api_and_no_metrics() {
+    let h = host().await;
+    for (method, path) in [
+        ("GET", "/admin/reference-tokens"),
+        ("POST", "/admin/reference-tokens"),
+        ("DELETE", "/admin/reference-tokens/x"),
+        ("POST", "/admin/keys/rotate"),
+        ("GET", "/admin/sessions"),
+        ("DELETE", "/admin/sessions/x"),
+        ("GET", "/metrics"),
+    ] {
+        let response = erpgate_cli::app(h.state.clone())
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(header::AUTHORIZATION, "Bearer admin")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    let served = h.admin("GET", "/admin/reference-tokens", None).await;
+    assert_eq!(
+        served.status,
+        StatusCode::OK,
+        "the operator's listener serves it"
     );
 }
 

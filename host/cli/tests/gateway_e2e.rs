@@ -30,12 +30,12 @@ async fn the_stack_through_the_gateway() {
     let (echo, _echo_task) = net::echo_upstream().await;
     let options = StackOptions {
         identity: any,
+        identity_admin: any,
         gateway: any,
         upstream: Some(format!("http://{echo}")),
         admin: any,
         filter: filter_path(),
-        data: dir.path().to_owned(),
-        database: None,
+        config: net::demo_in(dir.path()),
         jwks_cooldown_s: 1,
     };
     let stack = up(options, "admin").await.unwrap();
@@ -76,7 +76,7 @@ async fn the_stack_through_the_gateway() {
     );
 
     // A PAT: introspected once, then served from the cache.
-    let token = pat_for(&identity, "admin").await;
+    let token = pat_for(&stack.host.admin_url(), "admin").await;
     let before = introspections(&stack.host.state);
     for _ in 0..3 {
         let (status, seen) = send(&api, "GET", &[("x-api-key", token.as_bytes())]).await;
@@ -94,7 +94,7 @@ async fn the_stack_through_the_gateway() {
 
     // Many concurrent streams with a fresh PAT: one call per VM at most
     // (single flight), every stream allowed.
-    let burst = pat_for(&identity, "admin").await;
+    let burst = pat_for(&stack.host.admin_url(), "admin").await;
     let before = introspections(&stack.host.state);
     let requests = (0..16).map(|_| {
         let (api, burst) = (api.clone(), burst.clone());
@@ -209,7 +209,7 @@ async fn the_stack_through_the_gateway() {
     );
 
     // Introspection host down: 503, nothing allowed.
-    let fresh = pat_for(&identity, "admin").await;
+    let fresh = pat_for(&stack.host.admin_url(), "admin").await;
     let gateway = stack.gateway;
     let host = stack.host;
     host.stop().await;
@@ -230,12 +230,12 @@ async fn the_readme_curl_lines_reach_the_emulated_api() {
     let stack = up(
         StackOptions {
             identity: any,
+            identity_admin: any,
             gateway: any,
             upstream: None,
             admin: any,
             filter: filter_path(),
-            data: dir.path().to_owned(),
-            database: None,
+            config: net::demo_in(dir.path()),
             jwks_cooldown_s: 1,
         },
         "admin",
@@ -258,7 +258,10 @@ async fn the_readme_curl_lines_reach_the_emulated_api() {
         (403, Some("insufficient_scope"))
     );
     // The API opened a session for the call the gateway let through.
-    assert_eq!(net::sessions_table(&identity).await["used"], 1);
+    assert_eq!(
+        net::sessions_table(&stack.host.admin_url()).await["used"],
+        1
+    );
     stack.stop().await;
 }
 

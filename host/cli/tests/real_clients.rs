@@ -125,6 +125,7 @@ fn subject(d: &Decision) -> Option<String> {
 
 fn cli(data: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_erpgate"))
+        .arg("--demo")
         .arg("--data")
         .arg(data)
         .args(args)
@@ -315,6 +316,7 @@ async fn real_clients_end_to_end() {
 fn the_cli_gives_service_access_to_confidential_apps_only() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_erpgate"))
+        .arg("--demo")
         .arg("--data")
         .arg(dir.path())
         .args([

@@ -166,7 +166,7 @@ async fn a_pat_revoked_at_one_replica_is_inactive_at_the_other_at_once() {
     };
     let pat_request = json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1});
     let (_, issued) = admin_call(
-        &base_a,
+        &a.admin_url(),
         "admin",
         "POST",
         "/admin/reference-tokens",
@@ -191,7 +191,7 @@ async fn a_pat_revoked_at_one_replica_is_inactive_at_the_other_at_once() {
     let before = feed(base_b.clone()).await;
 
     let path = format!("/admin/reference-tokens/{id}");
-    let (status, _) = admin_call(&base_a, "admin", "DELETE", &path, None).await;
+    let (status, _) = admin_call(&a.admin_url(), "admin", "DELETE", &path, None).await;
     assert!((200..300).contains(&status), "{status}");
     assert_eq!(
         net::introspect(&base_b, pat).await,
@@ -241,8 +241,8 @@ async fn the_license_count_holds_across_replicas_under_concurrent_first_use() {
         }
     }
     assert_eq!(opened, 3, "three shared slots across both replicas");
-    for base in [&base_a, &base_b] {
-        let table = sessions_table(base).await;
+    for replica in [&a, &b] {
+        let table = sessions_table(&replica.admin_url()).await;
         assert_eq!(table["used"], 3, "{table}");
     }
     a.stop().await;
@@ -255,7 +255,8 @@ async fn a_key_rotated_at_one_replica_verifies_at_the_other() {
         return;
     };
     let before = service_token(&base_a, "read").await;
-    let (_, rotated) = admin_call(&base_a, "admin", "POST", "/admin/keys/rotate", None).await;
+    let (_, rotated) =
+        admin_call(&a.admin_url(), "admin", "POST", "/admin/keys/rotate", None).await;
     let kid = rotated["kid"].as_str().unwrap().to_owned();
     assert_ne!(kid, kid_of(&before));
     let started = Instant::now();

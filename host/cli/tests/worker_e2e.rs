@@ -144,7 +144,7 @@ async fn worker_in_workerd_in_front_of_the_api() {
     );
 
     // A PAT: introspected once, then served from the isolate's cache.
-    let pat = mint_pat(&identity, "admin").await;
+    let pat = mint_pat(&host.admin_url(), "admin").await;
     let before = introspections(&host.state);
     let (status, echoed) = call(&addr, "GET", &[("x-api-key", &pat)]).await;
     assert_eq!(
@@ -177,7 +177,7 @@ async fn worker_in_workerd_in_front_of_the_api() {
     assert!(revoked_at.elapsed() < Duration::from_secs(1));
 
     // Identity host down: a token that needs introspection gets 503, never an allow.
-    let fresh = mint_pat(&identity, "admin").await;
+    let fresh = mint_pat(&host.admin_url(), "admin").await;
     host.stop().await;
     let (status, body) = call(&addr, "GET", &[("x-api-key", &fresh)]).await;
     assert_eq!(

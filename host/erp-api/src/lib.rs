@@ -25,7 +25,7 @@ use axum::middleware;
 use axum::routing::{any, delete, get, post};
 
 /// The emulated ERP API's routes, every one behind the core engine's
-/// decision, and the license table's admin API.
+/// decision.
 pub fn router(api: ErpApi) -> Router {
     let decided = Router::new()
         .route("/api/domain/odata/", get(odata::service))
@@ -37,9 +37,13 @@ pub fn router(api: ErpApi) -> Router {
             api.clone(),
             decide::authenticate,
         ));
+    decided.with_state(api)
+}
+
+/// The license table's admin API, served on the operator's listener.
+pub fn admin_router(api: ErpApi) -> Router {
     Router::new()
         .route("/admin/sessions", get(handlers::admin_sessions))
         .route("/admin/sessions/{id}", delete(handlers::admin_end_session))
-        .merge(decided)
         .with_state(api)
 }

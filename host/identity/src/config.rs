@@ -37,6 +37,10 @@ pub struct ServerConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The operator's listener: the admin API (`/admin/…`) and `/metrics`,
+    /// never served on `listen`. Loopback by default.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
     /// The URL clients use to reach the host; the issuer is `{public_url}/id`.
     /// Default: `http://{listen}`.
     #[serde(default)]
@@ -67,6 +71,9 @@ pub enum LogFormat {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8700))
 }
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8701))
+}
 fn default_data_dir() -> PathBuf {
     PathBuf::from("erpgate-data")
 }
@@ -75,6 +82,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            admin_listen: default_admin_listen(),
             public_url: None,
             data_dir: default_data_dir(),
             database: None,

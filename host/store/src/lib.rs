@@ -65,6 +65,10 @@ pub trait Store: Send + Sync {
     async fn set_app_enabled(&self, client_id: &str, enabled: bool) -> StoreResult<bool>;
     /// Replaces `ApplicationSecretHash`; false when the app does not exist.
     async fn set_app_secret_hash(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool>;
+    /// Replaces every field of an existing app but `created_at`; false when
+    /// it does not exist. When the app ends up disabled, its refresh tokens
+    /// die in the same transaction, as with [`Store::set_app_enabled`].
+    async fn update_app(&self, app: &TrustedApp) -> StoreResult<bool>;
 
     /// One user by login.
     async fn user(&self, login: &str) -> StoreResult<Option<User>>;
@@ -72,6 +76,9 @@ pub trait Store: Send + Sync {
     async fn users(&self) -> StoreResult<Vec<User>>;
     /// Adds a user; `Conflict` if the login exists.
     async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    /// Replaces a user's name, email, type, administrator flag and locale;
+    /// the subject id and the password stay. False when the user does not exist.
+    async fn update_user_profile(&self, user: &User) -> StoreResult<bool>;
 
     /// Every signing key, newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;

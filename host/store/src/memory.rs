@@ -130,6 +130,32 @@ impl Store for MemoryStore {
     async fn users(&self) -> StoreResult<Vec<User>> {
         Ok(self.lock()?.users.values().cloned().collect())
     }
+    async fn update_app(&self, app: &TrustedApp) -> StoreResult<bool> {
+        let mut inner = self.lock()?;
+        let Some(stored) = inner.apps.get_mut(&app.client_id) else {
+            return Ok(false);
+        };
+        *stored = TrustedApp {
+            created_at: stored.created_at,
+            ..app.clone()
+        };
+        if !app.enabled {
+            inner.kill_refresh(|t| t.basis.client_id == app.client_id);
+        }
+        Ok(true)
+    }
+    async fn update_user_profile(&self, user: &User) -> StoreResult<bool> {
+        let mut inner = self.lock()?;
+        let Some(stored) = inner.users.get_mut(&user.login) else {
+            return Ok(false);
+        };
+        stored.name.clone_from(&user.name);
+        stored.email.clone_from(&user.email);
+        stored.user_type.clone_from(&user.user_type);
+        stored.is_admin = user.is_admin;
+        stored.locale.clone_from(&user.locale);
+        Ok(true)
+    }
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
         let mut inner = self.lock()?;
         if inner.users.contains_key(&user.login) {

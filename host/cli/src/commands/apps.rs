@@ -76,8 +76,9 @@ pub enum AppsCommand {
 }
 
 /// Lists, adds, enables, disables trusted applications or rotates their secret.
-pub async fn run(cmd: AppsCommand, config: Config) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+/// `demo`: whether `config` is the built-in demo instance.
+pub async fn run(cmd: AppsCommand, config: Config, demo: bool) -> anyhow::Result<()> {
+    let store = open_store(&config, demo).await?;
     match cmd {
         AppsCommand::List => {
             for a in store.apps().await? {

@@ -13,9 +13,10 @@ pub enum KeysCommand {
 }
 
 /// Rotates the signing keys in the store.
-pub async fn run(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
+/// `demo`: whether `config` is the built-in demo instance.
+pub async fn run(cmd: KeysCommand, config: Config, demo: bool) -> anyhow::Result<()> {
     let KeysCommand::Rotate = cmd;
-    let store = open_store(&config).await?;
+    let store = open_store(&config, demo).await?;
     let now = SystemClock.now();
     erpgate_identity::keys::KeyRing::load_or_init(store.as_ref(), now).await?;
     // Old keys stay published for one access-token lifetime plus the edge's leeway.

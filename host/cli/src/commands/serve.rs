@@ -5,7 +5,6 @@ use std::sync::Arc;
 use clap::Args;
 use erpgate_identity::clock::SystemClock;
 use erpgate_identity::config::{Config, LogFormat};
-use erpgate_store::secrets::random_hex;
 
 use super::support::*;
 
@@ -15,6 +14,10 @@ pub struct ServeArgs {
     /// Listen address (overrides `server.listen`), e.g. 127.0.0.1:8700.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    /// The operator's listener for the admin API and `/metrics` (overrides
+    /// `server.admin_listen`), e.g. 127.0.0.1:8701.
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// Log format (overrides `server.log_format`).
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -27,6 +30,7 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs, mut config: Config, demo: bool) -> anyhow::Result<()> {
     let ServeArgs {
         listen,
+        admin_listen,
         log_format,
         public_url,
     } = args;
@@ -34,27 +38,45 @@ pub async fn run(args: ServeArgs, mut config: Config, demo: bool) -> anyhow::Res
     if let Some(addr) = listen {
         config.server.listen = addr;
     }
+    if let Some(addr) = admin_listen {
+        config.server.admin_listen = addr;
+    }
     if let Some(url) = public_url {
         config.server.public_url = Some(url);
         config.validate_public()?;
     }
-    let store = open_store(&config).await?;
-    let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
-    let running =
-        erpgate_cli::start(config.clone(), store, Arc::new(SystemClock), &admin, true).await?;
+    demo_on_loopback(demo, "--listen", config.server.listen)?;
+    demo_on_loopback(demo, "--admin-listen", config.server.admin_listen)?;
+    let admin = admin_credential(&config, demo)?;
+    let store = open_store(&config, demo).await?;
+    let running = erpgate_cli::start(
+        config.clone(),
+        store,
+        Arc::new(SystemClock),
+        admin.value(),
+        true,
+    )
+    .await?;
     banner(
         &config,
         demo,
         &running.state.identity.public_url,
-        running.addr,
+        (running.addr, running.admin_addr),
         &admin,
     );
     running.wait().await;
     Ok(())
 }
 
-fn banner(config: &Config, demo: bool, base: &str, listening: std::net::SocketAddr, admin: &str) {
+fn banner(
+    config: &Config,
+    demo: bool,
+    base: &str,
+    (listening, operator): (std::net::SocketAddr, std::net::SocketAddr),
+    admin: &AdminCredential,
+) {
     let iss = format!("{base}/id");
+    let admin_base = format!("http://{operator}");
     say!("erpgate identity host on {base} (listening on {listening})");
     say!("  issuer        {iss}");
     say!("  discovery     {iss}/.well-known/openid-configuration");
@@ -62,11 +84,11 @@ fn banner(config: &Config, demo: bool, base: &str, listening: std::net::SocketAd
     say!("  token         {iss}/connect/token");
     say!("  introspect    {iss}/connect/introspect");
     say!("  feed          {iss}/connect/revocation/feed");
-    say!("  metrics       {base}/metrics");
+    say!("  metrics       {admin_base}/metrics");
     say!(
-        "  admin api     {base}/admin/reference-tokens (Authorization: Bearer <admin credential>)"
+        "  admin api     {admin_base}/admin/reference-tokens (Authorization: Bearer <admin credential>)"
     );
-    say!("  admin credential: {admin}");
+    say!("  {}", admin.describe());
     say!("trusted applications:");
     for app in &config.apps {
         let secret = match (&app.secret, demo) {
@@ -98,7 +120,8 @@ fn banner(config: &Config, demo: bool, base: &str, listening: std::net::SocketAd
             "  curl -s -u demo.service:demo-service-secret -d grant_type=client_credentials -d scope=read {iss}/connect/token"
         );
         say!(
-            "  curl -s -H 'Authorization: Bearer {admin}' -H 'content-type: application/json' -d '{{\"client_id\":\"demo.reports\",\"kind\":\"pat\",\"user\":\"alice\",\"scope\":\"read\",\"expires_in_days\":30,\"description\":\"try it\"}}' {base}/admin/reference-tokens"
+            "  curl -s -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d '{{\"client_id\":\"demo.reports\",\"kind\":\"pat\",\"user\":\"alice\",\"scope\":\"read\",\"expires_in_days\":30,\"description\":\"try it\"}}' {admin_base}/admin/reference-tokens",
+            admin.value()
         );
         say!(
             "  curl -s -u erpgate.edge:demo-edge-secret -d token=<token> {iss}/connect/introspect"

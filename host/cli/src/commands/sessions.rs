@@ -19,8 +19,8 @@ pub enum SessionsCommand {
 /// Arguments of `erpgate sessions`.
 #[derive(Args)]
 pub struct SessionsArgs {
-    /// The running host.
-    #[arg(long, default_value = "http://127.0.0.1:8700")]
+    /// The running host's admin listener (`server.admin_listen`).
+    #[arg(long, default_value = "http://127.0.0.1:8701")]
     pub url: String,
     /// The admin credential (default: ERPGATE_ADMIN_TOKEN).
     #[arg(long, env = "ERPGATE_ADMIN_TOKEN")]

@@ -51,8 +51,9 @@ pub enum TokenCommand {
 }
 
 /// Mints, revokes or lists reference tokens in the store.
-pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+/// `demo`: whether `config` is the built-in demo instance.
+pub async fn run(cmd: TokenCommand, config: Config, demo: bool) -> anyhow::Result<()> {
+    let store = open_store(&config, demo).await?;
     let now = SystemClock.now();
     match cmd {
         TokenCommand::Issue {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use erpgate_identity::config::Config;
-use erpgate_store::secrets::random_hex;
 
 use super::support::*;
 
@@ -15,6 +14,9 @@ pub struct UpArgs {
     /// Identity host address.
     #[arg(long, default_value = "127.0.0.1:8700")]
     pub identity: std::net::SocketAddr,
+    /// The identity host's operator listener (admin API, `/metrics`).
+    #[arg(long, default_value = "127.0.0.1:8701")]
+    pub identity_admin: std::net::SocketAddr,
     /// Gateway address (where clients call the API).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub gateway: std::net::SocketAddr,
@@ -31,15 +33,20 @@ pub struct UpArgs {
 }
 
 /// Runs the whole local stack.
-pub async fn run(args: UpArgs, config: Config, _demo: bool) -> anyhow::Result<()> {
+pub async fn run(args: UpArgs, config: Config, demo: bool) -> anyhow::Result<()> {
     let UpArgs {
         identity,
+        identity_admin,
         gateway,
         upstream,
         admin: admin_addr,
         filter,
     } = args;
     init_logs(config.server.log_format);
+    demo_on_loopback(demo, "--identity", identity)?;
+    demo_on_loopback(demo, "--identity-admin", identity_admin)?;
+    demo_on_loopback(demo, "--gateway", gateway)?;
+    demo_on_loopback(demo, "--admin", admin_addr)?;
     let filter = match filter {
         Some(f) => f,
         None => {
@@ -56,18 +63,19 @@ pub async fn run(args: UpArgs, config: Config, _demo: bool) -> anyhow::Result<()
             path
         }
     };
-    let admin = std::env::var("ERPGATE_ADMIN_TOKEN").unwrap_or_else(|_| random_hex(24));
+    let admin = admin_credential(&config, demo)?;
     let options = erpgate_cli::up::StackOptions {
         identity,
+        identity_admin,
         gateway,
         upstream,
         admin: admin_addr,
         filter,
-        data: config.server.data_dir.clone(),
-        database: config.server.database.clone(),
+        config,
         jwks_cooldown_s: 30,
     };
-    let stack = erpgate_cli::up::up(options, &admin).await?;
+    let stack = erpgate_cli::up::up(options, admin.value()).await?;
+    warn_demo_leftovers(stack.host.state.identity.store.as_ref(), demo).await?;
     let id = &stack.host.state.identity.public_url;
     let gw = format!("http://{}", stack.gateway.addr);
     say!("erpgate stack is up");
@@ -79,7 +87,23 @@ pub async fn run(args: UpArgs, config: Config, _demo: bool) -> anyhow::Result<()
     if let Some(a) = stack.gateway.admin {
         say!("  gateway stats  http://{a}/stats/prometheus");
     }
-    say!("  admin credential: {admin}");
+    say!(
+        "  identity admin {}/admin/…, {}/metrics",
+        stack.host.admin_url(),
+        stack.host.admin_url()
+    );
+    say!("  {}", admin.describe());
+    if demo {
+        demo_lines(id, &gw, admin.value(), &stack.host.admin_url());
+    }
+    say!("Ctrl-C stops everything.");
+    tokio::signal::ctrl_c().await?;
+    stack.stop().await;
+    Ok(())
+}
+
+/// The demo's credentials and what to try with them.
+fn demo_lines(id: &str, gw: &str, admin: &str, admin_url: &str) {
     say!(
         "  demo apps: demo.service/demo-service-secret (read update), demo.reports/demo-reports-secret (PATs), erpgate.edge/demo-edge-secret (introspection)"
     );
@@ -94,11 +118,7 @@ pub async fn run(args: UpArgs, config: Config, _demo: bool) -> anyhow::Result<()
         "  curl -s -i -X POST -H \"Authorization: Bearer $TOKEN\" {gw}/api/domain/odata/Crm_Customers # 403 insufficient_scope (read-only token)"
     );
     say!(
-        "  curl -s -H 'Authorization: Bearer {admin}' {id}/admin/sessions                     # the license table"
+        "  curl -s -H 'Authorization: Bearer {admin}' {admin_url}/admin/sessions                     # the license table"
     );
     print_interactive(id);
-    say!("Ctrl-C stops everything.");
-    tokio::signal::ctrl_c().await?;
-    stack.stop().await;
-    Ok(())
 }

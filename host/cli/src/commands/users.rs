@@ -17,8 +17,20 @@ pub enum UsersCommand {
 }
 
 /// Sets a user's password.
-pub async fn run(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
+/// `demo`: whether `config` is the built-in demo instance.
+pub async fn run(cmd: UsersCommand, config: Config, demo: bool) -> anyhow::Result<()> {
     let UsersCommand::SetPassword { login } = cmd;
+    if config
+        .users
+        .iter()
+        .any(|u| u.login == login && u.password.is_some())
+    {
+        // The file is the source of truth for what it declares: a password
+        // set here would be replaced at the next start.
+        anyhow::bail!(
+            "the configuration declares {login}'s password (users.password); change it there, or remove it there to manage it here"
+        );
+    }
     let password = match std::env::var("ERPGATE_PASSWORD") {
         Ok(p) => p,
         Err(_) => {
@@ -32,7 +44,7 @@ pub async fn run(cmd: UsersCommand, config: Config) -> anyhow::Result<()> {
     }
     let hash = erpgate_identity::accounts::hash_password(&password)
         .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
-    let store = open_store(&config).await?;
+    let store = open_store(&config, demo).await?;
     let now = SystemClock.now();
     let event_expires_at = now.saturating_add(config.instance.access_token_lifetime_s);
     if !store

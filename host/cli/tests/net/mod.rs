@@ -47,10 +47,11 @@ pub async fn service_token(identity: &str, scope: &str) -> String {
     cc["access_token"].as_str().unwrap().to_owned()
 }
 
-/// A PAT for alice on demo.reports, through the admin API.
-pub async fn mint_pat(identity: &str, admin: &str) -> String {
+/// A PAT for alice on demo.reports, through the admin API at `operator`
+/// (the host's admin listener).
+pub async fn mint_pat(operator: &str, admin: &str) -> String {
     mint(
-        identity,
+        operator,
         admin,
         json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read","expires_in_days":1}),
     )
@@ -58,9 +59,9 @@ pub async fn mint_pat(identity: &str, admin: &str) -> String {
 }
 
 /// A reference token minted through the admin API.
-pub async fn mint(identity: &str, admin: &str, request: Value) -> String {
+pub async fn mint(operator: &str, admin: &str, request: Value) -> String {
     let (_, issued) = admin_call(
-        identity,
+        operator,
         admin,
         "POST",
         "/admin/reference-tokens",
@@ -73,7 +74,7 @@ pub async fn mint(identity: &str, admin: &str, request: Value) -> String {
         .to_owned()
 }
 
-/// A call to a host's admin API with this credential: (status, JSON body,
+/// A call to a host's admin API (its admin listener, `base`) with this credential: (status, JSON body,
 /// `Null` when there is none).
 pub async fn admin_call(
     base: &str,
@@ -139,6 +140,13 @@ pub fn introspections(state: &erpgate_cli::Host) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// The demo configuration, storing in `dir`.
+pub fn demo_in(dir: &std::path::Path) -> Config {
+    let mut config = Config::demo();
+    config.server.data_dir = dir.to_owned();
+    config
+}
+
 /// The demo host on a free loopback port, storing in `dir`; admin credential `admin`.
 pub async fn start_demo_host(dir: &std::path::Path) -> erpgate_cli::Running {
     start_host(dir, Config::demo(), Arc::new(SystemClock)).await
@@ -151,6 +159,7 @@ pub async fn start_host(
     clock: Arc<dyn erpgate_identity::clock::Clock>,
 ) -> erpgate_cli::Running {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.admin_listen = "127.0.0.1:0".parse().unwrap();
     let store = Arc::new(SqliteStore::open(dir).unwrap());
     erpgate_cli::start(config, store, clock, "admin", false)
         .await
@@ -189,6 +198,7 @@ pub async fn postgres_database() -> Option<String> {
 /// A host replica on PostgreSQL at `url`, on a free loopback port.
 pub async fn start_replica(url: &str, mut config: Config) -> erpgate_cli::Running {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.admin_listen = "127.0.0.1:0".parse().unwrap();
     config.server.database = Some(url.to_owned());
     let store = erpgate_cli::open_store(&config).await.unwrap();
     erpgate_cli::start(config, store, Arc::new(SystemClock), "admin", false)
@@ -358,9 +368,10 @@ pub async fn token_endpoint(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-/// The host's license table (admin credential `admin`).
-pub async fn sessions_table(base: &str) -> Value {
-    admin_call(base, "admin", "GET", "/admin/sessions", None)
+/// The host's license table, from its admin listener `operator` (admin
+/// credential `admin`).
+pub async fn sessions_table(operator: &str) -> Value {
+    admin_call(operator, "admin", "GET", "/admin/sessions", None)
         .await
         .1
 }

@@ -187,4 +187,5 @@ pub(crate) async fn run(store: &dyn Store) {
     records::records(store).await;
     sessions::license(store).await;
     sessions::signin_state(store).await;
+    records::declared(store).await;
 }

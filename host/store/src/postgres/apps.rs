@@ -82,6 +82,43 @@ pub(super) async fn set_app_secret_hash(
     Ok(store.run(sql, &[&client_id, &secret_hash]).await? > 0)
 }
 
+pub(super) async fn update_app(store: &PostgresStore, a: &TrustedApp) -> StoreResult<bool> {
+    let mut c = store.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    let found = exec(
+        &tx,
+        "UPDATE trusted_apps SET name = $2, client_type = $3, secret_hash = $4, redirect_uris = $5, logout_uris = $6, internal_users = $7, community_users = $8, system_user_allowed = $9, system_user = $10, scope = $11, reference_tokens = $12, basic_auth = $13, enabled = $14 WHERE client_id = $1",
+        &[
+            &a.client_id,
+            &a.name,
+            &a.client_type.code(),
+            &a.secret_hash,
+            &a.redirect_uris.join(","),
+            &a.logout_uris.join(","),
+            &a.internal_users_allowed,
+            &a.community_users_allowed,
+            &a.system_user_allowed,
+            &a.system_user,
+            &a.scope.to_string(),
+            &a.reference_tokens.code(),
+            &a.basic_auth_allowed,
+            &a.enabled,
+        ],
+    )
+    .await?
+        > 0;
+    if found && !a.enabled {
+        exec(
+            &tx,
+            "UPDATE refresh_tokens SET dead_at = extract(epoch from now())::bigint WHERE client_id = $1 AND dead_at IS NULL",
+            &[&a.client_id],
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(found)
+}
+
 pub(super) async fn user(store: &PostgresStore, login: &str) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE login = $1");
     store.one(&sql, &[&login], |r| rows::user(r, 0)).await
@@ -110,6 +147,24 @@ pub(super) async fn insert_user(store: &PostgresStore, u: &User) -> StoreResult<
     .await
     .map_err(|e| conflict_or_backend(e, &u.login))?;
     Ok(())
+}
+
+pub(super) async fn update_user_profile(store: &PostgresStore, u: &User) -> StoreResult<bool> {
+    let sql = "UPDATE users SET name = $2, email = $3, user_type = $4, is_admin = $5, locale = $6 WHERE login = $1";
+    let updated = store
+        .run(
+            sql,
+            &[
+                &u.login,
+                &u.name,
+                &u.email,
+                &u.user_type,
+                &u.is_admin,
+                &u.locale,
+            ],
+        )
+        .await?;
+    Ok(updated > 0)
 }
 
 pub(super) async fn signing_keys(store: &PostgresStore) -> StoreResult<Vec<SigningKeyRecord>> {

@@ -60,6 +60,10 @@ impl Store for PostgresStore {
         apps::set_app_secret_hash(self, client_id, secret_hash).await
     }
 
+    async fn update_app(&self, app: &TrustedApp) -> StoreResult<bool> {
+        apps::update_app(self, app).await
+    }
+
     async fn user(&self, login: &str) -> StoreResult<Option<User>> {
         apps::user(self, login).await
     }
@@ -70,6 +74,10 @@ impl Store for PostgresStore {
 
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
         apps::insert_user(self, u).await
+    }
+
+    async fn update_user_profile(&self, u: &User) -> StoreResult<bool> {
+        apps::update_user_profile(self, u).await
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {

@@ -65,6 +65,45 @@ pub(super) async fn insert_app(store: &SqliteStore, app: &TrustedApp) -> StoreRe
     .await
 }
 
+pub(super) async fn update_app(store: &SqliteStore, app: &TrustedApp) -> StoreResult<bool> {
+    let a = app.clone();
+    store.write(move |c| {
+        let tx = c.transaction().map_err(backend)?;
+        let found = tx
+            .execute(
+                "UPDATE trusted_apps SET name = ?2, client_type = ?3, secret_hash = ?4, redirect_uris = ?5, logout_uris = ?6, internal_users = ?7, community_users = ?8, system_user_allowed = ?9, system_user = ?10, scope = ?11, reference_tokens = ?12, basic_auth = ?13, enabled = ?14 WHERE client_id = ?1",
+                params![
+                    a.client_id,
+                    a.name,
+                    a.client_type.code(),
+                    a.secret_hash,
+                    a.redirect_uris.join(","),
+                    a.logout_uris.join(","),
+                    a.internal_users_allowed,
+                    a.community_users_allowed,
+                    a.system_user_allowed,
+                    a.system_user,
+                    a.scope.to_string(),
+                    a.reference_tokens.code(),
+                    a.basic_auth_allowed,
+                    a.enabled
+                ],
+            )
+            .map_err(backend)?
+            > 0;
+        if found && !a.enabled {
+            tx.execute(
+                "UPDATE refresh_tokens SET dead_at = strftime('%s','now') WHERE client_id = ?1 AND dead_at IS NULL",
+                [&a.client_id],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(found)
+    })
+    .await
+}
+
 pub(super) async fn set_app_enabled(
     store: &SqliteStore,
     client_id: &str,
@@ -160,6 +199,21 @@ pub(super) async fn insert_user(store: &SqliteStore, user: &User) -> StoreResult
             )
             .map_err(|e| conflict_or_backend(e, &u.login))?;
             Ok(())
+        })
+        .await
+}
+
+pub(super) async fn update_user_profile(store: &SqliteStore, user: &User) -> StoreResult<bool> {
+    let u = user.clone();
+    store
+        .write(move |c| {
+            let updated = c
+                .execute(
+                    "UPDATE users SET name = ?2, email = ?3, user_type = ?4, is_admin = ?5, locale = ?6 WHERE login = ?1",
+                    params![u.login, u.name, u.email, u.user_type, u.is_admin, u.locale],
+                )
+                .map_err(backend)?;
+            Ok(updated > 0)
         })
         .await
 }

@@ -43,6 +43,10 @@ impl Store for SqliteStore {
         apps::set_app_secret_hash(self, client_id, secret_hash).await
     }
 
+    async fn update_app(&self, app: &TrustedApp) -> StoreResult<bool> {
+        apps::update_app(self, app).await
+    }
+
     async fn user(&self, login: &str) -> StoreResult<Option<User>> {
         apps::user(self, login).await
     }
@@ -53,6 +57,10 @@ impl Store for SqliteStore {
 
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
         apps::insert_user(self, user).await
+    }
+
+    async fn update_user_profile(&self, user: &User) -> StoreResult<bool> {
+        apps::update_user_profile(self, user).await
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
