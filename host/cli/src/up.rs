@@ -99,6 +99,14 @@ pub async fn up(options: StackOptions, admin: &str) -> anyhow::Result<Stack> {
         .iter()
         .find_map(|r| Some((r.name.clone(), r.secret.clone()?)))
         .context("the gateway introspects as an API resource: the configuration needs an [[api_resources]] entry with a plain `secret`")?;
+    if options.upstream.is_none()
+        && config.server.trusted_proxies.is_empty()
+        && options.identity.ip().is_loopback()
+    {
+        // The gateway reaches the API over loopback and appends the client's
+        // address to X-Forwarded-For: the password limits count the client.
+        config.server.trusted_proxies = vec![options.identity.ip().to_string()];
+    }
     let store = crate::serve::open_store(&config).await?;
     let host = start(config, store, Arc::new(SystemClock), admin, false).await?;
     let identity_url = host.state.identity.public_url.clone();

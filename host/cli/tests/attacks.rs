@@ -262,3 +262,204 @@ fn the_configuration_file_is_the_source_of_truth_and_demo_leftovers_are_named() 
         assert!(warnings.contains(named), "{named}: {warnings}");
     }
 }
+
+/// `erpgate serve` for `config` (a file) or the demo (`None`) with a known
+/// admin credential: (process, public base, admin base).
+fn serve(config: Option<&std::path::Path>, data: &std::path::Path) -> (Child, String, String) {
+    let mut command = match config {
+        Some(path) => {
+            let mut c = erpgate(&["serve"]);
+            c.arg("--config").arg(path);
+            c
+        }
+        None => erpgate(&["--demo", "serve"]),
+    };
+    let mut child = command
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(data)
+        .env("ERPGATE_ADMIN_TOKEN", ADMIN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let (mut public, mut operator) = (None, None);
+    while operator.is_none() {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the host did not start"
+        );
+        if public.is_none() {
+            public = line.split_whitespace().nth(4).map(str::to_owned);
+        }
+        if line.starts_with("  metrics") {
+            operator = line
+                .split_whitespace()
+                .nth(1)
+                .map(|u| u.trim_end_matches("/metrics").to_owned());
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    (child, public.unwrap(), operator.unwrap())
+}
+
+const ADMIN: &str = "attacks-admin-credential-0123456789abcdef";
+
+/// Argon2 verifications the host has run, from its metrics.
+async fn verifications(operator: &str) -> u64 {
+    let text = reqwest::get(format!("{operator}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("erpgate_password_verifications_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// Item 10: the counter was checked, Argon2 ran, then the counter moved, so
+/// N parallel guesses got N verifications. Now each guess is counted first:
+/// 50 parallel wrong passwords for one user, over ErpLogin and legacy Basic,
+/// cost at most the configured number of Argon2 runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_wrong_passwords_cost_at_most_the_configured_verifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, operator) = serve(None, dir.path());
+    let before = verifications(&operator).await;
+    let http = reqwest::Client::new();
+    let guesses: Vec<_> = (0..50)
+        .map(|i| {
+            let (http, base) = (http.clone(), base.clone());
+            tokio::spawn(async move {
+                let guess = format!("guess-{i}");
+                let r = if i % 2 == 0 {
+                    http.post(format!("{base}/api/domain/login"))
+                        .json(
+                            &serde_json::json!({"user": "alice", "pass": guess, "app": "demo.bi"}),
+                        )
+                        .send()
+                        .await
+                } else {
+                    http.get(format!("{base}/api/domain/odata/Crm_Customers"))
+                        .header("authorization", basic("demo.bi\\alice", &guess))
+                        .send()
+                        .await
+                };
+                r.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.unwrap());
+    }
+    let ran = verifications(&operator).await - before;
+    let limit = u64::from(erpgate_identity::passwords::PAIR_LIMIT);
+    assert!(ran <= limit, "{ran} Argon2 runs for 50 guesses");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count() as u64,
+        ran,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Peak resident memory of a process, in bytes.
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
+
+/// Item 10: every legacy Basic attempt for an unknown user cost an Argon2
+/// run (19 MiB) with no bound, an unauthenticated way to exhaust memory and
+/// CPU. 1,000 attempts, each from its own client address (behind a trusted
+/// proxy, so no address limit helps), keep the host under 200 MB and every
+/// other endpoint answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_unknown_user_basic_attempts_stay_under_200_mb() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("erpgate.toml");
+    std::fs::write(
+        &config,
+        "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n\n[[apps]]\nclient_id = \"bi\"\nsecret = \"bi-secret-0123456789\"\nbasic_auth = true\ninternal_users = true\nscope = \"read\"\n",
+    )
+    .unwrap();
+    let (mut child, base, operator) = serve(Some(&config), &dir.path().join("data"));
+    let http = reqwest::Client::new();
+    let flood = {
+        let (http, base) = (http.clone(), base.clone());
+        tokio::spawn(async move {
+            // 250 in flight at a time.
+            let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(250));
+            let mut attempts = tokio::task::JoinSet::new();
+            for i in 0..1000u32 {
+                let permit = gate.clone().acquire_owned().await.unwrap();
+                let http = http.clone();
+                let url = format!("{base}/api/domain/odata/Crm_Customers");
+                attempts.spawn(async move {
+                    let status = http
+                        .get(url)
+                        .header("authorization", basic(&format!("bi\\nobody-{i}"), "x"))
+                        .header("x-forwarded-for", format!("10.{}.{}.1", i / 250, i % 250))
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0);
+                    drop(permit);
+                    status
+                });
+            }
+            attempts.join_all().await
+        })
+    };
+    // Meanwhile the other endpoints answer.
+    let mut slowest = std::time::Duration::ZERO;
+    while !flood.is_finished() {
+        let started = std::time::Instant::now();
+        for path in ["/health", "/id/.well-known/openid-configuration"] {
+            let r = http.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+        }
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let statuses = flood.await.unwrap();
+    let peak = peak_memory(child.id());
+    eprintln!(
+        "1,000 unknown-user Basic attempts: peak RSS {} MB, {} refused (401), {} turned away (503), {} Argon2 runs; slowest health and discovery pair {:?}",
+        peak / 1_000_000,
+        statuses.iter().filter(|s| **s == 401).count(),
+        statuses.iter().filter(|s| **s == 503).count(),
+        verifications(&operator).await,
+        slowest
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(peak < 200_000_000, "peak RSS {peak} bytes");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

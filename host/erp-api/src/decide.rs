@@ -209,7 +209,17 @@ pub async fn authenticate(
                     Err(e) => return session_refused(e),
                 }
             }
-            None => match legacy::authenticate(&state, request.headers(), now).await {
+            None => match legacy::authenticate(
+                &state,
+                request.headers(),
+                request
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0),
+                now,
+            )
+            .await
+            {
                 Ok(Some(session)) => ApiCaller::Legacy(session),
                 Ok(None) => ApiCaller::Public,
                 Err(response) => return *response,

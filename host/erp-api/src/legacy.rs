@@ -15,10 +15,12 @@
 //!
 //! Both hold a license slot like any session.
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
@@ -26,7 +28,7 @@ use serde_json::json;
 use super::sessions::{ApiSession, Holder, Origin};
 use crate::errors::{erp_error, session_refused};
 use crate::state::ErpApi;
-use erpgate_identity::PasswordCheck;
+use erpgate_identity::PasswordOutcome;
 use erpgate_identity::accounts::may_use_api;
 use erpgate_store::records::{TrustedApp, User};
 
@@ -42,21 +44,16 @@ fn refused(message: &str) -> Box<Response> {
     Box::new(r)
 }
 
-/// Checks an app, a login and a password the way both legacy schemes do.
+/// Checks an app, a login and a password the way both legacy schemes do,
+/// for the client at `address`.
 async fn check(
     state: &ErpApi,
     client_id: &str,
     login: &str,
     password: &str,
+    address: Option<IpAddr>,
 ) -> Result<(TrustedApp, User), Box<Response>> {
     let now = state.identity.clock.now();
-    if state.identity.login_throttled(login, now).await {
-        return Err(Box::new(erp_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyAttempts",
-            "Too many failed sign-in attempts. Try again later.",
-        )));
-    }
     let app = match state.identity.store.app(client_id).await {
         Ok(Some(app)) => app,
         Ok(None) => {
@@ -81,14 +78,29 @@ async fn check(
     }
     match state
         .identity
-        .check_password(&app.client_id, login, password, now)
+        .check_password(&app.client_id, login, password, address, now)
         .await
     {
-        PasswordCheck::Accepted(user) if may_use_api(&app, &user) => Ok((app, user)),
-        PasswordCheck::Accepted(_) => {
+        PasswordOutcome::Accepted(user) if may_use_api(&app, &user) => Ok((app, user)),
+        PasswordOutcome::Accepted(_) => {
             Err(refused("The user is not allowed to use this application."))
         }
-        PasswordCheck::Refused => Err(refused("The user name or password is incorrect.")),
+        PasswordOutcome::Refused => Err(refused("The user name or password is incorrect.")),
+        PasswordOutcome::Throttled(retry_after) => {
+            let mut r = erp_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyAttempts",
+                "Too many sign-in attempts. Try again later.",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            Err(Box::new(r))
+        }
+        PasswordOutcome::Unavailable => Err(Box::new(erp_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The password could not be checked now. Try again in a moment.",
+        ))),
     }
 }
 
@@ -113,10 +125,12 @@ async fn enter(
         .map_err(|e| Box::new(session_refused(e)))
 }
 
-/// The session behind a legacy credential, if the request carries one.
+/// The session behind a legacy credential, if the request carries one;
+/// `peer` is the connection's address.
 pub async fn authenticate(
     state: &ErpApi,
     headers: &HeaderMap,
+    peer: Option<SocketAddr>,
     now: u64,
 ) -> Result<Option<ApiSession>, Box<Response>> {
     let Some(value) = headers
@@ -160,7 +174,8 @@ pub async fn authenticate(
             }
         },
     };
-    let (app, user) = check(state, &client_id, &login, password).await?;
+    let address = state.identity.passwords.client_address(peer, headers);
+    let (app, user) = check(state, &client_id, &login, password, address).await?;
     let key = format!("basic:{}:{}", app.client_id, user.login);
     enter(state, key, &user, &app, Origin::Basic)
         .await
@@ -182,6 +197,8 @@ pub struct LoginBody {
 /// `POST /api/domain/login`.
 pub async fn login(
     State(state): State<ErpApi>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(body)) = body else {
@@ -191,7 +208,11 @@ pub async fn login(
             "The body must be JSON: {\"user\",\"pass\",\"app\",\"lang\"}.",
         );
     };
-    let (app, user) = match check(&state, &body.app, &body.user, &body.pass).await {
+    let address = state
+        .identity
+        .passwords
+        .client_address(peer.map(|Extension(ConnectInfo(a))| a), &headers);
+    let (app, user) = match check(&state, &body.app, &body.user, &body.pass, address).await {
         Ok(found) => found,
         Err(r) => return *r,
     };

@@ -427,12 +427,16 @@ async fn handle(
     // alone (RFC 9110 7.6.1): removed before the filter decides, so the
     // filter sees what the upstream will, and its own headers survive.
     let nominated = connection_nominated(&parts.headers);
-    let plain: Pairs = parts
+    let mut plain: Pairs = parts
         .headers
         .iter()
-        .filter(|(n, _)| !nominated.iter().any(|x| x == n.as_str()))
+        .filter(|(n, _)| !nominated.iter().any(|x| x == n.as_str()) && n.as_str() != FORWARDED_FOR)
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
+    plain.push((
+        FORWARDED_FOR.to_owned(),
+        forwarded_for(&parts.headers, source).into_bytes(),
+    ));
     let properties = properties(parts.method.as_str(), &path, &authority, &plain, source);
     let mut headers: Pairs = vec![
         (":method".into(), parts.method.as_str().as_bytes().to_vec()),
@@ -495,6 +499,23 @@ async fn handle(
                 .into_response()
         }
     }
+}
+
+/// The header a proxy appends the address it received a request from to.
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// `X-Forwarded-For` with `source` appended, as Envoy does with
+/// `use_remote_address`: what the client sent stays on the left, for an
+/// upstream that trusts this gateway to read past it.
+fn forwarded_for(headers: &axum::http::HeaderMap, source: SocketAddr) -> String {
+    let mut hops: Vec<String> = headers
+        .get_all(FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    hops.push(source.ip().to_string());
+    hops.join(", ")
 }
 
 /// Starts the gateway.

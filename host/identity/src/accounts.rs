@@ -1,19 +1,15 @@
-//! Human accounts: Argon2id password hashes, the failed-login limits, and
+//! Human accounts: who may use which app, Argon2id password hashes, and
 //! the cache that spares legacy Basic, which sends the password on every
 //! call, an Argon2 run per request.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+use argon2::password_hash::PasswordHash;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use erpgate_store::records::{TrustedApp, User};
 use erpgate_store::secrets::random_hex;
-
-/// Failed logins allowed per user name within the window.
-pub const MAX_FAILURES_PER_USER: u32 = 5;
-/// Failed logins allowed per client address within the window.
-pub const MAX_FAILURES_PER_ADDRESS: u32 = 20;
-/// The throttling window.
-pub const FAILURE_WINDOW_S: u64 = 900;
+use subtle::ConstantTimeEq as _;
 
 /// The app's user-type gate (`InternalUsers` / `CommunityUsers`): whether
 /// `user` may hold any credential of `app`. Interactive sign-in asks it.
@@ -34,28 +30,65 @@ pub fn may_use_api(app: &TrustedApp, user: &User) -> bool {
     may_sign_in(app, user) && user.user_type == "InternalUser"
 }
 
-/// The failed-login counter of a user name.
-pub(crate) fn throttle_key(login: &str) -> String {
-    format!("user:{}", login.to_lowercase())
-}
-
-/// Verifies a password against an Argon2id hash off the async threads.
+/// Verifies a password against an Argon2id hash off the async threads, in
+/// memory of its own (startup only: requests go through
+/// [`PasswordGate`](crate::passwords::PasswordGate), which reuses its memory).
 pub(crate) async fn password_ok(hash: Option<String>, password: String) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
     tokio::task::spawn_blocking(move || {
-        // A missing hash still costs one verification, so unknown users and
-        // wrong passwords take the same time.
-        let stored = hash.unwrap_or_else(dummy_password_hash);
-        PasswordHash::new(&stored)
-            .map(|parsed| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
+        verify_in(hash.as_deref(), password.as_bytes(), &mut Vec::new())
     })
     .await
     .unwrap_or(false)
+}
+
+/// Verifies `password` against the stored Argon2 hash using `memory` for
+/// Argon2's blocks (grown when the hash asks for more, never shrunk), so a
+/// verification allocates nothing once `memory` is warm: the allocator
+/// cannot keep a 19 MiB block per thread that ever ran one. A missing hash
+/// still costs one verification, so unknown users and wrong passwords take
+/// the same time.
+pub(crate) fn verify_in(stored: Option<&str>, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let dummy;
+    let stored = match stored {
+        Some(s) => s,
+        None => {
+            dummy = dummy_password_hash();
+            &dummy
+        }
+    };
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let Ok(version) = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let needed = params.block_count();
+    if memory.len() < needed {
+        memory.resize(needed, Block::default());
+    }
+    let Some(blocks) = memory.get_mut(..needed) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, blocks)
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 /// An Argon2id hash of a random password nobody knows, made once.

@@ -55,6 +55,18 @@ pub struct ServerConfig {
     /// `text` or `json`.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the
+    /// client: the failed-password limits count the client, not the proxy.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Argon2 password verifications run at once at most (each takes 19 MiB);
+    /// further checks wait their turn.
+    #[serde(default = "default_password_checks")]
+    pub concurrent_password_checks: usize,
+}
+
+fn default_password_checks() -> usize {
+    2
 }
 
 /// Log output format.
@@ -87,6 +99,8 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             database: None,
             log_format: LogFormat::Text,
+            trusted_proxies: Vec::new(),
+            concurrent_password_checks: default_password_checks(),
         }
     }
 }
@@ -304,6 +318,23 @@ impl Config {
         Ok(())
     }
 
+    /// `server.trusted_proxies` parsed: an address is a block of one.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError {
+                        field: format!("server.trusted_proxies[{i}]"),
+                        message: "must be an IP address or a CIDR block".into(),
+                    })
+            })
+            .collect()
+    }
+
     /// Validates `server.public_url` alone (after a command-line override).
     pub fn validate_public(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.server.public_url
@@ -324,6 +355,13 @@ impl Config {
         };
         self.validate_public()?;
         self.validate_database()?;
+        self.trusted_proxies()?;
+        if !(1..=64).contains(&self.server.concurrent_password_checks) {
+            return Err(err(
+                "server.concurrent_password_checks".into(),
+                "must be between 1 and 64",
+            ));
+        }
         if self.instance.access_token_lifetime_s == 0
             || self.instance.access_token_lifetime_s > 86_400
         {

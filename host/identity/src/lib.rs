@@ -6,7 +6,7 @@
 //! Other crates see it through [`Identity`]: [`router`] serves its HTTP
 //! surface, and the service API (`Identity::introspect`,
 //! `Identity::revocation_feed`, `Identity::check_password`,
-//! `Identity::login_throttled`, `keys.jwks()`, [`admin::guard`]) is what the
+//! `Identity::passwords`, `keys.jwks()`, [`admin::guard`]) is what the
 //! emulated ERP API asks in-process. Nothing here knows the API or the
 //! gateway.
 
@@ -17,13 +17,15 @@ pub mod config;
 pub mod discovery;
 pub mod keys;
 pub mod oauth;
+pub mod passwords;
 pub mod reference_tokens;
 pub mod seed;
 pub mod service;
 pub mod signin;
 
+pub use passwords::PasswordOutcome;
 pub use seed::seed;
-pub use service::{Identity, PasswordCheck};
+pub use service::Identity;
 
 use axum::Router;
 use axum::routing::{delete, get, post};

@@ -4,15 +4,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use erpgate_store::Store;
-use erpgate_store::records::User;
 use erpgate_store::secrets::secret_hash;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sha2::{Digest as _, Sha256};
 
-use crate::accounts::{MAX_FAILURES_PER_USER, VerifiedPasswords, password_ok, throttle_key};
+use crate::accounts::VerifiedPasswords;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::KeyRing;
+use crate::passwords::{PasswordGate, PasswordOutcome};
 use crate::signin::SigninState;
 
 /// The process-wide Prometheus recorder (the `metrics` facade is global).
@@ -66,6 +66,9 @@ pub struct IdentityCore {
     pub signin: SigninState,
     /// Legacy Basic passwords already checked with Argon2 (digests only).
     pub verified_passwords: VerifiedPasswords,
+    /// The door every human password goes through: the guess limits and
+    /// the bound on Argon2 runs.
+    pub passwords: PasswordGate,
 }
 
 impl Identity {
@@ -92,6 +95,12 @@ impl Identity {
             .collect();
         let issuer = format!("{public_url}/id");
         let signin = SigninState::new(store.clone());
+        // Validated when the configuration was read; none trusted otherwise.
+        let passwords = PasswordGate::new(
+            store.clone(),
+            config.server.concurrent_password_checks,
+            config.trusted_proxies().unwrap_or_default(),
+        );
         Self(Arc::new(IdentityCore {
             store,
             issuer,
@@ -105,6 +114,7 @@ impl Identity {
             metrics: metrics_handle(),
             signin,
             verified_passwords: VerifiedPasswords::default(),
+            passwords,
         }))
     }
 
@@ -136,60 +146,46 @@ impl std::ops::Deref for Identity {
     }
 }
 
-/// How a legacy password check (HTTP Basic, ErpLogin) ended.
-#[derive(Debug)]
-pub enum PasswordCheck {
-    /// Unknown user or wrong password (counted as a failure).
-    Refused,
-    /// The password is the user's.
-    Accepted(User),
-}
-
 impl Identity {
-    /// Whether `login` is over its failed-login limit: the legacy schemes
-    /// ask first, before they look at the app.
-    pub async fn login_throttled(&self, login: &str, now: u64) -> bool {
-        self.signin
-            .throttled(&throttle_key(login), MAX_FAILURES_PER_USER, now)
-            .await
-    }
-
     /// Checks `password` for `login` on behalf of the app `client_id`, the
-    /// way both legacy schemes do. Basic sends the password on every call:
-    /// Argon2 runs once per app, user, password and stored hash (a password
-    /// change misses the cache). Failures count toward the throttle.
+    /// way both legacy schemes do, from the client at `address`. Basic sends
+    /// the password on every call: a password that passed Argon2 for this
+    /// app, user and stored hash is remembered (a password change misses),
+    /// and only what is not remembered goes through the limits of
+    /// [`PasswordGate`].
     pub async fn check_password(
         &self,
         client_id: &str,
         login: &str,
         password: &str,
+        address: Option<std::net::IpAddr>,
         now: u64,
-    ) -> PasswordCheck {
-        let key = throttle_key(login);
-        let user = self.store.user(login).await.ok().flatten();
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        let proof = hash.as_deref().map(|stored| {
-            let mut h = Sha256::new();
-            for part in [client_id, login, password, stored] {
-                h.update(part.as_bytes());
-                h.update([0u8]);
-            }
-            <[u8; 32]>::from(h.finalize())
-        });
-        let remembered = proof.is_some_and(|p| self.verified_passwords.contains(&p));
-        if !remembered && !password_ok(hash, password.to_owned()).await {
-            self.signin.fail(&key, now).await;
-            return PasswordCheck::Refused;
+    ) -> PasswordOutcome {
+        let Ok(user) = self.store.user(login).await else {
+            return PasswordOutcome::Unavailable;
+        };
+        let proof = user
+            .as_ref()
+            .and_then(|u| u.password_hash.as_deref())
+            .map(|stored| {
+                let mut h = Sha256::new();
+                for part in [client_id, login, password, stored] {
+                    h.update(part.as_bytes());
+                    h.update([0u8]);
+                }
+                <[u8; 32]>::from(h.finalize())
+            });
+        if let (Some(user), Some(p)) = (user, proof)
+            && self.verified_passwords.contains(&p)
+        {
+            return PasswordOutcome::Accepted(user);
         }
-        if let Some(p) = proof {
+        let outcome = self.passwords.check(login, password, address, now).await;
+        if let (PasswordOutcome::Accepted(user), Some(p)) = (&outcome, proof)
+            && user.password_hash.is_some()
+        {
             self.verified_passwords.insert(p);
         }
-        match user {
-            Some(user) => {
-                self.signin.clear(&key).await;
-                PasswordCheck::Accepted(user)
-            }
-            None => PasswordCheck::Refused,
-        }
+        outcome
     }
 }

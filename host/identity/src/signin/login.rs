@@ -14,11 +14,10 @@ use super::cookies::{
 };
 use super::pages;
 use super::request::{AuthRequest, CODE_LIFETIME_S, Pending, deliver, redirect_error, validate};
-use crate::accounts::{
-    MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USER, may_sign_in, password_ok, throttle_key,
-};
+use crate::accounts::may_sign_in;
 use crate::oauth::form::Form;
 use crate::oauth::grants::{IdBinding, credential_hash, id_token, scopes_for_user};
+use crate::passwords::PasswordOutcome;
 use crate::service::Identity;
 use erpgate_store::records::{AuthCode, Consent, GrantBasis, IdentitySession, User};
 use erpgate_store::secrets::random_hex;
@@ -246,8 +245,9 @@ pub async fn login(
     let now = state.clock.now();
     let username = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("").to_owned();
-    let user_key = throttle_key(&username);
-    let address_key = address.map(|Extension(ConnectInfo(a))| format!("addr:{}", a.ip()));
+    let client = state
+        .passwords
+        .client_address(address.map(|Extension(ConnectInfo(a))| a), &headers);
     let again = |status: StatusCode, message: &str| {
         pages::respond(
             status,
@@ -263,43 +263,37 @@ pub async fn login(
             ),
         )
     };
-    let address_throttled = match &address_key {
-        Some(k) => {
-            state
-                .signin
-                .throttled(k, MAX_FAILURES_PER_ADDRESS, now)
-                .await
-        }
-        None => false,
-    };
-    if address_throttled
-        || state
-            .signin
-            .throttled(&user_key, MAX_FAILURES_PER_USER, now)
-            .await
+    let user = match state
+        .passwords
+        .check(&username, &password, client, now)
+        .await
     {
-        metrics::counter!("erpgate_logins_total", "outcome" => "throttled").increment(1);
-        return again(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed sign-in attempts. Wait a few minutes, then try again.",
-        );
-    }
-    let user = state.store.user(&username).await.ok().flatten();
-    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let verified = password_ok(hash, password).await;
-    let Some(user) = user.filter(|_| verified) else {
-        state.signin.fail(&user_key, now).await;
-        if let Some(k) = &address_key {
-            state.signin.fail(k, now).await;
+        PasswordOutcome::Accepted(user) => user,
+        PasswordOutcome::Refused => {
+            metrics::counter!("erpgate_logins_total", "outcome" => "failed").increment(1);
+            tracing::info!("failed sign-in");
+            return again(
+                StatusCode::UNAUTHORIZED,
+                "The user name or password is incorrect.",
+            );
         }
-        metrics::counter!("erpgate_logins_total", "outcome" => "failed").increment(1);
-        tracing::info!("failed sign-in");
-        return again(
-            StatusCode::UNAUTHORIZED,
-            "The user name or password is incorrect.",
-        );
+        PasswordOutcome::Throttled(retry_after) => {
+            metrics::counter!("erpgate_logins_total", "outcome" => "throttled").increment(1);
+            let mut r = again(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-in attempts. Wait a moment, then try again.",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return r;
+        }
+        PasswordOutcome::Unavailable => {
+            return again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is busy. Try again in a moment.",
+            );
+        }
     };
-    state.signin.clear(&user_key).await;
     metrics::counter!("erpgate_logins_total", "outcome" => "ok").increment(1);
     // Same credentials again (prompt=login) keep the session; another user
     // gets a new one.

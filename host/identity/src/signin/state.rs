@@ -1,16 +1,15 @@
-//! Sign-in state in the store: sign-ins between their pages, failed-login
-//! counters and the SSO cookie key.
+//! Sign-in state in the store: sign-ins between their pages and the SSO
+//! cookie key.
 
 use std::sync::{Arc, RwLock};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::accounts::FAILURE_WINDOW_S;
 use erpgate_store::Store;
 
 /// Sign-in state, kept in the store so that any replica can serve any page
-/// of a sign-in: started sign-ins, failed-login counters and the key that
+/// of a sign-in: started sign-ins and the key that
 /// signs session cookies (made by the first host to start on the store).
 pub struct SigninState {
     store: Arc<dyn Store>,
@@ -99,31 +98,6 @@ impl SigninState {
 
     pub(crate) async fn forget(&self, id: &str) {
         self.take(id, 0).await;
-    }
-
-    /// Whether `key` is over `limit` failures in the current window. A
-    /// store that cannot answer counts as over: fail closed.
-    pub(crate) async fn throttled(&self, key: &str, limit: u32, now: u64) -> bool {
-        self.store
-            .login_failures(key, now)
-            .await
-            .map_or(true, |n| n >= limit)
-    }
-
-    pub(crate) async fn fail(&self, key: &str, now: u64) {
-        if let Err(e) = self
-            .store
-            .add_login_failure(key, now, FAILURE_WINDOW_S)
-            .await
-        {
-            tracing::error!(error = %e, "could not count a failed login");
-        }
-    }
-
-    pub(crate) async fn clear(&self, key: &str) {
-        if let Err(e) = self.store.clear_login_failures(key).await {
-            tracing::error!(error = %e, "could not clear failed logins");
-        }
     }
 
     pub(crate) fn mac(&self, sid: &str) -> Option<Hmac<Sha256>> {
