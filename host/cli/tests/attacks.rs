@@ -463,3 +463,85 @@ async fn a_thousand_unknown_user_basic_attempts_stay_under_200_mb() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Item 12: every `GET /id/account/login` and `/id/connect/authorize` wrote
+/// a pending sign-in row (with `state` and `nonce` of any length), and an
+/// unknown `ErpSession` value wrote an update: anyone could make the host
+/// write, and with SQLite's one writer, wait. With the database's write lock
+/// held elsewhere, what anyone can send still answers at once: the sign-in
+/// before login travels MAC'd in the form, and an unknown session is only
+/// read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_requests_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, _) = serve(None, dir.path());
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let authorize = format!(
+        "{base}/id/connect/authorize?client_id=demo.webapp&redirect_uri=http://localhost:3000/signin-oidc&response_type=code&scope=openid&state=s"
+    );
+    // Another process holds the write lock for the whole test.
+    let lock = rusqlite::Connection::open(dir.path().join("erpgate.sqlite3")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    for url in [format!("{base}/id/account/login"), authorize.clone()] {
+        let r = http.get(&url).send().await.expect("answered at once");
+        assert_eq!(r.status(), 200, "{url}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("name=\"request\""), "{page}");
+    }
+    for value in [
+        "ErpSession 0123456789ABCDEF0123456789ABCDEF",
+        "ErpSession x",
+    ] {
+        let r = http
+            .get(format!("{base}/api/domain/odata/Crm_Customers"))
+            .header("authorization", value)
+            .send()
+            .await
+            .expect("answered at once");
+        assert_eq!(r.status(), 401, "{value}");
+    }
+    // Every parameter the form carries back is bounded.
+    let long = "s".repeat(513);
+    let r = http
+        .get(authorize.replace("state=s", &format!("state={long}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .get(format!("{authorize}&x={}", "y".repeat(5000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    lock.execute_batch("ROLLBACK").unwrap();
+
+    // A sealed sign-in cannot be altered: one changed character is refused.
+    let b = net::browser();
+    let page = net::get_text(&b, &authorize).await;
+    let (request, csrf) = (net::field(&page, "request"), net::field(&page, "csrf"));
+    let tampered = format!("{}{}", &request[..10], request[10..].replacen('A', "B", 1));
+    assert_ne!(tampered, request);
+    for sealed in [tampered.as_str(), request.as_str()] {
+        let r = net::post_form(
+            &b,
+            &format!("{base}/id/account/login"),
+            &[
+                ("request", sealed),
+                ("csrf", &csrf),
+                ("username", "alice"),
+                ("password", "alice-password"),
+            ],
+        )
+        .await;
+        let expected = if sealed == request { 200 } else { 400 };
+        assert_eq!(r.status(), expected, "{sealed}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -105,6 +105,11 @@ impl Sessions {
 
     /// The live session with this id (an `ErpSession` value), touched.
     pub async fn resume(&self, id: &str, now: u64) -> Result<Option<ApiSession>, SessionError> {
+        // Session ids are 32 uppercase hex digits: anything else names no
+        // session, and costs no store call.
+        if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')) {
+            return Ok(None);
+        }
         self.store.resume_api_session(id, now).await.map_err(|e| {
             tracing::warn!(error = %e, "license table unavailable");
             SessionError::Unavailable

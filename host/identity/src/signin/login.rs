@@ -10,10 +10,14 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::cookies::{
-    CSRF_COOKIE, SESSION_COOKIE, cookie, current_session, error_page, set_cookie, with_cookie,
+    CSRF_COOKIE, SESSION_COOKIE, cookie, current_session, error_page, set_cookie, unavailable_page,
+    with_cookie,
 };
 use super::pages;
-use super::request::{AuthRequest, CODE_LIFETIME_S, Pending, deliver, redirect_error, validate};
+use super::request::{
+    AuthRequest, CODE_LIFETIME_S, Pending, REQUEST_LIFETIME_S, deliver, redirect_error, validate,
+};
+use super::state::is_sealed;
 use crate::accounts::may_sign_in;
 use crate::oauth::form::Form;
 use crate::oauth::grants::{IdBinding, credential_hash, id_token, scopes_for_user};
@@ -33,7 +37,6 @@ pub async fn authorize(
         Err(response) => return *response,
     };
     let now = state.clock.now();
-    let id = random_hex(16);
     let pending = Pending {
         request: Some(request.clone()),
         csrf: random_hex(32),
@@ -43,7 +46,7 @@ pub async fn authorize(
     if !request.prompt_login
         && let Some((session, user)) = current_session(&state, &headers).await
     {
-        return after_sign_in(&state, &id, pending, request, &session, &user).await;
+        return after_sign_in(&state, None, pending, request, &session, &user).await;
     }
     if request.prompt_none {
         return redirect_error(
@@ -53,9 +56,9 @@ pub async fn authorize(
             "the user is not signed in",
         );
     }
-    if let Err(r) = pending.remember(&state.signin, &id).await {
-        return *r;
-    }
+    let Some(id) = state.signin.seal(&pending) else {
+        return unavailable_page();
+    };
     let page = pages::login(&request.app_name, &id, &pending.csrf, "", None);
     let csrf_cookie = set_cookie(&state, CSRF_COOKIE, &pending.csrf, "Strict", None);
     with_cookie(pages::respond(StatusCode::OK, page), csrf_cookie)
@@ -68,25 +71,26 @@ const PROFILE_NAME: &str = "your ERP.net profile";
 /// self-service); any user who may sign in at all.
 pub async fn profile_login(State(state): State<Identity>) -> Response {
     let now = state.clock.now();
-    let id = random_hex(16);
     let pending = Pending {
         request: None,
         csrf: random_hex(32),
         created_at: now,
         signed_in: None,
     };
-    if let Err(r) = pending.remember(&state.signin, &id).await {
-        return *r;
-    }
+    let Some(id) = state.signin.seal(&pending) else {
+        return unavailable_page();
+    };
     let page = pages::login(PROFILE_NAME, &id, &pending.csrf, "", None);
     let csrf_cookie = set_cookie(&state, CSRF_COOKIE, &pending.csrf, "Strict", None);
     with_cookie(pages::respond(StatusCode::OK, page), csrf_cookie)
 }
 
 /// After sign-in (or SSO): the user-type gate, then consent, then the code.
+/// `id` is the stored sign-in this continues, if any (consent pages store
+/// theirs: by then someone has authenticated).
 pub(crate) async fn after_sign_in(
     state: &Identity,
-    id: &str,
+    id: Option<&str>,
     mut pending: Pending,
     request: AuthRequest,
     session: &IdentitySession,
@@ -95,7 +99,7 @@ pub(crate) async fn after_sign_in(
     let app = match state.store.app(&request.client_id).await {
         Ok(Some(app)) if app.enabled => app,
         _ => {
-            state.signin.forget(id).await;
+            forget(state, id).await;
             return redirect_error(
                 state,
                 &request,
@@ -105,7 +109,7 @@ pub(crate) async fn after_sign_in(
         }
     };
     if !may_sign_in(&app, user) {
-        state.signin.forget(id).await;
+        forget(state, id).await;
         return redirect_error(
             state,
             &request,
@@ -122,11 +126,11 @@ pub(crate) async fn after_sign_in(
         }
     };
     if consented {
-        state.signin.forget(id).await;
+        forget(state, id).await;
         return issue_code(state, &request, user, session).await;
     }
     if request.prompt_none {
-        state.signin.forget(id).await;
+        forget(state, id).await;
         return redirect_error(
             state,
             &request,
@@ -135,13 +139,21 @@ pub(crate) async fn after_sign_in(
         );
     }
     pending.signed_in = Some((user.login.clone(), session.sid.clone()));
-    if let Err(r) = pending.remember(&state.signin, id).await {
+    forget(state, id).await;
+    let id = random_hex(16);
+    if let Err(r) = pending.remember(&state.signin, &id).await {
         return *r;
     }
     let listed: Vec<&str> = granted.iter().collect();
-    let page = pages::consent(&request.app_name, &user.login, id, &pending.csrf, &listed);
+    let page = pages::consent(&request.app_name, &user.login, &id, &pending.csrf, &listed);
     let csrf_cookie = set_cookie(state, CSRF_COOKIE, &pending.csrf, "Strict", None);
     with_cookie(pages::respond(StatusCode::OK, page), csrf_cookie)
+}
+
+async fn forget(state: &Identity, id: Option<&str>) {
+    if let Some(id) = id {
+        state.signin.forget(id).await;
+    }
 }
 
 /// Stores a code and sends it (with an ID token for `code id_token`).
@@ -202,7 +214,18 @@ pub(crate) async fn pending_for(
 ) -> Result<(String, Pending), Box<Response>> {
     let now = state.clock.now();
     let id = form.get("request").unwrap_or("");
-    let Some(pending) = state.signin.get::<Pending>(id, now).await else {
+    let found = if is_sealed(id) {
+        // Sealed before anyone signed in: never a signed-in step, and only
+        // for as long as a stored one would live.
+        state
+            .signin
+            .open::<Pending>(id)
+            .filter(|p| p.signed_in.is_none())
+            .filter(|p| now < p.created_at.saturating_add(REQUEST_LIFETIME_S))
+    } else {
+        state.signin.get::<Pending>(id, now).await
+    };
+    let Some(pending) = found else {
         return Err(Box::new(error_page(
             StatusCode::BAD_REQUEST,
             "Sign-in expired",
@@ -340,7 +363,7 @@ pub async fn login(
         None,
     );
     let response = match pending.request.clone() {
-        Some(request) => after_sign_in(&state, &id, pending, request, &session, &user).await,
+        Some(request) => after_sign_in(&state, Some(&id), pending, request, &session, &user).await,
         None => {
             state.signin.forget(&id).await;
             let mut r = StatusCode::SEE_OTHER.into_response();

@@ -20,6 +20,11 @@ pub const CODE_LIFETIME_S: u64 = 120;
 /// How long a started sign-in (login and consent pages) stays usable.
 pub const REQUEST_LIFETIME_S: u64 = 600;
 
+/// The longest authorization request query accepted.
+const MAX_QUERY_BYTES: usize = 4096;
+/// The longest `state` or `nonce` accepted.
+const MAX_ECHOED_BYTES: usize = 512;
+
 /// How the response reaches the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Mode {
@@ -150,10 +155,21 @@ pub(crate) async fn validate(state: &Identity, query: &str) -> Result<AuthReques
             detail,
         )))
     };
+    if query.len() > MAX_QUERY_BYTES {
+        return bad("The request is too long.");
+    }
     let params = match Form::parse(query.as_bytes()) {
         Ok(p) => p,
         Err(_) => return bad("The request repeats a parameter or is not valid UTF-8."),
     };
+    // `state` and `nonce` travel in the sign-in form and come back in the
+    // code, the tokens and the redirect: bounded, like every parameter.
+    if ["state", "nonce"]
+        .iter()
+        .any(|name| params.get(name).is_some_and(|v| v.len() > MAX_ECHOED_BYTES))
+    {
+        return bad("state and nonce may have at most 512 characters.");
+    }
     let Some(client_id) = params.get("client_id") else {
         return bad("The request does not name an application (client_id).");
     };

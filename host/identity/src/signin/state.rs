@@ -16,6 +16,12 @@ pub struct SigninState {
     cookie_key: RwLock<[u8; 32]>,
 }
 
+/// Whether a sign-in id is a sealed one ([`SigninState::seal`]); stored
+/// ones are hex.
+pub(crate) fn is_sealed(id: &str) -> bool {
+    id.contains('.')
+}
+
 /// The store's name for the cookie key.
 const COOKIE_KEY_NAME: &str = "sso-cookie-key";
 
@@ -96,8 +102,40 @@ impl SigninState {
         }
     }
 
+    /// Removes a stored sign-in; a sealed one ([`Self::seal`]) was never
+    /// stored, so nothing is written for it.
     pub(crate) async fn forget(&self, id: &str) {
-        self.take(id, 0).await;
+        if !is_sealed(id) {
+            self.take(id, 0).await;
+        }
+    }
+
+    /// A sign-in before anyone has authenticated, carried by the browser in
+    /// the form instead of stored: `{base64url(JSON)}.{HMAC}`. Pages anyone
+    /// can load write nothing.
+    pub(crate) fn seal<T: serde::Serialize>(&self, value: &T) -> Option<String> {
+        use base64::Engine as _;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(value).ok()?);
+        let tag = self
+            .mac(&format!("pending:{payload}"))?
+            .finalize()
+            .into_bytes();
+        Some(format!("{payload}.{}", hex::encode(tag)))
+    }
+
+    /// What [`Self::seal`] sealed, if the MAC holds.
+    pub(crate) fn open<T: serde::de::DeserializeOwned>(&self, sealed: &str) -> Option<T> {
+        use base64::Engine as _;
+        let (payload, tag) = sealed.split_once('.')?;
+        let tag = hex::decode(tag).ok()?;
+        self.mac(&format!("pending:{payload}"))?
+            .verify_slice(&tag)
+            .ok()?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?;
+        serde_json::from_slice(&json).ok()
     }
 
     pub(crate) fn mac(&self, sid: &str) -> Option<Hmac<Sha256>> {

@@ -187,6 +187,21 @@ pub(super) async fn resume_api_session(
     now: u64,
 ) -> StoreResult<Option<ApiSession>> {
     let id = id.to_owned();
+    // Read first: an id that names no live session takes no write lock.
+    let probe = id.clone();
+    let live = store
+        .read(move |c| {
+            one(
+                c,
+                "SELECT id FROM api_sessions WHERE id = ?1 AND expires_at > ?2",
+                params![probe, to_i64(now)],
+                |r| r.get::<_, String>(0).map_err(backend),
+            )
+        })
+        .await?;
+    if live.is_none() {
+        return Ok(None);
+    }
     store.write(move |c| touch(c, "id", &id, now)).await
 }
 
