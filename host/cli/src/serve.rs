@@ -133,6 +133,8 @@ pub fn spawn_background(host: Host) -> tokio::task::JoinHandle<()> {
                 tracing::warn!(error = %e, "reloading signing keys failed");
             }
             if seconds.is_multiple_of(60) {
+                let now = host.identity.clock.now();
+                while host.identity.expire_sessions(now, 500).await == 500 {}
                 loop {
                     match host
                         .identity

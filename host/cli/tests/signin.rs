@@ -859,3 +859,71 @@ async fn another_clients_replay_of_a_code_revokes_nothing() {
     assert_eq!(net::introspect(&base, access).await["active"], false);
     host.stop().await;
 }
+
+/// Identity sessions never expired and were never purged: a stolen SSO
+/// cookie, and the grants and tokens naming its session, lived forever. A
+/// session lives `instance.session_lifetime_s` after its last sign-in; then
+/// the cookie no longer signs in, refresh and introspection say it has
+/// ended, and the background job ends it for the edges with a `sid` event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_sessions_expire_after_their_lifetime() {
+    use erpgate_identity::clock::{Clock as _, ManualClock};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(ManualClock::at(1_800_000_000));
+    let mut config = erpgate_identity::config::Config::demo();
+    config.instance.session_lifetime_s = 3_600;
+    config.instance.access_token_lifetime_s = 7_200;
+    let host = net::start_host(dir.path(), config, clock.clone()).await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let b = browser();
+    let (access, refresh) = net::user_tokens(&base, &b, "openid read offline_access").await;
+    let refresh = refresh.unwrap();
+    let silent = format!(
+        "{issuer}/connect/authorize?client_id=demo.webapp&redirect_uri={REDIRECT}&response_type=code&scope=openid%20read&prompt=none"
+    );
+    let answer = |r: reqwest::Response| {
+        let params = location_params(&r);
+        (
+            param(&params, "code").is_some(),
+            param(&params, "error").map(str::to_owned),
+        )
+    };
+    assert_eq!(answer(b.get(&silent).send().await.unwrap()), (true, None));
+    assert_eq!(net::introspect(&base, &access).await["active"], true);
+
+    clock.advance(3_601);
+    assert_eq!(
+        answer(b.get(&silent).send().await.unwrap()),
+        (false, Some("login_required".to_owned())),
+        "the SSO cookie no longer signs in"
+    );
+    let (status, body) = token_endpoint(
+        &issuer,
+        Some(WEBAPP),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        net::introspect(&base, &access).await["active"],
+        false,
+        "a token of an expired session"
+    );
+
+    let feed_before = host.state.identity.store.feed(0, 1000).await.unwrap().len();
+    assert_eq!(
+        host.state.identity.expire_sessions(clock.now(), 10).await,
+        1
+    );
+    assert_eq!(
+        host.state.identity.expire_sessions(clock.now(), 10).await,
+        0
+    );
+    let feed = host.state.identity.store.feed(0, 1000).await.unwrap();
+    assert_eq!(feed.len(), feed_before + 1, "one sid event for the edges");
+    host.stop().await;
+}

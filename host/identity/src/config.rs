@@ -130,6 +130,14 @@ pub struct InstanceConfig {
     /// Logins always guaranteed a slot (ERP.net's reserved seats).
     #[serde(default)]
     pub reserved_accounts: Vec<String>,
+    /// How long an identity session (the SSO cookie, and the grants and
+    /// tokens that name its `sid`) lives after its last sign-in, in seconds.
+    #[serde(default = "default_session_lifetime")]
+    pub session_lifetime_s: u64,
+}
+
+fn default_session_lifetime() -> u64 {
+    30 * 86_400
 }
 
 fn default_license_slots() -> usize {
@@ -164,6 +172,7 @@ impl Default for InstanceConfig {
             accept_legacy_domainapi_scope: true,
             license_slots: default_license_slots(),
             reserved_accounts: Vec::new(),
+            session_lifetime_s: default_session_lifetime(),
         }
     }
 }
@@ -368,6 +377,12 @@ impl Config {
             return Err(err(
                 "instance.access_token_lifetime_s".into(),
                 "must be between 1 and 86400",
+            ));
+        }
+        if !(300..=31_536_000).contains(&self.instance.session_lifetime_s) {
+            return Err(err(
+                "instance.session_lifetime_s".into(),
+                "must be between 300 and 31536000",
             ));
         }
         if self.instance.reference_token_max_days == 0 {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use erpgate_store::Store;
+use erpgate_store::records::IdentitySession;
 use erpgate_store::secrets::secret_hash;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sha2::{Digest as _, Sha256};
@@ -147,6 +148,40 @@ impl std::ops::Deref for Identity {
 }
 
 impl Identity {
+    /// Whether an identity session is live at `now`: not ended, and signed
+    /// in to within `instance.session_lifetime_s`.
+    pub fn session_live(&self, session: &IdentitySession, now: u64) -> bool {
+        session.ended_at.is_none()
+            && now
+                < session
+                    .auth_time
+                    .saturating_add(self.config.instance.session_lifetime_s)
+    }
+
+    /// Ends up to `batch` identity sessions past their lifetime, as a
+    /// sign-out does (their refresh tokens die, a `sid` event reaches the
+    /// edges); returns how many.
+    pub async fn expire_sessions(&self, now: u64, batch: usize) -> usize {
+        let cutoff = now.saturating_sub(self.config.instance.session_lifetime_s);
+        let event_expires_at = now.saturating_add(self.config.instance.access_token_lifetime_s);
+        let expired = match self.store.expired_sessions(cutoff, batch).await {
+            Ok(sids) => sids,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list expired sessions");
+                return 0;
+            }
+        };
+        let mut ended = 0;
+        for sid in expired {
+            match self.store.end_session(&sid, now, event_expires_at).await {
+                Ok(true) => ended += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not end an expired session"),
+            }
+        }
+        ended
+    }
+
     /// Checks `password` for `login` on behalf of the app `client_id`, the
     /// way both legacy schemes do, from the client at `address`. Basic sends
     /// the password on every call: a password that passed Argon2 for this

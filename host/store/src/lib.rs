@@ -122,6 +122,9 @@ pub trait Store: Send + Sync {
     async fn insert_session(&self, session: &IdentitySession) -> StoreResult<()>;
     /// One identity session by `sid`.
     async fn session(&self, sid: &str) -> StoreResult<Option<IdentitySession>>;
+    /// Up to `limit` live identity sessions last authenticated before
+    /// `auth_before`, oldest first: the ones past their lifetime.
+    async fn expired_sessions(&self, auth_before: u64, limit: usize) -> StoreResult<Vec<String>>;
     /// Records a fresh authentication in a live session (`prompt=login` by
     /// its own user): the session, and so its ERP session, is kept, and
     /// `auth_time` moves to `auth_time`. False when it is unknown or ended.
@@ -429,6 +432,11 @@ fn migrations(serial: &str, key_order: &str) -> Vec<String> {
 const REVOKED_GRANT_KEPT_S: u64 = 31 * 24 * 60 * 60;
 
 /// Tables whose rows carry `expires_at` and are purged after it.
+/// How long an ended identity session is kept before `purge_expired`
+/// removes it: past the longest access-token lifetime, so every token that
+/// names it has expired (a session that is not found counts as ended).
+pub const ENDED_SESSION_KEEP_S: u64 = 86_400;
+
 const EXPIRING_TABLES: [&str; 10] = [
     "reference_tokens",
     "revoked_jti",

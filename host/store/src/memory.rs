@@ -296,6 +296,17 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn expired_sessions(&self, auth_before: u64, limit: usize) -> StoreResult<Vec<String>> {
+        let inner = self.lock()?;
+        let mut found: Vec<(u64, String)> = inner
+            .sessions
+            .values()
+            .filter(|s| s.ended_at.is_none() && s.auth_time < auth_before)
+            .map(|s| (s.auth_time, s.sid.clone()))
+            .collect();
+        found.sort();
+        Ok(found.into_iter().take(limit).map(|(_, sid)| sid).collect())
+    }
     async fn end_session(&self, sid: &str, now: u64, event_expires_at: u64) -> StoreResult<bool> {
         let mut inner = self.lock()?;
         match inner.sessions.get_mut(sid) {
@@ -649,7 +660,11 @@ impl Store for MemoryStore {
             + purge(&mut inner.api_sessions, batch, |s| s.expires_at() < now)
             + purge(&mut inner.signins, batch, |(_, e)| *e < now)
             + purge(&mut inner.failures, batch, |(_, e)| *e < now)
-            + purge(&mut inner.revoked_grants, batch, |e| *e < now))
+            + purge(&mut inner.revoked_grants, batch, |e| *e < now)
+            + purge(&mut inner.sessions, batch, |s| {
+                s.ended_at
+                    .is_some_and(|t| t < now.saturating_sub(crate::ENDED_SESSION_KEEP_S))
+            }))
     }
 }
 

@@ -249,7 +249,7 @@ async fn grant_subject(state: &Identity, basis: &GrantBasis) -> Result<User, OAu
         .store
         .session(&basis.sid)
         .await?
-        .filter(|s| s.ended_at.is_none())
+        .filter(|s| state.session_live(s, state.clock.now()))
         .ok_or_else(|| OAuthError::invalid_grant("the session has ended"))?;
     state
         .store

@@ -66,11 +66,12 @@ pub async fn session_live(
     let Some(sid) = sid else {
         return Ok(true);
     };
+    let now = state.clock.now();
     Ok(state
         .store
         .session(sid)
         .await?
-        .is_some_and(|s| s.ended_at.is_none()))
+        .is_some_and(|s| state.session_live(&s, now)))
 }
 
 fn claim_str(claims: &Map<String, Value>, name: &str) -> Option<String> {

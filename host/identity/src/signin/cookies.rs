@@ -73,7 +73,7 @@ pub(crate) async fn current_session(
     let value = cookie(headers, SESSION_COOKIE)?;
     let sid = state.signin.sid_from_cookie(value)?;
     let session = state.store.session(sid).await.ok()??;
-    if session.ended_at.is_some() {
+    if !state.session_live(&session, state.clock.now()) {
         return None;
     }
     let user = state.store.user(&session.login).await.ok()??;

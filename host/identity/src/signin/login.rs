@@ -412,7 +412,7 @@ pub async fn consent(State(state): State<Identity>, headers: HeaderMap, form: Fo
         state.store.session(&sid).await,
         state.store.user(&login).await,
     ) {
-        (Ok(Some(s)), Ok(Some(u))) if s.ended_at.is_none() => (s, u),
+        (Ok(Some(s)), Ok(Some(u))) if state.session_live(&s, state.clock.now()) => (s, u),
         _ => return redirect_error(&state, &request, "login_required", "the session has ended"),
     };
     if form.get("remember") == Some("yes") {

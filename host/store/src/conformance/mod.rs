@@ -188,4 +188,5 @@ pub(crate) async fn run(store: &dyn Store) {
     sessions::license(store).await;
     sessions::signin_state(store).await;
     records::declared(store).await;
+    sessions::identity_expiry(store).await;
 }

@@ -186,3 +186,35 @@ pub(super) async fn signin_state(store: &dyn Store) {
     assert!(store.signin("p2", 0).await.unwrap().is_none(), "purged");
     assert_eq!(store.login_failures("u:bob", 0).await.unwrap(), 0, "purged");
 }
+
+/// Identity sessions past their lifetime are found (to be ended), and ended
+/// ones are purged once every token naming them has expired.
+pub(super) async fn identity_expiry(store: &dyn Store) {
+    let session = |sid: &str, auth_time: u64| crate::records::IdentitySession {
+        sid: sid.into(),
+        login: "alice".into(),
+        auth_time,
+        created_at: auth_time,
+        ended_at: None,
+    };
+    for (sid, at) in [("EX2", 20_000), ("EX1", 10_000), ("EX3", 90_000)] {
+        store.insert_session(&session(sid, at)).await.unwrap();
+    }
+    assert!(store.end_session("EX1", 30_000, 40_000).await.unwrap());
+    let expired = store.expired_sessions(50_000, 10).await.unwrap();
+    assert!(expired.contains(&"EX2".to_owned()), "{expired:?}");
+    assert!(!expired.contains(&"EX1".to_owned()), "ended: {expired:?}");
+    assert!(!expired.contains(&"EX3".to_owned()), "recent: {expired:?}");
+    assert!(store.expired_sessions(50_000, 0).await.unwrap().is_empty());
+
+    // Ended at 30 000: kept for ENDED_SESSION_KEEP_S, then purged.
+    let keep = crate::ENDED_SESSION_KEEP_S;
+    while store.purge_expired(30_000 + keep - 1, 100).await.unwrap() > 0 {}
+    assert!(store.session("EX1").await.unwrap().is_some());
+    while store.purge_expired(30_000 + keep + 1, 100).await.unwrap() > 0 {}
+    assert!(store.session("EX1").await.unwrap().is_none(), "purged");
+    assert!(
+        store.session("EX2").await.unwrap().is_some(),
+        "live ones stay"
+    );
+}

@@ -148,6 +148,10 @@ impl Store for PostgresStore {
         sessions::reauthenticate_session(self, sid, auth_time).await
     }
 
+    async fn expired_sessions(&self, auth_before: u64, limit: usize) -> StoreResult<Vec<String>> {
+        sessions::expired_sessions(self, auth_before, limit).await
+    }
+
     async fn end_session(&self, sid: &str, now: u64, event_expires_at: u64) -> StoreResult<bool> {
         sessions::end_session(self, sid, now, event_expires_at).await
     }

@@ -92,5 +92,9 @@ pub(super) async fn purge_expired(
         let n = exec(&c, &sql, &[&to_i64(now), &to_i64(batch as u64)]).await?;
         total += usize::try_from(n).unwrap_or(usize::MAX);
     }
+    let sql = "DELETE FROM identity_sessions WHERE ctid = ANY(ARRAY(SELECT ctid FROM identity_sessions WHERE ended_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))";
+    let ended_before = to_i64(now.saturating_sub(crate::ENDED_SESSION_KEEP_S));
+    let n = exec(&c, sql, &[&ended_before, &to_i64(batch as u64)]).await?;
+    total += usize::try_from(n).unwrap_or(usize::MAX);
     Ok(total)
 }

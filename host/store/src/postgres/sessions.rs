@@ -47,6 +47,19 @@ pub(super) async fn insert_session(store: &PostgresStore, s: &IdentitySession) -
     Ok(())
 }
 
+pub(super) async fn expired_sessions(
+    store: &PostgresStore,
+    auth_before: u64,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
+    let sql = "SELECT sid FROM identity_sessions WHERE ended_at IS NULL AND auth_time < $1 ORDER BY auth_time, sid LIMIT $2";
+    store
+        .list(sql, &[&to_i64(auth_before), &to_i64(limit as u64)], |r| {
+            r.try_get::<_, String>(0).map_err(pg)
+        })
+        .await
+}
+
 pub(super) async fn session(
     store: &PostgresStore,
     sid: &str,

@@ -92,6 +92,15 @@ pub(super) async fn purge_expired(
                 )
                 .map_err(backend)?;
         }
+        total += tx
+            .execute(
+                "DELETE FROM identity_sessions WHERE rowid IN (SELECT rowid FROM identity_sessions WHERE ended_at < ?1 LIMIT ?2)",
+                params![
+                    to_i64(now.saturating_sub(crate::ENDED_SESSION_KEEP_S)),
+                    to_i64(batch as u64)
+                ],
+            )
+            .map_err(backend)?;
         tx.commit().map_err(backend)?;
         Ok(total)
     })

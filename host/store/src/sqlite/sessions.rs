@@ -40,6 +40,23 @@ pub(super) async fn insert_session(
     .await
 }
 
+pub(super) async fn expired_sessions(
+    store: &SqliteStore,
+    auth_before: u64,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
+    store
+        .read(move |c| {
+            all(
+                c,
+                "SELECT sid FROM identity_sessions WHERE ended_at IS NULL AND auth_time < ?1 ORDER BY auth_time, sid LIMIT ?2",
+                params![to_i64(auth_before), to_i64(limit as u64)],
+                |r| r.get::<_, String>(0).map_err(backend),
+            )
+        })
+        .await
+}
+
 pub(super) async fn session(
     store: &SqliteStore,
     sid: &str,
