@@ -152,34 +152,63 @@ pub async fn authenticate(
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| refused("The Basic credentials are malformed."))?;
-    let (name, password) = decoded
-        .split_once(':')
-        .ok_or_else(|| refused("The Basic credentials are malformed."))?;
-    let (client_id, login) = match name.split_once('\\') {
-        Some((app, login)) => (app.to_owned(), login.to_owned()),
-        None => match headers
-            .get(APPLICATION_HEADER)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(app) => (app.to_owned(), name.to_owned()),
-            None => {
-                return Err(refused(
-                    "Name the trusted application: user name <ApplicationUri>\\<login>, or the X-ERP-Application header.",
-                ));
-            }
-        },
-    };
+    let basic = basic_login(rest, headers).map_err(refused)?;
     let address = state.identity.passwords.client_address(peer, headers);
-    let (app, user) = check(state, &client_id, &login, password, address).await?;
+    let (app, user) = check(
+        state,
+        &basic.client_id,
+        &basic.login,
+        &basic.password,
+        address,
+    )
+    .await?;
     let key = format!("basic:{}:{}", app.client_id, user.login);
     enter(state, key, &user, &app, Origin::Basic)
         .await
         .map(Some)
+}
+
+/// What a legacy Basic credential names.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BasicLogin {
+    /// The trusted application.
+    pub client_id: String,
+    /// The user.
+    pub login: String,
+    /// The password.
+    pub password: String,
+}
+
+/// Reads the part of `Authorization: Basic …` after the scheme: the app is
+/// the user name's `<ApplicationUri>\` prefix, else the `X-ERP-Application`
+/// header. `Err` carries the reason to answer.
+pub fn basic_login(credentials: &str, headers: &HeaderMap) -> Result<BasicLogin, &'static str> {
+    let malformed = "The Basic credentials are malformed.";
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(malformed)?;
+    let (name, password) = decoded.split_once(':').ok_or(malformed)?;
+    let (client_id, login) = match name.split_once('\\') {
+        Some((app, login)) => (app, login),
+        None => match headers
+            .get(APPLICATION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(app) => (app, name),
+            None => {
+                return Err(
+                    "Name the trusted application: user name <ApplicationUri>\\<login>, or the X-ERP-Application header.",
+                );
+            }
+        },
+    };
+    Ok(BasicLogin {
+        client_id: client_id.to_owned(),
+        login: login.to_owned(),
+        password: password.to_owned(),
+    })
 }
 
 /// The ErpLogin body.

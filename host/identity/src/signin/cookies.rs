@@ -14,7 +14,8 @@ pub const SESSION_COOKIE: &str = "erpgate.session";
 pub const CSRF_COOKIE: &str = "erpgate.csrf";
 
 /// One cookie's value from the `Cookie` headers.
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of the cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -16,6 +16,7 @@ mod request;
 mod session;
 mod state;
 
+pub use cookies::{SESSION_COOKIE, cookie};
 pub use login::{authorize, consent, login, profile_login};
 pub use request::CODE_LIFETIME_S;
 pub use session::{endsession, userinfo};

@@ -145,7 +145,7 @@ impl SigninState {
     }
 
     /// `sid.mac`: the sid alone is in every token, so it cannot be the cookie.
-    pub(crate) fn session_cookie_value(&self, sid: &str) -> String {
+    pub fn session_cookie_value(&self, sid: &str) -> String {
         let tag = self
             .mac(sid)
             .map(|m| hex::encode(m.finalize().into_bytes()))
@@ -160,7 +160,8 @@ impl SigninState {
             .unwrap_or_default()
     }
 
-    pub(crate) fn sid_from_cookie<'a>(&self, value: &'a str) -> Option<&'a str> {
+    /// The `sid` of a session cookie value whose MAC holds.
+    pub fn sid_from_cookie<'a>(&self, value: &'a str) -> Option<&'a str> {
         let (sid, tag) = value.split_once('.')?;
         let tag = hex::decode(tag).ok()?;
         self.mac(sid)?.verify_slice(&tag).ok()?;
