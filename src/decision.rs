@@ -46,6 +46,9 @@ pub enum Reason {
     NoRoute,
     /// A dependency is down and the failure mode is closed.
     Unavailable(Unavailable),
+    /// An OData request (a `$batch` body, an encoding) that cannot be read,
+    /// so the entity sets it reaches are unknown.
+    InvalidOData(crate::odata::ODataError),
 }
 
 impl Reason {
@@ -74,6 +77,7 @@ impl Reason {
             Reason::Unavailable(Unavailable::IntrospectionFailed) => "introspection_failed",
             Reason::Unavailable(Unavailable::KeysUnavailable) => "jwks_unavailable",
             Reason::Unavailable(Unavailable::NoDecision) => "no_decision",
+            Reason::InvalidOData(e) => e.code(),
         }
     }
 
@@ -91,13 +95,15 @@ impl Reason {
             | Reason::LegacyRejected => 401,
             Reason::InsufficientScope(_) | Reason::TokenKindRefused(..) | Reason::NoRoute => 403,
             Reason::Unavailable(_) => 503,
+            Reason::InvalidOData(crate::odata::ODataError::TooLarge) => 413,
+            Reason::InvalidOData(_) => 400,
         }
     }
 
     /// The RFC 6750 / RFC 6749 error code on the wire.
     pub fn error_code(&self) -> Option<&'static str> {
         match self.status() {
-            400 => Some("invalid_request"),
+            400 | 413 => Some("invalid_request"),
             401 if *self == Reason::MissingCredential => None,
             401 => Some("invalid_token"),
             403 if *self == Reason::NoRoute => Some("access_denied"),
@@ -122,6 +128,7 @@ impl Reason {
             }
             Reason::NoRoute => "no route allows this request".into(),
             Reason::Unavailable(_) => "the authorization service is unavailable".into(),
+            Reason::InvalidOData(e) => e.to_string(),
         }
     }
 

@@ -29,6 +29,7 @@ pub mod introspection;
 mod json;
 pub mod jwt;
 pub mod keys;
+pub mod odata;
 pub mod policy;
 pub mod principal;
 pub mod request;

@@ -11,6 +11,11 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// Every request header, in order, duplicates included.
     pub headers: &'a [(&'a str, &'a [u8])],
+    /// The body, when the engine asked for it ([`Engine::body_limit`]):
+    /// an OData `$batch` is decided on its inner requests.
+    ///
+    /// [`Engine::body_limit`]: crate::Engine::body_limit
+    pub body: Option<&'a [u8]>,
 }
 
 impl<'a> Request<'a> {
@@ -20,6 +25,15 @@ impl<'a> Request<'a> {
             method,
             path,
             headers,
+            body: None,
+        }
+    }
+
+    /// The same request with its body.
+    pub fn with_body(self, body: &'a [u8]) -> Self {
+        Self {
+            body: Some(body),
+            ..self
         }
     }
 

@@ -188,13 +188,26 @@ impl Gate {
         id
     }
 
-    /// Decides a request. `headers_json` is `[[name, value], …]`. Returns a step
-    /// as JSON: `{"type":"decision",…}`, `{"type":"call",…}` or `{"type":"verify",…}`.
+    /// How many body bytes the core must see to decide this request, if
+    /// any (an OData `$batch`): read at most one more, and pass them to
+    /// `check`.
+    #[wasm_bindgen(js_name = bodyLimit)]
+    pub fn body_limit(&self, method: &str, path: &str) -> Option<u32> {
+        let headers: [(&str, &[u8]); 0] = [];
+        self.engine
+            .body_limit(&Request::new(method, path, &headers))
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Decides a request. `headers_json` is `[[name, value], …]`; `body` is
+    /// what `bodyLimit` asked for. Returns a step as JSON:
+    /// `{"type":"decision",…}`, `{"type":"call",…}` or `{"type":"verify",…}`.
     pub fn check(
         &mut self,
         method: &str,
         path: &str,
         headers_json: &str,
+        body: Option<Vec<u8>>,
         now_ms: f64,
     ) -> Result<String, JsError> {
         let headers: Vec<(String, String)> =
@@ -203,7 +216,10 @@ impl Gate {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_bytes()))
             .collect();
-        let request = Request::new(method, path, &borrowed);
+        let mut request = Request::new(method, path, &borrowed);
+        if let Some(body) = &body {
+            request = request.with_body(body);
+        }
         let now = now(now_ms);
         let step = self.engine.start(&request, now, &mut self.state);
         Ok(self.step_json(step, now))

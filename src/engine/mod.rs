@@ -18,7 +18,8 @@ use std::sync::Arc;
 use crate::credential::{self, Credential};
 use crate::decision::{self, Allow, Decision, Denial, Reason};
 use crate::keys::Algorithm;
-use crate::policy::{Access, DefaultAction, LegacyMode, Policy, Route};
+use crate::odata::ODataError;
+use crate::policy::{Access, DefaultAction, LegacyMode, PathCase, Policy, Route};
 use crate::principal::Principal;
 use crate::request::{Request, normalized_path, path_is_canonical};
 use crate::time::Time;
@@ -113,11 +114,11 @@ impl Engine {
     fn route_for(&self, request: &Request<'_>) -> Result<RouteRef, (Reason, RouteRef)> {
         // Routes match the path the upstream will read, never the raw bytes.
         let Some(normalized) = normalized_path(request.path_only()) else {
-            return Err((Reason::InvalidPath, RouteRef::DefaultAuthenticated));
+            return Err((Reason::InvalidPath, RouteRef::DEFAULT_AUTHENTICATED));
         };
         let path = normalized.as_ref();
-        let route = match self.policy.match_route(request.method, path) {
-            Some((i, _)) => RouteRef::Index(i),
+        let mut route = match self.policy.match_route(request.method, path) {
+            Some((i, _)) => RouteRef::index(i),
             None => match self.policy.default {
                 DefaultAction::Deny => {
                     let reason = if path_is_canonical(path) {
@@ -125,9 +126,9 @@ impl Engine {
                     } else {
                         Reason::InvalidPath
                     };
-                    return Err((reason, RouteRef::DefaultAuthenticated));
+                    return Err((reason, RouteRef::DEFAULT_AUTHENTICATED));
                 }
-                DefaultAction::Authenticated => RouteRef::DefaultAuthenticated,
+                DefaultAction::Authenticated => RouteRef::DEFAULT_AUTHENTICATED,
             },
         };
         // Matching happened on the raw path; an ambiguous one is refused even when
@@ -135,7 +136,67 @@ impl Engine {
         if !path_is_canonical(path) {
             return Err((Reason::InvalidPath, route));
         }
+        route.also = self.odata_routes(request, path).map_err(|r| (r, route))?;
         Ok(route)
+    }
+
+    /// How large a body the engine must see to decide this request, when it
+    /// must see one: an OData `$batch` (decided on its inner requests). The
+    /// adapter buffers up to that many bytes, refuses a larger body with
+    /// 413, and passes it with [`Request::with_body`].
+    pub fn body_limit(&self, request: &Request<'_>) -> Option<usize> {
+        let odata = self.policy.odata.as_ref()?;
+        let path = normalized_path(request.path_only())?;
+        let folded = self.folded(&path);
+        let resource = odata.resource(&folded)?;
+        odata
+            .is_batch(request.method, resource)
+            .then_some(odata.max_batch_bytes)
+    }
+
+    fn folded(&self, path: &str) -> String {
+        match self.policy.path_case {
+            PathCase::Insensitive => path.to_ascii_lowercase(),
+            PathCase::Sensitive => path.to_owned(),
+        }
+    }
+
+    /// The routes of every entity set an OData request reaches beyond its
+    /// own path, as bits; `Err` when one has no route and the default is
+    /// deny, or the request cannot be read.
+    fn odata_routes(&self, request: &Request<'_>, path: &str) -> Result<u128, Reason> {
+        let Some(odata) = &self.policy.odata else {
+            return Ok(0);
+        };
+        let folded = self.folded(path);
+        let Some(start) = odata.resource(&folded).map(|r| folded.len() - r.len()) else {
+            return Ok(0);
+        };
+        let resource = path.get(start..).unwrap_or("");
+        let reaches = if odata.is_batch(request.method, resource) {
+            let body = request
+                .body
+                .ok_or(Reason::InvalidOData(ODataError::BodyNotInspected))?;
+            let content_type = request
+                .header_values("content-type")
+                .next()
+                .unwrap_or_default();
+            odata.batch_reaches(content_type, body)
+        } else {
+            odata.reaches(request.method, resource, request.query())
+        }
+        .map_err(Reason::InvalidOData)?;
+        let mut also = 0u128;
+        for reach in reaches {
+            let target = format!("{}{}", odata.service_root, reach.entity_set);
+            match self.policy.match_route(&reach.method, &target) {
+                Some((i, _)) if i < 128 => also |= 1u128 << i,
+                Some(_) => return Err(Reason::NoRoute),
+                None if self.policy.default == DefaultAction::Deny => return Err(Reason::NoRoute),
+                None => {}
+            }
+        }
+        Ok(also)
     }
 
     fn is_public(&self, route: RouteRef) -> bool {
@@ -197,10 +258,7 @@ impl Engine {
     }
 
     fn route_def(&self, route: RouteRef) -> Option<&Route> {
-        match route {
-            RouteRef::Index(i) => self.policy.routes.get(i),
-            RouteRef::DefaultAuthenticated => None,
-        }
+        route.index.and_then(|i| self.policy.routes.get(i))
     }
 
     fn route_name(&self, route: RouteRef) -> Option<String> {
@@ -224,21 +282,30 @@ impl Engine {
         })))
     }
 
-    /// Route scopes and token kinds, checked on every request, cached or not.
+    /// Route scopes and token kinds, checked on every request, cached or
+    /// not: the matched route's, then those of every route the request
+    /// reaches through OData (a denial names the route that refused).
     fn authorize(&self, route: RouteRef, principal: Principal, from_cache: bool) -> Step {
-        if let Some(Route {
-            access: Access::Protected { scopes, kinds },
-            ..
-        }) = self.route_def(route)
-        {
-            if !kinds.contains(&principal.kind) {
-                return self.deny(
-                    Reason::TokenKindRefused(principal.kind, scopes.challenge()),
-                    route,
-                );
-            }
-            if !scopes.satisfied_by(&principal.scopes) {
-                return self.deny(Reason::InsufficientScope(scopes.challenge()), route);
+        let reached = route.also().map(|i| RouteRef {
+            index: Some(i),
+            also: 0,
+        });
+        for check in std::iter::once(route).chain(reached) {
+            if let Some(Route {
+                access: Access::Protected { scopes, kinds },
+                ..
+            }) = self.route_def(check)
+            {
+                let refusing = RouteRef { also: 0, ..check };
+                if !kinds.contains(&principal.kind) {
+                    return self.deny(
+                        Reason::TokenKindRefused(principal.kind, scopes.challenge()),
+                        refusing,
+                    );
+                }
+                if !scopes.satisfied_by(&principal.scopes) {
+                    return self.deny(Reason::InsufficientScope(scopes.challenge()), refusing);
+                }
             }
         }
         self.allow(route, Some(principal), from_cache)

@@ -142,11 +142,33 @@ pub enum Step {
     },
 }
 
-/// The route a suspended request matched, kept by position.
+/// The route a request matched, kept by position (`None`: the default
+/// route for authenticated requests), and the further routes it reaches
+/// through OData (navigation, `$expand`, filters, `$batch`), one bit per
+/// route index: each must authorize the principal too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RouteRef {
-    Index(usize),
-    DefaultAuthenticated,
+pub(super) struct RouteRef {
+    pub(super) index: Option<usize>,
+    pub(super) also: u128,
+}
+
+impl RouteRef {
+    pub(super) const DEFAULT_AUTHENTICATED: RouteRef = RouteRef {
+        index: None,
+        also: 0,
+    };
+
+    pub(super) fn index(i: usize) -> Self {
+        Self {
+            index: Some(i),
+            also: 0,
+        }
+    }
+
+    /// The further routes, by index.
+    pub(super) fn also(self) -> impl Iterator<Item = usize> {
+        (0..128usize).filter(move |i| self.also & (1u128 << i) != 0)
+    }
 }
 
 /// What a suspended request waits for, with what it needs to go on.

@@ -1,6 +1,7 @@
 //! Policies: the JSON file (`raw`), validated and compiled into an immutable
 //! [`Policy`]. Every error names the field, and the route when there is one.
 
+mod odata;
 mod raw;
 mod route;
 
@@ -89,6 +90,12 @@ pub enum PolicyErrorKind {
     /// A public route that also names scopes or token kinds.
     #[error("a public route cannot require scopes or token kinds")]
     PublicWithRequirements,
+    /// Not an OData identifier (letters, digits, `_`, not starting with a digit).
+    #[error("invalid OData name \"{0}\"")]
+    InvalidODataName(String),
+    /// More routes than OData-aware checks can track.
+    #[error("at most {0} routes with odata")]
+    TooManyRoutes(usize),
 }
 
 /// A policy error: the field path (`routes[2].path.prefix`), the route name when
@@ -252,6 +259,10 @@ pub struct Policy {
     pub error_description: bool,
     /// Path case handling.
     pub path_case: PathCase,
+    /// OData-aware scope checks, when configured: the entity sets a request
+    /// reaches by navigation, `$expand`, filters and `$batch` each need
+    /// their route's access.
+    pub odata: Option<crate::odata::ODataPolicy>,
     /// The first 8 bytes of the policy document's SHA-256, hex: namespaces
     /// entries in a [`SharedCache`](crate::SharedCache) so plugins with other
     /// policies never read them.
@@ -473,6 +484,10 @@ impl Policy {
             }
             routes.push(route);
         }
+        let odata = match &raw.odata {
+            None => None,
+            Some(ro) => Some(odata::compile(ro, raw.path_case, routes.len())?),
+        };
         let headers = compile_headers(&raw.identity_headers)?;
         let limits_ctx = Ctx::top("limits");
         let limits = Limits {
@@ -507,6 +522,7 @@ impl Policy {
             limits,
             error_description: raw.error_description,
             path_case: raw.path_case,
+            odata,
             fingerprint: String::new(),
         })
     }

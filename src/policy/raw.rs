@@ -35,6 +35,22 @@ pub struct RawPolicy {
     pub error_description: bool,
     #[serde(default)]
     pub path_case: PathCase,
+    #[serde(default)]
+    pub odata: Option<RawOData>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOData {
+    pub service_root: String,
+    #[serde(default)]
+    pub navigation: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_batch_bytes")]
+    pub max_batch_bytes: u64,
+}
+
+fn default_batch_bytes() -> u64 {
+    1 << 20
 }
 
 fn default_realm() -> String {

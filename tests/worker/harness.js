@@ -42,7 +42,7 @@ export async function runVector(vector, wasm) {
     }
     queue = [...step.calls];
     calls.length = 0;
-    const d = await gate.check(step.method, step.path, step.headers);
+    const d = await gate.check(step.method, step.path, step.headers, step.body);
     if (queue.length) throw new Error(`${queue.length} call replies unused`);
     if (d.allow) {
       const forwarded = step.headers

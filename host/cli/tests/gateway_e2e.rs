@@ -262,6 +262,98 @@ async fn the_readme_curl_lines_reach_the_emulated_api() {
         net::sessions_table(&stack.host.admin_url()).await["used"],
         1
     );
+
+    // An OData $batch is decided on its inner requests, at the gateway and
+    // again at the API: a read-only token may not read users through it.
+    let batch = |base: String, inner: &'static str| {
+        let bearer = bearer.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/api/domain/odata/$batch"))
+                .header("authorization", bearer)
+                .header("content-type", "application/json")
+                .body(format!(
+                    r#"{{"requests":[{{"id":"1","method":"GET","url":"{inner}"}}]}}"#
+                ))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let gateway = format!("http://{}", stack.gateway.addr);
+    for base in [gateway.clone(), identity.clone()] {
+        let (status, body) = batch(base.clone(), "Systems_Security_Users").await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("insufficient_scope")),
+            "{base}"
+        );
+    }
+    // Navigation and $expand too, at both.
+    for base in [gateway, identity.clone()] {
+        for path in [
+            "/api/domain/odata/Crm_Customers?$expand=User",
+            "/api/domain/odata/General_Contacts_Persons(1)/User",
+        ] {
+            let (status, _) = send(
+                &format!("{base}{path}"),
+                "GET",
+                &[("authorization", bearer.as_bytes())],
+            )
+            .await;
+            assert_eq!(status, 403, "{base}{path}");
+        }
+    }
+    // What the token may reach is served (or, not emulated, answered 501).
+    let (status, _) = batch(identity.clone(), "Crm_Customers").await;
+    assert_eq!(status, 501);
+    stack.stop().await;
+}
+
+/// A request body reaching the filter while its decision waited on
+/// introspection was let go by the SDK's default `Continue`, which in
+/// Envoy also releases the paused headers: a POST with a revoked PAT
+/// reached the upstream. The gateway now hands the filter the body as Envoy
+/// does, and the filter holds it until the stream is decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_never_carries_an_undecided_request_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let (echo, _echo_task) = net::echo_upstream().await;
+    let stack = up(
+        StackOptions {
+            identity: any,
+            identity_admin: any,
+            gateway: any,
+            upstream: Some(format!("http://{echo}")),
+            admin: any,
+            filter: filter_path(),
+            config: net::demo_in(dir.path()),
+            jwks_cooldown_s: 1,
+        },
+        "admin",
+    )
+    .await
+    .unwrap();
+    let identity = stack.host.state.identity.public_url.clone();
+    let pat = pat_for(&stack.host.admin_url(), "admin").await;
+    revoke_as_reports(&identity, &pat).await;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/domain/odata/Crm_Customers",
+            stack.gateway.addr
+        ))
+        .header("x-api-key", &pat)
+        .body("{\"Name\":\"x\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "{:?}", r.text().await);
     stack.stop().await;
 }
 

@@ -87,16 +87,21 @@ pub(crate) async fn perform(state: &ErpApi, call: &HttpCall, now: u64) -> Outcom
     }
 }
 
-/// Runs the engine on a request, answering its calls in-process.
+/// Runs the engine on a request (with its body, when the engine asked for
+/// it), answering its calls in-process.
 pub(crate) async fn decide(
     state: &ErpApi,
     method: &str,
     path: &str,
     headers: &[(&str, &[u8])],
+    body: Option<&[u8]>,
 ) -> Option<Decision> {
     let engine = state.api.engine.as_ref().ok()?;
     let now = state.identity.clock.now_ms();
-    let request = erpgate::Request::new(method, path, headers);
+    let mut request = erpgate::Request::new(method, path, headers);
+    if let Some(body) = body {
+        request = request.with_body(body);
+    }
     let mut step = {
         let mut guard = state.api.state.lock().ok()?;
         engine.start(&request, Time::from_millis(now), guard.as_mut()?)
@@ -169,7 +174,24 @@ pub async fn authenticate(
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_slice()))
         .collect();
-    let Some(decision) = decide(&state, &method, &path, &headers).await else {
+    // An OData $batch is decided on its inner requests: the body first,
+    // at most one byte past what the engine inspects.
+    let limit = match &state.api.engine {
+        Ok(engine) => engine.body_limit(&erpgate::Request::new(&method, &path, &headers)),
+        Err(_) => return unavailable(),
+    };
+    let mut body = None;
+    if let Some(limit) = limit {
+        let (parts, stream) = request.into_parts();
+        let bytes = match axum::body::to_bytes(stream, limit.saturating_add(1)).await {
+            Ok(bytes) => bytes,
+            // Past the limit: one byte more than the engine inspects.
+            Err(_) => axum::body::Bytes::from(vec![0u8; limit.saturating_add(1)]),
+        };
+        request = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        body = Some(bytes);
+    }
+    let Some(decision) = decide(&state, &method, &path, &headers, body.as_deref()).await else {
         return unavailable();
     };
     let now = state.identity.clock.now();

@@ -30,6 +30,11 @@ pub fn router(api: ErpApi) -> Router {
     let decided = Router::new()
         .route("/api/domain/odata/", get(odata::service))
         .route("/api/domain/odata/{segment}", any(odata::resource))
+        .route("/api/domain/odata/$batch", any(odata::unsupported))
+        .route(
+            "/api/domain/odata/{segment}/{*rest}",
+            any(odata::unsupported),
+        )
         .route("/api/domain/login", post(legacy::login))
         .route("/api/domain/logout", post(legacy::logout))
         .route("/profile/me", get(handlers::profile_me))

@@ -221,6 +221,17 @@ pub async fn service(State(state): State<ErpApi>) -> Response {
     .into_response()
 }
 
+/// `/api/domain/odata/{set}/{…}`, `$batch`: navigation, batches and
+/// deeper paths, which this emulation does not serve. They are routed so
+/// that the engine decides them first (a token that may not reach what
+/// they name gets 403, as from the real server), then answer 501.
+pub async fn unsupported() -> Response {
+    odata_error(
+        StatusCode::NOT_IMPLEMENTED,
+        "navigation, $batch and nested paths are not emulated",
+    )
+}
+
 /// Every method on `/api/domain/odata/{segment}`.
 pub async fn resource(
     State(state): State<ErpApi>,

@@ -31,7 +31,9 @@ fn headers(token: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 fn decide(vm: &mut Vm, token: &str) {
-    let (id, progress) = vm.request(headers(token), HashMap::new()).unwrap();
+    let (id, progress) = vm
+        .request(headers(token), HashMap::new(), Vec::new())
+        .unwrap();
     let verdict = progress.verdict(id);
     assert!(matches!(verdict, Some(Verdict::Continue(_))), "{verdict:?}");
     vm.finish(id).unwrap();

@@ -28,6 +28,9 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// default per-connection buffer limit). A cluster that answers more fails
 /// the call, and the filter fails closed; nothing past it is buffered.
 pub const MAX_CALL_BODY_BYTES: usize = 1024 * 1024;
+/// The largest request body the gateway takes: it buffers each body whole
+/// before the filter sees it (a local tool, not a streaming proxy).
+pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// What the gateway needs.
 pub struct GatewayConfig {
@@ -54,6 +57,7 @@ enum Job {
     Request {
         headers: Pairs,
         properties: HashMap<String, Vec<u8>>,
+        body: Vec<u8>,
         reply: oneshot::Sender<Verdict>,
     },
     CallDone {
@@ -256,8 +260,9 @@ fn spawn_worker(
                 Job::Request {
                     headers,
                     properties,
+                    body,
                     reply,
-                } => match vm.request(headers, properties) {
+                } => match vm.request(headers, properties, body) {
                     Ok((id, progress)) => {
                         waiting.insert(id, (reply, std::time::Instant::now()));
                         Ok(progress)
@@ -445,6 +450,9 @@ async fn handle(
         (":scheme".into(), b"http".to_vec()),
     ];
     headers.extend(plain);
+    let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES).await else {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    };
     let i = proxy.next.fetch_add(1, Ordering::Relaxed) % proxy.workers.len().max(1);
     let Some(worker) = proxy.workers.get(i) else {
         return local(fail_closed());
@@ -455,6 +463,7 @@ async fn handle(
         .send(Job::Request {
             headers,
             properties,
+            body: body.to_vec(),
             reply: tx,
         })
         .is_err()
@@ -485,7 +494,7 @@ async fn handle(
             upstream = upstream.header(n, v);
         }
     }
-    let Ok(upstream) = upstream.body(body) else {
+    let Ok(upstream) = upstream.body(Body::from(body)) else {
         return local(fail_closed());
     };
     match proxy.client.request(upstream).await {

@@ -233,13 +233,17 @@ impl Vm {
         Ok(self.progress(None))
     }
 
-    /// Starts a stream with its request headers (pseudo-headers included) and
-    /// host properties. Returns its id and what the callback changed; the
-    /// new stream always has a verdict there.
+    /// Starts a stream with its request headers (pseudo-headers included),
+    /// host properties and body. The filter sees the headers, then the body
+    /// as one final chunk, as Envoy delivers them: `Continue` from either
+    /// callback lets the request go on (in Envoy, continuing from a body
+    /// callback also releases headers the filter paused). Returns its id and
+    /// what the callbacks changed; the new stream always has a verdict there.
     pub fn request(
         &mut self,
         headers: Vec<(String, Vec<u8>)>,
         properties: HashMap<String, Vec<u8>>,
+        body: Vec<u8>,
     ) -> Result<(i32, Progress), VmError> {
         let id = self.next_context;
         self.next_context += 1;
@@ -251,13 +255,35 @@ impl Vm {
                 StreamIo {
                     headers,
                     properties,
+                    body,
                     ..StreamIo::default()
                 },
             );
             s.effective = id;
         }
         self.call("proxy_on_context_create", &[id, ROOT])?;
-        let action = self.call("proxy_on_request_headers", &[id, count, 1])?;
+        let size = self
+            .store
+            .data()
+            .streams
+            .get(&id)
+            .map_or(0, |s| s.body.len());
+        let headers_end = i32::from(size == 0);
+        let mut action = self.call("proxy_on_request_headers", &[id, count, headers_end])?;
+        let answered = |vm: &Self| {
+            vm.store
+                .data()
+                .streams
+                .get(&id)
+                .is_none_or(|s| s.local_response.is_some())
+        };
+        if size > 0 && !answered(self) {
+            let continued = action == Some(0);
+            self.store.data_mut().effective = id;
+            let body_size = i32::try_from(size).unwrap_or(i32::MAX);
+            let on_body = self.call("proxy_on_request_body", &[id, body_size, 1])?;
+            action = if continued { Some(0) } else { on_body };
+        }
         if action == Some(0)
             && let Some(stream) = self.store.data_mut().streams.get_mut(&id)
         {
@@ -324,7 +350,10 @@ impl Vm {
             let calls = by_owner.remove(&id).unwrap_or_default();
             let verdict = if let Some(response) = stream.local_response.take() {
                 Verdict::Respond(response)
-            } else if stream.continued && calls.is_empty() {
+            } else if stream.continued {
+                // As in Envoy: a continued stream goes upstream even with
+                // calls of its own outstanding (they are cancelled when it
+                // ends here).
                 stream.continued = false;
                 Verdict::Continue(stream.headers.clone())
             } else if !calls.is_empty() || focus == Some(id) {

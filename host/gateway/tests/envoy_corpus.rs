@@ -105,8 +105,11 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
         );
         let mut replies = step.calls.clone();
         let mut calls = Vec::new();
+        // The body as the step has it: the filter reads it when the
+        // engine asks, as Envoy would hand it over.
+        let body = step.body.clone().unwrap_or_default().into_bytes();
         let (id, progress) = vm
-            .request(headers, HashMap::new())
+            .request(headers, HashMap::new(), body)
             .map_err(|e| e.to_string())?;
         let mut verdict = progress.verdict(id).cloned().ok_or("no verdict")?;
         let verdict = loop {
@@ -334,10 +337,14 @@ fn streams_share_one_call_and_vms_share_the_cache() {
     );
 
     // Two streams with one PAT in one VM: one introspection; the second parks.
-    let (a, progress) = vm1.request(request_headers(pat), HashMap::new()).unwrap();
+    let (a, progress) = vm1
+        .request(request_headers(pat), HashMap::new(), Vec::new())
+        .unwrap();
     let call = calls(progress.verdict(a));
     assert_eq!(call.len(), 1);
-    let (b, progress) = vm1.request(request_headers(pat), HashMap::new()).unwrap();
+    let (b, progress) = vm1
+        .request(request_headers(pat), HashMap::new(), Vec::new())
+        .unwrap();
     assert!(
         calls(progress.verdict(b)).is_empty(),
         "parked, no second call"
@@ -353,7 +360,9 @@ fn streams_share_one_call_and_vms_share_the_cache() {
     vm1.finish(b).unwrap();
 
     // Another VM of the same plugin: served from shared data, no call.
-    let (c, progress) = vm2.request(request_headers(pat), HashMap::new()).unwrap();
+    let (c, progress) = vm2
+        .request(request_headers(pat), HashMap::new(), Vec::new())
+        .unwrap();
     assert_eq!(subject(progress.verdict(c)), "alice");
     vm2.finish(c).unwrap();
 
@@ -363,9 +372,13 @@ fn streams_share_one_call_and_vms_share_the_cache() {
         "x-api-key",
         "enrt_2D41D4694B4F02D3D6A31FFA07E20B73F48248B26C75A0CCCB5F9DBEE41F7960",
     );
-    let (d, progress) = vm1.request(request_headers(other), HashMap::new()).unwrap();
+    let (d, progress) = vm1
+        .request(request_headers(other), HashMap::new(), Vec::new())
+        .unwrap();
     assert_eq!(calls(progress.verdict(d)).len(), 1);
-    let (e, progress) = vm1.request(request_headers(other), HashMap::new()).unwrap();
+    let (e, progress) = vm1
+        .request(request_headers(other), HashMap::new(), Vec::new())
+        .unwrap();
     assert!(calls(progress.verdict(e)).is_empty());
     let progress = vm1.finish(d).unwrap();
     match progress.verdict(e) {
@@ -373,7 +386,9 @@ fn streams_share_one_call_and_vms_share_the_cache() {
         v => panic!("{v:?}"),
     }
     vm1.finish(e).unwrap();
-    let (f, progress) = vm1.request(request_headers(other), HashMap::new()).unwrap();
+    let (f, progress) = vm1
+        .request(request_headers(other), HashMap::new(), Vec::new())
+        .unwrap();
     let call = calls(progress.verdict(f));
     assert_eq!(call.len(), 1, "the flight ended with its leader");
     let progress = vm1.call_result(call[0].token, active("bob")).unwrap();
@@ -388,12 +403,20 @@ fn streams_share_one_call_and_vms_share_the_cache() {
     };
     let (t1, t2) = (mint("A1"), mint("A2"));
     let (g, progress) = vm1
-        .request(request_headers(("authorization", &t1)), HashMap::new())
+        .request(
+            request_headers(("authorization", &t1)),
+            HashMap::new(),
+            Vec::new(),
+        )
         .unwrap();
     let call = calls(progress.verdict(g));
     assert_eq!(call.len(), 1);
     let (h, progress) = vm1
-        .request(request_headers(("authorization", &t2)), HashMap::new())
+        .request(
+            request_headers(("authorization", &t2)),
+            HashMap::new(),
+            Vec::new(),
+        )
         .unwrap();
     assert!(
         calls(progress.verdict(h)).is_empty(),

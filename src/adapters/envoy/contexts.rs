@@ -200,13 +200,37 @@ impl Context for Filter {
 }
 
 impl HttpContext for Filter {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(plugin) = &self.plugin else {
             fail_closed(&ProxyWasm);
             return Action::Pause;
         };
         let headers = self.get_http_request_headers_bytes();
-        match self.stream.on_request_headers(plugin, &headers) {
+        match self
+            .stream
+            .on_request_headers(plugin, &headers, end_of_stream)
+        {
+            Flow::Continue => Action::Continue,
+            Flow::Pause => Action::Pause,
+        }
+    }
+
+    /// `Pause` here is Envoy's StopIterationAndBuffer: the body waits with
+    /// the headers until the stream is decided.
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(plugin) = &self.plugin else {
+            return Action::Pause;
+        };
+        let read = |n: usize| {
+            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, n)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        match self
+            .stream
+            .on_request_body(plugin, body_size, end_of_stream, read)
+        {
             Flow::Continue => Action::Continue,
             Flow::Pause => Action::Pause,
         }

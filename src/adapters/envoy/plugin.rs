@@ -76,6 +76,8 @@ pub(super) struct Plugin<H: Host> {
     metrics: RefCell<Metrics>,
     /// Streams parked on a call another stream (or a tick) is making.
     parked: RefCell<ParkingLot>,
+    /// Streams a wake-up let go on upstream: their later body chunks pass.
+    released: RefCell<std::collections::HashSet<u32>>,
     der_keys: RefCell<DerKeys>,
 }
 
@@ -113,6 +115,7 @@ impl<H: Host> Plugin<H> {
             client_authorization: config.client_authorization,
             metrics: RefCell::new(Metrics::default()),
             parked: RefCell::new(ParkingLot::default()),
+            released: RefCell::default(),
             der_keys: RefCell::new(DerKeys::default()),
         }
     }
@@ -246,6 +249,7 @@ impl<H: Host> Plugin<H> {
                 }
             };
             if proceed {
+                self.released.borrow_mut().insert(id);
                 self.host.resume_http_request();
             }
         }
@@ -315,6 +319,9 @@ impl Background {
     }
 }
 
+/// Request headers as the host hands them over, pseudo-headers included.
+type HeaderPairs = Vec<(String, Vec<u8>)>;
+
 /// One HTTP stream's part: the call it waits for, or the flight it is
 /// parked on.
 pub(super) struct Stream {
@@ -326,6 +333,13 @@ pub(super) struct Stream {
     parked_on: Option<Flight>,
     /// The request's header names (lowercase, as Envoy keeps them).
     header_names: Vec<String>,
+    /// Allowed and let go on: its body chunks pass. Until then every chunk
+    /// is held, since a `Continue` from a body callback would also release
+    /// the paused headers, undecided.
+    released: bool,
+    /// Headers of a request whose body the engine must see first (an OData
+    /// `$batch`), with the most it reads.
+    awaiting_body: Option<(HeaderPairs, usize)>,
 }
 
 impl Stream {
@@ -335,14 +349,83 @@ impl Stream {
             pending: None,
             parked_on: None,
             header_names: Vec::new(),
+            released: false,
+            awaiting_body: None,
         }
     }
 
-    /// Decides a request from its headers (pseudo-headers included).
+    /// Decides a request from its headers (pseudo-headers included), or
+    /// waits for its body when the engine must see it and one follows.
     pub(super) fn on_request_headers<H: Host>(
         &mut self,
         plugin: &Plugin<H>,
         headers: &[(String, Vec<u8>)],
+        end_of_stream: bool,
+    ) -> Flow {
+        let flow = match self.body_limit(plugin, headers) {
+            Some(limit) if !end_of_stream => {
+                self.awaiting_body = Some((headers.to_vec(), limit));
+                return Flow::Pause;
+            }
+            Some(_) => self.decide(plugin, headers, Some(&[])),
+            None => self.decide(plugin, headers, None),
+        };
+        self.released = flow == Flow::Continue;
+        flow
+    }
+
+    fn body_limit<H: Host>(
+        &self,
+        plugin: &Plugin<H>,
+        headers: &[(String, Vec<u8>)],
+    ) -> Option<usize> {
+        let pseudo = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        };
+        let no_headers: [(&str, &[u8]); 0] = [];
+        plugin.engine.body_limit(&Request::new(
+            pseudo(":method")?,
+            pseudo(":path")?,
+            &no_headers,
+        ))
+    }
+
+    /// A chunk of the request body (`body_size` bytes buffered so far):
+    /// passes once the stream is let go; held while it is undecided; for a
+    /// request awaiting its body, decided once it is whole or past the
+    /// limit, reading at most one byte past it through `read`.
+    pub(super) fn on_request_body<H: Host>(
+        &mut self,
+        plugin: &Plugin<H>,
+        body_size: usize,
+        end_of_stream: bool,
+        read: impl FnOnce(usize) -> Vec<u8>,
+    ) -> Flow {
+        if self.released || plugin.released.borrow_mut().remove(&self.id) {
+            self.released = true;
+            return Flow::Continue;
+        }
+        let Some((headers, limit)) = self.awaiting_body.take() else {
+            return Flow::Pause;
+        };
+        if body_size <= limit && !end_of_stream {
+            self.awaiting_body = Some((headers, limit));
+            return Flow::Pause;
+        }
+        let body = read(body_size.min(limit.saturating_add(1)));
+        let flow = self.decide(plugin, &headers, Some(&body));
+        self.released = flow == Flow::Continue;
+        flow
+    }
+
+    fn decide<H: Host>(
+        &mut self,
+        plugin: &Plugin<H>,
+        headers: &[(String, Vec<u8>)],
+        body: Option<&[u8]>,
     ) -> Flow {
         let pseudo = |name: &str| {
             headers
@@ -360,11 +443,13 @@ impl Stream {
             .filter(|(n, _)| !n.starts_with(':'))
             .map(|(n, v)| (n.as_str(), v.as_slice()))
             .collect();
-        let step = plugin.engine.start(
-            &Request::new(method, path, &borrowed),
-            plugin.host.now(),
-            &mut plugin.state.borrow_mut(),
-        );
+        let mut request = Request::new(method, path, &borrowed);
+        if let Some(body) = body {
+            request = request.with_body(body);
+        }
+        let step = plugin
+            .engine
+            .start(&request, plugin.host.now(), &mut plugin.state.borrow_mut());
         self.drive(plugin, step)
     }
 
@@ -387,6 +472,7 @@ impl Stream {
         let flight = pending.flight();
         let step = plugin.resume(pending, outcome.clone());
         if self.drive(plugin, step) == Flow::Continue {
+            self.released = true;
             plugin.host.resume_http_request();
         }
         if let Some(flight) = flight {
@@ -398,6 +484,7 @@ impl Stream {
     /// cancels it), so its followers are answered as if the call failed; a
     /// parked stream leaves its flight.
     pub(super) fn on_done<H: Host>(&mut self, plugin: &Plugin<H>) {
+        plugin.released.borrow_mut().remove(&self.id);
         if let Some((_, pending)) = self.pending.take() {
             let flight = pending.flight();
             plugin

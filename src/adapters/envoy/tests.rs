@@ -232,7 +232,7 @@ fn active_reply() -> Outcome {
 fn start(plugin: &Plugin<MockHost>, context: u32, token: &str) -> (Stream, Flow) {
     plugin.host.enter(context);
     let mut stream = Stream::new(context);
-    let flow = stream.on_request_headers(plugin, &request(token));
+    let flow = stream.on_request_headers(plugin, &request(token), true);
     (stream, flow)
 }
 
@@ -457,7 +457,7 @@ fn fail_closed_is_the_core_503() {
     let plugin = plugin();
     plugin.host.enter(9);
     let mut stream = Stream::new(9);
-    let flow = stream.on_request_headers(&plugin, &[(":method".into(), b"GET".to_vec())]);
+    let flow = stream.on_request_headers(&plugin, &[(":method".into(), b"GET".to_vec())], true);
     assert_eq!(flow, Flow::Pause);
     let Event::Respond {
         headers,
@@ -567,4 +567,115 @@ fn plugins_that_introspect_as_different_clients_never_share_verdicts() {
     let (_, flow) = start(&other, 30, TOKEN);
     assert_eq!(flow, Flow::Pause, "another client asks for itself");
     assert_eq!(other.host.dispatches().len(), 1);
+}
+
+fn batch(body_follows: bool) -> Vec<(String, Vec<u8>)> {
+    let mut headers = request(TOKEN);
+    headers[0].1 = b"POST".to_vec();
+    headers[1].1 = b"/api/domain/odata/$batch".to_vec();
+    headers.push(("content-type".into(), b"application/json".to_vec()));
+    if !body_follows {
+        headers.push(("content-length".into(), b"0".to_vec()));
+    }
+    headers
+}
+
+/// A body chunk of a stream still undecided (its introspection in flight)
+/// was released by the SDK's default `Continue`, which in Envoy also
+/// releases the paused headers: a POST went upstream before its decision.
+/// Chunks are now held until the stream is let go, and pass after.
+#[test]
+fn body_chunks_wait_for_the_decision() {
+    let plugin = plugin();
+    plugin.host.enter(10);
+    let mut stream = Stream::new(10);
+    let mut headers = request(TOKEN);
+    headers[0].1 = b"POST".to_vec();
+    let flow = stream.on_request_headers(&plugin, &headers, false);
+    assert_eq!(flow, Flow::Pause, "introspection first");
+    let read = |_: usize| -> Vec<u8> { panic!("a body the engine did not ask for") };
+    assert_eq!(
+        stream.on_request_body(&plugin, 10, false, read),
+        Flow::Pause
+    );
+    let token = dispatched_token(&plugin.host.dispatches()[0]);
+    let active_update = || {
+        let body = serde_json::json!({
+            "active": true, "scope": "update", "sub": "alice", "client_id": "app",
+            "erp_token_kind": "pat", "exp": NOW_S + 3600,
+        });
+        Outcome::Response {
+            status: 200,
+            body: body.to_string().into_bytes(),
+        }
+    };
+    stream.on_call_response(&plugin, token, active_update);
+    assert_eq!(plugin.host.resumed(), [10]);
+    assert_eq!(
+        stream.on_request_body(&plugin, 20, true, read),
+        Flow::Continue
+    );
+}
+
+/// An OData `$batch` is decided on its inner requests: the filter holds the
+/// headers, buffers the body and decides at its end; a read-only token may
+/// not read `Systems_Security_Users` through it.
+#[test]
+fn a_batch_is_decided_on_its_body() {
+    let plugin = plugin();
+    // The PAT is already introspected: a read-only token, cached.
+    let (mut first, _) = start(&plugin, 9, TOKEN);
+    let token = dispatched_token(&plugin.host.dispatches()[0]);
+    first.on_call_response(&plugin, token, active_reply);
+
+    plugin.host.enter(10);
+    let mut stream = Stream::new(10);
+    assert_eq!(
+        stream.on_request_headers(&plugin, &batch(true), false),
+        Flow::Pause
+    );
+    let body = br#"{"requests":[{"id":"1","method":"GET","url":"Systems_Security_Users"}]}"#;
+    let none = |_: usize| -> Vec<u8> { panic!("read before the end") };
+    assert_eq!(
+        stream.on_request_body(&plugin, 10, false, none),
+        Flow::Pause
+    );
+    let flow = stream.on_request_body(&plugin, body.len(), true, |n| {
+        body.get(..n).unwrap().to_vec()
+    });
+    assert_eq!(flow, Flow::Pause);
+    let statuses: Vec<u16> = plugin
+        .host
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Respond {
+                context: 10,
+                status,
+                ..
+            } => Some(status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, [403]);
+
+    // The same batch reading customers goes on, body and all.
+    plugin.host.enter(11);
+    let mut ok = Stream::new(11);
+    assert_eq!(
+        ok.on_request_headers(&plugin, &batch(true), false),
+        Flow::Pause
+    );
+    let body = br#"{"requests":[{"id":"1","method":"GET","url":"Crm_Customers"}]}"#;
+    let flow = ok.on_request_body(&plugin, body.len(), true, |n| {
+        body.get(..n).unwrap().to_vec()
+    });
+    assert_eq!(flow, Flow::Continue);
+    // A $batch with no body at all is decided at once, as malformed.
+    plugin.host.enter(12);
+    let mut empty = Stream::new(12);
+    assert_eq!(
+        empty.on_request_headers(&plugin, &batch(false), true),
+        Flow::Pause
+    );
 }

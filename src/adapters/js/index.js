@@ -134,12 +134,24 @@ export class Gate {
   async decide(request, ctx) {
     await this.tick(ctx);
     const url = new URL(request.url);
-    return this.check(request.method, url.pathname + url.search, [...request.headers]);
+    const pathAndQuery = url.pathname + url.search;
+    // An OData $batch is decided on its inner requests: read (a copy of)
+    // the body, at most one byte past what the core inspects.
+    const limit = this.#gate.bodyLimit(request.method, pathAndQuery);
+    const body = limit === undefined ? undefined : await readAtMost(request.clone(), limit + 1);
+    return this.check(request.method, pathAndQuery, [...request.headers], body);
   }
 
-  /** Decides from parts: `headers` is `[[name, value], …]`. No background work. */
-  async check(method, pathAndQuery, headers) {
-    let step = JSON.parse(this.#gate.check(method, pathAndQuery, JSON.stringify(headers), this.#now()));
+  /** Decides from parts: `headers` is `[[name, value], …]`; `body` (a string
+   * or bytes) is read only when the core asks for it. No background work. */
+  async check(method, pathAndQuery, headers, body) {
+    const limit = this.#gate.bodyLimit(method, pathAndQuery);
+    let bytes;
+    if (limit !== undefined) {
+      const all = typeof body === 'string' ? new TextEncoder().encode(body) : new Uint8Array(body ?? []);
+      bytes = all.subarray(0, limit + 1);
+    }
+    let step = JSON.parse(this.#gate.check(method, pathAndQuery, JSON.stringify(headers), bytes, this.#now()));
     while (step.type !== 'decision') {
       const outcome = step.type === 'call' ? await this.#fetch(step.call) : await this.#verify(step.verify);
       step = JSON.parse(this.#gate.resume(step.id, JSON.stringify(outcome), this.#now()));
@@ -160,6 +172,30 @@ export class Gate {
   static denial(decision) {
     return new Response(decision.response.body, { status: decision.response.status, headers: decision.response.headers });
   }
+}
+
+/** Up to `max` bytes of a request's body, reading no further. */
+async function readAtMost(request, max) {
+  if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks = [];
+  let total = 0;
+  while (total < max) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    total += value.length;
+  }
+  await reader.cancel().catch(() => {});
+  const out = new Uint8Array(Math.min(total, max));
+  let at = 0;
+  for (const chunk of chunks) {
+    const part = chunk.subarray(0, out.length - at);
+    out.set(part, at);
+    at += part.length;
+    if (at >= out.length) break;
+  }
+  return out;
 }
 
 /**

@@ -41,6 +41,7 @@ pub fn vectors_json(vectors: &[PreparedVector]) -> String {
                     "nowMs": s.now_ms,
                     "method": s.method,
                     "path": s.path,
+                    "body": s.body,
                     "headers": s.headers.iter().map(|(n, b)| json!([n, latin1(b)])).collect::<Vec<_>>(),
                     "calls": s.calls.iter().map(|c| json!({"purpose": c.purpose, "reply": reply_json(&c.reply)})).collect::<Vec<_>>(),
                     "background": s.background.iter().map(|c| json!({"purpose": c.purpose, "reply": reply_json(&c.reply)})).collect::<Vec<_>>(),

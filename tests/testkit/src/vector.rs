@@ -117,6 +117,9 @@ pub struct RequestSpec {
     /// `[name, value]` pairs; a value may be `{"hex": "…"}` for raw bytes.
     #[serde(default)]
     pub headers: Vec<(String, Value)>,
+    /// The body (an OData `$batch`), templates expanded.
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 /// What must happen in one step.
@@ -178,6 +181,9 @@ pub struct PreparedStep {
     pub path: String,
     /// Headers, raw values.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The body, if the step has one; an adapter passes it when the engine
+    /// asks for it.
+    pub body: Option<String>,
     /// Calls the engine must ask for, in order, with replies.
     pub calls: Vec<CallReply>,
     /// Background calls to answer before the request.
@@ -568,6 +574,12 @@ impl Vector {
                 method: step.request.method.clone().unwrap_or_else(|| "GET".into()),
                 path: ctx.templates(&step.request.path)?,
                 headers,
+                body: step
+                    .request
+                    .body
+                    .as_deref()
+                    .map(|b| ctx.templates(b))
+                    .transpose()?,
                 calls: step
                     .calls
                     .iter()

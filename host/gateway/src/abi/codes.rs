@@ -28,6 +28,8 @@ pub mod map {
 
 /// Buffer types of the ABI.
 pub mod buffer {
+    /// The downstream request's body.
+    pub const HTTP_REQUEST_BODY: i32 = 0;
     /// Body of an `http_call` response.
     pub const HTTP_CALL_RESPONSE_BODY: i32 = 4;
     /// VM configuration.

@@ -130,6 +130,10 @@ pub(super) fn link_buffers(linker: &mut Linker<HostState>) -> wasmtime::Result<(
             let data = match kind {
                 buffer::PLUGIN_CONFIGURATION => c.data().plugin_config.clone(),
                 buffer::VM_CONFIGURATION => Vec::new(),
+                buffer::HTTP_REQUEST_BODY => match c.data_mut().stream() {
+                    Some(stream) => stream.body.clone(),
+                    None => return status::NOT_FOUND,
+                },
                 buffer::HTTP_CALL_RESPONSE_BODY => match &c.data().call_response {
                     Some((_, body)) => body.clone(),
                     None => return status::NOT_FOUND,

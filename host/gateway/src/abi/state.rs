@@ -70,6 +70,8 @@ pub struct StreamIo {
     pub continued: bool,
     /// Host properties (`request.path`, `source.address`, …).
     pub properties: HashMap<String, Vec<u8>>,
+    /// The request body, buffered whole (`proxy_get_buffer_bytes` type 0).
+    pub body: Vec<u8>,
 }
 
 /// What one VM's host side holds.

@@ -144,6 +144,14 @@ fn pkce_error(
     }
 }
 
+/// `state` and `nonce` travel in the sign-in form and come back in the code,
+/// the tokens and the redirect: bounded, like every parameter.
+fn echoes_too_long(params: &Form) -> bool {
+    ["state", "nonce"]
+        .iter()
+        .any(|name| params.get(name).is_some_and(|v| v.len() > MAX_ECHOED_BYTES))
+}
+
 /// Validates the query of an authorization request. `Err` carries the
 /// response: an error page before the client and redirect URI are trusted,
 /// a redirect after.
@@ -162,12 +170,7 @@ pub(crate) async fn validate(state: &Identity, query: &str) -> Result<AuthReques
         Ok(p) => p,
         Err(_) => return bad("The request repeats a parameter or is not valid UTF-8."),
     };
-    // `state` and `nonce` travel in the sign-in form and come back in the
-    // code, the tokens and the redirect: bounded, like every parameter.
-    if ["state", "nonce"]
-        .iter()
-        .any(|name| params.get(name).is_some_and(|v| v.len() > MAX_ECHOED_BYTES))
-    {
+    if echoes_too_long(&params) {
         return bad("state and nonce may have at most 512 characters.");
     }
     let Some(client_id) = params.get("client_id") else {
