@@ -545,3 +545,205 @@ async fn anonymous_requests_write_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `erpgate --demo up` on free loopback ports (in front of `upstream` when
+/// given): (process, identity base, gateway base).
+fn up(upstream: Option<&str>, data: &std::path::Path) -> (Child, String, String) {
+    let filter = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/envoy/erpgate_filter.wasm");
+    let mut command = erpgate(&["--demo", "up"]);
+    command
+        .args([
+            "--identity",
+            "127.0.0.1:0",
+            "--identity-admin",
+            "127.0.0.1:0",
+        ])
+        .args(["--gateway", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--filter")
+        .arg(filter)
+        .arg("--data")
+        .arg(data)
+        .env("ERPGATE_ADMIN_TOKEN", ADMIN);
+    if let Some(u) = upstream {
+        command.args(["--upstream", u]);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let (mut identity, mut gateway) = (None, None);
+    while identity.is_none() || gateway.is_none() {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the stack did not start"
+        );
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["identity", "host", url, ..] => {
+                identity = Some(url.trim_end_matches("/id").to_owned());
+            }
+            ["ERP", "API", url, ..] => gateway = Some((*url).to_owned()),
+            _ => {}
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    (child, identity.unwrap(), gateway.unwrap())
+}
+
+async fn service_token(identity: &str, scope: &str) -> String {
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("{identity}/id/connect/token"))
+        .basic_auth("demo.service", Some("demo-service-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn status(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> u16 {
+    let mut request = reqwest::Client::new().request(method.parse().unwrap(), url);
+    for (n, v) in headers {
+        request = request.header(*n, *v);
+    }
+    if let Some((user, password)) = basic {
+        request = request.basic_auth(user, Some(password));
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Items 1, 2, 7, 8 and 15 against `erpgate --demo up` as a user runs it: the
+/// real binary, the real filter in its gateway, the emulated API behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_refuses_what_the_review_got_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, identity, gateway) = up(None, dir.path());
+    let read = service_token(&identity, "read").await;
+    let bearer = format!("Bearer {read}");
+    let auth = [("authorization", bearer.as_str())];
+    let odata = format!("{gateway}/api/domain/odata");
+    // 1: an encoded underscore rides no other route than the decoded one.
+    for path in [
+        "Systems_Security_Users",
+        "Systems%5FSecurity_Users",
+        "Systems%5fSecurity%5FUsers",
+    ] {
+        assert_eq!(
+            status("GET", &format!("{odata}/{path}"), &auth, None).await,
+            403,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        status("GET", &format!("{odata}/x/..;/Crm_Customers"), &auth, None).await,
+        400
+    );
+    // 2: OData reaches security entities only with sec.
+    for path in [
+        "Crm_Customers?$expand=User",
+        "General_Contacts_Persons(1)/User",
+    ] {
+        assert_eq!(
+            status("GET", &format!("{odata}/{path}"), &auth, None).await,
+            403,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        status("GET", &format!("{odata}/Crm_Customers"), &auth, None).await,
+        200
+    );
+    // 7: a community user never reaches the API through legacy Basic.
+    let customers = format!("{odata}/Crm_Customers");
+    assert_eq!(
+        status(
+            "GET",
+            &customers,
+            &[],
+            Some(("demo.bi\\bob", "bob-password"))
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        status(
+            "GET",
+            &customers,
+            &[],
+            Some(("demo.bi\\alice", "alice-password"))
+        )
+        .await,
+        200
+    );
+    // 8: a public client gets no service token.
+    let r = reqwest::Client::new()
+        .post(format!("{identity}/id/connect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo.spa"),
+            ("scope", "read"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(r.status().as_u16(), 400 | 401), "{}", r.status());
+    // 15: a cross-site link to end session, without id_token_hint, never
+    // redirects anywhere (a signed-in browser gets a confirmation page:
+    // host/cli/tests/api.rs).
+    let page = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!(
+            "{identity}/id/connect/endsession?post_logout_redirect_uri=http://localhost:3000/signout-callback-oidc"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers().get("location").is_none());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Items 3 and 14 against `erpgate --demo up --upstream`: what reaches an
+/// upstream that folds `_` into `-`, or honours `Connection`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_strips_what_upstreams_would_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, _task) = net::echo_upstream().await;
+    let (mut child, identity, gateway) = up(Some(&format!("http://{echo}")), dir.path());
+    let token = service_token(&identity, "read").await;
+    let seen: serde_json::Value = reqwest::Client::new()
+        .get(format!("{gateway}/api/domain/odata/Crm_Customers"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("x_erp_subject", "root")
+        .header("X_Erp_Is_Admin", "true")
+        .header("connection", "x-erp-client-id, keep-alive")
+        .header("x-erp-client-id", "spoofed")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let headers = seen["headers"].as_object().unwrap();
+    for name in ["x_erp_subject", "x_erp_is_admin"] {
+        assert!(!headers.contains_key(name), "{name}: {seen}");
+    }
+    assert_eq!(headers["x-erp-client-id"], "demo.service", "{seen}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
