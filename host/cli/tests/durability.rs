@@ -16,27 +16,25 @@ mod net;
 
 const ADMIN: &str = "durability-admin-credential-0123456789";
 
-/// A demo host on free loopback ports: (process, public base, admin base).
-fn start(data: &std::path::Path) -> (Child, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_erpgate"))
-        .args([
-            "--demo",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--public-url",
-            "https://durability.test",
-            "--data",
-        ])
+/// `erpgate --demo serve` on free loopback ports, storing in `data`, its
+/// banner on a pipe.
+fn spawn_demo(data: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_erpgate"))
+        .args(["--demo", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .args(["--public-url", "https://durability.test", "--data"])
         .arg(data)
         .env("ERPGATE_ADMIN_TOKEN", ADMIN)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// A demo host on free loopback ports: (process, public base, admin base).
+fn start(data: &std::path::Path) -> (Child, String, String) {
+    let mut child = spawn_demo(data);
     let stdout = child.stdout.take().unwrap();
     let mut reader = BufReader::new(stdout);
     let mut first = String::new();
@@ -177,23 +175,7 @@ async fn every_token_a_client_received_survives_kill_9_under_load() {
 #[tokio::test]
 async fn banner_to_a_closed_stdout_does_not_kill_the_host() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_erpgate"))
-        .args([
-            "--demo",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir.path())
-        .env("ERPGATE_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_demo(dir.path());
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)

@@ -22,23 +22,29 @@ fn filter_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/envoy/erpgate_filter.wasm")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stack_through_the_gateway() {
-    let dir = tempfile::tempdir().unwrap();
+/// The demo stack on free loopback ports, storing in `dir`, in front of
+/// `upstream` (default: the emulated API); admin credential `admin`.
+async fn stack(dir: &Path, upstream: Option<String>) -> erpgate_cli::up::Stack {
     let any = "127.0.0.1:0".parse().unwrap();
-    // An echo upstream, so the test sees exactly what the gateway forwards.
-    let (echo, _echo_task) = net::echo_upstream().await;
     let options = StackOptions {
         identity: any,
         identity_admin: any,
         gateway: any,
-        upstream: Some(format!("http://{echo}")),
+        upstream,
         admin: any,
         filter: filter_path(),
-        config: net::demo_in(dir.path()),
+        config: net::demo_in(dir),
         jwks_cooldown_s: 1,
     };
-    let stack = up(options, "admin").await.unwrap();
+    up(options, "admin").await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_through_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    // An echo upstream, so the test sees exactly what the gateway forwards.
+    let (echo, _echo_task) = net::echo_upstream().await;
+    let stack = stack(dir.path(), Some(format!("http://{echo}"))).await;
     let identity = stack.host.state.identity.public_url.clone();
     let api = format!(
         "http://{}/api/domain/odata/Crm_Customers",
@@ -226,22 +232,7 @@ async fn the_stack_through_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_curl_lines_reach_the_emulated_api() {
     let dir = tempfile::tempdir().unwrap();
-    let any = "127.0.0.1:0".parse().unwrap();
-    let stack = up(
-        StackOptions {
-            identity: any,
-            identity_admin: any,
-            gateway: any,
-            upstream: None,
-            admin: any,
-            filter: filter_path(),
-            config: net::demo_in(dir.path()),
-            jwks_cooldown_s: 1,
-        },
-        "admin",
-    )
-    .await
-    .unwrap();
+    let stack = stack(dir.path(), None).await;
     let identity = stack.host.state.identity.public_url.clone();
     let api = format!(
         "http://{}/api/domain/odata/Crm_Customers",
@@ -323,23 +314,8 @@ async fn the_readme_curl_lines_reach_the_emulated_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_never_carries_an_undecided_request_upstream() {
     let dir = tempfile::tempdir().unwrap();
-    let any = "127.0.0.1:0".parse().unwrap();
     let (echo, _echo_task) = net::echo_upstream().await;
-    let stack = up(
-        StackOptions {
-            identity: any,
-            identity_admin: any,
-            gateway: any,
-            upstream: Some(format!("http://{echo}")),
-            admin: any,
-            filter: filter_path(),
-            config: net::demo_in(dir.path()),
-            jwks_cooldown_s: 1,
-        },
-        "admin",
-    )
-    .await
-    .unwrap();
+    let stack = stack(dir.path(), Some(format!("http://{echo}"))).await;
     let identity = stack.host.state.identity.public_url.clone();
     let pat = pat_for(&stack.host.admin_url(), "admin").await;
     revoke_as_reports(&identity, &pat).await;

@@ -19,27 +19,59 @@ pub(super) async fn apps(store: &PostgresStore) -> StoreResult<Vec<TrustedApp>> 
     store.list(&sql, &[], |r| rows::app(r, 0)).await
 }
 
-pub(super) async fn insert_app(store: &PostgresStore, a: &TrustedApp) -> StoreResult<()> {
-    let c = store.client().await?;
-    c.execute(
-        &format!("INSERT INTO trusted_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
-        &[
+/// An app's columns in `APP_COLUMNS` order, owned, so that they can be
+/// lent as statement parameters: `client_id` `$1` … `created_at` `$15`.
+struct AppRow<'a> {
+    app: &'a TrustedApp,
+    client_type: &'static str,
+    reference_tokens: &'static str,
+    redirect_uris: String,
+    logout_uris: String,
+    scope: String,
+    created_at: i64,
+}
+
+impl<'a> AppRow<'a> {
+    fn of(app: &'a TrustedApp) -> Self {
+        Self {
+            app,
+            client_type: app.client_type.code(),
+            reference_tokens: app.reference_tokens.code(),
+            redirect_uris: app.redirect_uris.join(","),
+            logout_uris: app.logout_uris.join(","),
+            scope: app.scope.to_string(),
+            created_at: to_i64(app.created_at),
+        }
+    }
+
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 15] {
+        let a = self.app;
+        [
             &a.client_id,
             &a.name,
-            &a.client_type.code(),
+            &self.client_type,
             &a.secret_hash,
-            &a.redirect_uris.join(","),
-            &a.logout_uris.join(","),
+            &self.redirect_uris,
+            &self.logout_uris,
             &a.internal_users_allowed,
             &a.community_users_allowed,
             &a.system_user_allowed,
             &a.system_user,
-            &a.scope.to_string(),
-            &a.reference_tokens.code(),
+            &self.scope,
+            &self.reference_tokens,
             &a.basic_auth_allowed,
             &a.enabled,
-            &to_i64(a.created_at),
-        ],
+            &self.created_at,
+        ]
+    }
+}
+
+pub(super) async fn insert_app(store: &PostgresStore, a: &TrustedApp) -> StoreResult<()> {
+    let c = store.client().await?;
+    let row = AppRow::of(a);
+    c.execute(
+        &format!("INSERT INTO trusted_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
+        &row.params(),
     )
     .await
     .map_err(|e| conflict_or_backend(e, &a.client_id))?;
@@ -85,25 +117,12 @@ pub(super) async fn set_app_secret_hash(
 pub(super) async fn update_app(store: &PostgresStore, a: &TrustedApp) -> StoreResult<bool> {
     let mut c = store.client().await?;
     let tx = c.transaction().await.map_err(pg)?;
+    let row = AppRow::of(a);
+    // Every column but created_at ($15).
     let found = exec(
         &tx,
         "UPDATE trusted_apps SET name = $2, client_type = $3, secret_hash = $4, redirect_uris = $5, logout_uris = $6, internal_users = $7, community_users = $8, system_user_allowed = $9, system_user = $10, scope = $11, reference_tokens = $12, basic_auth = $13, enabled = $14 WHERE client_id = $1",
-        &[
-            &a.client_id,
-            &a.name,
-            &a.client_type.code(),
-            &a.secret_hash,
-            &a.redirect_uris.join(","),
-            &a.logout_uris.join(","),
-            &a.internal_users_allowed,
-            &a.community_users_allowed,
-            &a.system_user_allowed,
-            &a.system_user,
-            &a.scope.to_string(),
-            &a.reference_tokens.code(),
-            &a.basic_auth_allowed,
-            &a.enabled,
-        ],
+        row.params().get(..14).unwrap_or_default(),
     )
     .await?
         > 0;

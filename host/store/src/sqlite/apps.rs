@@ -1,7 +1,8 @@
 //! Trusted applications, users and signing keys.
 
 use erpgate::revocation::RevocationKind;
-use rusqlite::params;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter};
 
 use super::conn::{SqliteStore, all, backend, conflict_or_backend, one, to_i64};
 use super::revocation::push_feed;
@@ -36,28 +37,34 @@ pub(super) async fn apps(store: &SqliteStore) -> StoreResult<Vec<TrustedApp>> {
         .await
 }
 
+/// An app's columns in `APP_COLUMNS` order: `client_id` first (`?1`),
+/// `created_at` last (`?15`).
+fn app_values(a: &TrustedApp) -> Vec<Value> {
+    vec![
+        a.client_id.clone().into(),
+        a.name.clone().into(),
+        a.client_type.code().to_owned().into(),
+        a.secret_hash.clone().into(),
+        a.redirect_uris.join(",").into(),
+        a.logout_uris.join(",").into(),
+        a.internal_users_allowed.into(),
+        a.community_users_allowed.into(),
+        a.system_user_allowed.into(),
+        a.system_user.clone().into(),
+        a.scope.to_string().into(),
+        a.reference_tokens.code().to_owned().into(),
+        a.basic_auth_allowed.into(),
+        a.enabled.into(),
+        to_i64(a.created_at).into(),
+    ]
+}
+
 pub(super) async fn insert_app(store: &SqliteStore, app: &TrustedApp) -> StoreResult<()> {
     let a = app.clone();
     store.write(move |c| {
         c.execute(
             &format!("INSERT INTO trusted_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
-            params![
-                a.client_id,
-                a.name,
-                a.client_type.code(),
-                a.secret_hash,
-                a.redirect_uris.join(","),
-                a.logout_uris.join(","),
-                a.internal_users_allowed,
-                a.community_users_allowed,
-                a.system_user_allowed,
-                a.system_user,
-                a.scope.to_string(),
-                a.reference_tokens.code(),
-                a.basic_auth_allowed,
-                a.enabled,
-                to_i64(a.created_at)
-            ],
+            params_from_iter(app_values(&a)),
         )
         .map_err(|e| conflict_or_backend(e, &a.client_id))?;
         Ok(())
@@ -69,25 +76,11 @@ pub(super) async fn update_app(store: &SqliteStore, app: &TrustedApp) -> StoreRe
     let a = app.clone();
     store.write(move |c| {
         let tx = c.transaction().map_err(backend)?;
+        // Every column but created_at (?15).
         let found = tx
             .execute(
                 "UPDATE trusted_apps SET name = ?2, client_type = ?3, secret_hash = ?4, redirect_uris = ?5, logout_uris = ?6, internal_users = ?7, community_users = ?8, system_user_allowed = ?9, system_user = ?10, scope = ?11, reference_tokens = ?12, basic_auth = ?13, enabled = ?14 WHERE client_id = ?1",
-                params![
-                    a.client_id,
-                    a.name,
-                    a.client_type.code(),
-                    a.secret_hash,
-                    a.redirect_uris.join(","),
-                    a.logout_uris.join(","),
-                    a.internal_users_allowed,
-                    a.community_users_allowed,
-                    a.system_user_allowed,
-                    a.system_user,
-                    a.scope.to_string(),
-                    a.reference_tokens.code(),
-                    a.basic_auth_allowed,
-                    a.enabled
-                ],
+                params_from_iter(app_values(&a).into_iter().take(14)),
             )
             .map_err(backend)?
             > 0;
