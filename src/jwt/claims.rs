@@ -29,11 +29,50 @@ fn opt_str<'c>(
     }
 }
 
-fn opt_time(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, TokenError> {
+/// A NumericDate (RFC 7519 §2): non-negative seconds since the epoch,
+/// fractions allowed. Compared exactly, never rounded toward validity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Date {
+    Whole(u64),
+    Fraction(f64),
+}
+
+impl Date {
+    /// `self + secs`.
+    fn plus(self, secs: u64) -> Date {
+        match self {
+            Date::Whole(t) => Date::Whole(t.saturating_add(secs)),
+            Date::Fraction(t) => Date::Fraction(t + secs as f64),
+        }
+    }
+
+    /// `self` against whole seconds, exactly.
+    fn cmp_secs(self, secs: u64) -> std::cmp::Ordering {
+        match self {
+            Date::Whole(t) => t.cmp(&secs),
+            Date::Fraction(t) => t
+                .partial_cmp(&(secs as f64))
+                .unwrap_or(std::cmp::Ordering::Greater),
+        }
+    }
+
+    /// Whole seconds, rounded down: a deadline never moves later.
+    fn floor(self) -> u64 {
+        match self {
+            Date::Whole(t) => t,
+            Date::Fraction(t) => t.floor() as u64,
+        }
+    }
+}
+
+fn opt_time(claims: &Map<String, Value>, name: &'static str) -> Result<Option<Date>, TokenError> {
     match claims.get(name) {
         None => Ok(None),
-        // NumericDate; erpgate accepts whole, non-negative seconds only.
-        Some(v) => v.as_u64().map(Some).ok_or(TokenError::InvalidClaim(name)),
+        Some(v) => match (v.as_u64(), v.as_f64()) {
+            (Some(t), _) => Ok(Some(Date::Whole(t))),
+            (None, Some(t)) if t.is_finite() && t >= 0.0 => Ok(Some(Date::Fraction(t))),
+            _ => Err(TokenError::InvalidClaim(name)),
+        },
     }
 }
 
@@ -94,24 +133,26 @@ pub fn principal_from_claims(
     now_s: u64,
 ) -> Result<Principal, TokenError> {
     let leeway = rules.leeway_s;
-    let exp = opt_time(claims, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
-    if now_s >= exp.saturating_add(leeway) {
+    use std::cmp::Ordering::{Greater, Less};
+    let exp_date = opt_time(claims, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
+    if exp_date.plus(leeway).cmp_secs(now_s) != Greater {
         return Err(TokenError::Expired);
     }
+    let exp = exp_date.floor();
     if let Some(nbf) = opt_time(claims, "nbf")?
-        && now_s.saturating_add(leeway) < nbf
+        && nbf.cmp_secs(now_s.saturating_add(leeway)) == Greater
     {
         return Err(TokenError::NotYetValid);
     }
     let iat = opt_time(claims, "iat")?;
     if let Some(iat) = iat
-        && iat > now_s.saturating_add(leeway)
+        && iat.cmp_secs(now_s.saturating_add(leeway)) == Greater
     {
         return Err(TokenError::IssuedInFuture);
     }
     if let Some(max_age) = rules.max_token_age_s {
         let iat = iat.ok_or(TokenError::MissingClaim("iat"))?;
-        if now_s > iat.saturating_add(max_age).saturating_add(leeway) {
+        if iat.plus(max_age.saturating_add(leeway)).cmp_secs(now_s) == Less {
             return Err(TokenError::TooOld);
         }
     }
@@ -221,6 +262,35 @@ mod tests {
         );
     }
 
+    /// RFC 7519 §2 allows fractional NumericDates (`jose` accepts them); a
+    /// future `exp` of `1766508790.5` was refused. Deadlines compare
+    /// exactly and are never rounded toward validity.
+    #[test]
+    fn fractional_dates_compare_exactly() {
+        let leeway0 = ClaimRules {
+            leeway_s: 0,
+            ..rules()
+        };
+        let c = claims(json!({"exp":9000.5,"aud":"DomainAPI","sub":"a"}));
+        let p = principal_from_claims(&c, &leeway0, 9000).unwrap();
+        assert_eq!(p.expires_at, 9000, "cached no later than the deadline");
+        assert_eq!(
+            principal_from_claims(&c, &leeway0, 9001),
+            Err(TokenError::Expired)
+        );
+        let c = claims(json!({"exp":9999,"nbf":1000.5,"aud":"DomainAPI","sub":"a"}));
+        assert_eq!(
+            principal_from_claims(&c, &leeway0, 1000),
+            Err(TokenError::NotYetValid)
+        );
+        assert!(principal_from_claims(&c, &leeway0, 1001).is_ok());
+        let c = claims(json!({"exp":9999,"iat":1000.25,"aud":"DomainAPI","sub":"a"}));
+        assert_eq!(
+            principal_from_claims(&c, &leeway0, 1000),
+            Err(TokenError::IssuedInFuture)
+        );
+    }
+
     #[test]
     fn wrong_shapes() {
         let c = claims(json!({"exp":9000,"aud":[],"sub":"a"}));
@@ -233,11 +303,14 @@ mod tests {
             principal_from_claims(&c, &rules(), 1),
             Err(TokenError::InvalidClaim("scope"))
         );
-        let c = claims(json!({"exp":9000.5,"aud":"DomainAPI","sub":"a"}));
-        assert_eq!(
-            principal_from_claims(&c, &rules(), 1),
-            Err(TokenError::InvalidClaim("exp"))
-        );
+        for bad in [json!(-1), json!(-0.5), json!("9000"), json!(true)] {
+            let c = claims(json!({"exp":bad,"aud":"DomainAPI","sub":"a"}));
+            assert_eq!(
+                principal_from_claims(&c, &rules(), 1),
+                Err(TokenError::InvalidClaim("exp")),
+                "{bad}"
+            );
+        }
         let c = claims(json!({"exp":9000,"aud":"DomainAPI"}));
         assert_eq!(
             principal_from_claims(&c, &rules(), 1),

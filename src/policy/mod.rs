@@ -497,7 +497,12 @@ impl Policy {
                 256,
                 65_536,
             )? as usize,
-            max_header_bytes: 1024,
+            max_header_bytes: range(
+                &limits_ctx.sub("max_header_bytes"),
+                raw.limits.max_header_bytes as u64,
+                256,
+                16_384,
+            )? as usize,
             max_json_depth: range(
                 &limits_ctx.sub("max_json_depth"),
                 raw.limits.max_json_depth as u64,

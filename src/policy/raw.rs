@@ -368,6 +368,12 @@ pub struct RawLimits {
     pub max_token_bytes: usize,
     #[serde(default = "default_depth")]
     pub max_json_depth: usize,
+    #[serde(default = "default_header_bytes")]
+    pub max_header_bytes: usize,
+}
+
+fn default_header_bytes() -> usize {
+    1024
 }
 
 fn default_token_bytes() -> usize {
@@ -382,6 +388,7 @@ impl Default for RawLimits {
         Self {
             max_token_bytes: default_token_bytes(),
             max_json_depth: default_depth(),
+            max_header_bytes: default_header_bytes(),
         }
     }
 }
