@@ -301,6 +301,59 @@ async fn a_public_client_never_gets_service_access() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.json());
 }
 
+/// ERP.net never grants `sec` to external apps. An app whose stored `Scope`
+/// names it (a store written before the rule) but that is not internal gets
+/// neither a service token nor a PAT with `sec`, and no `sec` by default;
+/// marked internal, it does.
+#[tokio::test]
+async fn sec_goes_to_internal_apps_only() {
+    let h = host().await;
+    let mut app = h.store.app("demo.reports").await.unwrap().unwrap();
+    app.internal = false;
+    assert!(h.store.update_app(&app).await.unwrap());
+    let basic = Some(("demo.reports", "demo-reports-secret"));
+    let r = h
+        .form(
+            "/id/connect/token",
+            basic,
+            "grant_type=client_credentials&scope=read%20sec",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_scope"),
+        "{:?}",
+        r.json()
+    );
+    let r = h
+        .form("/id/connect/token", basic, "grant_type=client_credentials")
+        .await;
+    assert_eq!(r.json()["scope"], "read update", "no sec by default");
+    let r = h
+        .issue(json!({"client_id":"demo.reports","kind":"pat","user":"alice","scope":"read sec","expires_in_days":1}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.json());
+
+    app.internal = true;
+    assert!(h.store.update_app(&app).await.unwrap());
+    let r = h
+        .form(
+            "/id/connect/token",
+            basic,
+            "grant_type=client_credentials&scope=read%20sec",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    let discovery = h.get("/id/.well-known/openid-configuration").await.json();
+    assert!(
+        !discovery["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("sec")),
+        "not advertised to clients at large"
+    );
+}
+
 #[tokio::test]
 async fn disabled_app_stops_at_once() {
     let h = host().await;

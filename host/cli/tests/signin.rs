@@ -927,3 +927,68 @@ async fn identity_sessions_expire_after_their_lifetime() {
     assert_eq!(feed.len(), feed_before + 1, "one sid event for the edges");
     host.stop().await;
 }
+
+/// ERP.net issues refresh tokens to interactive confidential clients only;
+/// public clients got 24-hour ones. A public app now gets none (its grant
+/// loses `offline_access`) unless it opts in with `public_refresh_tokens`;
+/// a confidential one still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_go_to_confidential_clients_and_opted_in_public_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = erpgate_identity::config::Config::demo();
+    for app in &mut config.apps {
+        if app.client_id == "demo.spa" {
+            app.public_refresh_tokens = false;
+        }
+    }
+    let clock = std::sync::Arc::new(erpgate_identity::clock::SystemClock);
+    let host = net::start_host(dir.path(), config, clock).await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let spa_tokens = || {
+        let (base, issuer) = (base.clone(), issuer.clone());
+        async move {
+            let url = authorize(
+                &issuer,
+                &[
+                    ("client_id", "demo.spa"),
+                    ("redirect_uri", "http://localhost:5173/callback"),
+                    ("response_type", "code"),
+                    ("scope", "openid read offline_access"),
+                    ("code_challenge", CHALLENGE),
+                    ("code_challenge_method", "S256"),
+                ],
+            );
+            let done = sign_in(&browser(), &base, &url, ("alice", "alice-password")).await;
+            let code = param(&location_params(&done), "code").unwrap().to_owned();
+            token_endpoint(
+                &issuer,
+                None,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", "demo.spa"),
+                    ("code", &code),
+                    ("redirect_uri", "http://localhost:5173/callback"),
+                    ("code_verifier", RIGHT_VERIFIER),
+                ],
+            )
+            .await
+            .1
+        }
+    };
+    let store = host.state.identity.store.clone();
+    let body = spa_tokens().await;
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(body["scope"], "openid read");
+
+    let mut app = store.app("demo.spa").await.unwrap().unwrap();
+    app.public_refresh_tokens = true;
+    assert!(store.update_app(&app).await.unwrap());
+    let body = spa_tokens().await;
+    assert!(body["refresh_token"].is_string(), "{body}");
+    assert_eq!(body["scope"], "offline_access openid read");
+
+    let (_, refresh) = net::user_tokens(&base, &browser(), "openid read offline_access").await;
+    assert!(refresh.is_some(), "a confidential client keeps them");
+    host.stop().await;
+}

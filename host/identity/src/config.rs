@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use erpgate_store::records::{ClientType, ReferenceTokenPolicy};
+use erpgate_store::records::{ClientType, ReferenceTokenPolicy, SECURITY_SCOPE};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -226,6 +226,14 @@ pub struct AppConfig {
     /// `IsEnabled`.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Refresh tokens for a public client (24 hours). ERP.net issues them to
+    /// confidential clients only; default `false`.
+    #[serde(default)]
+    pub public_refresh_tokens: bool,
+    /// One of the instance's own apps: only these may hold `sec`. Default
+    /// `false` (external, as ERP.net treats every other app).
+    #[serde(default)]
+    pub internal: bool,
 }
 
 fn unnamed() -> String {
@@ -430,6 +438,20 @@ impl Config {
                 }
                 _ => {}
             }
+            if erpgate::ScopeSet::parse(&app.scope)
+                .is_ok_and(|s| s.contains(SECURITY_SCOPE) && !app.internal)
+            {
+                return Err(err(
+                    format!("apps[{i}].scope"),
+                    "sec is granted to internal apps only (set internal = true)",
+                ));
+            }
+            if app.public_refresh_tokens && app.client_type != ClientType::Public {
+                return Err(err(
+                    format!("apps[{i}].public_refresh_tokens"),
+                    "applies to public clients only",
+                ));
+            }
             if erpgate::ScopeSet::parse(&app.scope).is_err() {
                 return Err(err(
                     f("scope"),
@@ -589,6 +611,24 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.field, "apps[0].system_user", "{e}");
         assert!(e.to_string().contains("confidential"), "{e}");
+        // `sec` for the instance's own apps only; public refresh tokens for
+        // public clients only.
+        let e =
+            Config::parse("[[apps]]\nclient_id = \"a\"\nsecret = \"s\"\nscope = \"read sec\"\n")
+                .unwrap_err();
+        assert_eq!(e.field, "apps[0].scope", "{e}");
+        assert!(e.to_string().contains("internal"), "{e}");
+        assert!(
+            Config::parse(
+                "[[apps]]\nclient_id = \"a\"\nsecret = \"s\"\nscope = \"read sec\"\ninternal = true\n"
+            )
+            .is_ok()
+        );
+        let e = Config::parse(
+            "[[apps]]\nclient_id = \"a\"\nsecret = \"s\"\npublic_refresh_tokens = true\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "apps[0].public_refresh_tokens", "{e}");
         let e = Config::parse("[server]\ndatabase = \"mysql://x\"\n").unwrap_err();
         assert_eq!(e.field, "server.database");
         let ok = Config::parse("[server]\ndatabase = \"postgres://u@127.0.0.1/erp\"\n").unwrap();

@@ -34,7 +34,9 @@ fn metadata(state: &Identity) -> Value {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "subject_types_supported": ["public"],
-        "scopes_supported": ["openid", "profile", "offline_access", "read", "update", "sec"],
+        // `sec` is granted to the instance's internal apps only, so it is
+        // not advertised to clients at large.
+        "scopes_supported": ["openid", "profile", "offline_access", "read", "update"],
         "claims_supported": ["sub", "name", "email", "email_verified", "locale", "id", "user_type", "is_admin", "db", "sid", "auth_time", "idp", "amr", "client_id", "client_system_user", "client_system_user_type", "client_db", "scope", "jti"],
     })
 }

@@ -141,7 +141,7 @@ pub async fn issue(
     };
     let scopes = match &req.scope {
         None => {
-            let mut all = app.scope.clone();
+            let mut all = app.grantable_scopes();
             for s in IDENTITY_SCOPES {
                 all.remove(s);
             }
@@ -150,7 +150,7 @@ pub async fn issue(
         Some(text) => {
             let set = ScopeSet::parse(text).map_err(|e| IssueError::InvalidScope(e.to_string()))?;
             for s in set.iter() {
-                if IDENTITY_SCOPES.contains(&s) || !app.scope.contains(s) {
+                if IDENTITY_SCOPES.contains(&s) || !app.grantable_scopes().contains(s) {
                     return Err(IssueError::InvalidScope(s.to_owned()));
                 }
             }

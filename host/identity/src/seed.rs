@@ -59,6 +59,8 @@ fn declared_app(a: &AppConfig, now: u64) -> anyhow::Result<TrustedApp> {
     app.reference_tokens = a.reference_tokens;
     app.basic_auth_allowed = a.basic_auth;
     app.enabled = a.enabled;
+    app.public_refresh_tokens = a.public_refresh_tokens;
+    app.internal = a.internal;
     Ok(app)
 }
 

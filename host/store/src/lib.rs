@@ -249,7 +249,7 @@ pub trait Store: Send + Sync {
 /// PostgreSQL store in `erpgate_migrations`. `{serial}` is the dialect's
 /// auto-numbered primary key; `{key_order}` adds the column PostgreSQL
 /// orders signing keys by (SQLite has its rowid).
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     r#"
 CREATE TABLE trusted_apps (
     client_id TEXT PRIMARY KEY,
@@ -414,6 +414,10 @@ CREATE TABLE revoked_grants (
 );
 CREATE INDEX revoked_grants_expiry ON revoked_grants (expires_at);
 "#,
+    r#"
+ALTER TABLE trusted_apps ADD COLUMN public_refresh_tokens BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE trusted_apps ADD COLUMN internal BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
 ];
 
 /// The migrations in one dialect.
@@ -460,7 +464,7 @@ const ADD_FAILURE_PG: &str = "INSERT INTO login_failures (key, count, expires_at
      THEN CAST($2 AS BIGINT) + CAST($3 AS BIGINT) ELSE login_failures.expires_at END \
      RETURNING count";
 
-const APP_COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, logout_uris, internal_users, community_users, system_user_allowed, system_user, scope, reference_tokens, basic_auth, enabled, created_at";
+const APP_COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, logout_uris, internal_users, community_users, system_user_allowed, system_user, scope, reference_tokens, basic_auth, enabled, public_refresh_tokens, internal, created_at";
 const USER_COLUMNS: &str = "login, id, name, email, user_type, is_admin, locale, password_hash";
 const TOKEN_COLUMNS: &str = "hash, id, kind, client_id, subject, scopes, description, creator, created_at, expires_at, last_used_at, revoked_at";
 const BASIS_COLUMNS: &str = "grant_id, client_id, login, sid, scopes, auth_time";
@@ -474,7 +478,7 @@ const FEED_COLUMNS: &str = "seq, kind, value, expires_at";
 const API_SESSION_COLUMNS: &str =
     "key, id, login, client_id, origin, opened_at, last_seen, closes_at, reserved";
 const TOKEN_WIDTH: usize = 12;
-const APP_WIDTH: usize = 15;
+const APP_WIDTH: usize = 17;
 
 fn prefixed(alias: &str, columns: &str) -> String {
     columns

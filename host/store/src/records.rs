@@ -103,11 +103,43 @@ pub struct TrustedApp {
     pub basic_auth_allowed: bool,
     /// `IsEnabled`: the kill switch.
     pub enabled: bool,
+    /// Whether a public client gets refresh tokens (24 hours). ERP.net
+    /// issues them to interactive confidential clients only; this switch is
+    /// the emulator's documented departure for single-page apps.
+    pub public_refresh_tokens: bool,
+    /// Whether the app is one of the instance's own (internal) apps: only
+    /// those may be granted `sec`. ERP.net treats every other app as
+    /// external.
+    pub internal: bool,
     /// `CreationTimeUtc`, Unix seconds.
     pub created_at: u64,
 }
 
+/// The scope of the security namespace (`Systems_Security_*`).
+pub const SECURITY_SCOPE: &str = "sec";
+
 impl TrustedApp {
+    /// The scopes the app may be granted: its `Scope`, without `sec` unless
+    /// the app is internal (ERP.net never grants `sec` to external apps).
+    pub fn grantable_scopes(&self) -> ScopeSet {
+        let mut scopes = self.scope.clone();
+        if !self.internal {
+            scopes.remove(SECURITY_SCOPE);
+        }
+        scopes
+    }
+
+    /// Whether the app gets refresh tokens: ERP.net issues them to
+    /// interactive confidential clients; a public one only with
+    /// `public_refresh_tokens`.
+    pub fn refresh_tokens_allowed(&self) -> bool {
+        match self.client_type {
+            ClientType::Confidential => true,
+            ClientType::Public => self.public_refresh_tokens,
+            ClientType::None => false,
+        }
+    }
+
     /// A record with ERP.net's defaults: Confidential, enabled, everything else off.
     pub fn new(client_id: &str, name: &str, created_at: u64) -> Self {
         Self {
@@ -125,6 +157,8 @@ impl TrustedApp {
             reference_tokens: ReferenceTokenPolicy::None,
             basic_auth_allowed: false,
             enabled: true,
+            public_refresh_tokens: false,
+            internal: false,
             created_at,
         }
     }

@@ -52,7 +52,9 @@ pub(super) fn app(r: &impl Columns, o: usize) -> StoreResult<TrustedApp> {
             .ok_or_else(|| corrupt("reference_tokens"))?,
         basic_auth_allowed: r.flag(o + 12)?,
         enabled: r.flag(o + 13)?,
-        created_at: r.int(o + 14)?,
+        public_refresh_tokens: r.flag(o + 14)?,
+        internal: r.flag(o + 15)?,
+        created_at: r.int(o + 16)?,
     })
 }
 

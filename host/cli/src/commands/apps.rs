@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use erpgate_identity::clock::{Clock, SystemClock};
 use erpgate_identity::config::Config;
-use erpgate_store::records::{ClientType, ReferenceTokenPolicy, TrustedApp};
+use erpgate_store::records::{ClientType, ReferenceTokenPolicy, SECURITY_SCOPE, TrustedApp};
 use erpgate_store::secrets::secret_hash;
 
 use super::support::*;
@@ -57,6 +57,13 @@ pub enum AppsCommand {
         /// Allow legacy Basic authentication.
         #[arg(long)]
         basic_auth: bool,
+        /// One of the instance's own apps: only these may hold `sec`.
+        #[arg(long)]
+        internal: bool,
+        /// Refresh tokens for a public client (ERP.net gives public clients
+        /// none).
+        #[arg(long)]
+        public_refresh_tokens: bool,
     },
     /// Disable an application; it stops working at once.
     Disable {
@@ -104,6 +111,8 @@ pub async fn run(cmd: AppsCommand, config: Config, demo: bool) -> anyhow::Result
             redirect_uris,
             internal_users,
             basic_auth,
+            internal,
+            public_refresh_tokens,
         } => {
             let mut app = TrustedApp::new(&client_id, &name, SystemClock.now());
             app.client_type = match client_type {
@@ -112,6 +121,14 @@ pub async fn run(cmd: AppsCommand, config: Config, demo: bool) -> anyhow::Result
                 AppType::None => ClientType::None,
             };
             app.scope = erpgate::ScopeSet::parse(&scope).context("--scope")?;
+            if app.scope.contains(SECURITY_SCOPE) && !internal {
+                bail!("--scope: sec is granted to internal apps only (add --internal)");
+            }
+            if public_refresh_tokens && app.client_type != ClientType::Public {
+                bail!("--public-refresh-tokens: applies to public clients only");
+            }
+            app.internal = internal;
+            app.public_refresh_tokens = public_refresh_tokens;
             if system_user.is_some() && app.client_type != ClientType::Confidential {
                 bail!(
                     "--system-user: only a confidential app has service access (client credentials, SATs)"

@@ -104,7 +104,7 @@ async fn client_credentials(
     };
     let scopes = granted_scopes(
         form.get("scope"),
-        &app.scope,
+        &app.grantable_scopes(),
         state.config.instance.accept_legacy_domainapi_scope,
     )?;
     let system_user = state.store.user(system_login).await?.ok_or_else(|| {

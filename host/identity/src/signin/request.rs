@@ -249,7 +249,7 @@ pub(crate) async fn validate(state: &Identity, query: &str) -> Result<AuthReques
     // ERP.net: no `scope` means every scope configured on the app.
     let scope = params
         .get("scope")
-        .map_or_else(|| app.scope.to_string(), str::to_owned);
+        .map_or_else(|| app.grantable_scopes().to_string(), str::to_owned);
     let Ok(scopes) = ScopeSet::parse(&scope) else {
         return fail(
             &request,
@@ -259,7 +259,7 @@ pub(crate) async fn validate(state: &Identity, query: &str) -> Result<AuthReques
     };
     if let Some(unknown) = scopes
         .iter()
-        .find(|s| !IDENTITY_SCOPES.contains(s) && !app.scope.contains(s))
+        .find(|s| !IDENTITY_SCOPES.contains(s) && !app.grantable_scopes().contains(s))
     {
         return fail(
             &request,
@@ -268,6 +268,11 @@ pub(crate) async fn validate(state: &Identity, query: &str) -> Result<AuthReques
         );
     }
     request.scopes = scopes;
+    if !app.refresh_tokens_allowed() {
+        // ERP.net issues refresh tokens to confidential clients only: the
+        // grant is narrowed, and the response's `scope` says so.
+        request.scopes.remove("offline_access");
+    }
     if hybrid && (!request.scopes.contains("openid") || request.nonce.is_none()) {
         return fail(
             &request,

@@ -18,6 +18,8 @@ pub(super) async fn declared(store: &dyn Store) {
     app.redirect_uris = vec!["https://b/cb".into()];
     app.basic_auth_allowed = true;
     app.enabled = true;
+    app.internal = true;
+    app.public_refresh_tokens = true;
     app.created_at = 999;
     assert!(store.update_app(&app).await.unwrap());
     let stored = store.app("app").await.unwrap().unwrap();
