@@ -144,6 +144,16 @@ fn pkce_error(
     }
 }
 
+/// ERP.net issues refresh tokens to confidential clients only: for an app
+/// that gets none, the grant loses `offline_access` (and the response's
+/// `scope` says so).
+fn without_refused_refresh(app: &TrustedApp, mut scopes: ScopeSet) -> ScopeSet {
+    if !app.refresh_tokens_allowed() {
+        scopes.remove("offline_access");
+    }
+    scopes
+}
+
 /// `state` and `nonce` travel in the sign-in form and come back in the code,
 /// the tokens and the redirect: bounded, like every parameter.
 fn echoes_too_long(params: &Form) -> bool {
@@ -267,12 +277,7 @@ pub(crate) async fn validate(state: &Identity, query: &str) -> Result<AuthReques
             &format!("Invalid scope: {unknown}"),
         );
     }
-    request.scopes = scopes;
-    if !app.refresh_tokens_allowed() {
-        // ERP.net issues refresh tokens to confidential clients only: the
-        // grant is narrowed, and the response's `scope` says so.
-        request.scopes.remove("offline_access");
-    }
+    request.scopes = without_refused_refresh(&app, scopes);
     if hybrid && (!request.scopes.contains("openid") || request.nonce.is_none()) {
         return fail(
             &request,
