@@ -992,3 +992,78 @@ async fn refresh_tokens_go_to_confidential_clients_and_opted_in_public_ones() {
     assert!(refresh.is_some(), "a confidential client keeps them");
     host.stop().await;
 }
+
+/// Documented lifetimes with no test before (issue 17, item 6): a code
+/// lives two minutes and must come back with its own `redirect_uri`; a
+/// confidential app's refresh tokens end 30 days after the first issue, a
+/// public app's after 24 hours, however often they were rotated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_and_refresh_tokens_keep_their_documented_lifetimes() {
+    use erpgate_identity::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(ManualClock::at(1_800_000_000));
+    let mut config = erpgate_identity::config::Config::demo();
+    // Sessions outlive the refresh tokens here, so only their own lifetime ends them.
+    config.instance.session_lifetime_s = 90 * 86_400;
+    let host = net::start_host(dir.path(), config, clock.clone()).await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let b = browser();
+    let scope = "openid read offline_access";
+
+    // A code 121 s old is expired; one sent with another redirect_uri is refused.
+    let code = net::user_code(&base, &b, scope).await;
+    clock.advance(erpgate_identity::signin::CODE_LIFETIME_S + 1);
+    let (status, body) = redeem_code(&issuer, &code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let code = net::user_code(&base, &b, scope).await;
+    let (status, body) = token_endpoint(
+        &issuer,
+        Some(WEBAPP),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://localhost:3000/other"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+
+    // Confidential: rotated every 10 days, still dead 30 days after the first issue.
+    let code = net::user_code(&base, &b, scope).await;
+    let (_, tokens) = redeem_code(&issuer, &code).await;
+    let mut refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_once = |token: String| {
+        let issuer = issuer.clone();
+        async move {
+            token_endpoint(
+                &issuer,
+                Some(WEBAPP),
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+            )
+            .await
+        }
+    };
+    for _ in 0..2 {
+        clock.advance(10 * 86_400);
+        let (status, body) = refresh_once(refresh.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    clock.advance(10 * 86_400 + 1);
+    let (status, body) = refresh_once(refresh).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    host.stop().await;
+}
