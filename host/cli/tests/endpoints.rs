@@ -989,3 +989,41 @@ async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
         "the old key is gone once its tokens expired"
     );
 }
+
+/// ERP.net (§2.15): an app with a SystemUser accepts only that user over
+/// the legacy schemes; ErpLogin as anyone else is refused, as Basic is.
+#[tokio::test]
+async fn erplogin_honours_the_apps_system_user() {
+    let h = host().await;
+    let mut app = h.store.app("demo.bi").await.unwrap().unwrap();
+    app.client_id = "demo.bi-bound".into();
+    app.system_user = Some("alice".into());
+    h.store.insert_app(&app).await.unwrap();
+    let login = |user: &str, pass: &str| {
+        Request::builder()
+            .method("POST")
+            .uri("/api/domain/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"user": user, "pass": pass, "app": "demo.bi-bound"}).to_string(),
+            ))
+            .unwrap()
+    };
+    let r = h.send(login("admin", "admin-password")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.json());
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("different system user")),
+        "{:?}",
+        r.json()
+    );
+    let r = h.send(login("alice", "alice-password")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    assert!(
+        r.json()["authorization"]
+            .as_str()
+            .unwrap()
+            .starts_with("ErpSession ")
+    );
+}

@@ -144,3 +144,33 @@ pub async fn demo_leftovers(store: &dyn Store) -> anyhow::Result<Vec<String>> {
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use erpgate_store::records::{ClientType, ReferenceTokenPolicy};
+
+    /// ERP.net's trusted-application defaults (§2.3): a record that names
+    /// only its `ApplicationUri` is `(unnamed)`, Confidential, enabled, with
+    /// ReferenceTokens none and every flag off.
+    #[test]
+    fn a_declared_app_takes_erpnet_defaults() {
+        let config = Config::parse("[[apps]]\nclient_id = \"a\"\nsecret = \"s\"\n").unwrap();
+        let app = declared_app(&config.apps[0], 7).unwrap();
+        assert_eq!(app.name, "(unnamed)");
+        assert_eq!(app.client_type, ClientType::Confidential);
+        assert!(app.enabled);
+        assert_eq!(app.reference_tokens, ReferenceTokenPolicy::None);
+        assert!(
+            !(app.internal_users_allowed
+                || app.community_users_allowed
+                || app.system_user_allowed
+                || app.basic_auth_allowed
+                || app.internal
+                || app.public_refresh_tokens)
+        );
+        assert!(app.scope.is_empty() && app.redirect_uris.is_empty());
+        assert_eq!(app.secret_hash.as_deref(), Some(secret_hash("s").as_str()));
+        assert_eq!(app.created_at, 7);
+    }
+}
