@@ -930,8 +930,9 @@ async fn identity_sessions_expire_after_their_lifetime() {
 
 /// ERP.net issues refresh tokens to interactive confidential clients only;
 /// public clients got 24-hour ones. A public app now gets none (its grant
-/// loses `offline_access`) unless it opts in with `public_refresh_tokens`;
-/// a confidential one still does.
+/// loses `offline_access`) unless it opts in with `public_refresh_tokens`,
+/// and then for 24 hours from the first issue; a confidential one still
+/// gets them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_tokens_go_to_confidential_clients_and_opted_in_public_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -941,8 +942,8 @@ async fn refresh_tokens_go_to_confidential_clients_and_opted_in_public_ones() {
             app.public_refresh_tokens = false;
         }
     }
-    let clock = std::sync::Arc::new(erpgate_identity::clock::SystemClock);
-    let host = net::start_host(dir.path(), config, clock).await;
+    let clock = std::sync::Arc::new(erpgate_identity::clock::ManualClock::at(1_800_000_000));
+    let host = net::start_host(dir.path(), config, clock.clone()).await;
     let base = host.state.identity.public_url.clone();
     let issuer = host.state.identity.issuer.clone();
     let spa_tokens = || {
@@ -987,6 +988,34 @@ async fn refresh_tokens_go_to_confidential_clients_and_opted_in_public_ones() {
     let body = spa_tokens().await;
     assert!(body["refresh_token"].is_string(), "{body}");
     assert_eq!(body["scope"], "offline_access openid read");
+    // A public client's refresh tokens live 24 hours from the first issue.
+    let public_refresh = |token: String| {
+        let issuer = issuer.clone();
+        async move {
+            token_endpoint(
+                &issuer,
+                None,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "demo.spa"),
+                    ("refresh_token", &token),
+                ],
+            )
+            .await
+        }
+    };
+    clock.advance(12 * 3600);
+    let (status, rotated) =
+        public_refresh(body["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, 200, "{rotated}");
+    clock.advance(12 * 3600 + 1);
+    let (status, late) =
+        public_refresh(rotated["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(
+        (status, late["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{late}"
+    );
 
     let (_, refresh) = net::user_tokens(&base, &browser(), "openid read offline_access").await;
     assert!(refresh.is_some(), "a confidential client keeps them");
