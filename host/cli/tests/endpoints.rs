@@ -1027,3 +1027,36 @@ async fn erplogin_honours_the_apps_system_user() {
             .starts_with("ErpSession ")
     );
 }
+
+/// ERP.net looks reference tokens up on each request and applies current
+/// policies (issue 17, item 2, host side): introspection returned the scopes
+/// stored at minting whatever became of the app. It now answers the
+/// intersection with the app's current `Scope`, and a token the app's
+/// current ReferenceTokens policy no longer allows is inactive.
+#[tokio::test]
+async fn reference_tokens_follow_the_apps_current_state() {
+    let h = host().await;
+    let pat = h.pat("alice", "read update").await;
+    assert_eq!(h.introspect(&pat).await["scope"], "read update");
+    let mut app = h.store.app("demo.reports").await.unwrap().unwrap();
+    app.scope = erpgate::ScopeSet::parse("read sec").unwrap();
+    assert!(h.store.update_app(&app).await.unwrap());
+    let seen = h.introspect(&pat).await;
+    assert_eq!(
+        (seen["active"].as_bool(), seen["scope"].as_str()),
+        (Some(true), Some("read"))
+    );
+    app.reference_tokens = erpgate_store::records::ReferenceTokenPolicy::AdministratorsOnly;
+    assert!(h.store.update_app(&app).await.unwrap());
+    assert_eq!(
+        h.introspect(&pat).await,
+        json!({"active": false}),
+        "alice is no administrator"
+    );
+    app.reference_tokens = erpgate_store::records::ReferenceTokenPolicy::AuthenticatedUsers;
+    assert!(h.store.update_app(&app).await.unwrap());
+    assert_eq!(h.introspect(&pat).await["active"], true);
+    app.reference_tokens = erpgate_store::records::ReferenceTokenPolicy::None;
+    assert!(h.store.update_app(&app).await.unwrap());
+    assert_eq!(h.introspect(&pat).await, json!({"active": false}));
+}

@@ -19,7 +19,7 @@ use super::form::Form;
 use super::grants::credential_hash;
 use crate::accounts::may_use_api;
 use crate::service::Identity;
-use erpgate_store::records::{ClientType, GrantKind};
+use erpgate_store::records::{ClientType, GrantKind, ReferenceTokenPolicy};
 
 /// Our own access token, verified: signature by a published key, our
 /// issuer, `typ at+jwt`, then its claims read by the core's own rules (the
@@ -99,14 +99,29 @@ async fn introspect_reference(
     if record.kind == GrantKind::Sat && app.acting_system_user() != Some(record.subject.as_str()) {
         return Ok(IntrospectionResponse::inactive());
     }
-    // A PAT follows its user and app as they are now.
-    if record.kind == GrantKind::Pat && !may_use_api(&app, &user) {
+    // ERP.net looks reference tokens up on each request and applies the
+    // current policies: an app that no longer allows them, a PAT whose user
+    // may no longer use the app (or, on an administrators-only app, is no
+    // longer an administrator), and scopes the app no longer grants.
+    let policy_allows = match app.reference_tokens {
+        ReferenceTokenPolicy::None => false,
+        ReferenceTokenPolicy::AdministratorsOnly => record.kind == GrantKind::Sat || user.is_admin,
+        ReferenceTokenPolicy::AuthenticatedUsers => true,
+    };
+    if !policy_allows || (record.kind == GrantKind::Pat && !may_use_api(&app, &user)) {
         return Ok(IntrospectionResponse::inactive());
+    }
+    let grantable = app.grantable_scopes();
+    let mut scopes = record.scopes.clone();
+    for s in record.scopes.iter() {
+        if !grantable.contains(s) {
+            scopes.remove(s);
+        }
     }
     state.note_use(&hash, now);
     Ok(IntrospectionResponse {
         active: true,
-        scope: Some(record.scopes.clone()),
+        scope: Some(scopes),
         client_id: Some(record.client_id.clone()),
         username: Some(user.login.clone()),
         token_type: Some("Bearer".into()),
