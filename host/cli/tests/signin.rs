@@ -1024,8 +1024,8 @@ async fn refresh_tokens_go_to_confidential_clients_and_opted_in_public_ones() {
 
 /// Documented lifetimes with no test before (issue 17, item 6): a code
 /// lives two minutes and must come back with its own `redirect_uri`; a
-/// confidential app's refresh tokens end 30 days after the first issue, a
-/// public app's after 24 hours, however often they were rotated.
+/// confidential app's refresh tokens end 30 days after the first issue,
+/// however often they were rotated (a public app's 24 hours: above).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_and_refresh_tokens_keep_their_documented_lifetimes() {
     use erpgate_identity::clock::ManualClock;
