@@ -1096,3 +1096,50 @@ async fn codes_and_refresh_tokens_keep_their_documented_lifetimes() {
     );
     host.stop().await;
 }
+
+/// Documented behaviour with no test before (issue 17, item 6): the
+/// user-type gate refuses a community user on an app that admits internal
+/// users only (`access_denied` back to the client), and end session with
+/// an ID token of the session and a registered logout URI returns there
+/// with `state`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_type_gate_and_a_registered_logout_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = net::start_demo_host(dir.path()).await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let url = authorize(
+        &issuer,
+        &[
+            ("client_id", "demo.webapp"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid read"),
+            ("state", "s1"),
+        ],
+    );
+    let refused = sign_in(&browser(), &base, &url, ("bob", "bob-password")).await;
+    let params = location_params(&refused);
+    assert_eq!(param(&params, "error"), Some("access_denied"), "{params:?}");
+    assert_eq!(param(&params, "state"), Some("s1"));
+    assert!(param(&params, "code").is_none());
+
+    let b = browser();
+    let done = sign_in(&b, &base, &url, ("alice", "alice-password")).await;
+    let code = param(&location_params(&done), "code").unwrap().to_owned();
+    let (_, tokens) = redeem_code(&issuer, &code).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let out = b
+        .get(format!(
+            "{issuer}/connect/endsession?id_token_hint={id_token}&post_logout_redirect_uri=http://localhost:3000/signout-callback-oidc&state=bye"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 302);
+    assert_eq!(
+        out.headers()["location"],
+        "http://localhost:3000/signout-callback-oidc?state=bye"
+    );
+    host.stop().await;
+}
