@@ -669,7 +669,12 @@ async fn pat_self_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_races_consent_csrf_and_nonce_injection() {
     let dir = tempfile::tempdir().unwrap();
-    let host = net::start_demo_host(dir.path()).await;
+    // The reuse interval off: with it, each concurrent retry of one token
+    // succeeds and kills the pair before (tested below, on its own).
+    let mut config = erpgate_identity::config::Config::demo();
+    config.instance.refresh_reuse_interval_s = 0;
+    let clock = std::sync::Arc::new(erpgate_identity::clock::SystemClock);
+    let host = net::start_host(dir.path(), config, clock).await;
     let base = host.state.identity.public_url.clone();
     let issuer = host.state.identity.issuer.clone();
     let b = browser();
@@ -1141,5 +1146,58 @@ async fn the_user_type_gate_and_a_registered_logout_return() {
         out.headers()["location"],
         "http://localhost:3000/signout-callback-oidc?state=bye"
     );
+    host.stop().await;
+}
+
+/// RFC 9700 §4.14 family revocation, with a reuse interval (issue 17, item
+/// 5): a client that lost the response to a refresh and retries with the
+/// same token within `instance.refresh_reuse_interval_s` (30 s) gets a new
+/// pair, and the pair it never received dies. Presenting a token whose
+/// successor was used, or past the interval, still revokes the grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_refresh_response_may_be_retried_within_the_reuse_interval() {
+    use erpgate_identity::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(ManualClock::at(1_800_000_000));
+    let config = erpgate_identity::config::Config::demo();
+    assert_eq!(config.instance.refresh_reuse_interval_s, 30);
+    let host = net::start_host(dir.path(), config, clock.clone()).await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let refresh = |token: String| {
+        let issuer = issuer.clone();
+        async move {
+            let (status, body) = token_endpoint(
+                &issuer,
+                Some(WEBAPP),
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+            )
+            .await;
+            (
+                status,
+                body["refresh_token"].as_str().unwrap_or("").to_owned(),
+            )
+        }
+    };
+    let (_, first) = net::user_tokens(&base, &browser(), "openid read offline_access").await;
+    let first = first.unwrap();
+    let (_, lost) = refresh(first.clone()).await;
+    clock.advance(10);
+    let (status, retried) = refresh(first.clone()).await;
+    assert_eq!(status, 200, "the retry within 30 s succeeds");
+    assert_eq!(refresh(lost).await.0, 400, "the pair never received died");
+    assert_eq!(
+        refresh(retried).await.0,
+        400,
+        "and presenting it revoked the grant, as any replay does"
+    );
+
+    // Past the interval, a replay revokes the grant even with an unused successor.
+    let (_, first) = net::user_tokens(&base, &browser(), "openid read offline_access").await;
+    let first = first.unwrap();
+    let (_, next) = refresh(first.clone()).await;
+    clock.advance(31);
+    assert_eq!(refresh(first).await.0, 400);
+    assert_eq!(refresh(next).await.0, 400, "the family is revoked");
     host.stop().await;
 }

@@ -134,6 +134,16 @@ pub struct InstanceConfig {
     /// tokens that name its `sid`) lives after its last sign-in, in seconds.
     #[serde(default = "default_session_lifetime")]
     pub session_lifetime_s: u64,
+    /// How long after a rotation the previous refresh token may be presented
+    /// again, by the same client, while its successor is still unused (a
+    /// client retrying after a lost response); 0 turns it off. Past it, or
+    /// once the successor was used, a replay revokes the whole grant.
+    #[serde(default = "default_refresh_reuse")]
+    pub refresh_reuse_interval_s: u64,
+}
+
+fn default_refresh_reuse() -> u64 {
+    30
 }
 
 fn default_session_lifetime() -> u64 {
@@ -173,6 +183,7 @@ impl Default for InstanceConfig {
             license_slots: default_license_slots(),
             reserved_accounts: Vec::new(),
             session_lifetime_s: default_session_lifetime(),
+            refresh_reuse_interval_s: default_refresh_reuse(),
         }
     }
 }
@@ -365,6 +376,45 @@ impl Config {
         Ok(())
     }
 
+    /// The numbers that must lie in a range, each error naming its field.
+    fn validate_ranges(&self) -> Result<(), ConfigError> {
+        let ranges = [
+            (
+                "server.concurrent_password_checks",
+                self.server.concurrent_password_checks as u64,
+                1,
+                64,
+            ),
+            (
+                "instance.access_token_lifetime_s",
+                self.instance.access_token_lifetime_s,
+                1,
+                86_400,
+            ),
+            (
+                "instance.refresh_reuse_interval_s",
+                self.instance.refresh_reuse_interval_s,
+                0,
+                300,
+            ),
+            (
+                "instance.session_lifetime_s",
+                self.instance.session_lifetime_s,
+                300,
+                31_536_000,
+            ),
+        ];
+        for (field, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError {
+                    field: field.into(),
+                    message: format!("must be between {min} and {max}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let err = |field: String, message: &str| ConfigError {
             field,
@@ -373,26 +423,7 @@ impl Config {
         self.validate_public()?;
         self.validate_database()?;
         self.trusted_proxies()?;
-        if !(1..=64).contains(&self.server.concurrent_password_checks) {
-            return Err(err(
-                "server.concurrent_password_checks".into(),
-                "must be between 1 and 64",
-            ));
-        }
-        if self.instance.access_token_lifetime_s == 0
-            || self.instance.access_token_lifetime_s > 86_400
-        {
-            return Err(err(
-                "instance.access_token_lifetime_s".into(),
-                "must be between 1 and 86400",
-            ));
-        }
-        if !(300..=31_536_000).contains(&self.instance.session_lifetime_s) {
-            return Err(err(
-                "instance.session_lifetime_s".into(),
-                "must be between 300 and 31536000",
-            ));
-        }
+        self.validate_ranges()?;
         if self.instance.reference_token_max_days == 0 {
             return Err(err(
                 "instance.reference_token_max_days".into(),

@@ -148,12 +148,17 @@ pub trait Store: Send + Sync {
     /// Rotates a refresh token atomically: the old one is consumed and its
     /// successor (`next_hash`, same grant, same absolute expiry) stored in one
     /// transaction; exactly one caller gets `Fresh` (the old record). A token
-    /// already rotated or revoked comes back as `Replayed`.
+    /// already rotated or revoked comes back as `Replayed`, except within
+    /// the reuse interval: a token rotated at or after `reuse_since` whose
+    /// successor (the token its rotation made) is still live and unused (the
+    /// client never got it, say) is rotated again, the unused successor
+    /// dying in the same transaction.
     async fn rotate_refresh_token(
         &self,
         hash: &str,
         next_hash: &str,
         now: u64,
+        reuse_since: Option<u64>,
     ) -> StoreResult<Redemption<RefreshToken>>;
     /// Records an access token (`jti`) issued under a grant. False when the
     /// grant has been revoked: the `jti` is then revoked at once (with its
@@ -249,7 +254,7 @@ pub trait Store: Send + Sync {
 /// PostgreSQL store in `erpgate_migrations`. `{serial}` is the dialect's
 /// auto-numbered primary key; `{key_order}` adds the column PostgreSQL
 /// orders signing keys by (SQLite has its rowid).
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     r#"
 CREATE TABLE trusted_apps (
     client_id TEXT PRIMARY KEY,
@@ -417,6 +422,10 @@ CREATE INDEX revoked_grants_expiry ON revoked_grants (expires_at);
     r#"
 ALTER TABLE trusted_apps ADD COLUMN public_refresh_tokens BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE trusted_apps ADD COLUMN internal BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
+    r#"
+ALTER TABLE refresh_tokens ADD COLUMN parent TEXT;
+CREATE INDEX refresh_tokens_parent ON refresh_tokens (parent);
 "#,
 ];
 

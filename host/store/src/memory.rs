@@ -25,7 +25,11 @@ struct Tables {
     /// hash → (code, consumed).
     codes: BTreeMap<String, (AuthCode, bool)>,
     /// hash → (token, rotated or revoked).
-    refresh: BTreeMap<String, (RefreshToken, bool)>,
+    /// Each token with when it died (rotated at that time, or `Some(0)`:
+    /// killed), `None` while live.
+    refresh: BTreeMap<String, (RefreshToken, Option<u64>)>,
+    /// A rotated refresh token's successor: parent hash → child hash.
+    successors: BTreeMap<String, String>,
     /// grant id → [(jti, expires_at)].
     grant_jtis: BTreeMap<String, Vec<(String, u64)>>,
     /// (login, client_id) → consent.
@@ -48,8 +52,8 @@ impl Tables {
     fn kill_refresh(&mut self, pred: impl Fn(&RefreshToken) -> bool) -> usize {
         let mut killed = 0;
         for (token, dead) in self.refresh.values_mut() {
-            if !*dead && pred(token) {
-                *dead = true;
+            if dead.is_none() && pred(token) {
+                *dead = Some(0);
                 killed += 1;
             }
         }
@@ -349,7 +353,7 @@ impl Store for MemoryStore {
         }
         inner
             .refresh
-            .insert(token.hash.clone(), (token.clone(), false));
+            .insert(token.hash.clone(), (token.clone(), None));
         Ok(true)
     }
 
@@ -362,6 +366,7 @@ impl Store for MemoryStore {
         hash: &str,
         next_hash: &str,
         now: u64,
+        reuse_since: Option<u64>,
     ) -> StoreResult<Redemption<RefreshToken>> {
         let mut inner = self.lock()?;
         if inner.refresh.contains_key(next_hash) {
@@ -369,10 +374,28 @@ impl Store for MemoryStore {
         }
         let old = match inner.refresh.get_mut(hash) {
             None => return Ok(Redemption::Unknown),
-            Some((token, true)) => return Ok(Redemption::Replayed(token.clone())),
-            Some((token, dead)) => {
-                *dead = true;
-                token.clone()
+            Some((token, None)) => {
+                let old = token.clone();
+                inner
+                    .refresh
+                    .insert(hash.to_owned(), (old.clone(), Some(now)));
+                old
+            }
+            Some((token, Some(rotated_at))) => {
+                let (old, rotated_at) = (token.clone(), *rotated_at);
+                let successor = inner
+                    .successors
+                    .get(hash)
+                    .filter(|_| reuse_since.is_some_and(|since| rotated_at >= since))
+                    .cloned();
+                match successor.and_then(|s| inner.refresh.get_mut(&s)) {
+                    // Killed, not rotated: never reused in turn.
+                    Some((_, dead @ None)) => {
+                        *dead = Some(0);
+                        old
+                    }
+                    _ => return Ok(Redemption::Replayed(old)),
+                }
             }
         };
         let next = RefreshToken {
@@ -380,7 +403,8 @@ impl Store for MemoryStore {
             created_at: now,
             ..old.clone()
         };
-        inner.refresh.insert(next.hash.clone(), (next, false));
+        inner.successors.insert(hash.to_owned(), next.hash.clone());
+        inner.refresh.insert(next.hash.clone(), (next, None));
         Ok(Redemption::Fresh(old))
     }
 

@@ -394,6 +394,8 @@ pub async fn refresh_token(
             &credential_hash(presented_token),
             &credential_hash(&value),
             now,
+            Some(now.saturating_sub(state.config.instance.refresh_reuse_interval_s))
+                .filter(|_| state.config.instance.refresh_reuse_interval_s > 0),
         )
         .await?
     {

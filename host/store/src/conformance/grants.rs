@@ -59,15 +59,18 @@ pub(super) async fn grants(store: &dyn Store) {
         .unwrap();
     store.record_grant_jti("G1", "AJ1", 3000).await.unwrap();
     assert!(matches!(
-        store.rotate_refresh_token("r1", "r2", 120).await.unwrap(),
+        store.rotate_refresh_token("r1", "r2", 120, None).await.unwrap(),
         Redemption::Fresh(t) if t.hash == "r1"
     ));
     assert!(matches!(
-        store.rotate_refresh_token("r1", "r3", 121).await.unwrap(),
+        store.rotate_refresh_token("r1", "r3", 121, None).await.unwrap(),
         Redemption::Replayed(t) if t.hash == "r1"
     ));
     assert_eq!(
-        store.rotate_refresh_token("r0", "r4", 121).await.unwrap(),
+        store
+            .rotate_refresh_token("r0", "r4", 121, None)
+            .await
+            .unwrap(),
         Redemption::Unknown
     );
     // lookup by hash, live or dead: what RFC 7009 revocation reads
@@ -84,7 +87,10 @@ pub(super) async fn grants(store: &dyn Store) {
     assert!(store.jti_revoked("AJ1").await.unwrap());
     assert_eq!(store.feed(0, 100).await.unwrap().len(), before + 1);
     assert!(matches!(
-        store.rotate_refresh_token("r2", "r5", 131).await.unwrap(),
+        store
+            .rotate_refresh_token("r2", "r5", 131, None)
+            .await
+            .unwrap(),
         Redemption::Replayed(_)
     ));
     assert_eq!(
@@ -101,7 +107,10 @@ pub(super) async fn grants(store: &dyn Store) {
         "no refresh token under a revoked grant"
     );
     assert_eq!(
-        store.rotate_refresh_token("r7", "r8", 133).await.unwrap(),
+        store
+            .rotate_refresh_token("r7", "r8", 133, None)
+            .await
+            .unwrap(),
         Redemption::Unknown
     );
     assert!(!store.record_grant_jti("G1", "AJ2", 5000).await.unwrap());
@@ -149,7 +158,10 @@ pub(super) async fn grants(store: &dyn Store) {
         (RevocationKind::Sid, "S1")
     );
     assert!(matches!(
-        store.rotate_refresh_token("r6", "r7", 142).await.unwrap(),
+        store
+            .rotate_refresh_token("r6", "r7", 142, None)
+            .await
+            .unwrap(),
         Redemption::Replayed(_)
     ));
 
@@ -199,7 +211,10 @@ pub(super) async fn grants(store: &dyn Store) {
         Some("new-hash")
     );
     assert!(matches!(
-        store.rotate_refresh_token("r8", "r9", 151).await.unwrap(),
+        store
+            .rotate_refresh_token("r8", "r9", 151, None)
+            .await
+            .unwrap(),
         Redemption::Replayed(_)
     ));
 
@@ -211,7 +226,10 @@ pub(super) async fn grants(store: &dyn Store) {
     assert!(store.set_app_enabled("app", false).await.unwrap());
     assert!(store.set_app_enabled("app", true).await.unwrap());
     assert!(matches!(
-        store.rotate_refresh_token("ra", "rb", 152).await.unwrap(),
+        store
+            .rotate_refresh_token("ra", "rb", 152, None)
+            .await
+            .unwrap(),
         Redemption::Replayed(_)
     ));
 
@@ -242,7 +260,10 @@ pub(super) async fn grants(store: &dyn Store) {
         .unwrap();
     assert!(store.revoke_consent("alice", "app", 160).await.unwrap());
     assert!(matches!(
-        store.rotate_refresh_token("rc1", "rc2", 161).await.unwrap(),
+        store
+            .rotate_refresh_token("rc1", "rc2", 161, None)
+            .await
+            .unwrap(),
         Redemption::Replayed(_)
     ));
     assert!(!store.revoke_consent("alice", "app", 160).await.unwrap());
@@ -254,4 +275,42 @@ pub(super) async fn grants(store: &dyn Store) {
         store.redeem_auth_code("c1", 100_001).await.unwrap(),
         Redemption::Unknown
     );
+}
+
+/// The reuse interval: a token rotated at or after `reuse_since` whose
+/// successor is live and unused is rotated again (the successor dies);
+/// never after the successor was used or killed, even within one second.
+pub(super) async fn refresh_reuse(store: &dyn Store) {
+    use crate::records::{Redemption, RefreshToken};
+    let rotate = |hash: &'static str, next: &'static str, now: u64, since: Option<u64>| async move {
+        matches!(
+            store
+                .rotate_refresh_token(hash, next, now, since)
+                .await
+                .unwrap(),
+            Redemption::Fresh(RefreshToken { .. })
+        )
+    };
+    store
+        .insert_refresh_token(&refresh("u1", "GU", "SU"))
+        .await
+        .unwrap();
+    assert!(rotate("u1", "u2", 500, Some(470)).await);
+    // The client lost u2's response and presents u1 again within the interval.
+    assert!(rotate("u1", "u3", 510, Some(480)).await);
+    assert!(
+        !rotate("u2", "u4", 511, Some(481)).await,
+        "the unused successor died"
+    );
+    // Used successor, all in one second: a replay of its predecessor is one.
+    assert!(rotate("u3", "u5", 520, Some(490)).await);
+    assert!(rotate("u5", "u6", 520, Some(490)).await);
+    assert!(!rotate("u3", "u7", 520, Some(490)).await, "u5 was used");
+    // The replay above changed nothing: u6 still rotates; past the interval
+    // its replay is one.
+    assert!(rotate("u6", "u8", 600, Some(570)).await);
+    assert!(!rotate("u6", "u9", 640, Some(610)).await);
+    // Killed (a revocation, a sign-out, a password change): never revived.
+    assert!(store.revoke_grant("GU", 650).await.unwrap() > 0);
+    assert!(!rotate("u8", "ua", 651, Some(0)).await);
 }

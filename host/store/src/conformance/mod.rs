@@ -189,4 +189,5 @@ pub(crate) async fn run(store: &dyn Store) {
     sessions::signin_state(store).await;
     records::declared(store).await;
     sessions::identity_expiry(store).await;
+    grants::refresh_reuse(store).await;
 }

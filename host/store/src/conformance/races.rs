@@ -49,7 +49,7 @@ pub(crate) async fn race(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     for i in 0..TRIES {
         let s = pick(i);
         tasks.spawn(async move {
-            s.rotate_refresh_token("race-rt", &format!("race-rt-{i}"), 300)
+            s.rotate_refresh_token("race-rt", &format!("race-rt-{i}"), 300, None)
                 .await
                 .unwrap()
         });
@@ -84,7 +84,7 @@ pub(crate) async fn race(a: Arc<dyn Store>, b: Arc<dyn Store>) {
             assert!(
                 !matches!(
                     issuer
-                        .rotate_refresh_token(&rt.hash, &format!("{}-next", rt.hash), 360)
+                        .rotate_refresh_token(&rt.hash, &format!("{}-next", rt.hash), 360, None)
                         .await
                         .unwrap(),
                     Redemption::Fresh(_)

@@ -44,7 +44,10 @@ pub(super) async fn declared(store: &dyn Store) {
     app.enabled = false;
     assert!(store.update_app(&app).await.unwrap());
     assert!(matches!(
-        store.rotate_refresh_token("d1", "d2", 130).await.unwrap(),
+        store
+            .rotate_refresh_token("d1", "d2", 130, None)
+            .await
+            .unwrap(),
         Redemption::Replayed(_)
     ));
 

@@ -128,6 +128,7 @@ pub(super) async fn rotate_refresh_token(
     hash: &str,
     next_hash: &str,
     now: u64,
+    reuse_since: Option<u64>,
 ) -> StoreResult<Redemption<RefreshToken>> {
     let mut c = store.client().await?;
     let grant = row(
@@ -146,22 +147,54 @@ pub(super) async fn rotate_refresh_token(
     let returning = format!(
         "UPDATE refresh_tokens SET dead_at = $2 WHERE hash = $1 AND dead_at IS NULL RETURNING {REFRESH_COLUMNS}"
     );
-    if let Some(r) = row(&tx, &returning, &[&hash, &to_i64(now)]).await? {
-        let old = rows::refresh(&r)?;
-        let next = RefreshToken {
-            hash: next_hash.to_owned(),
-            created_at: now,
-            ..old.clone()
-        };
-        insert_refresh(&tx, &next).await?;
-        tx.commit().await.map_err(pg)?;
-        return Ok(Redemption::Fresh(old));
-    }
-    let select = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE hash = $1");
-    Ok(match row(&tx, &select, &[&hash]).await? {
-        Some(r) => Redemption::Replayed(rows::refresh(&r)?),
-        None => Redemption::Unknown,
-    })
+    let consumed = match row(&tx, &returning, &[&hash, &to_i64(now)]).await? {
+        Some(r) => Some(rows::refresh(&r)?),
+        None => None,
+    };
+    let old = match consumed {
+        Some(old) => old,
+        None => {
+            let select =
+                format!("SELECT {REFRESH_COLUMNS}, dead_at FROM refresh_tokens WHERE hash = $1");
+            let Some(r) = row(&tx, &select, &[&hash]).await? else {
+                return Ok(Redemption::Unknown);
+            };
+            let old = rows::refresh(&r)?;
+            // dead_at follows the nine REFRESH_COLUMNS: the rotation time.
+            let rotated_at: Option<i64> = r.try_get(9).map_err(pg)?;
+            // Within the reuse interval, the live, unused successor dies
+            // (0: killed, never reused in turn) and the old token is
+            // rotated again.
+            let reusable = match (reuse_since, rotated_at) {
+                (Some(since), Some(at)) if at >= to_i64(since) => exec(
+                    &tx,
+                    "UPDATE refresh_tokens SET dead_at = 0 WHERE parent = $1 AND dead_at IS NULL",
+                    &[&hash],
+                )
+                .await?
+                    == 1,
+                _ => false,
+            };
+            if !reusable {
+                return Ok(Redemption::Replayed(old));
+            }
+            old
+        }
+    };
+    let next = RefreshToken {
+        hash: next_hash.to_owned(),
+        created_at: now,
+        ..old.clone()
+    };
+    insert_refresh(&tx, &next).await?;
+    exec(
+        &tx,
+        "UPDATE refresh_tokens SET parent = $2 WHERE hash = $1",
+        &[&next.hash, &hash],
+    )
+    .await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(Redemption::Fresh(old))
 }
 
 pub(super) async fn record_grant_jti(

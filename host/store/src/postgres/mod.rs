@@ -177,8 +177,9 @@ impl Store for PostgresStore {
         hash: &str,
         next_hash: &str,
         now: u64,
+        reuse_since: Option<u64>,
     ) -> StoreResult<Redemption<RefreshToken>> {
-        grants::rotate_refresh_token(self, hash, next_hash, now).await
+        grants::rotate_refresh_token(self, hash, next_hash, now, reuse_since).await
     }
 
     async fn record_grant_jti(

@@ -97,6 +97,7 @@ pub(super) async fn rotate_refresh_token(
     hash: &str,
     next_hash: &str,
     now: u64,
+    reuse_since: Option<u64>,
 ) -> StoreResult<Redemption<RefreshToken>> {
     let (hash, next_hash) = (hash.to_owned(), next_hash.to_owned());
     store
@@ -116,13 +117,19 @@ pub(super) async fn rotate_refresh_token(
             )?;
             let outcome = match old {
                 None => Redemption::Unknown,
-                Some(old) if consumed == 1 => {
+                Some(old)
+                    if consumed == 1
+                        || reuse_since
+                            .map(|since| reuse_successor(&tx, &hash, since))
+                            .transpose()?
+                            .unwrap_or(false) =>
+                {
                     let next = RefreshToken {
                         hash: next_hash,
                         created_at: now,
                         ..old.clone()
                     };
-                    insert_refresh(&tx, &next)?;
+                    insert_successor(&tx, &next, &hash)?;
                     Redemption::Fresh(old)
                 }
                 Some(old) => Redemption::Replayed(old),
@@ -131,6 +138,44 @@ pub(super) async fn rotate_refresh_token(
             Ok(outcome)
         })
         .await
+}
+
+/// Within the reuse interval: kills the live, unused successor of a token
+/// rotated at or after `since`; true when there was one to kill.
+fn reuse_successor(tx: &rusqlite::Transaction<'_>, hash: &str, since: u64) -> StoreResult<bool> {
+    let rotated_at = one(
+        tx,
+        "SELECT dead_at FROM refresh_tokens WHERE hash = ?1",
+        [hash],
+        |r| r.get::<_, Option<i64>>(0).map_err(backend),
+    )?
+    .flatten();
+    if rotated_at.is_none_or(|t| t < to_i64(since)) {
+        return Ok(false);
+    }
+    // Killed, not rotated: 0, so it is never reused in turn.
+    let killed = tx
+        .execute(
+            "UPDATE refresh_tokens SET dead_at = 0 WHERE parent = ?1 AND dead_at IS NULL",
+            [hash],
+        )
+        .map_err(backend)?;
+    Ok(killed == 1)
+}
+
+/// Stores `next` as the successor of `parent`.
+fn insert_successor(
+    tx: &rusqlite::Transaction<'_>,
+    next: &RefreshToken,
+    parent: &str,
+) -> StoreResult<()> {
+    insert_refresh(tx, next)?;
+    tx.execute(
+        "UPDATE refresh_tokens SET parent = ?2 WHERE hash = ?1",
+        [&next.hash, parent],
+    )
+    .map_err(backend)?;
+    Ok(())
 }
 
 pub(super) async fn record_grant_jti(
