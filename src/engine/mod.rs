@@ -145,6 +145,11 @@ impl Engine {
     /// adapter buffers up to that many bytes, refuses a larger body with
     /// 413, and passes it with [`Request::with_body`].
     pub fn body_limit(&self, request: &Request<'_>) -> Option<usize> {
+        // Every adapter asks on every request: only a POST can be a $batch,
+        // so nothing else pays for normalizing and folding its path.
+        if request.method != "POST" {
+            return None;
+        }
         let odata = self.policy.odata.as_ref()?;
         let path = normalized_path(request.path_only())?;
         let folded = self.folded(&path);

@@ -165,9 +165,16 @@ impl RouteRef {
         }
     }
 
-    /// The further routes, by index.
+    /// The further routes, by index: one step per set bit.
     pub(super) fn also(self) -> impl Iterator<Item = usize> {
-        (0..128usize).filter(move |i| self.also & (1u128 << i) != 0)
+        let mut bits = self.also;
+        std::iter::from_fn(move || {
+            let i = bits.trailing_zeros();
+            (bits != 0).then(|| {
+                bits &= bits - 1;
+                i as usize
+            })
+        })
     }
 }
 

@@ -116,6 +116,31 @@ impl PasswordGate {
         address: Option<IpAddr>,
         now: u64,
     ) -> PasswordOutcome {
+        self.check_inner(login, None, password, address, now).await
+    }
+
+    /// [`Self::check`] for a caller that has already read the user
+    /// (`None`: no such user), so the store is not asked twice.
+    pub async fn check_user(
+        &self,
+        login: &str,
+        user: Option<User>,
+        password: &str,
+        address: Option<IpAddr>,
+        now: u64,
+    ) -> PasswordOutcome {
+        self.check_inner(login, Some(user), password, address, now)
+            .await
+    }
+
+    async fn check_inner(
+        &self,
+        login: &str,
+        preloaded: Option<Option<User>>,
+        password: &str,
+        address: Option<IpAddr>,
+        now: u64,
+    ) -> PasswordOutcome {
         let name = login.to_lowercase();
         let from = address.map_or_else(|| "-".to_owned(), |a| a.to_string());
         let pair_key = format!("pair:{name}|{from}");
@@ -149,8 +174,12 @@ impl PasswordGate {
                 None => return PasswordOutcome::Unavailable,
             }
         }
-        let Ok(user) = self.store.user(login).await else {
-            return PasswordOutcome::Unavailable;
+        let user = match preloaded {
+            Some(user) => user,
+            None => match self.store.user(login).await {
+                Ok(user) => user,
+                Err(_) => return PasswordOutcome::Unavailable,
+            },
         };
         let Ok(Ok(slot)) = tokio::time::timeout(QUEUE_WAIT, self.argon2.acquire()).await else {
             return PasswordOutcome::Unavailable;

@@ -210,12 +210,15 @@ impl Identity {
                 }
                 <[u8; 32]>::from(h.finalize())
             });
-        if let (Some(user), Some(p)) = (user, proof)
+        if let (Some(user), Some(p)) = (&user, proof)
             && self.verified_passwords.contains(&p)
         {
-            return PasswordOutcome::Accepted(user);
+            return PasswordOutcome::Accepted(user.clone());
         }
-        let outcome = self.passwords.check(login, password, address, now).await;
+        let outcome = self
+            .passwords
+            .check_user(login, user, password, address, now)
+            .await;
         if let (PasswordOutcome::Accepted(user), Some(p)) = (&outcome, proof)
             && user.password_hash.is_some()
         {

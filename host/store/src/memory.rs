@@ -676,7 +676,7 @@ impl Store for MemoryStore {
     async fn purge_expired(&self, now: u64, batch: usize) -> StoreResult<usize> {
         let mut inner = self.lock()?;
         let inner = &mut *inner;
-        Ok(purge(&mut inner.codes, batch, |(c, _)| c.expires_at < now)
+        let purged = purge(&mut inner.codes, batch, |(c, _)| c.expires_at < now)
             + purge(&mut inner.refresh, batch, |(t, _)| t.expires_at < now)
             + purge(&mut inner.tokens, batch, |t| t.expires_at < now)
             + purge(&mut inner.jti, batch, |e| *e < now)
@@ -688,7 +688,13 @@ impl Store for MemoryStore {
             + purge(&mut inner.sessions, batch, |s| {
                 s.ended_at
                     .is_some_and(|t| t < now.saturating_sub(crate::ENDED_SESSION_KEEP_S))
-            }))
+            });
+        // Successor links of purged tokens go with them.
+        let refresh = &inner.refresh;
+        inner
+            .successors
+            .retain(|parent, _| refresh.contains_key(parent));
+        Ok(purged)
     }
 }
 
