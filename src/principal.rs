@@ -65,6 +65,11 @@ pub struct Principal {
     pub user_type: Option<String>,
     /// When the token stops being valid, Unix seconds.
     pub expires_at: u64,
+    /// When the issuer last vouched for what this says, Unix seconds: a
+    /// JWT's `iat` (0 without one), or when an introspection reply arrived.
+    /// An app or user change voids what was vouched for before it.
+    #[serde(default)]
+    pub vouched_at: u64,
 }
 
 impl Principal {

@@ -204,6 +204,7 @@ mod tests {
             is_admin: false,
             user_type: None,
             expires_at: 100,
+            vouched_at: 0,
         }
     }
 

@@ -52,12 +52,18 @@ enum KeyFetch {
     Failed,
 }
 
+/// Whether a JWT was revoked: by `jti`, `sid` or hash, or minted before a
+/// change to its app or subject (`client_id` / `sub` events).
 fn is_revoked(state: &State, principal: &Principal, hash: &TokenHash, now: Time) -> bool {
-    state.revocation.jwt_revoked(
-        principal.jti.as_deref(),
-        principal.sid.as_deref(),
-        now.secs(),
-    ) || state.revocation.token_revoked(hash, now.secs())
+    let (revocation, now_s) = (&state.revocation, now.secs());
+    revocation.jwt_revoked(principal.jti.as_deref(), principal.sid.as_deref(), now_s)
+        || revocation.token_revoked(hash, now_s)
+        || revocation.voided(
+            principal.client_id.as_deref(),
+            &principal.subject,
+            principal.vouched_at,
+            now_s,
+        )
 }
 
 impl Engine {

@@ -31,11 +31,17 @@ impl Engine {
             return self.deny(Reason::InactiveReference, route);
         }
         if let Some(cached) = state.reference_cache.get(&hash, now).cloned() {
-            state.stats.introspection_cache_hits += 1;
-            return self.cached_reference(route, cached, now, state);
+            if !voided(state, cached.as_ref(), now) {
+                state.stats.introspection_cache_hits += 1;
+                return self.cached_reference(route, cached, now, state);
+            }
+            state.reference_cache.remove(&hash);
         }
         state.stats.introspection_cache_misses += 1;
-        if let Some(entry) = state.shared_load(&self.policy, Space::Reference, &hash, now) {
+        if let Some(entry) = state
+            .shared_load(&self.policy, Space::Reference, &hash, now)
+            .filter(|entry| !voided(state, entry.principal.as_ref(), now))
+        {
             return match entry.principal {
                 Some(principal)
                     if principal.expires_at > now.secs()
@@ -137,6 +143,7 @@ impl Engine {
             && let Some(Some(principal)) = state.reference_cache.get_stale(&hash, now).cloned()
             && principal.expires_at > now.secs()
             && !revoked_since(state, &principal, now)
+            && !voided(state, Some(&principal), now)
         {
             return self.authorize(route, principal, true);
         }
@@ -177,9 +184,10 @@ impl Engine {
             }
             return Ok(None);
         }
-        let principal = reply
+        let mut principal = reply
             .reference_principal()
             .map_err(|_| Unavailable::IntrospectionFailed)?;
+        principal.vouched_at = now.secs();
         if !matches!(principal.kind, TokenKind::Pat | TokenKind::Sat) {
             return Err(Unavailable::IntrospectionFailed);
         }
@@ -225,6 +233,17 @@ fn introspection_call(intro: &Introspection, token: &str) -> HttpCall {
         body: introspection::request_body(token, &intro.token_type_hint),
         timeout: up.timeout,
     }
+}
+
+/// Whether a remembered introspection reply was obtained before a change to
+/// its app or subject (a `client_id` or `sub` event): it is dropped, and the
+/// token introspected again. A remembered inactive reply stays.
+fn voided(state: &State, principal: Option<&Principal>, now: Time) -> bool {
+    principal.is_some_and(|p| {
+        state
+            .revocation
+            .voided(p.client_id.as_deref(), &p.subject, p.vouched_at, now.secs())
+    })
 }
 
 /// Whether a remembered reference token's `jti` or `sid` was revoked.

@@ -185,6 +185,7 @@ impl IntrospectionResponse {
             is_admin: self.is_admin.unwrap_or(false),
             user_type: self.user_type.clone(),
             expires_at: exp,
+            vouched_at: 0,
         };
         if principal.is_header_safe() {
             Ok(principal)

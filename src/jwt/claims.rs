@@ -161,6 +161,7 @@ pub fn principal_from_claims(
     let client_id = opt_str(claims, "client_id")?.map(str::to_owned);
     let jti = opt_str(claims, "jti")?.map(str::to_owned);
     let sub = opt_str(claims, "sub")?;
+    let vouched_at = iat.map_or(0, |iat| iat.floor());
     let system_user = opt_str(claims, "client_system_user")?;
     let principal = match (sub, system_user) {
         (Some(sub), _) => Principal {
@@ -175,6 +176,7 @@ pub fn principal_from_claims(
             is_admin: flag(claims, "is_admin")?,
             user_type: opt_str(claims, "user_type")?.map(str::to_owned),
             expires_at: exp,
+            vouched_at,
         },
         (None, Some(system_user)) => Principal {
             kind: TokenKind::Service,
@@ -188,6 +190,7 @@ pub fn principal_from_claims(
             is_admin: false,
             user_type: opt_str(claims, "client_system_user_type")?.map(str::to_owned),
             expires_at: exp,
+            vouched_at,
         },
         (None, None) => return Err(TokenError::MissingClaim("sub")),
     };

@@ -227,6 +227,24 @@ async fn the_stack_through_the_gateway() {
     gateway.stop().await;
 }
 
+/// An app narrowed or disabled on the host is enforced by the filter
+/// within a second (the revocation feed's `client_id` events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_changes_reach_the_filter_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, _echo_task) = net::echo_upstream().await;
+    let stack = stack(dir.path(), Some(format!("http://{echo}"))).await;
+    let identity = stack.host.state.identity.public_url.clone();
+    let api = format!(
+        "http://{}/api/domain/odata/Crm_Customers",
+        stack.gateway.addr
+    );
+    net::app_changes_reach_the_edge(&api, &stack.host.state, &stack.host.admin_url(), &identity)
+        .await;
+    stack.gateway.stop().await;
+    stack.host.stop().await;
+}
+
 /// `erpgate up` as the README runs it: the gateway in front of the emulated
 /// ERP API, which validates the credential again behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -176,6 +176,10 @@ async fn worker_in_workerd_in_front_of_the_api() {
     }
     assert!(revoked_at.elapsed() < Duration::from_secs(1));
 
+    // App changes reach the isolate through the feed within a second.
+    let api = format!("http://{addr}/api/domain/odata/Crm_Customers");
+    net::app_changes_reach_the_edge(&api, &host.state, &host.admin_url(), &identity).await;
+
     // Identity host down: a token that needs introspection gets 503, never an allow.
     let fresh = mint_pat(&host.admin_url(), "admin").await;
     host.stop().await;

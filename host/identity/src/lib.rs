@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod discovery;

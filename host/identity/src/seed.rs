@@ -6,6 +6,7 @@ use erpgate_store::secrets::secret_hash;
 use erpgate_store::{Store, StoreError};
 
 use crate::accounts::{hash_password, password_ok};
+use crate::changes;
 use crate::config::{AppConfig, Config, UserConfig};
 
 /// Brings the store in line with the file: every app and user it declares
@@ -15,9 +16,9 @@ use crate::config::{AppConfig, Config, UserConfig};
 /// change); records it does not name are left alone. A user's subject id
 /// never changes once stored.
 pub async fn seed(store: &dyn Store, config: &Config, now: u64) -> anyhow::Result<()> {
-    let event_expires_at = now.saturating_add(config.instance.access_token_lifetime_s);
+    let lifetime = config.instance.access_token_lifetime_s;
     for u in &config.users {
-        seed_user(store, u, now, event_expires_at).await?;
+        seed_user(store, u, now, lifetime).await?;
     }
     for a in &config.apps {
         let app = declared_app(a, now)?;
@@ -25,14 +26,17 @@ pub async fn seed(store: &dyn Store, config: &Config, now: u64) -> anyhow::Resul
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 let stored = store.app(&app.client_id).await?;
-                if stored.is_some_and(|s| {
+                if let Some(stored) = stored.filter(|s| {
                     TrustedApp {
                         created_at: now,
-                        ..s
+                        ..s.clone()
                     } != app
                 }) {
                     store.update_app(&app).await?;
                     tracing::info!(client_id = %app.client_id, "app updated from the configuration");
+                    if changes::app_narrowed(&stored, Some(&app)) {
+                        changes::app_changed(store, &app.client_id, now, lifetime).await?;
+                    }
                 }
             }
             Err(e) => return Err(e.into()),
@@ -68,8 +72,9 @@ async fn seed_user(
     store: &dyn Store,
     u: &UserConfig,
     now: u64,
-    event_expires_at: u64,
+    lifetime: u64,
 ) -> anyhow::Result<()> {
+    let event_expires_at = now.saturating_add(lifetime);
     let hash = |p: &str| hash_password(p).map_err(|e| anyhow::anyhow!("hashing a password: {e}"));
     let Some(stored) = store.user(&u.login).await? else {
         let user = User {
@@ -102,6 +107,9 @@ async fn seed_user(
     if declared != stored {
         store.update_user_profile(&declared).await?;
         tracing::info!(login = %u.login, "user updated from the configuration");
+        if changes::user_demoted(&stored, &declared) {
+            changes::user_changed(store, &u.login, now, lifetime).await?;
+        }
     }
     if u.id.as_ref().is_some_and(|id| *id != stored.id) {
         tracing::warn!(login = %u.login, "users.id differs from the stored subject id, which never changes; the stored one stays");
@@ -112,6 +120,7 @@ async fn seed_user(
         store
             .set_password_hash(&u.login, &hash(password)?, now, event_expires_at)
             .await?;
+        changes::user_changed(store, &u.login, now, lifetime).await?;
         tracing::info!(login = %u.login, "password set from the configuration; the user's sessions are ended");
     }
     Ok(())

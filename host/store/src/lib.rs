@@ -16,7 +16,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
-use erpgate::revocation::RevocationKind;
+use erpgate::revocation::{RevocationEvent, RevocationKind};
 
 use crate::records::{
     ApiSession, AuthCode, Consent, FeedRow, IdentitySession, License, Redemption, ReferenceToken,
@@ -115,6 +115,9 @@ pub trait Store: Send + Sync {
     /// Whether a `jti` is revoked.
     async fn jti_revoked(&self, jti: &str) -> StoreResult<bool>;
 
+    /// Appends an event to the feed on its own: the `client_id` and `sub`
+    /// events that tell edges an app or a user changed.
+    async fn publish_revocation(&self, event: &RevocationEvent) -> StoreResult<()>;
     /// Feed rows after `cursor`, oldest first, at most `limit`.
     async fn feed(&self, cursor: u64, limit: usize) -> StoreResult<Vec<FeedRow>>;
 
@@ -254,7 +257,7 @@ pub trait Store: Send + Sync {
 /// PostgreSQL store in `erpgate_migrations`. `{serial}` is the dialect's
 /// auto-numbered primary key; `{key_order}` adds the column PostgreSQL
 /// orders signing keys by (SQLite has its rowid).
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     r#"
 CREATE TABLE trusted_apps (
     client_id TEXT PRIMARY KEY,
@@ -427,6 +430,9 @@ ALTER TABLE trusted_apps ADD COLUMN internal BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE refresh_tokens ADD COLUMN parent TEXT;
 CREATE INDEX refresh_tokens_parent ON refresh_tokens (parent);
 "#,
+    r#"
+ALTER TABLE revocation_feed ADD COLUMN issued_before BIGINT;
+"#,
 ];
 
 /// The migrations in one dialect.
@@ -483,7 +489,7 @@ const REFRESH_COLUMNS: &str =
     "hash, grant_id, client_id, login, sid, scopes, auth_time, created_at, expires_at";
 const KEY_COLUMNS: &str = "kid, private_pem, created_at, retire_at";
 const IDENTITY_SESSION_COLUMNS: &str = "sid, login, auth_time, created_at, ended_at";
-const FEED_COLUMNS: &str = "seq, kind, value, expires_at";
+const FEED_COLUMNS: &str = "seq, kind, value, expires_at, issued_before";
 const API_SESSION_COLUMNS: &str =
     "key, id, login, client_id, origin, opened_at, last_seen, closes_at, reserved";
 const TOKEN_WIDTH: usize = 12;
@@ -526,6 +532,8 @@ fn kind_name(kind: RevocationKind) -> &'static str {
         RevocationKind::TokenSha256 => "token_sha256",
         RevocationKind::Jti => "jti",
         RevocationKind::Sid => "sid",
+        RevocationKind::ClientId => "client_id",
+        RevocationKind::Sub => "sub",
     }
 }
 
@@ -534,6 +542,8 @@ fn kind_from_name(name: &str) -> Option<RevocationKind> {
         "token_sha256" => Some(RevocationKind::TokenSha256),
         "jti" => Some(RevocationKind::Jti),
         "sid" => Some(RevocationKind::Sid),
+        "client_id" => Some(RevocationKind::ClientId),
+        "sub" => Some(RevocationKind::Sub),
         _ => None,
     }
 }

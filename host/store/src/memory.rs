@@ -67,9 +67,15 @@ impl Tables {
             RevocationEvent {
                 kind,
                 value: value.to_owned(),
+                issued_before: None,
                 expires_at,
             },
         );
+    }
+
+    fn push_event(&mut self, event: &RevocationEvent) {
+        self.next_seq += 1;
+        self.feed.insert(self.next_seq, event.clone());
     }
 }
 
@@ -263,6 +269,10 @@ impl Store for MemoryStore {
     }
     async fn jti_revoked(&self, jti: &str) -> StoreResult<bool> {
         Ok(self.lock()?.jti.contains_key(jti))
+    }
+    async fn publish_revocation(&self, event: &RevocationEvent) -> StoreResult<()> {
+        self.lock()?.push_event(event);
+        Ok(())
     }
     async fn feed(&self, cursor: u64, limit: usize) -> StoreResult<Vec<FeedRow>> {
         Ok(self

@@ -195,6 +195,7 @@ pub(super) fn feed_row(r: &impl Columns) -> StoreResult<FeedRow> {
             kind: kind_from_name(&r.text(1)?).ok_or_else(|| corrupt("kind"))?,
             value: r.text(2)?,
             expires_at: r.int(3)?,
+            issued_before: r.opt_int(4)?,
         },
     })
 }

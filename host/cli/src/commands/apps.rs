@@ -162,7 +162,15 @@ pub async fn run(cmd: AppsCommand, config: Config, demo: bool) -> anyhow::Result
             if !store.set_app_enabled(&client_id, false).await? {
                 bail!("no application {client_id}");
             }
-            say!("disabled {client_id}");
+            let lifetime = config.instance.access_token_lifetime_s;
+            erpgate_identity::changes::app_changed(
+                &*store,
+                &client_id,
+                SystemClock.now(),
+                lifetime,
+            )
+            .await?;
+            say!("disabled {client_id}; edges stop honouring its tokens at their next feed poll");
         }
         AppsCommand::Enable { client_id } => {
             if !store.set_app_enabled(&client_id, true).await? {

@@ -53,6 +53,8 @@ pub async fn run(cmd: UsersCommand, config: Config, demo: bool) -> anyhow::Resul
     {
         anyhow::bail!("no user {login}");
     }
+    let lifetime = config.instance.access_token_lifetime_s;
+    erpgate_identity::changes::user_changed(&*store, &login, now, lifetime).await?;
     say!(
         "password changed for {login}; their sessions are ended and their refresh tokens no longer work"
     );

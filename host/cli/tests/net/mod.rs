@@ -444,3 +444,90 @@ pub async fn user_tokens(base: &str, b: &reqwest::Client, scope: &str) -> (Strin
         tokens["refresh_token"].as_str().map(str::to_owned),
     )
 }
+
+/// Polls `api` with `headers` until it answers `status`; fails if that
+/// takes a second or more. Every answer before it must be `before`.
+pub async fn within_a_second(api: &str, headers: &[(&str, &[u8])], before: u16, status: u16) {
+    let since = std::time::Instant::now();
+    loop {
+        let (got, body) = send(api, "GET", headers).await;
+        if got == status {
+            return;
+        }
+        assert_eq!(got, before, "{body}");
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(1),
+            "still {got} a second after the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// App changes reach the edge in front of `api` within a second, through
+/// the revocation feed: a narrowed app's cached reference-token verdict is
+/// dropped and the token introspected again (now without the scope), and a
+/// disabled app's JWTs are refused. `host` is the identity the edge trusts.
+pub async fn app_changes_reach_the_edge(
+    api: &str,
+    host: &erpgate_cli::Host,
+    admin_url: &str,
+    identity: &str,
+) {
+    use erpgate_identity::changes;
+    let store = host.identity.store.as_ref();
+    let now = || host.identity.clock.now();
+    let lifetime = host.identity.config.instance.access_token_lifetime_s;
+
+    let pat = mint_pat(admin_url, "admin").await;
+    let jwt = format!("Bearer {}", service_token(identity, "read").await);
+    for _ in 0..2 {
+        assert_eq!(
+            send(api, "GET", &[("x-api-key", pat.as_bytes())]).await.0,
+            200
+        );
+        assert_eq!(
+            send(api, "GET", &[("authorization", jwt.as_bytes())])
+                .await
+                .0,
+            200
+        );
+    }
+
+    // demo.reports no longer grants `read`: the PAT's cached verdict goes.
+    let mut reports = store.app("demo.reports").await.unwrap().unwrap();
+    let before = reports.clone();
+    reports.scope.remove("read");
+    assert!(store.update_app(&reports).await.unwrap());
+    assert!(changes::app_narrowed(&before, Some(&reports)));
+    changes::app_changed(store, "demo.reports", now(), lifetime)
+        .await
+        .unwrap();
+    within_a_second(api, &[("x-api-key", pat.as_bytes())], 200, 403).await;
+    let (_, body) = send(api, "GET", &[("x-api-key", pat.as_bytes())]).await;
+    assert_eq!(body["error"], "insufficient_scope", "{body}");
+
+    // demo.service disabled: its JWT, cached and valid until `exp`, is refused.
+    assert!(store.set_app_enabled("demo.service", false).await.unwrap());
+    changes::app_changed(store, "demo.service", now(), lifetime)
+        .await
+        .unwrap();
+    within_a_second(api, &[("authorization", jwt.as_bytes())], 200, 401).await;
+
+    // Enabling it again does not bring back a token from before the change;
+    // a new one works.
+    assert!(store.set_app_enabled("demo.service", true).await.unwrap());
+    let (status, _) = send(api, "GET", &[("authorization", jwt.as_bytes())]).await;
+    assert_eq!(status, 401);
+    tokio::time::sleep(std::time::Duration::from_secs(changes::VOID_MARGIN_S + 1)).await;
+    let fresh = format!("Bearer {}", service_token(identity, "read").await);
+    assert_eq!(
+        send(api, "GET", &[("authorization", fresh.as_bytes())])
+            .await
+            .0,
+        200
+    );
+    assert!(
+        store.update_app(&before).await.unwrap(),
+        "demo.reports as it was"
+    );
+}

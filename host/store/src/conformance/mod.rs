@@ -166,6 +166,17 @@ pub(crate) async fn run(store: &dyn Store) {
     assert_eq!(after.len(), 2);
     assert_eq!(store.feed(feed[0].seq, 1).await.unwrap().len(), 1);
     assert_eq!(store.reference_tokens().await.unwrap().len(), 2);
+    // an app change is published with the time before which it voids
+    let change = erpgate::revocation::RevocationEvent {
+        kind: RevocationKind::ClientId,
+        value: "my app".into(),
+        issued_before: Some(205),
+        expires_at: 3000,
+    };
+    store.publish_revocation(&change).await.unwrap();
+    let last = store.feed(feed[2].seq, 10).await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].event, change);
 
     // cleanup removes what has expired, in batches
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Revoked `jti`s, the revocation feed, and the cleanup of expired rows.
 
 use deadpool_postgres::GenericClient;
-use erpgate::revocation::RevocationKind;
+use erpgate::revocation::{RevocationEvent, RevocationKind};
 
 use super::conn::{LOCK_FEED, PostgresStore, exec, lock, pg, to_i64};
 use crate::records::FeedRow;
@@ -22,6 +22,25 @@ pub(super) async fn push_feed<C: GenericClient>(
         &[&crate::kind_name(kind), &value, &to_i64(expires_at)],
     )
     .await?;
+    Ok(())
+}
+
+pub(super) async fn publish(store: &PostgresStore, event: &RevocationEvent) -> StoreResult<()> {
+    let mut c = store.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    lock(&tx, LOCK_FEED).await?;
+    exec(
+        &tx,
+        "INSERT INTO revocation_feed (kind, value, expires_at, issued_before) VALUES ($1, $2, $3, $4)",
+        &[
+            &crate::kind_name(event.kind),
+            &event.value,
+            &to_i64(event.expires_at),
+            &event.issued_before.map(to_i64),
+        ],
+    )
+    .await?;
+    tx.commit().await.map_err(pg)?;
     Ok(())
 }
 

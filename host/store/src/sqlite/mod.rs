@@ -14,6 +14,7 @@ mod tokens;
 pub use conn::SqliteStore;
 
 use async_trait::async_trait;
+use erpgate::revocation::RevocationEvent;
 
 use crate::records::{
     ApiSession, AuthCode, Consent, FeedRow, IdentitySession, License, Redemption, ReferenceToken,
@@ -113,6 +114,10 @@ impl Store for SqliteStore {
 
     async fn jti_revoked(&self, jti: &str) -> StoreResult<bool> {
         revocation::jti_revoked(self, jti).await
+    }
+
+    async fn publish_revocation(&self, event: &RevocationEvent) -> StoreResult<()> {
+        revocation::publish(self, event).await
     }
 
     async fn feed(&self, cursor: u64, limit: usize) -> StoreResult<Vec<FeedRow>> {

@@ -1,6 +1,6 @@
 //! Revoked `jti`s, the revocation feed, and the cleanup of expired rows.
 
-use erpgate::revocation::RevocationKind;
+use erpgate::revocation::{RevocationEvent, RevocationKind};
 use rusqlite::params;
 
 use super::conn::{SqliteStore, all, backend, to_i64};
@@ -20,6 +20,25 @@ pub(super) fn push_feed(
     )
     .map_err(backend)?;
     Ok(())
+}
+
+pub(super) async fn publish(store: &SqliteStore, event: &RevocationEvent) -> StoreResult<()> {
+    let event = event.clone();
+    store
+        .write(move |c| {
+            c.execute(
+                "INSERT INTO revocation_feed (kind, value, expires_at, issued_before) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    crate::kind_name(event.kind),
+                    event.value,
+                    to_i64(event.expires_at),
+                    event.issued_before.map(to_i64)
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
 }
 
 pub(super) async fn revoke_jti(
