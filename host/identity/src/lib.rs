@@ -16,6 +16,7 @@ pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod discovery;
+pub mod install;
 pub mod keys;
 pub mod oauth;
 pub mod passwords;
@@ -83,6 +84,22 @@ pub fn router(identity: Identity) -> Router {
         .route(
             "/profile/security/consents/revoke",
             post(signin::profile::revoke_consent),
+        )
+        .route(
+            install::INSTALL_PATH,
+            get(install::install_page).post(install::install),
+        )
+        .route(
+            install::UNINSTALL_PATH,
+            get(install::uninstall_page).post(install::uninstall),
+        )
+        .route(
+            "/.well-known/marketplace.json",
+            get(install::lifecycle::marketplace_json),
+        )
+        .route(
+            install::lifecycle::PUBLIC_KEY_PATH,
+            get(install::lifecycle::public_key),
         )
         .route("/tools/sha256", get(discovery::sha256_tool))
         .route("/tools/auto-discovery", get(discovery::auto_discovery))

@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use crate::accounts::VerifiedPasswords;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::install::lifecycle::MarketplaceKey;
 use crate::keys::KeyRing;
 use crate::passwords::{PasswordGate, PasswordOutcome};
 use crate::signin::SigninState;
@@ -70,6 +71,8 @@ pub struct IdentityCore {
     /// The door every human password goes through: the guess limits and
     /// the bound on Argon2 runs.
     pub passwords: PasswordGate,
+    /// The key that signs app lifecycle events (installation links).
+    pub marketplace: MarketplaceKey,
 }
 
 impl Identity {
@@ -96,6 +99,7 @@ impl Identity {
             .collect();
         let issuer = format!("{public_url}/id");
         let signin = SigninState::new(store.clone());
+        let marketplace = MarketplaceKey::in_dir(&config.server.data_dir);
         // Validated when the configuration was read; none trusted otherwise.
         let passwords = PasswordGate::new(
             store.clone(),
@@ -116,6 +120,7 @@ impl Identity {
             signin,
             verified_passwords: VerifiedPasswords::default(),
             passwords,
+            marketplace,
         }))
     }
 

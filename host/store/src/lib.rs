@@ -65,6 +65,11 @@ pub trait Store: Send + Sync {
     async fn set_app_enabled(&self, client_id: &str, enabled: bool) -> StoreResult<bool>;
     /// Replaces `ApplicationSecretHash`; false when the app does not exist.
     async fn set_app_secret_hash(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool>;
+    /// Removes an app (an uninstall); false when it does not exist. In the
+    /// same transaction its refresh tokens die, its reference tokens are
+    /// revoked (at `now`) and the consents given to it are forgotten, so an
+    /// app installed again under the same `client_id` inherits nothing.
+    async fn delete_app(&self, client_id: &str, now: u64) -> StoreResult<bool>;
     /// Replaces every field of an existing app but `created_at`; false when
     /// it does not exist. When the app ends up disabled, its refresh tokens
     /// die in the same transaction, as with [`Store::set_app_enabled`].

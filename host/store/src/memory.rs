@@ -126,6 +126,20 @@ impl Store for MemoryStore {
         }
         Ok(found)
     }
+    async fn delete_app(&self, client_id: &str, now: u64) -> StoreResult<bool> {
+        let mut inner = self.lock()?;
+        if inner.apps.remove(client_id).is_none() {
+            return Ok(false);
+        }
+        inner.kill_refresh(|t| t.basis.client_id == client_id);
+        for token in inner.tokens.values_mut() {
+            if token.client_id == client_id && token.revoked_at.is_none() {
+                token.revoked_at = Some(now);
+            }
+        }
+        inner.consents.retain(|(_, app), _| app != client_id);
+        Ok(true)
+    }
     async fn set_app_secret_hash(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool> {
         Ok(self
             .lock()?

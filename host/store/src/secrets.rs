@@ -13,6 +13,22 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode_upper(buf)
 }
 
+/// A new client secret: 24 characters from `[A-Za-z0-9]` (about 143 bits),
+/// the length ERP.net generates at install.
+pub fn new_secret() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..24)
+        .map(|_| {
+            ALPHABET
+                .get(rng.random_range(0..ALPHABET.len()))
+                .copied()
+                .map_or('x', char::from)
+        })
+        .collect()
+}
+
 /// ERP.net's secret hash: standard base64 of SHA-256 over the UTF-8 secret.
 pub fn secret_hash(secret: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(secret.as_bytes()))

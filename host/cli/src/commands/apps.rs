@@ -5,7 +5,7 @@ use clap::{Subcommand, ValueEnum};
 use erpgate_identity::clock::{Clock, SystemClock};
 use erpgate_identity::config::Config;
 use erpgate_store::records::{ClientType, ReferenceTokenPolicy, SECURITY_SCOPE, TrustedApp};
-use erpgate_store::secrets::secret_hash;
+use erpgate_store::secrets::{new_secret, secret_hash};
 
 use super::support::*;
 

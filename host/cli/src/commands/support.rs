@@ -29,21 +29,6 @@ pub fn load_config(path: Option<&PathBuf>, demo: bool) -> anyhow::Result<(Config
     }
 }
 
-/// A 24-character secret, as ERP.net generates at install.
-pub fn new_secret() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..24)
-        .map(|_| {
-            ALPHABET
-                .get(rng.random_range(0..ALPHABET.len()))
-                .copied()
-                .map_or('x', char::from)
-        })
-        .collect()
-}
-
 pub fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

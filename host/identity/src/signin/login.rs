@@ -42,6 +42,7 @@ pub async fn authorize(
         csrf: random_hex(32),
         created_at: now,
         signed_in: None,
+        return_to: None,
     };
     if !request.prompt_login
         && let Some((session, user)) = current_session(&state, &headers).await
@@ -67,15 +68,20 @@ pub async fn authorize(
 /// How the login page names the profile pages.
 const PROFILE_NAME: &str = "your ERP.net profile";
 
-/// `GET /id/account/login`: signs in to the user's own profile pages (PAT
-/// self-service); any user who may sign in at all.
-pub async fn profile_login(State(state): State<Identity>) -> Response {
+/// `GET /id/account/login[?return=…]`: signs in to the user's own profile
+/// pages (PAT self-service), or to the installation link in `return`; any
+/// user who may sign in at all.
+pub async fn profile_login(State(state): State<Identity>, RawQuery(query): RawQuery) -> Response {
     let now = state.clock.now();
+    let return_to = form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .find(|(name, _)| name == "return")
+        .and_then(|(_, path)| crate::install::return_path(&path));
     let pending = Pending {
         request: None,
         csrf: random_hex(32),
         created_at: now,
         signed_in: None,
+        return_to,
     };
     let Some(id) = state.signin.seal(&pending) else {
         return unavailable_page();
@@ -367,10 +373,12 @@ pub async fn login(
         None => {
             state.signin.forget(&id).await;
             let mut r = StatusCode::SEE_OTHER.into_response();
-            r.headers_mut().insert(
-                header::LOCATION,
-                HeaderValue::from_static(super::profile::TOKENS_PATH),
-            );
+            let to = pending
+                .return_to
+                .as_deref()
+                .and_then(|p| HeaderValue::from_str(p).ok())
+                .unwrap_or(HeaderValue::from_static(super::profile::TOKENS_PATH));
+            r.headers_mut().insert(header::LOCATION, to);
             r
         }
     };

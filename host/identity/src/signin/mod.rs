@@ -8,7 +8,7 @@
 //! `iss` parameter. Forms carry a CSRF token that must also match a cookie
 //! (double submit); failed logins are throttled per user and per address.
 
-mod cookies;
+pub(crate) mod cookies;
 mod login;
 pub mod pages;
 pub mod profile;

@@ -18,7 +18,7 @@ pub fn scope_words(scope: &str) -> String {
     }
 }
 
-fn layout(title: &str, body: Markup) -> Markup {
+pub(crate) fn layout(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {

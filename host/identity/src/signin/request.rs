@@ -59,6 +59,10 @@ pub(crate) struct Pending {
     pub(crate) created_at: u64,
     /// Set once the user has signed in: (login, sid).
     pub(crate) signed_in: Option<(String, String)>,
+    /// For a profile sign-in: the local page to return to (an installation
+    /// link), checked by [`crate::install::return_path`].
+    #[serde(default)]
+    pub(crate) return_to: Option<String>,
 }
 
 /// Sends the authorization response (success or error) to the client.

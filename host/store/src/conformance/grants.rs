@@ -269,6 +269,42 @@ pub(super) async fn grants(store: &dyn Store) {
     assert!(!store.revoke_consent("alice", "app", 160).await.unwrap());
     assert!(store.consent("alice", "app").await.unwrap().is_none());
 
+    // uninstalling an app: its refresh tokens die, its reference tokens are
+    // revoked and its consents forgotten, so a reinstall inherits nothing
+    store
+        .insert_app(&crate::records::TrustedApp::new("gone", "Gone", 1))
+        .await
+        .unwrap();
+    let mut refresh_token = refresh("rd1", "G-del", "S-del");
+    refresh_token.basis.client_id = "gone".into();
+    store.insert_refresh_token(&refresh_token).await.unwrap();
+    let mut reference = token("T-del", "h-del", 100_000);
+    reference.client_id = "gone".into();
+    store.insert_reference_token(&reference).await.unwrap();
+    store
+        .save_consent(&Consent {
+            login: "bob".into(),
+            client_id: "gone".into(),
+            scopes: ScopeSet::parse("read").unwrap(),
+            granted_at: 165,
+        })
+        .await
+        .unwrap();
+    assert!(store.delete_app("gone", 170).await.unwrap());
+    assert!(!store.delete_app("gone", 171).await.unwrap());
+    assert!(store.app("gone").await.unwrap().is_none());
+    assert!(store.app("app").await.unwrap().is_some(), "only that app");
+    assert!(matches!(
+        store
+            .rotate_refresh_token("rd1", "rd2", 171, None)
+            .await
+            .unwrap(),
+        Redemption::Replayed(_)
+    ));
+    let revoked = store.reference_token("h-del").await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(170));
+    assert!(store.consent("bob", "gone").await.unwrap().is_none());
+
     // cleanup covers codes and refresh tokens
     while store.purge_expired(100_000, 100).await.unwrap() > 0 {}
     assert_eq!(

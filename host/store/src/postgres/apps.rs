@@ -107,6 +107,45 @@ pub(super) async fn set_app_enabled(
     Ok(found)
 }
 
+pub(super) async fn delete_app(
+    store: &PostgresStore,
+    client_id: &str,
+    now: u64,
+) -> StoreResult<bool> {
+    let mut c = store.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    let found = exec(
+        &tx,
+        "DELETE FROM trusted_apps WHERE client_id = $1",
+        &[&client_id],
+    )
+    .await?
+        > 0;
+    if found {
+        let now = to_i64(now);
+        exec(
+            &tx,
+            "UPDATE refresh_tokens SET dead_at = $2 WHERE client_id = $1 AND dead_at IS NULL",
+            &[&client_id, &now],
+        )
+        .await?;
+        exec(
+            &tx,
+            "UPDATE reference_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
+            &[&client_id, &now],
+        )
+        .await?;
+        exec(
+            &tx,
+            "DELETE FROM consents WHERE client_id = $1",
+            &[&client_id],
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(found)
+}
+
 pub(super) async fn set_app_secret_hash(
     store: &PostgresStore,
     client_id: &str,

@@ -128,6 +128,39 @@ pub(super) async fn set_app_enabled(
     .await
 }
 
+pub(super) async fn delete_app(
+    store: &SqliteStore,
+    client_id: &str,
+    now: u64,
+) -> StoreResult<bool> {
+    let id = client_id.to_owned();
+    store
+        .write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let found = tx
+                .execute("DELETE FROM trusted_apps WHERE client_id = ?1", [&id])
+                .map_err(backend)?
+                > 0;
+            if found {
+                tx.execute(
+                    "UPDATE refresh_tokens SET dead_at = ?2 WHERE client_id = ?1 AND dead_at IS NULL",
+                    params![id, to_i64(now)],
+                )
+                .map_err(backend)?;
+                tx.execute(
+                    "UPDATE reference_tokens SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+                    params![id, to_i64(now)],
+                )
+                .map_err(backend)?;
+                tx.execute("DELETE FROM consents WHERE client_id = ?1", [&id])
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(found)
+        })
+        .await
+}
+
 pub(super) async fn set_app_secret_hash(
     store: &SqliteStore,
     client_id: &str,

@@ -40,6 +40,10 @@ impl Store for SqliteStore {
         apps::set_app_enabled(self, client_id, enabled).await
     }
 
+    async fn delete_app(&self, client_id: &str, now: u64) -> StoreResult<bool> {
+        apps::delete_app(self, client_id, now).await
+    }
+
     async fn set_app_secret_hash(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool> {
         apps::set_app_secret_hash(self, client_id, secret_hash).await
     }
