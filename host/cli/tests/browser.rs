@@ -11,42 +11,11 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use serde_json::Value;
+use std::path::Path;
 
 mod net;
 
-fn scripts() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "run `npm ci --prefix tests/browser` (scripts/test does)"
-    );
-    dir
-}
-
-/// Runs a Node script off the async threads; returns its JSON line.
-async fn node(args: Vec<String>) -> Value {
-    let dir = scripts();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(&dir)
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "node failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
-}
+use net::node;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_signs_in_and_consents() {

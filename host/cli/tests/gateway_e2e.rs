@@ -9,35 +9,14 @@
 )]
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use erpgate_cli::up::{StackOptions, up};
 use erpgate_gateway::server::{self, GatewayConfig};
-use net::{introspections, mint_pat as pat_for, revoke_as_reports, send, service_token};
+use net::{
+    introspections, mint_pat as pat_for, revoke_as_reports, send, service_token, up_stack as stack,
+};
 
 mod net;
-
-fn filter_path() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/envoy/erpgate_filter.wasm")
-}
-
-/// The demo stack on free loopback ports, storing in `dir`, in front of
-/// `upstream` (default: the emulated API); admin credential `admin`.
-async fn stack(dir: &Path, upstream: Option<String>) -> erpgate_cli::up::Stack {
-    let any = "127.0.0.1:0".parse().unwrap();
-    let options = StackOptions {
-        identity: any,
-        identity_admin: any,
-        gateway: any,
-        upstream,
-        admin: any,
-        filter: filter_path(),
-        config: net::demo_in(dir),
-        jwks_cooldown_s: 1,
-    };
-    up(options, "admin").await.unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_through_the_gateway() {

@@ -18,6 +18,7 @@ pub mod config;
 pub mod discovery;
 pub mod install;
 pub mod keys;
+pub mod marketplace;
 pub mod oauth;
 pub mod passwords;
 pub mod reference_tokens;

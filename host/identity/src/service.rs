@@ -12,8 +12,8 @@ use sha2::{Digest as _, Sha256};
 use crate::accounts::VerifiedPasswords;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::install::lifecycle::MarketplaceKey;
 use crate::keys::KeyRing;
+use crate::marketplace::MarketplaceKey;
 use crate::passwords::{PasswordGate, PasswordOutcome};
 use crate::signin::SigninState;
 

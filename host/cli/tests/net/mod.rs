@@ -531,3 +531,58 @@ pub async fn app_changes_reach_the_edge(
         "demo.reports as it was"
     );
 }
+
+/// The filter `.wasm` that `scripts/build-filter` builds.
+pub fn filter_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/envoy/erpgate_filter.wasm")
+}
+
+/// What `erpgate up` runs (the demo host and the gateway with the real
+/// filter) on free loopback ports, storing in `dir`, in front of `upstream`
+/// (default: the emulated API); admin credential `admin`.
+pub async fn up_stack(dir: &std::path::Path, upstream: Option<String>) -> erpgate_cli::up::Stack {
+    let any = "127.0.0.1:0".parse().unwrap();
+    let options = erpgate_cli::up::StackOptions {
+        identity: any,
+        identity_admin: any,
+        gateway: any,
+        upstream,
+        admin: any,
+        filter: filter_path(),
+        config: demo_in(dir),
+        jwks_cooldown_s: 1,
+    };
+    erpgate_cli::up::up(options, "admin").await.unwrap()
+}
+
+/// `tests/browser`, with its npm packages installed.
+pub fn browser_scripts() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "run `npm ci --prefix tests/browser` (scripts/test does)"
+    );
+    dir
+}
+
+/// Runs a Node script of `tests/browser` off the async threads; returns
+/// its last output line as JSON.
+pub async fn node(args: Vec<String>) -> Value {
+    let dir = browser_scripts();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .current_dir(&dir)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
+}

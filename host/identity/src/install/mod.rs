@@ -25,7 +25,9 @@ use crate::service::Identity;
 use crate::signin::cookies::{current_session, error_page};
 use crate::signin::pages::{layout, respond, scope_words};
 use erpgate_store::StoreError;
-use erpgate_store::records::{ClientType, GrantKind, IdentitySession, TrustedApp, User};
+use erpgate_store::records::{
+    ClientType, GrantKind, IdentitySession, ReferenceTokenPolicy, TrustedApp, User,
+};
 use erpgate_store::secrets::{new_secret, secret_hash};
 use lifecycle::Delivery;
 use params::{Impersonate, Install, ServiceAccess};
@@ -189,13 +191,14 @@ pub async fn install(State(state): State<Identity>, headers: HeaderMap, form: Fo
         },
         _ => None,
     };
-    let mut payload = event("installed", &state, &app, now);
-    if let Some(secret) = &secret {
-        payload["clientSecret"] = json!(secret);
-    }
-    if let Some(sat) = &sat {
-        payload["referenceToken"] = json!(sat);
-    }
+    let payload = event(
+        "installed",
+        &state,
+        &app,
+        now,
+        secret.as_deref(),
+        sat.as_deref(),
+    );
     let delivery = lifecycle::deliver(
         &state,
         app.redirect_uris.first().map(String::as_str),
@@ -243,18 +246,34 @@ async fn mint_sat(state: &Identity, app: &TrustedApp, now: u64) -> anyhow::Resul
         .value)
 }
 
-/// A lifecycle event's payload, before any secret is added.
-fn event(kind: &str, state: &Identity, app: &TrustedApp, now: u64) -> Value {
-    json!({
-        "event": kind,
-        "eventId": uuid::Uuid::new_v4().to_string(),
-        "occurredAt": now,
-        "instance": state.public_url,
-        "applicationUri": app.client_id,
-        "applicationName": app.name,
-        "clientType": app.client_type.code(),
-        "scope": app.scope.to_string(),
-    })
+/// A lifecycle event's payload, with the install's secret and SAT if any.
+fn event(
+    kind: &str,
+    state: &Identity,
+    app: &TrustedApp,
+    now: u64,
+    secret: Option<&str>,
+    sat: Option<&str>,
+) -> Value {
+    let mut payload = serde_json::Map::new();
+    let mut put = |name: &str, value: Value| {
+        payload.insert(name.to_owned(), value);
+    };
+    put("event", json!(kind));
+    put("eventId", json!(uuid::Uuid::new_v4().to_string()));
+    put("occurredAt", json!(now));
+    put("instance", json!(state.public_url));
+    put("applicationUri", json!(app.client_id));
+    put("applicationName", json!(app.name));
+    put("clientType", json!(client_type_name(app.client_type)));
+    put("scope", json!(app.scope.to_string()));
+    if let Some(secret) = secret {
+        put("clientSecret", json!(secret));
+    }
+    if let Some(sat) = sat {
+        put("referenceToken", json!(sat));
+    }
+    Value::Object(payload)
 }
 
 /// `GET /manage/apps/uninstall`: the confirmation page.
@@ -326,7 +345,7 @@ pub async fn uninstall(State(state): State<Identity>, headers: HeaderMap, form: 
         return unavailable();
     }
     tracing::info!(client_id = %uri, "app uninstalled by an installation link");
-    let payload = event("uninstalled", &state, &app, now);
+    let payload = event("uninstalled", &state, &app, now, None, None);
     let delivery = lifecycle::deliver(
         &state,
         app.redirect_uris.first().map(String::as_str),
@@ -334,6 +353,23 @@ pub async fn uninstall(State(state): State<Identity>, headers: HeaderMap, form: 
     )
     .await;
     respond(StatusCode::OK, uninstalled(&app, &delivery))
+}
+
+/// The name installation links use for a client type.
+fn client_type_name(t: ClientType) -> &'static str {
+    match t {
+        ClientType::Confidential => "Confidential",
+        ClientType::Public => "Public",
+        ClientType::None => "None",
+    }
+}
+
+fn reference_token_words(policy: ReferenceTokenPolicy) -> &'static str {
+    match policy {
+        ReferenceTokenPolicy::None => "none",
+        ReferenceTokenPolicy::AuthenticatedUsers => "users may create personal access tokens",
+        ReferenceTokenPolicy::AdministratorsOnly => "administrators create access tokens",
+    }
 }
 
 fn client_type_words(t: ClientType) -> &'static str {
@@ -366,7 +402,7 @@ fn confirm_install(install: &Install, form: &Form, csrf: &str) -> Markup {
                 dt { "Client type" } dd { (client_type_words(install.client_type)) }
                 dt { "Signs in" } dd { (users) }
                 dt { "Service access" } dd { (service) }
-                dt { "Reference tokens" } dd { (install.app(0).reference_tokens.code()) }
+                dt { "Reference tokens" } dd { (reference_token_words(install.app(0).reference_tokens)) }
                 dt { "Secret" } dd { @if install.request_secret { "generated now, shown once" } @else { "none" } }
                 @if let Some(uri) = &install.redirect_uri { dt { "Return address" } dd { code { (uri) } } }
             }
