@@ -25,9 +25,9 @@ use erpgate_store::secrets::random_hex;
 pub const ID_TOKEN_LIFETIME_S: u64 = 300;
 /// Refresh tokens of confidential apps: 30 days (§2.6).
 pub const REFRESH_CONFIDENTIAL_S: u64 = 30 * 24 * 3600;
-/// Refresh tokens of public apps: 24 hours. The docs conflict (§2.6); the
-/// token-lifetime page and the public SPA sample both expect one, so public
-/// clients get a short-lived one rather than none.
+/// Refresh tokens of public apps that opt in (`public_refresh_tokens`, a
+/// departure from ERP.net, which issues them to confidential clients only):
+/// 24 hours, as the token-lifetime page and the public SPA sample expect.
 pub const REFRESH_PUBLIC_S: u64 = 24 * 3600;
 
 /// User access-token claims beyond the registered ones (§2.8).
