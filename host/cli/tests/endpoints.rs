@@ -43,6 +43,14 @@ async fn discovery_lists_what_is_served() {
         json!(["authorization_code", "refresh_token", "client_credentials"])
     );
     assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        d["response_types_supported"],
+        json!(["code", "code id_token"])
+    );
+    assert_eq!(
+        d["scopes_supported"],
+        json!(["openid", "profile", "offline_access", "read", "update"])
+    );
     assert_eq!(d["authorization_response_iss_parameter_supported"], true);
     // Every advertised endpoint answers (not 404).
     for key in [
@@ -908,6 +916,11 @@ async fn helpers_health_and_metrics() {
     assert_eq!(h.get("/tools/sha256").await.error(), "invalid_request");
     let ad = h.get("/sys/auto-discovery").await.json();
     assert_eq!(ad["DbName"], "demo");
+    assert_eq!(
+        h.get("/tools/auto-discovery").await.json(),
+        ad,
+        "both documented paths answer the same"
+    );
     let api = ad["WebSites"]
         .as_array()
         .unwrap()
