@@ -1201,3 +1201,124 @@ async fn a_lost_refresh_response_may_be_retried_within_the_reuse_interval() {
     assert_eq!(refresh(next).await.0, 400, "the family is revoked");
     host.stop().await;
 }
+
+/// The hybrid flow (`code id_token`) with `response_mode=form_post`, as
+/// ERP.net's documented clients use it: the `openidconnect` crate builds
+/// the request and verifies the ID token the form carries (signature,
+/// nonce, audience), and its `c_hash` against the code with the crate's own
+/// hash; `s_hash` is checked against the state. An ID token is never put in
+/// a query string, and a hybrid request without a nonce is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_id_token_by_form_post_carries_hashes_a_real_client_verifies() {
+    use openidconnect::core::{CoreIdToken, CoreResponseType};
+    use openidconnect::{AuthorizationCodeHash, Nonce};
+    use std::str::FromStr as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let host = net::start_demo_host(dir.path()).await;
+    let base = host.state.identity.public_url.clone();
+    let issuer = host.state.identity.issuer.clone();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
+            .await
+            .unwrap();
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(WEBAPP.0.into()),
+        Some(ClientSecret::new(WEBAPP.1.into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, pkce) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::Hybrid(vec![CoreResponseType::Code, CoreResponseType::IdToken]),
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("read".into()))
+        .add_extra_param("response_mode", "form_post")
+        .set_pkce_challenge(challenge)
+        .url();
+    let posted = sign_in(&browser(), &base, url.as_str(), ("alice", "alice-password")).await;
+    assert_eq!(posted.status(), 200, "form_post answers with the form");
+    let page = posted.text().await.unwrap();
+    assert!(page.contains(&format!("action=\"{REDIRECT}\"")), "{page}");
+    let code = field(&page, "code");
+    assert_eq!(field(&page, "state"), *state.secret());
+    assert_eq!(field(&page, "iss"), issuer, "RFC 9207");
+
+    let id_token = CoreIdToken::from_str(&field(&page, "id_token")).unwrap();
+    let verifier = client.id_token_verifier();
+    let claims = id_token.claims(&verifier, &nonce).unwrap();
+    assert_eq!(claims.subject().as_str(), "alice");
+    let expected = AuthorizationCodeHash::from_code(
+        &AuthorizationCode::new(code.clone()),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.code_hash(), Some(&expected), "c_hash");
+    let s_hash = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(state.secret().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    };
+    assert_eq!(claims_of(&id_token.to_string())["s_hash"], s_hash.as_str());
+
+    // The code redeems as usual, with the PKCE verifier.
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(pkce)
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert_eq!(claims_of(tokens.access_token().secret())["sub"], "alice");
+
+    // Refusals go back to the client, in the mode it can read.
+    let refused = |pairs: Vec<(&'static str, &'static str)>| {
+        let url = authorize(&issuer, &pairs);
+        let base = base.clone();
+        async move { sign_in(&browser(), &base, &url, ("alice", "alice-password")).await }
+    };
+    let common = [
+        ("client_id", "demo.webapp"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid read"),
+        ("state", "s2"),
+    ];
+    let mut in_query = common.to_vec();
+    in_query.extend([
+        ("response_type", "code id_token"),
+        ("response_mode", "query"),
+        ("nonce", "n2"),
+    ]);
+    let params = location_params(&refused(in_query).await);
+    assert_eq!(
+        param(&params, "error"),
+        Some("invalid_request"),
+        "{params:?}"
+    );
+    assert!(param(&params, "id_token").is_none());
+    let mut no_nonce = common.to_vec();
+    no_nonce.push(("response_type", "code id_token"));
+    let answer = refused(no_nonce).await;
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.contains('#'),
+        "hybrid answers in the fragment: {location}"
+    );
+    let params = location_params(&answer);
+    assert_eq!(
+        param(&params, "error"),
+        Some("invalid_request"),
+        "{params:?}"
+    );
+    assert_eq!(param(&params, "state"), Some("s2"));
+    host.stop().await;
+}
