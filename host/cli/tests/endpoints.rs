@@ -921,6 +921,13 @@ async fn helpers_health_and_metrics() {
         ad,
         "both documented paths answer the same"
     );
+    let id = ad["WebSites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Type"] == "ID")
+        .expect("the Identity Server is listed");
+    assert_eq!(id["Url"], "https://demo.my.erp.net/id");
     let api = ad["WebSites"]
         .as_array()
         .unwrap()

@@ -129,6 +129,24 @@ async fn authorization_code_pkce_refresh_rotation_and_replay() {
     assert_eq!(access["client_id"], "demo.webapp");
     assert_eq!(access["is_admin"], "false");
     assert_eq!(access["amr"][0], "pwd");
+    // ERP.net's user claims, with its types: flags as strings, scope as an array.
+    assert_eq!(access["id"], "3f0b7a52-1c3e-4f6e-9c61-0a3c2b6f9d11");
+    assert_eq!(access["idp"], "local");
+    assert_eq!(access["name"], "Alice Example");
+    assert_eq!(access["email"], "alice@demo.example");
+    assert_eq!(access["email_verified"], "false");
+    assert_eq!(access["user_type"], "InternalUser");
+    assert_eq!(access["db"], "demo");
+    assert_eq!(access["locale"], "en-US", "the default");
+    let mut scope: Vec<&str> = access["scope"]
+        .as_array()
+        .expect("scope is an array")
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    scope.sort_unstable();
+    assert_eq!(scope, ["offline_access", "openid", "profile", "read"]);
+    assert!(access["auth_time"].as_u64().is_some());
     assert!(
         access["aud"]
             .as_array()
@@ -1320,5 +1338,47 @@ async fn code_id_token_by_form_post_carries_hashes_a_real_client_verifies() {
         "{params:?}"
     );
     assert_eq!(param(&params, "state"), Some("s2"));
+    host.stop().await;
+}
+
+/// Authorize refuses what the app's record does not allow: a scope outside
+/// its `Scope` goes back to the client as `invalid_scope` (with `state`),
+/// and a disabled app gets an error page, never a redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorize_refuses_scopes_the_app_lacks_and_disabled_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = net::start_demo_host(dir.path()).await;
+    let issuer = host.state.identity.issuer.clone();
+    let request = |scope: &'static str| {
+        authorize(
+            &issuer,
+            &[
+                ("client_id", "demo.webapp"),
+                ("redirect_uri", REDIRECT),
+                ("response_type", "code"),
+                ("scope", scope),
+                ("state", "s3"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+    };
+    let r = browser().get(request("openid admin")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let params = location_params(&r);
+    assert_eq!(param(&params, "error"), Some("invalid_scope"), "{params:?}");
+    assert_eq!(param(&params, "state"), Some("s3"));
+    let r = browser().get(request("openid Read")).send().await.unwrap();
+    assert_eq!(
+        param(&location_params(&r), "error"),
+        Some("invalid_scope"),
+        "scope names are case-sensitive"
+    );
+
+    let store = host.state.identity.store.clone();
+    assert!(store.set_app_enabled("demo.webapp", false).await.unwrap());
+    let r = browser().get(request("openid read")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none(), "never a redirect");
     host.stop().await;
 }
