@@ -4,19 +4,12 @@
 // the confirmation page, installs, reads the secret shown once, and saves
 // the browser's session to <state-file>. `uninstall` reuses that session,
 // confirms, and reads the outcome. Prints what it saw as JSON.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { existsSync } from 'node:fs';
 
 const [step, link, stateFile, shots] = process.argv.slice(2);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext(
     step === 'uninstall' && existsSync(stateFile) ? { storageState: stateFile } : {});

@@ -2,19 +2,12 @@
 // node signin.mjs <authorize-url> <screenshot-dir>
 // Opens the authorize URL, tries a wrong password (the error must show),
 // signs in as alice, consents, and prints the callback URL as JSON.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [authorizeUrl, shots] = process.argv.slice(2);
 const callback = new URL(new URL(authorizeUrl).searchParams.get('redirect_uri'));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   // The client app is not running: answer its callback in the browser.

@@ -193,6 +193,10 @@ async fn the_stack_through_the_gateway() {
         (400, Some("invalid_request"))
     );
 
+    // App changes reach the filter through the feed within a second.
+    net::app_changes_reach_the_edge(&api, &stack.host.state, &stack.host.admin_url(), &identity)
+        .await;
+
     // Introspection host down: 503, nothing allowed.
     let fresh = pat_for(&stack.host.admin_url(), "admin").await;
     let gateway = stack.gateway;
@@ -204,24 +208,6 @@ async fn the_stack_through_the_gateway() {
         (503, Some("temporarily_unavailable"))
     );
     gateway.stop().await;
-}
-
-/// An app narrowed or disabled on the host is enforced by the filter
-/// within a second (the revocation feed's `client_id` events).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn app_changes_reach_the_filter_within_a_second() {
-    let dir = tempfile::tempdir().unwrap();
-    let (echo, _echo_task) = net::echo_upstream().await;
-    let stack = stack(dir.path(), Some(format!("http://{echo}"))).await;
-    let identity = stack.host.state.identity.public_url.clone();
-    let api = format!(
-        "http://{}/api/domain/odata/Crm_Customers",
-        stack.gateway.addr
-    );
-    net::app_changes_reach_the_edge(&api, &stack.host.state, &stack.host.admin_url(), &identity)
-        .await;
-    stack.gateway.stop().await;
-    stack.host.stop().await;
 }
 
 /// `erpgate up` as the README runs it: the gateway in front of the emulated

@@ -13,8 +13,9 @@
 
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    RedirectUrl, Scope, TokenResponse,
 };
 use serde_json::Value;
 
@@ -30,27 +31,44 @@ fn claims_of(jwt: &str) -> Value {
     serde_json::from_slice(&erpgate::decode_b64url(payload).unwrap()).unwrap()
 }
 
+/// The demo web app as the `openidconnect` crate sees it, discovered from
+/// `issuer`.
+type WebappClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// The demo web app's client, and the HTTP client it talks through (which
+/// does not follow redirects).
+async fn webapp_client(issuer: &str) -> (WebappClient, reqwest::Client) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.to_owned()).unwrap(), &http)
+            .await
+            .unwrap();
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(WEBAPP.0.into()),
+        Some(ClientSecret::new(WEBAPP.1.into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    (client, http)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorization_code_pkce_refresh_rotation_and_replay() {
     let dir = tempfile::tempdir().unwrap();
     let host = net::start_demo_host(dir.path()).await;
     let base = host.state.identity.public_url.clone();
     let issuer = host.state.identity.issuer.clone();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-
-    let metadata =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
-            .await
-            .unwrap();
-    let client = CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new("demo.webapp".into()),
-        Some(ClientSecret::new("demo-webapp-secret".into())),
-    )
-    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (client, http) = webapp_client(&issuer).await;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, csrf, nonce) = client
         .authorize_url(
@@ -1236,20 +1254,7 @@ async fn code_id_token_by_form_post_carries_hashes_a_real_client_verifies() {
     let host = net::start_demo_host(dir.path()).await;
     let base = host.state.identity.public_url.clone();
     let issuer = host.state.identity.issuer.clone();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let metadata =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
-            .await
-            .unwrap();
-    let client = CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new(WEBAPP.0.into()),
-        Some(ClientSecret::new(WEBAPP.1.into())),
-    )
-    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (client, http) = webapp_client(&issuer).await;
     let (challenge, pkce) = PkceCodeChallenge::new_random_sha256();
     let (url, state, nonce) = client
         .authorize_url(

@@ -100,12 +100,22 @@ async fn confirming(
     Ok((session, user))
 }
 
-fn link_form(query: Option<&str>) -> Result<Form, Box<Response>> {
+/// An opened link: its administrator's session and its parameters. A
+/// visitor who is not signed in is sent to sign in and back to `path`.
+async fn opened(
+    state: &Identity,
+    headers: &HeaderMap,
+    path: &str,
+    query: Option<&str>,
+) -> Result<(IdentitySession, Form), Box<Response>> {
     let query = query.unwrap_or("");
+    let back = return_path(&format!("{path}?{query}"));
+    let (session, _) = administrator(state, headers, back).await?;
     if query.len() > 4096 {
         return Err(Box::new(invalid("the link is longer than 4 KiB")));
     }
-    Form::parse(query.as_bytes()).map_err(|e| Box::new(invalid(&e.description)))
+    let form = Form::parse(query.as_bytes()).map_err(|e| Box::new(invalid(&e.description)))?;
+    Ok((session, form))
 }
 
 fn invalid(detail: &str) -> Response {
@@ -126,16 +136,8 @@ pub async fn install_page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let back = return_path(&format!(
-        "{INSTALL_PATH}?{}",
-        query.as_deref().unwrap_or("")
-    ));
-    let (session, _) = match administrator(&state, &headers, back).await {
-        Ok(found) => found,
-        Err(r) => return *r,
-    };
-    let form = match link_form(query.as_deref()) {
-        Ok(f) => f,
+    let (session, form) = match opened(&state, &headers, INSTALL_PATH, query.as_deref()).await {
+        Ok(opened) => opened,
         Err(r) => return *r,
     };
     let install = match Install::parse(&form) {
@@ -282,23 +284,13 @@ pub async fn uninstall_page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let back = return_path(&format!(
-        "{UNINSTALL_PATH}?{}",
-        query.as_deref().unwrap_or("")
-    ));
-    let (session, _) = match administrator(&state, &headers, back).await {
-        Ok(found) => found,
+    let (session, form) = match opened(&state, &headers, UNINSTALL_PATH, query.as_deref()).await {
+        Ok(opened) => opened,
         Err(r) => return *r,
     };
-    let form = match link_form(query.as_deref()) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let uri = match params::only_known(&form, &["applicationUri"])
-        .and_then(|()| params::application_uri(&form))
-    {
+    let uri = match uninstall_uri(&form) {
         Ok(uri) => uri,
-        Err(e) => return invalid(&e.to_string()),
+        Err(r) => return *r,
     };
     let app = match state.store.app(&uri).await {
         Ok(Some(app)) => app,
@@ -307,6 +299,13 @@ pub async fn uninstall_page(
     };
     let csrf = state.signin.profile_csrf(&session.sid);
     respond(StatusCode::OK, confirm_uninstall(&app, &csrf))
+}
+
+/// An uninstall link's one parameter.
+fn uninstall_uri(form: &Form) -> Result<String, Box<Response>> {
+    params::only_known(form, &["applicationUri"])
+        .and_then(|()| params::application_uri(form))
+        .map_err(|e| Box::new(invalid(&e.to_string())))
 }
 
 fn not_installed(uri: &str) -> Response {
@@ -322,11 +321,9 @@ pub async fn uninstall(State(state): State<Identity>, headers: HeaderMap, form: 
     if let Err(r) = confirming(&state, &headers, &form).await {
         return *r;
     }
-    let uri = match params::only_known(&form, &["applicationUri"])
-        .and_then(|()| params::application_uri(&form))
-    {
+    let uri = match uninstall_uri(&form) {
         Ok(uri) => uri,
-        Err(e) => return invalid(&e.to_string()),
+        Err(r) => return *r,
     };
     let now = state.clock.now();
     let app = match state.store.app(&uri).await {
