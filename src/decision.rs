@@ -147,6 +147,9 @@ pub struct Denial {
     pub reason: Reason,
     /// The matched route, if any.
     pub route: Option<String>,
+    /// Who the token spoke for, when it was verified before the refusal
+    /// (a missing scope, a refused token kind), for the decision log.
+    pub principal: Option<Box<Principal>>,
 }
 
 /// A local response for an adapter to send as is.
@@ -240,6 +243,11 @@ pub struct Allow {
     pub headers: HeaderEdits,
     /// Whether the identity came from a cache.
     pub from_cache: bool,
+    /// False when the route runs in shadow mode.
+    pub enforced: bool,
+    /// In shadow mode, the denial enforcement would have made: the request
+    /// goes on untouched (no identity header set or stripped).
+    pub would_deny: Option<Denial>,
 }
 
 /// The engine's verdict on one request.

@@ -24,6 +24,7 @@ pub mod adapters;
 pub mod cache;
 pub mod credential;
 pub mod decision;
+pub mod decision_log;
 pub mod engine;
 pub mod introspection;
 mod json;
@@ -41,6 +42,7 @@ mod time;
 pub use decision::{
     Allow, Decision, Denial, HeaderEdits, Reason, Response, Unavailable, fail_closed_response,
 };
+pub use decision_log::DecisionLog;
 pub use engine::{
     BackgroundJob, DueCall, Engine, Flight, HttpCall, Outcome, Purpose, State, Stats, Step,
     Suspended, VerifyRequest,

@@ -148,7 +148,8 @@ impl Gate {
     fn step_json(&mut self, step: Step, now: Time) -> String {
         match step {
             Step::Decided(decision) => {
-                serde_json::to_string(&decision_json(&self.engine, decision)).unwrap_or_default()
+                serde_json::to_string(&decision_json(&self.engine, decision, now))
+                    .unwrap_or_default()
             }
             Step::Call { call, pending } => {
                 let id = self.park(pending);
@@ -308,7 +309,12 @@ fn camel_case(metric: &str) -> String {
     out
 }
 
-fn decision_json(engine: &Engine, decision: Decision) -> Value {
+/// The decision for JavaScript, with its decision-log record (JavaScript
+/// fills in `duration_us`, which only it can time). A shadow denial is an
+/// allow that carries `wouldDeny` and touches no header.
+fn decision_json(engine: &Engine, decision: Decision, now: Time) -> Value {
+    let log =
+        serde_json::to_value(crate::DecisionLog::of(&decision, now, None)).unwrap_or(Value::Null);
     match decision {
         Decision::Allow(allow) => json!({
             "type": "decision",
@@ -316,8 +322,14 @@ fn decision_json(engine: &Engine, decision: Decision) -> Value {
             "status": 200,
             "route": allow.route,
             "fromCache": allow.from_cache,
+            "enforced": allow.enforced,
+            "wouldDeny": allow.would_deny.as_ref().map(|d| json!({
+                "status": d.reason.status(),
+                "reason": d.reason.code(),
+            })),
             "principal": allow.principal,
             "headers": { "remove": &*allow.headers.remove, "set": allow.headers.set },
+            "log": log,
         }),
         Decision::Deny(denial) => {
             let response = denial.response(engine.policy());
@@ -328,6 +340,7 @@ fn decision_json(engine: &Engine, decision: Decision) -> Value {
                 "route": denial.route,
                 "reason": denial.reason.code(),
                 "response": { "status": response.status, "headers": response.headers, "body": response.body },
+                "log": log,
             })
         }
     }

@@ -270,11 +270,36 @@ impl Engine {
         self.route_def(route).map(|r| r.name.clone())
     }
 
+    /// Whether the route (or, with none, the policy) is enforced rather
+    /// than in shadow mode.
+    fn enforced(&self, route: RouteRef) -> bool {
+        self.route_def(route)
+            .map_or(self.policy.enforce, |r| r.enforce)
+    }
+
     fn deny(&self, reason: Reason, route: RouteRef) -> Step {
-        Step::Decided(Decision::Deny(Denial {
+        self.deny_for(reason, route, None)
+    }
+
+    /// A denial; in shadow mode, an allow that carries it and touches no
+    /// header.
+    fn deny_for(&self, reason: Reason, route: RouteRef, principal: Option<Principal>) -> Step {
+        let denial = Denial {
             reason,
             route: self.route_name(route),
-        }))
+            principal: principal.map(Box::new),
+        };
+        if self.enforced(route) {
+            return Step::Decided(Decision::Deny(denial));
+        }
+        Step::Decided(Decision::Allow(Box::new(Allow {
+            principal: None,
+            route: denial.route.clone(),
+            headers: decision::HeaderEdits::default(),
+            from_cache: false,
+            enforced: false,
+            would_deny: Some(denial),
+        })))
     }
 
     fn allow(&self, route: RouteRef, principal: Option<Principal>, from_cache: bool) -> Step {
@@ -284,6 +309,8 @@ impl Engine {
             route: self.route_name(route),
             headers,
             from_cache,
+            enforced: self.enforced(route),
+            would_deny: None,
         })))
     }
 
@@ -303,13 +330,12 @@ impl Engine {
             {
                 let refusing = RouteRef { also: 0, ..check };
                 if !kinds.contains(&principal.kind) {
-                    return self.deny(
-                        Reason::TokenKindRefused(principal.kind, scopes.challenge()),
-                        refusing,
-                    );
+                    let reason = Reason::TokenKindRefused(principal.kind, scopes.challenge());
+                    return self.deny_for(reason, refusing, Some(principal));
                 }
                 if !scopes.satisfied_by(&principal.scopes) {
-                    return self.deny(Reason::InsufficientScope(scopes.challenge()), refusing);
+                    let reason = Reason::InsufficientScope(scopes.challenge());
+                    return self.deny_for(reason, refusing, Some(principal));
                 }
             }
         }
@@ -324,7 +350,8 @@ fn with_folded(step: Step, folded: Vec<String>) -> Step {
         return step;
     }
     match step {
-        Step::Decided(Decision::Allow(mut allow)) => {
+        // A shadow denial touches no header.
+        Step::Decided(Decision::Allow(mut allow)) if allow.would_deny.is_none() => {
             let mut remove = allow.headers.remove.to_vec();
             remove.extend(folded);
             allow.headers.remove = remove.into();
@@ -348,6 +375,6 @@ fn with_folded(step: Step, folded: Vec<String>) -> Step {
             pending.folded = folded;
             Step::Wait { flight, pending }
         }
-        denied @ Step::Decided(Decision::Deny(_)) => denied,
+        decided @ Step::Decided(_) => decided,
     }
 }

@@ -1,6 +1,7 @@
 //! Policies: the JSON file (`raw`), validated and compiled into an immutable
 //! [`Policy`]. Every error names the field, and the route when there is one.
 
+mod headers;
 mod odata;
 mod raw;
 mod route;
@@ -263,6 +264,9 @@ pub struct Policy {
     /// reaches by navigation, `$expand`, filters and `$batch` each need
     /// their route's access.
     pub odata: Option<crate::odata::ODataPolicy>,
+    /// False in shadow mode (routes may say otherwise): denials are
+    /// recorded and the request goes on untouched.
+    pub enforce: bool,
     /// The first 8 bytes of the policy document's SHA-256, hex: namespaces
     /// entries in a [`SharedCache`](crate::SharedCache) so plugins with other
     /// policies never read them.
@@ -357,18 +361,6 @@ fn cache(ctx: &Ctx, raw: &raw::RawCache, default_ttl: u64) -> Result<CacheConfig
         negative_ttl: Duration::from_secs(negative),
         max_stale: Duration::from_secs(stale),
     })
-}
-
-fn header_name(ctx: &Ctx, name: &str) -> Result<String, PolicyError> {
-    let ok = !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
-        });
-    if ok {
-        Ok(name.to_owned())
-    } else {
-        Err(ctx.err(PolicyErrorKind::InvalidHeaderName(name.to_owned())))
-    }
 }
 
 fn scope_set(ctx: &Ctx, tokens: &[String]) -> Result<ScopeSet, PolicyError> {
@@ -471,7 +463,7 @@ impl Policy {
         }
         let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
         for (i, rr) in raw.routes.iter().enumerate() {
-            let route = compile_route(i, rr, raw.path_case)?;
+            let route = compile_route(i, rr, raw.path_case, raw.enforce)?;
             let ctx = Ctx {
                 field: format!("routes[{i}]"),
                 route: Some(rr.name.clone()),
@@ -488,7 +480,7 @@ impl Policy {
             None => None,
             Some(ro) => Some(odata::compile(ro, raw.path_case, routes.len())?),
         };
-        let headers = compile_headers(&raw.identity_headers)?;
+        let headers = headers::compile(&raw.identity_headers)?;
         let limits_ctx = Ctx::top("limits");
         let limits = Limits {
             max_token_bytes: range(
@@ -528,6 +520,7 @@ impl Policy {
             error_description: raw.error_description,
             path_case: raw.path_case,
             odata,
+            enforce: raw.enforce,
             fingerprint: String::new(),
         })
     }
@@ -656,7 +649,12 @@ fn compile_issuer(ctx: &Ctx, ri: &raw::RawIssuer) -> Result<Issuer, PolicyError>
     })
 }
 
-fn compile_route(i: usize, rr: &raw::RawRoute, case: PathCase) -> Result<Route, PolicyError> {
+fn compile_route(
+    i: usize,
+    rr: &raw::RawRoute,
+    case: PathCase,
+    enforce: bool,
+) -> Result<Route, PolicyError> {
     let ctx = Ctx {
         field: format!("routes[{i}]"),
         route: Some(rr.name.clone()),
@@ -743,49 +741,6 @@ fn compile_route(i: usize, rr: &raw::RawRoute, case: PathCase) -> Result<Route, 
         methods,
         path,
         access,
+        enforce: rr.enforce.unwrap_or(enforce),
     })
-}
-
-fn compile_headers(raw: &raw::RawHeaders) -> Result<IdentityHeaders, PolicyError> {
-    let ctx = Ctx::top("identity_headers");
-    let mut strip: Vec<String> = Vec::new();
-    let mut one = |name: &str, value: &Option<String>| -> Result<Option<String>, PolicyError> {
-        match value {
-            None => Ok(None),
-            Some(v) => {
-                let fctx = ctx.sub(name);
-                let v = header_name(&fctx, v)?;
-                if strip.contains(&v) {
-                    return Err(fctx.err(PolicyErrorKind::DuplicateHeaderName(v)));
-                }
-                strip.push(v.clone());
-                Ok(Some(v))
-            }
-        }
-    };
-    let mut headers = IdentityHeaders {
-        subject: one("subject", &raw.subject)?,
-        user_id: one("user_id", &raw.user_id)?,
-        client_id: one("client_id", &raw.client_id)?,
-        db: one("db", &raw.db)?,
-        scopes: one("scopes", &raw.scopes)?,
-        token_kind: one("token_kind", &raw.token_kind)?,
-        session_id: one("session_id", &raw.session_id)?,
-        is_admin: one("is_admin", &raw.is_admin)?,
-        user_type: one("user_type", &raw.user_type)?,
-        strip: std::sync::Arc::from(Vec::<String>::new()),
-    };
-    for (i, extra) in raw.also_strip.iter().enumerate() {
-        let v = header_name(&ctx.sub(&format!("also_strip[{i}]")), extra)?;
-        if ["authorization", "x-api-key", "api-key", "host"].contains(&v.as_str()) {
-            return Err(ctx
-                .sub(&format!("also_strip[{i}]"))
-                .err(PolicyErrorKind::InvalidHeaderName(v)));
-        }
-        if !strip.contains(&v) {
-            strip.push(v);
-        }
-    }
-    headers.strip = strip.into();
-    Ok(headers)
 }

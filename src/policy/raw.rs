@@ -37,6 +37,8 @@ pub struct RawPolicy {
     pub path_case: PathCase,
     #[serde(default)]
     pub odata: Option<RawOData>,
+    #[serde(default = "yes")]
+    pub enforce: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,6 +222,8 @@ pub struct RawRoute {
     pub scopes: Option<RawScopes>,
     #[serde(default)]
     pub token_kinds: Option<Vec<TokenKind>>,
+    #[serde(default)]
+    pub enforce: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

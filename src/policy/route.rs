@@ -79,6 +79,9 @@ pub struct Route {
     pub path: PathMatch,
     /// What the route requires.
     pub access: Access,
+    /// False in shadow mode: a denial is recorded, and the request goes on
+    /// untouched.
+    pub enforce: bool,
 }
 
 impl PathMatch {

@@ -19,6 +19,7 @@ export async function runVector(vector, wasm) {
   let now = 0;
   let queue = [];
   const calls = [];
+  let logged = [];
   const gate = await createGate(vector.policy, {
     wasm,
     // Production default: signatures go to WebCrypto whatever the vector says;
@@ -27,6 +28,8 @@ export async function runVector(vector, wasm) {
     upstreams: new Proxy({}, { get: (_, name) => `http://${String(name)}.invalid` }),
     clientCredentials: { clientId: 'edge', clientSecret: 'secret' },
     now: () => now,
+    logDecisions: false,
+    onDecision: (line) => logged.push(line),
     fetch: async (_url, _init, call) => {
       calls.push(call.purpose);
       return answer(replyFor(queue, call.purpose));
@@ -42,14 +45,20 @@ export async function runVector(vector, wasm) {
     }
     queue = [...step.calls];
     calls.length = 0;
+    logged = [];
     const d = await gate.check(step.method, step.path, step.headers, step.body);
     if (queue.length) throw new Error(`${queue.length} call replies unused`);
+    if (logged.length !== 1) throw new Error(`${logged.length} decision-log lines for one decision`);
+    const log = logged[0];
     if (d.allow) {
       const forwarded = step.headers
         .filter(([n]) => !d.headers.remove.includes(n.toLowerCase()))
         .map(([n, v]) => [n.toLowerCase(), v])
         .concat(d.headers.set);
-      observations.push({ status: 200, forwarded, from_cache: d.fromCache, calls: [...calls] });
+      observations.push({
+        status: 200, forwarded, from_cache: d.fromCache, calls: [...calls],
+        would_deny: d.wouldDeny ? d.wouldDeny.reason : null, log,
+      });
     } else {
       const body = JSON.parse(d.response.body);
       const www = d.response.headers.find(([n]) => n === 'www-authenticate');
@@ -60,6 +69,7 @@ export async function runVector(vector, wasm) {
         www_authenticate: www ? www[1] : null,
         forwarded: [],
         calls: [...calls],
+        log,
       });
     }
   }

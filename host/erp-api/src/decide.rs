@@ -88,13 +88,41 @@ pub(crate) async fn perform(state: &ErpApi, call: &HttpCall, now: u64) -> Outcom
 }
 
 /// Runs the engine on a request (with its body, when the engine asked for
-/// it), answering its calls in-process.
+/// it), answering its calls in-process, and writes the decision log line
+/// to stdout. The API always enforces: a policy in shadow mode gets its
+/// would-be denial applied here.
 pub(crate) async fn decide(
     state: &ErpApi,
     method: &str,
     path: &str,
     headers: &[(&str, &[u8])],
     body: Option<&[u8]>,
+) -> Option<Decision> {
+    let mut spent = std::time::Duration::ZERO;
+    let decision = run_engine(state, method, path, headers, body, &mut spent).await?;
+    let now = Time::from_millis(state.identity.clock.now_ms());
+    let micros = u64::try_from(spent.as_micros()).unwrap_or(u64::MAX);
+    println!(
+        "{}",
+        erpgate::DecisionLog::of(&decision, now, Some(micros)).line()
+    );
+    Some(match decision {
+        Decision::Allow(mut allow) => match allow.would_deny.take() {
+            Some(denial) => Decision::Deny(denial),
+            None => Decision::Allow(allow),
+        },
+        denied => denied,
+    })
+}
+
+/// The engine's decision; `spent` adds up the time inside the engine.
+async fn run_engine(
+    state: &ErpApi,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: Option<&[u8]>,
+    spent: &mut std::time::Duration,
 ) -> Option<Decision> {
     let engine = state.api.engine.as_ref().ok()?;
     let now = state.identity.clock.now_ms();
@@ -104,27 +132,22 @@ pub(crate) async fn decide(
     }
     let mut step = {
         let mut guard = state.api.state.lock().ok()?;
-        engine.start(&request, Time::from_millis(now), guard.as_mut()?)
+        let started = std::time::Instant::now();
+        let step = engine.start(&request, Time::from_millis(now), guard.as_mut()?);
+        *spent += started.elapsed();
+        step
     };
     loop {
-        step = match step {
+        let (pending, outcome) = match step {
             Step::Decided(decision) => return Some(decision),
-            Step::Call { call, pending } => {
-                let outcome = perform(state, &call, now / 1000).await;
-                let mut guard = state.api.state.lock().ok()?;
-                engine.resume(pending, outcome, Time::from_millis(now), guard.as_mut()?)
-            }
+            Step::Call { call, pending } => (pending, perform(state, &call, now / 1000).await),
             // No host crypto or single flight is declared here.
-            Step::Verify { pending, .. } | Step::Wait { pending, .. } => {
-                let mut guard = state.api.state.lock().ok()?;
-                engine.resume(
-                    pending,
-                    Outcome::Failed,
-                    Time::from_millis(now),
-                    guard.as_mut()?,
-                )
-            }
+            Step::Verify { pending, .. } | Step::Wait { pending, .. } => (pending, Outcome::Failed),
         };
+        let mut guard = state.api.state.lock().ok()?;
+        let started = std::time::Instant::now();
+        step = engine.resume(pending, outcome, Time::from_millis(now), guard.as_mut()?);
+        *spent += started.elapsed();
     }
 }
 

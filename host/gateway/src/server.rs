@@ -119,6 +119,18 @@ pub fn render_metrics(module: &FilterModule) -> String {
 
 /// The gateway's own fail-closed answer (no VM, a trap, a stream that never
 /// resumes), rendered by the core's one denial mapping like the filter's.
+/// Writes the filter's decision-log lines to stdout, one JSON line each.
+fn print_decisions(lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 fn fail_closed() -> LocalResponse {
     let r = erpgate::fail_closed_response();
     LocalResponse {
@@ -237,6 +249,7 @@ fn spawn_worker(
         let settle = |vm: &mut Vm, waiting: &mut Waiting, progress: Progress| {
             let mut queue = vec![progress];
             while let Some(progress) = queue.pop() {
+                print_decisions(&progress.decision_lines);
                 dispatch(progress.root_calls);
                 for (id, verdict) in progress.verdicts {
                     match verdict {

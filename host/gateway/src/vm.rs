@@ -65,6 +65,8 @@ pub struct Progress {
     pub verdicts: Vec<(i32, Verdict)>,
     /// Calls made by the root context.
     pub root_calls: Vec<DispatchedCall>,
+    /// Decision-log lines the filter wrote (`erpgate.decision.v1`).
+    pub decision_lines: Vec<String>,
 }
 
 impl Progress {
@@ -164,6 +166,7 @@ impl FilterModule {
                 .memory_size(MEMORY_CAP)
                 .instances(1)
                 .build(),
+            decision_lines: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -331,7 +334,10 @@ impl Vm {
     /// Collects what the last callback changed. `focus` is the stream the
     /// callback was for: it gets a verdict even if it only paused.
     fn progress(&mut self, focus: Option<i32>) -> Progress {
-        let mut progress = Progress::default();
+        let mut progress = Progress {
+            decision_lines: std::mem::take(&mut self.store.data_mut().decision_lines),
+            ..Progress::default()
+        };
         let mut by_owner: HashMap<i32, Vec<DispatchedCall>> = HashMap::new();
         for call in std::mem::take(&mut self.store.data_mut().dispatched) {
             self.owners.insert(call.token, call.owner);

@@ -58,6 +58,7 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
         "policy": policy,
         "client_credentials": {"client_id": "edge", "client_secret": "secret"},
         "tick_ms": 1000,
+        "decision_log": {"level": "info", "allow_every": 1},
     });
     let clusters: HashMap<String, String> =
         [("identity".to_owned(), "http://identity.invalid".to_owned())].into();
@@ -111,6 +112,7 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
         let (id, progress) = vm
             .request(headers, HashMap::new(), body)
             .map_err(|e| e.to_string())?;
+        let mut lines = progress.decision_lines.clone();
         let mut verdict = progress.verdict(id).cloned().ok_or("no verdict")?;
         let verdict = loop {
             match verdict {
@@ -133,11 +135,11 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
                             .position(|r| r.purpose == p)
                             .ok_or(format!("unexpected {p} call"))?;
                         let reply = replies.remove(i);
-                        next = vm
+                        let progress = vm
                             .call_result(call.token, result(&reply.reply))
-                            .map_err(|e| e.to_string())?
-                            .verdict(id)
-                            .cloned();
+                            .map_err(|e| e.to_string())?;
+                        lines.extend(progress.decision_lines.iter().cloned());
+                        next = progress.verdict(id).cloned();
                     }
                     verdict = next.ok_or("no verdict after the calls")?;
                 }
@@ -147,6 +149,13 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
         if !replies.is_empty() {
             return Err("call replies unused".into());
         }
+        let [line] = lines.as_slice() else {
+            return Err(format!(
+                "{} decision-log lines for one decision",
+                lines.len()
+            ));
+        };
+        let log: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
         out.push(match verdict {
             Verdict::Continue(headers) => Observed {
                 status: 200,
@@ -156,6 +165,11 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
                     .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
                     .collect(),
                 calls,
+                // A shadow denial shows only in the filter's own log.
+                would_deny: (log["outcome"] == "deny")
+                    .then(|| log["reason"].as_str().map(str::to_owned))
+                    .flatten(),
+                log: Some(log),
                 ..Observed::default()
             },
             Verdict::Respond(r) => {
@@ -169,6 +183,7 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
                         .find(|(n, _)| n == "www-authenticate")
                         .map(|(_, v)| String::from_utf8_lossy(v).into_owned()),
                     calls,
+                    log: Some(log),
                     ..Observed::default()
                 }
             }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::host::LogLevel;
 use crate::introspection::client_authorization;
 use crate::policy::Policy;
 
@@ -24,6 +25,46 @@ struct RawConfig {
     /// Background tick period in milliseconds.
     #[serde(default = "default_tick")]
     tick_ms: u64,
+    /// Where decisions are logged.
+    #[serde(default)]
+    decision_log: RawDecisionLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDecisionLog {
+    /// `off`, `debug`, `info` or `warn`.
+    #[serde(default = "default_log_level")]
+    level: String,
+    /// Log one allow in this many (0: none); every denial is logged.
+    #[serde(default = "default_allow_every")]
+    allow_every: u32,
+}
+
+impl Default for RawDecisionLog {
+    fn default() -> Self {
+        Self {
+            level: default_log_level(),
+            allow_every: default_allow_every(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+fn default_allow_every() -> u32 {
+    100
+}
+
+/// Where and how often decisions are logged (`proxy_log`, one JSON line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DecisionLogConfig {
+    /// The level, or `None` for no decision log.
+    pub(super) level: Option<LogLevel>,
+    /// One allow in this many is logged (0: none); every denial is.
+    pub(super) allow_every: u32,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +91,8 @@ pub(super) struct Config {
     pub(super) client_id: Option<String>,
     /// How often background work runs.
     pub(super) tick: Duration,
+    /// The decision log.
+    pub(super) decision_log: DecisionLogConfig,
 }
 
 /// A configuration the filter refuses, naming the field.
@@ -88,6 +131,18 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             },
         )
     })?;
+    let level = match raw.decision_log.level.as_str() {
+        "off" => None,
+        "debug" => Some(LogLevel::Debug),
+        "info" => Some(LogLevel::Info),
+        "warn" => Some(LogLevel::Warn),
+        _ => {
+            return Err(ConfigError::new(
+                "decision_log.level",
+                "one of off, debug, info, warn",
+            ));
+        }
+    };
     if let Some(c) = &raw.client_credentials
         && (c.client_id.is_empty() || c.client_id.contains(':'))
     {
@@ -105,5 +160,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             .map(|c| client_authorization(&c.client_id, &c.client_secret)),
         client_id: raw.client_credentials.map(|c| c.client_id),
         tick: Duration::from_millis(raw.tick_ms),
+        decision_log: DecisionLogConfig {
+            level,
+            allow_every: raw.decision_log.allow_every,
+        },
     })
 }

@@ -29,10 +29,18 @@ impl Host for ProxyWasm {
         Time::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
     }
 
+    fn now_ns(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
     fn log(&self, level: LogLevel, message: &str) {
         let level = match level {
             LogLevel::Debug => proxy_wasm::types::LogLevel::Debug,
             LogLevel::Info => proxy_wasm::types::LogLevel::Info,
+            LogLevel::Warn => proxy_wasm::types::LogLevel::Warn,
             LogLevel::Critical => proxy_wasm::types::LogLevel::Critical,
         };
         let _ = hostcalls::log(level, message);

@@ -18,6 +18,8 @@ pub(super) enum LogLevel {
     /// Once per configuration: the plugin is ready, and where it verifies RSA
     /// signatures (host or wasm).
     Info,
+    /// A decision log configured at `warn`.
+    Warn,
     /// The filter cannot work (bad configuration, a panic).
     Critical,
 }
@@ -28,6 +30,8 @@ pub(super) enum LogLevel {
 pub(super) trait Host {
     /// The host's wall clock.
     fn now(&self) -> Time;
+    /// The host's clock in nanoseconds, for timing the filter's own work.
+    fn now_ns(&self) -> u64;
     /// Writes a log line; logging must never fail a request.
     fn log(&self, level: LogLevel, message: &str);
     /// Defines a counter; `None` when the host refuses.

@@ -5,13 +5,14 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use super::config::Config;
+use super::config::{Config, DecisionLogConfig};
 use super::crypto::{self, DerKeys};
 use super::host::{Host, LogLevel};
 use super::metrics::Metrics;
 use super::parking::ParkingLot;
 use crate::adapters::foreign;
 use crate::decision::{Decision, fail_closed_response};
+use crate::decision_log::DecisionLog;
 use crate::engine::{BackgroundJob, Engine, Flight, HttpCall, Outcome, State, Step, Suspended};
 use crate::request::Request;
 use crate::shared_cache::SharedCache;
@@ -79,6 +80,9 @@ pub(super) struct Plugin<H: Host> {
     /// Streams a wake-up let go on upstream: their later body chunks pass.
     released: RefCell<std::collections::HashSet<u32>>,
     der_keys: RefCell<DerKeys>,
+    decision_log: DecisionLogConfig,
+    /// Allows decided so far, for sampling the decision log.
+    allows: std::cell::Cell<u64>,
 }
 
 impl<H: Host> Plugin<H> {
@@ -117,6 +121,8 @@ impl<H: Host> Plugin<H> {
             parked: RefCell::new(ParkingLot::default()),
             released: RefCell::default(),
             der_keys: RefCell::new(DerKeys::default()),
+            decision_log: config.decision_log,
+            allows: std::cell::Cell::new(0),
         }
     }
 
@@ -180,21 +186,51 @@ impl<H: Host> Plugin<H> {
             .dispatch_http_call(cluster, &headers, body, call.timeout)
     }
 
+    /// Writes a decision's log line: every denial (shadow ones included),
+    /// one allow in `allow_every`. `since_ns` is when the deciding callback's
+    /// work began, `before_ns` the stream's earlier work.
+    fn log_decision(&self, decision: &Decision, since_ns: u64, before_ns: u64) {
+        let Some(level) = self.decision_log.level else {
+            return;
+        };
+        if let Decision::Allow(allow) = decision
+            && allow.would_deny.is_none()
+        {
+            let seen = self.allows.get();
+            self.allows.set(seen.wrapping_add(1));
+            let every = u64::from(self.decision_log.allow_every);
+            if every == 0 || !seen.is_multiple_of(every) {
+                return;
+            }
+        }
+        let spent = self.host.now_ns().saturating_sub(since_ns) + before_ns;
+        let record = DecisionLog::of(decision, self.host.now(), Some(spent / 1_000));
+        self.host.log(level, &record.line());
+    }
+
     /// Applies a decision to the effective stream. Returns whether the stream
-    /// may continue (an allow) or was answered locally. `present` lists the
-    /// stream's header names when known, so only identity headers the client
-    /// actually sent cost a hostcall to strip.
-    fn apply(&self, decision: Decision, present: Option<&[String]>) -> bool {
+    /// may continue (an allow, or a shadow denial) or was answered locally.
+    /// `present` lists the stream's header names when known, so only
+    /// identity headers the client actually sent cost a hostcall to strip.
+    /// `since_ns` and `before_ns` time the decision for its log line.
+    fn apply(
+        &self,
+        decision: Decision,
+        present: Option<&[String]>,
+        since_ns: u64,
+        before_ns: u64,
+    ) -> bool {
+        self.log_decision(&decision, since_ns, before_ns);
         match decision {
             Decision::Allow(allow) => {
-                let source = if allow.from_cache {
-                    "cached"
-                } else {
-                    "verified"
+                let (outcome, source) = match &allow.would_deny {
+                    Some(denial) => ("shadow_deny", denial.reason.code()),
+                    None if allow.from_cache => ("allow", "cached"),
+                    None => ("allow", "verified"),
                 };
                 self.metrics
                     .borrow_mut()
-                    .decision(&self.host, "allow", source);
+                    .decision(&self.host, outcome, source);
                 for name in allow.headers.remove.iter() {
                     let sent = present
                         .is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(name)));
@@ -237,9 +273,10 @@ impl<H: Host> Plugin<H> {
             if !self.host.set_effective_context(id) {
                 continue;
             }
+            let since = self.host.now_ns();
             let step = self.resume(pending, outcome.clone());
             let proceed = match self.settle(step) {
-                Settled::Decided(decision) => self.apply(decision, None),
+                Settled::Decided(decision) => self.apply(decision, None, since, 0),
                 // A follower's resume never needs another call; should it,
                 // the stream fails closed rather than hang.
                 Settled::Call(_, pending) | Settled::Wait(_, pending) => {
@@ -340,6 +377,8 @@ pub(super) struct Stream {
     /// Headers of a request whose body the engine must see first (an OData
     /// `$batch`), with the most it reads.
     awaiting_body: Option<(HeaderPairs, usize)>,
+    /// Time spent on this stream's decision in earlier callbacks, ns.
+    spent_ns: u64,
 }
 
 impl Stream {
@@ -351,6 +390,7 @@ impl Stream {
             header_names: Vec::new(),
             released: false,
             awaiting_body: None,
+            spent_ns: 0,
         }
     }
 
@@ -443,6 +483,7 @@ impl Stream {
             .filter(|(n, _)| !n.starts_with(':'))
             .map(|(n, v)| (n.as_str(), v.as_slice()))
             .collect();
+        let since = plugin.host.now_ns();
         let mut request = Request::new(method, path, &borrowed);
         if let Some(body) = body {
             request = request.with_body(body);
@@ -450,7 +491,7 @@ impl Stream {
         let step = plugin
             .engine
             .start(&request, plugin.host.now(), &mut plugin.state.borrow_mut());
-        self.drive(plugin, step)
+        self.drive(plugin, step, since)
     }
 
     /// The response to a call this stream made; `read_outcome` reads it from
@@ -468,10 +509,11 @@ impl Stream {
             self.pending = Some((expected, pending));
             return;
         }
+        let since = plugin.host.now_ns();
         let outcome = read_outcome();
         let flight = pending.flight();
         let step = plugin.resume(pending, outcome.clone());
-        if self.drive(plugin, step) == Flow::Continue {
+        if self.drive(plugin, step, since) == Flow::Continue {
             self.released = true;
             plugin.host.resume_http_request();
         }
@@ -499,12 +541,14 @@ impl Stream {
         }
     }
 
-    /// Drives the engine until it decides, needs a call, or parks.
-    fn drive<H: Host>(&mut self, plugin: &Plugin<H>, mut step: Step) -> Flow {
+    /// Drives the engine until it decides, needs a call, or parks; `since`
+    /// is when this callback's work began.
+    fn drive<H: Host>(&mut self, plugin: &Plugin<H>, mut step: Step, since: u64) -> Flow {
         loop {
             step = match plugin.settle(step) {
                 Settled::Decided(decision) => {
-                    return if plugin.apply(decision, Some(&self.header_names)) {
+                    let names = Some(self.header_names.as_slice());
+                    return if plugin.apply(decision, names, since, self.spent_ns) {
                         Flow::Continue
                     } else {
                         Flow::Pause
@@ -513,6 +557,7 @@ impl Stream {
                 Settled::Call(call, pending) => match plugin.dispatch(&call) {
                     Some(token) => {
                         self.pending = Some((token, pending));
+                        self.spent_ns += plugin.host.now_ns().saturating_sub(since);
                         return Flow::Pause;
                     }
                     None => {
@@ -527,6 +572,7 @@ impl Stream {
                 Settled::Wait(flight, pending) => {
                     plugin.parked.borrow_mut().park(flight, self.id, pending);
                     self.parked_on = Some(flight);
+                    self.spent_ns += plugin.host.now_ns().saturating_sub(since);
                     return Flow::Pause;
                 }
             };

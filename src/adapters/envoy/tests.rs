@@ -40,6 +40,9 @@ enum Event {
     Resume {
         context: u32,
     },
+    SetHeader {
+        name: String,
+    },
 }
 
 #[derive(Default)]
@@ -54,6 +57,8 @@ struct MockHost {
     defined: RefCell<Vec<String>>,
     /// Counter values by id.
     counters: RefCell<HashMap<u32, u64>>,
+    /// Every log line.
+    logged: RefCell<Vec<String>>,
 }
 
 impl MockHost {
@@ -112,7 +117,13 @@ impl Host for MockHost {
         Time::from_secs(NOW_S)
     }
 
-    fn log(&self, _level: LogLevel, _message: &str) {}
+    fn now_ns(&self) -> u64 {
+        NOW_S * 1_000_000_000
+    }
+
+    fn log(&self, _level: LogLevel, message: &str) {
+        self.logged.borrow_mut().push(message.to_owned());
+    }
 
     fn define_counter(&self, name: &str) -> Option<u32> {
         let mut defined = self.defined.borrow_mut();
@@ -161,7 +172,11 @@ impl Host for MockHost {
         true
     }
 
-    fn set_request_header(&self, _name: &str, _value: Option<&str>) {}
+    fn set_request_header(&self, name: &str, _value: Option<&str>) {
+        self.events.borrow_mut().push(Event::SetHeader {
+            name: name.to_owned(),
+        });
+    }
 
     fn send_http_response(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
         self.events.borrow_mut().push(Event::Respond {
@@ -678,4 +693,62 @@ fn a_batch_is_decided_on_its_body() {
         empty.on_request_headers(&plugin, &batch(false), true),
         Flow::Pause
     );
+}
+
+/// Shadow mode in the filter: a would-be denial lets the stream go on with
+/// no header touched, counts as `decisions.shadow_deny.<reason>`, and is
+/// logged; allows are logged one in `allow_every`.
+#[test]
+fn shadow_denials_pass_untouched_and_are_counted_and_logged() {
+    let mut config: serde_json::Value = serde_json::from_str(&config_json(true)).unwrap();
+    config["policy"]["enforce"] = false.into();
+    config["decision_log"] = serde_json::json!({"level": "warn", "allow_every": 2});
+    let config = config::parse(config.to_string().as_bytes()).unwrap();
+    let plugin = Plugin::new(MockHost::default(), config, None);
+    let (_a, flow) = start(&plugin, 10, "not a token");
+    assert_eq!(flow, Flow::Continue, "shadow mode lets it through");
+    assert!(plugin.host.responded().is_empty());
+    assert!(
+        !plugin
+            .host
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::SetHeader { .. })),
+        "no header set or stripped"
+    );
+    let code = plugin
+        .host
+        .counter("erpgate.decisions.shadow_deny.malformed_token")
+        + plugin
+            .host
+            .counter("erpgate.decisions.shadow_deny.malformed_authorization");
+    assert_eq!(code, 1);
+    let logged = plugin.host.logged.borrow().clone();
+    let line = logged
+        .iter()
+        .find(|l| l.starts_with("{\"schema\":\"erpgate.decision.v1\""))
+        .expect("the shadow denial is logged");
+    let record: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(record["outcome"], "deny");
+    assert_eq!(record["enforced"], false);
+    assert!(!line.contains("not a token"), "never the token");
+
+    // Allows (a public route) are sampled: the 1st and 3rd of three.
+    let health: Vec<(String, Vec<u8>)> = [(":method", "GET"), (":path", "/health")]
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    for context in 20..23 {
+        plugin.host.enter(context);
+        let flow = Stream::new(context).on_request_headers(&plugin, &health, true);
+        assert_eq!(flow, Flow::Continue);
+    }
+    let allows = plugin
+        .host
+        .logged
+        .borrow()
+        .iter()
+        .filter(|l| l.contains("\"outcome\":\"allow\""))
+        .count();
+    assert_eq!(allows, 2);
 }

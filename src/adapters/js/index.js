@@ -130,7 +130,9 @@ export class Gate {
   }
 
   /** Runs due background work, then decides the request:
-   * `{ allow, status, headers: {remove, set}, principal, response, reason }`. */
+   * `{ allow, status, headers: {remove, set}, principal, response, reason,
+   * enforced, wouldDeny, log }`. In shadow mode (`enforced: false`) a denial
+   * comes back as an allow with `wouldDeny` and no header edits. */
   async decide(request, ctx) {
     await this.tick(ctx);
     const url = new URL(request.url);
@@ -151,12 +153,32 @@ export class Gate {
       const all = typeof body === 'string' ? new TextEncoder().encode(body) : new Uint8Array(body ?? []);
       bytes = all.subarray(0, limit + 1);
     }
-    let step = JSON.parse(this.#gate.check(method, pathAndQuery, JSON.stringify(headers), bytes, this.#now()));
+    // Time inside the module (runtimes that coarsen timers report 0).
+    let spent = 0;
+    const timed = (run) => {
+      const start = performance.now();
+      const text = run();
+      spent += performance.now() - start;
+      return JSON.parse(text);
+    };
+    let step = timed(() => this.#gate.check(method, pathAndQuery, JSON.stringify(headers), bytes, this.#now()));
     while (step.type !== 'decision') {
       const outcome = step.type === 'call' ? await this.#fetch(step.call) : await this.#verify(step.verify);
-      step = JSON.parse(this.#gate.resume(step.id, JSON.stringify(outcome), this.#now()));
+      step = timed(() => this.#gate.resume(step.id, JSON.stringify(outcome), this.#now()));
     }
+    this.#logDecision(step, spent);
     return step;
+  }
+
+  /** One decision-log line (`erpgate.decision.v1`): to `console`, unless
+   * `options.logDecisions` is false, and to `options.onDecision(line)`. */
+  #logDecision(decision, spentMs) {
+    const record = decision.log;
+    if (!record) return;
+    record.duration_us = Math.round(spentMs * 1000);
+    const line = JSON.stringify(record);
+    if (this.#options.logDecisions !== false) console.log(line);
+    this.#options.onDecision?.(line);
   }
 
   /** The request to forward for an allow: client copies of identity headers
@@ -205,6 +227,8 @@ async function readAtMost(request, max) {
  * options.clientCredentials: { clientId, clientSecret } for introspection and
  *   the revocation feed; take them from worker secrets, never the policy.
  * options.hostCrypto: true (default) to verify signatures with WebCrypto.
+ * options.onDecision(line): receives each decision-log line (JSON text).
+ * options.logDecisions: false to keep decision-log lines off `console`.
  */
 export async function createGate(policy, options = {}) {
   if (!initialised) {

@@ -74,6 +74,11 @@ fn observed(v: &Value) -> Observed {
             })
             .unwrap_or_default(),
         from_cache: v.get("from_cache").and_then(Value::as_bool),
+        would_deny: s("would_deny"),
+        log: v
+            .get("log")
+            .and_then(Value::as_str)
+            .and_then(|line| serde_json::from_str(line).ok()),
         calls: v
             .get("calls")
             .and_then(Value::as_array)

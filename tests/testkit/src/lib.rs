@@ -44,6 +44,11 @@ pub struct Observed {
     pub from_cache: Option<bool>,
     /// Purposes of the calls performed, in order.
     pub calls: Vec<String>,
+    /// For an allow in shadow mode: the reason code enforcement would have
+    /// denied with.
+    pub would_deny: Option<String>,
+    /// The decision-log line the artifact wrote for the step, parsed.
+    pub log: Option<serde_json::Value>,
 }
 
 impl Observed {
@@ -58,6 +63,128 @@ impl Observed {
             && self.calls == reference.calls
             && (self.reason.is_none() || self.reason == reference.reason)
             && (self.from_cache.is_none() || self.from_cache == reference.from_cache)
+            && self.would_deny == reference.would_deny
+            && decision_fields(self.log.as_ref()) == decision_fields(reference.log.as_ref())
+    }
+}
+
+/// A decision-log line without what differs between artifacts by nature:
+/// the time, the module's own timing, and whether a call timed out or
+/// failed (Envoy reports both alike: a response without `:status`).
+fn decision_fields(log: Option<&serde_json::Value>) -> Option<serde_json::Value> {
+    let mut log = log?.clone();
+    let map = log.as_object_mut()?;
+    map.remove("ts_ms");
+    map.remove("duration_us");
+    if map.get("reason").and_then(|r| r.as_str()) == Some("introspection_timeout") {
+        map.insert("reason".into(), "introspection_failed".into());
+    }
+    Some(log)
+}
+
+/// Every member of `erpgate.decision.v1`, with the JSON types it may take.
+const DECISION_LOG_MEMBERS: [(&str, &[&str]); 13] = [
+    ("schema", &["string"]),
+    ("ts_ms", &["number"]),
+    ("route", &["string", "null"]),
+    ("outcome", &["string"]),
+    ("enforced", &["bool"]),
+    ("reason", &["string", "null"]),
+    ("status", &["number"]),
+    ("token_kind", &["string", "null"]),
+    ("client_id", &["string", "null"]),
+    ("subject", &["string", "null"]),
+    ("token_id", &["string", "null"]),
+    ("cached", &["bool"]),
+    ("duration_us", &["number", "null"]),
+];
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// The credentials a step sends: every value an authorization, API-key or
+/// cookie header carries, and each part of a JWT among them. None of them
+/// may ever appear in a log line.
+fn credentials(step: &PreparedStep) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, value) in &step.headers {
+        let name = name.to_ascii_lowercase();
+        if !matches!(name.as_str(), "authorization" | "x-api-key" | "cookie") {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value);
+        for word in value.split([' ', ';', '=', ',']) {
+            if word.len() >= 12 {
+                out.push(word.to_owned());
+                out.extend(word.split('.').filter(|p| p.len() >= 16).map(str::to_owned));
+            }
+        }
+    }
+    out
+}
+
+/// Checks a decision-log line against the schema, the observation it
+/// belongs to, and the step's credentials.
+fn check_log(step: &PreparedStep, seen: &Observed, problems: &mut Vec<String>) {
+    let Some(log) = &seen.log else {
+        problems.push("no decision-log line".into());
+        return;
+    };
+    let Some(map) = log.as_object() else {
+        problems.push(format!("decision-log line is not an object: {log}"));
+        return;
+    };
+    for (name, types) in DECISION_LOG_MEMBERS {
+        match map.get(name) {
+            None => problems.push(format!("decision log lacks `{name}`")),
+            Some(v) if !types.contains(&json_type(v)) => {
+                problems.push(format!("decision log `{name}` is {v}"));
+            }
+            Some(_) => {}
+        }
+    }
+    for name in map.keys() {
+        if !DECISION_LOG_MEMBERS.iter().any(|(n, _)| n == name) {
+            problems.push(format!("decision log has an unknown member `{name}`"));
+        }
+    }
+    if map.get("schema").and_then(|s| s.as_str()) != Some("erpgate.decision.v1") {
+        problems.push("decision log schema is not erpgate.decision.v1".into());
+    }
+    let outcome = if seen.status == 200 && seen.would_deny.is_none() {
+        "allow"
+    } else {
+        "deny"
+    };
+    if map.get("outcome").and_then(|o| o.as_str()) != Some(outcome) {
+        problems.push(format!(
+            "decision log outcome {:?} (want {outcome})",
+            map.get("outcome")
+        ));
+    }
+    let text = log.to_string();
+    for secret in credentials(step) {
+        if text.contains(&secret) {
+            problems.push("a credential appears in the decision log".into());
+        }
+    }
+    if let Some(want) = &step.expect.log {
+        for (name, value) in want {
+            if map.get(name) != Some(value) {
+                problems.push(format!(
+                    "decision log `{name}` = {:?} (want {value})",
+                    map.get(name)
+                ));
+            }
+        }
     }
 }
 
@@ -139,6 +266,13 @@ pub fn check(step: &PreparedStep, seen: &Observed) -> Result<(), String> {
     {
         problems.push(format!("from_cache {got} (want {want})"));
     }
+    if expect.would_deny != seen.would_deny {
+        problems.push(format!(
+            "would_deny {:?} (want {:?})",
+            seen.would_deny, expect.would_deny
+        ));
+    }
+    check_log(step, seen, &mut problems);
     let want_calls: Vec<&str> = step.calls.iter().map(|c| c.purpose.as_str()).collect();
     if want_calls != seen.calls {
         problems.push(format!("calls {:?} (want {want_calls:?})", seen.calls));
@@ -221,4 +355,77 @@ pub fn run_corpus(harness: &mut dyn Harness) -> Result<(usize, Vec<String>), Str
         }
     }
     Ok((vectors.len(), failures))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step() -> PreparedStep {
+        PreparedStep {
+            now_ms: 0,
+            method: "GET".into(),
+            path: "/".into(),
+            headers: vec![(
+                "Authorization".into(),
+                b"Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJlLXBhcnQtb25l"
+                    .to_vec(),
+            )],
+            body: None,
+            calls: Vec::new(),
+            background: Vec::new(),
+            expect: serde_json::from_str(r#"{"status": 401}"#).unwrap(),
+        }
+    }
+
+    fn observed(log: serde_json::Value) -> Observed {
+        Observed {
+            status: 401,
+            log: Some(log),
+            ..Observed::default()
+        }
+    }
+
+    fn line(extra: &[(&str, serde_json::Value)]) -> serde_json::Value {
+        let mut log = serde_json::json!({
+            "schema": "erpgate.decision.v1", "ts_ms": 1, "route": null, "outcome": "deny",
+            "enforced": true, "reason": "expired", "status": 401, "token_kind": null,
+            "client_id": null, "subject": null, "token_id": null, "cached": false,
+            "duration_us": null
+        });
+        for (k, v) in extra {
+            log[*k] = v.clone();
+        }
+        log
+    }
+
+    /// The schema check fails on a renamed or added member, a wrong type,
+    /// and any part of the step's token in the line.
+    #[test]
+    fn the_decision_log_check_catches_schema_drift_and_leaked_tokens() {
+        let step = step();
+        assert!(check(&step, &observed(line(&[]))).is_ok());
+        let leak = line(&[("subject", "c2lnbmF0dXJlLXBhcnQtb25l".into())]);
+        assert!(
+            check(&step, &observed(leak))
+                .unwrap_err()
+                .contains("credential")
+        );
+        let mut renamed = line(&[]);
+        renamed.as_object_mut().unwrap().remove("token_id");
+        renamed["jti"] = "J".into();
+        let problems = check(&step, &observed(renamed)).unwrap_err();
+        assert!(problems.contains("lacks `token_id`") && problems.contains("unknown member `jti`"));
+        let typed = line(&[("status", "401".into())]);
+        assert!(check(&step, &observed(typed)).is_err());
+        let missing = Observed {
+            status: 401,
+            ..Observed::default()
+        };
+        assert!(
+            check(&step, &missing)
+                .unwrap_err()
+                .contains("no decision-log line")
+        );
+    }
 }

@@ -135,6 +135,8 @@ impl Harness for NativeHarness {
                     Step::Wait { .. } => return Err("single flight is off: no waits".into()),
                 };
             };
+            let log = serde_json::to_value(erpgate::DecisionLog::of(&decision, now, None))
+                .map_err(|e| e.to_string())?;
             out.push(match decision {
                 Decision::Allow(allow) => Observed {
                     status: 200,
@@ -145,6 +147,11 @@ impl Harness for NativeHarness {
                     ),
                     from_cache: Some(allow.from_cache),
                     calls,
+                    would_deny: allow
+                        .would_deny
+                        .as_ref()
+                        .map(|d| d.reason.code().to_owned()),
+                    log: Some(log),
                     ..Observed::default()
                 },
                 Decision::Deny(denial) => {
@@ -164,6 +171,7 @@ impl Harness for NativeHarness {
                             .find(|(n, _)| n == "www-authenticate")
                             .map(|(_, v)| v.clone()),
                         calls,
+                        log: Some(log),
                         ..Observed::default()
                     }
                 }

@@ -146,6 +146,13 @@ pub struct Expect {
     /// Whether the identity came from a cache.
     #[serde(default)]
     pub from_cache: Option<bool>,
+    /// In shadow mode, the reason enforcement would have denied with (the
+    /// request itself is allowed, untouched).
+    #[serde(default)]
+    pub would_deny: Option<String>,
+    /// Members the step's decision-log line must have, with these values.
+    #[serde(default)]
+    pub log: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A reply the harness gives to one call.

@@ -6,6 +6,13 @@ use super::codes::status;
 use super::memory::{memory, read, write_u32};
 use super::state::{C, HostState};
 
+/// How a decision-log line begins (`erpgate.decision.v1`).
+const DECISION_PREFIX: &str = "{\"schema\":\"erpgate.decision.";
+
+/// A callback decides a few streams at most; a filter that logs more
+/// cannot grow the host's memory with them.
+const MAX_LINES_PER_CALLBACK: usize = 1024;
+
 fn level(l: i32) -> tracing::Level {
     match l {
         0 => tracing::Level::TRACE,
@@ -27,6 +34,15 @@ pub(super) fn link_logging(linker: &mut Linker<HostState>) -> wasmtime::Result<(
                 return status::BAD_ARGUMENT;
             };
             let msg = String::from_utf8_lossy(&msg);
+            // Decision-log lines are data, not diagnostics: kept for the
+            // caller (the gateway prints them to stdout).
+            if msg.starts_with(DECISION_PREFIX) {
+                let lines = &mut c.data_mut().decision_lines;
+                if lines.len() < MAX_LINES_PER_CALLBACK {
+                    lines.push(msg.into_owned());
+                }
+                return status::OK;
+            }
             match level(lvl) {
                 tracing::Level::ERROR => tracing::error!(target: "erpgate::filter", "{msg}"),
                 tracing::Level::WARN => tracing::warn!(target: "erpgate::filter", "{msg}"),

@@ -102,6 +102,8 @@ pub struct HostState {
     pub next_token: u32,
     /// Memory and table limits.
     pub limits: wasmtime::StoreLimits,
+    /// Decision-log lines the filter wrote during a callback.
+    pub decision_lines: Vec<String>,
 }
 
 impl HostState {
