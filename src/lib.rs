@@ -44,8 +44,8 @@ pub use decision::{
 };
 pub use decision_log::DecisionLog;
 pub use engine::{
-    BackgroundJob, DueCall, Engine, Flight, HttpCall, Outcome, Purpose, State, Stats, Step,
-    Suspended, VerifyRequest,
+    BackgroundJob, DueCall, Engine, Flight, HttpCall, Outcome, Purpose, Staleness, State, Stats,
+    Step, Suspended, VerifyRequest,
 };
 pub use json::{decode_b64url, encode_b64url};
 pub use keys::{Algorithm, KeySet, VerifyingKey};

@@ -282,6 +282,18 @@ impl Gate {
             .collect();
         Value::Object(map).to_string()
     }
+
+    /// How old the isolate's keys and revocations are, as JSON:
+    /// `{"jwksAgeSeconds": {"<issuer index>": s, …}, "revocationFeedAgeSeconds": s | null}`.
+    pub fn staleness(&self, now_ms: f64) -> String {
+        let s = self.engine.staleness(now(now_ms), &self.state);
+        let jwks: serde_json::Map<String, Value> = s
+            .jwks_age_s
+            .iter()
+            .map(|(i, age)| (i.to_string(), Value::from(*age)))
+            .collect();
+        json!({ "jwksAgeSeconds": jwks, "revocationFeedAgeSeconds": s.feed_age_s }).to_string()
+    }
 }
 
 /// The `Authorization` value for introspection and the revocation feed (see

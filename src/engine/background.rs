@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Engine;
 use super::state::{FLIGHT_GRACE, State, in_flight};
 use super::step::{BackgroundJob, DueCall, HttpCall, Outcome, Purpose};
+use super::{Engine, Staleness};
 use crate::keys::KeySet;
 use crate::policy::Issuer;
 use crate::revocation::{self, RevocationEvent};
@@ -18,6 +18,7 @@ const JWKS_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 impl Engine {
     /// Periodic calls that are due: JWKS refreshes and the revocation feed.
     pub fn due_calls(&self, now: Time, state: &mut State) -> Vec<DueCall> {
+        state.started.get_or_insert(now);
         let mut out = Vec::new();
         for (idx, issuer) in self.policy.issuers.iter().enumerate() {
             let Some(call) = self.jwks_call(issuer) else {
@@ -105,6 +106,7 @@ impl Engine {
             self.apply_revocation(event, now, state);
         }
         state.revocation.cursor = Some(page.cursor);
+        state.feed.synced_at = Some(now);
         if page.has_more {
             state.feed.next_poll = now;
         }
@@ -124,6 +126,31 @@ impl Engine {
         // of 1,000 events over full caches was ~2x10^7 comparisons): every
         // cache hit asks the revocation table, indexed by jti and sid.
         state.stats.revocations_applied += 1;
+    }
+
+    /// How old what the edge knows is: for each issuer with a JWKS endpoint,
+    /// the seconds since its keys last arrived; and for the revocation feed,
+    /// since its last page. What never arrived counts from the first
+    /// background work. Alert on these: they grow while the identity host
+    /// is unreachable, and the edge keeps serving what it has.
+    pub fn staleness(&self, now: Time, state: &State) -> Staleness {
+        let since = |at: Option<Time>| at.or(state.started).map_or(0, |t| now.since(t).as_secs());
+        Staleness {
+            jwks_age_s: self
+                .policy
+                .issuers
+                .iter()
+                .zip(&state.issuers)
+                .enumerate()
+                .filter(|(_, (issuer, _))| issuer.jwks.is_some())
+                .map(|(i, (_, s))| (i, since(s.fetched_at)))
+                .collect(),
+            feed_age_s: self
+                .policy
+                .revocation_feed
+                .as_ref()
+                .map(|_| since(state.feed.synced_at)),
+        }
     }
 
     /// The JWKS fetch of an issuer, if it has a JWKS endpoint.
@@ -191,6 +218,7 @@ impl Engine {
         match parsed {
             Some(set) if !set.is_empty() => {
                 s.keys = Arc::new(issuer.inline_keys.merged(&set));
+                s.fetched_at = Some(now);
                 s.next_refresh = now.plus(issuer.jwks_refresh);
                 true
             }
@@ -200,5 +228,45 @@ impl Engine {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Policy;
+
+    /// Ages count from the last success, and from the first background
+    /// work while nothing has arrived; a failed fetch does not reset them.
+    #[test]
+    fn staleness_counts_from_the_last_success() {
+        let policy = Policy::compile(include_str!("../../policies/erpnet.json")).unwrap();
+        let engine = Engine::new(policy);
+        let mut state = engine.new_state();
+        let t = |s: u64| Time::from_secs(1_000 + s);
+        let due = engine.due_calls(t(0), &mut state);
+        assert_eq!(engine.staleness(t(0), &state).jwks_age_s, [(0, 0)]);
+        let jwks = due
+            .iter()
+            .find(|d| d.call.purpose == Purpose::Jwks)
+            .unwrap()
+            .job;
+        let body = br#"{"keys":[{"kty":"RSA","kid":"k","alg":"RS256","use":"sig","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB"}]}"#;
+        let ok = Outcome::Response {
+            status: 200,
+            body: body.to_vec(),
+        };
+        engine.complete(jwks, ok, t(1), &mut state);
+        let s = engine.staleness(t(11), &state);
+        assert_eq!(s.jwks_age_s, [(0, 10)], "since the keys arrived");
+        assert_eq!(s.feed_age_s, Some(11), "no page yet: since the start");
+        engine.complete(BackgroundJob::Jwks(0), Outcome::Failed, t(20), &mut state);
+        assert_eq!(engine.staleness(t(21), &state).jwks_age_s, [(0, 20)]);
+        let page = Outcome::Response {
+            status: 200,
+            body: br#"{"cursor":"1","events":[]}"#.to_vec(),
+        };
+        engine.complete(BackgroundJob::Feed, page, t(30), &mut state);
+        assert_eq!(engine.staleness(t(31), &state).feed_age_s, Some(1));
     }
 }

@@ -39,6 +39,17 @@ pub struct Engine {
     single_flight: bool,
 }
 
+/// How old the keys and revocations an engine works with are, in seconds
+/// ([`Engine::staleness`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staleness {
+    /// (issuer index, seconds since its JWKS last arrived), for issuers
+    /// that fetch one.
+    pub jwks_age_s: Vec<(usize, u64)>,
+    /// Seconds since the last revocation-feed page, if the policy polls one.
+    pub feed_age_s: Option<u64>,
+}
+
 impl Engine {
     /// An engine that verifies every signature in-process.
     pub fn new(policy: Policy) -> Self {

@@ -108,6 +108,8 @@ impl Stats {
 #[derive(Debug)]
 pub(super) struct IssuerState {
     pub(super) keys: Arc<KeySet>,
+    /// When a JWKS fetch last succeeded.
+    pub(super) fetched_at: Option<Time>,
     pub(super) last_attempt: Option<Time>,
     pub(super) next_refresh: Time,
     pub(super) in_flight_until: Option<Time>,
@@ -118,6 +120,8 @@ pub(super) struct IssuerState {
 pub(super) struct FeedState {
     pub(super) next_poll: Time,
     pub(super) in_flight_until: Option<Time>,
+    /// When a feed page last arrived whole.
+    pub(super) synced_at: Option<Time>,
 }
 
 /// A remembered JWT verdict: the principal, or why the token was refused.
@@ -145,6 +149,9 @@ pub struct State {
     /// Introspections in flight (single flight), until when.
     flights: HashMap<TokenHash, Time>,
     shared: Option<AttachedCache>,
+    /// When this state first did background work: the age of what never
+    /// arrived counts from here.
+    pub(super) started: Option<Time>,
     /// Counters for metrics.
     pub stats: Stats,
 }
@@ -158,6 +165,7 @@ impl State {
                 .iter()
                 .map(|i| IssuerState {
                     keys: Arc::new(i.inline_keys.clone()),
+                    fetched_at: None,
                     last_attempt: None,
                     next_refresh: Time::default(),
                     in_flight_until: None,
@@ -174,6 +182,7 @@ impl State {
             feed: FeedState::default(),
             flights: HashMap::new(),
             shared: None,
+            started: None,
             stats: Stats::default(),
         }
     }

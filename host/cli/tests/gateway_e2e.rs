@@ -149,6 +149,26 @@ async fn the_stack_through_the_gateway() {
     );
     assert!(value("erpgate_decisions_deny_inactive") >= 2, "{metrics}");
     assert!(value("erpgate_introspection_calls") >= 1, "{metrics}");
+    // Staleness gauges, and every metric the documented alert rules use.
+    assert!(
+        value("erpgate_revocation_feed_age_seconds") <= 2,
+        "{metrics}"
+    );
+    assert!(
+        served.contains("erpgate_jwks_age_seconds_issuer_0"),
+        "{served}"
+    );
+    let rules = include_str!("../../../deploy/prometheus/erpgate-alerts.yaml");
+    for expr in rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")) {
+        let name = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .find(|w| w.starts_with("erpgate_"))
+            .unwrap();
+        assert!(
+            served.contains(&format!("{name} ")),
+            "alert rule metric {name} is exported"
+        );
+    }
 
     // Key rotation: the filter refetches the JWKS on the unknown kid.
     erpgate_identity::keys::rotate(

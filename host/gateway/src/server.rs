@@ -117,20 +117,15 @@ pub fn render_metrics(module: &FilterModule) -> String {
     out
 }
 
-/// The gateway's own fail-closed answer (no VM, a trap, a stream that never
-/// resumes), rendered by the core's one denial mapping like the filter's.
 /// Writes the filter's decision-log lines to stdout, one JSON line each.
 fn print_decisions(lines: &[String]) {
-    if lines.is_empty() {
-        return;
-    }
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
     for line in lines {
-        let _ = writeln!(out, "{line}");
+        println!("{line}");
     }
 }
 
+/// The gateway's own fail-closed answer (no VM, a trap, a stream that never
+/// resumes), rendered by the core's one denial mapping like the filter's.
 fn fail_closed() -> LocalResponse {
     let r = erpgate::fail_closed_response();
     LocalResponse {

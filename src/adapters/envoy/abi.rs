@@ -13,6 +13,7 @@ const OK: u32 = 0;
 unsafe extern "C" {
     fn proxy_define_metric(kind: u32, name: *const u8, name_len: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(id: u32, value: u64) -> u32;
     fn proxy_get_shared_data(
         key: *const u8,
         key_len: usize,
@@ -106,6 +107,12 @@ pub(super) fn define(kind: u32, name: &str) -> Option<u32> {
     // `id` is a valid, writable u32 the host fills in.
     let status = unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) };
     (status == 0).then_some(id)
+}
+
+/// Sets a gauge.
+pub(super) fn record(id: u32, value: u64) {
+    // SAFETY: plain integer arguments; the status is ignored on purpose.
+    let _ = unsafe { proxy_record_metric(id, value) };
 }
 
 pub(super) fn increment(id: u32, by: u64) {

@@ -54,6 +54,14 @@ impl Host for ProxyWasm {
         abi::increment(id, by);
     }
 
+    fn define_gauge(&self, name: &str) -> Option<u32> {
+        abi::define(1, name)
+    }
+
+    fn set_gauge(&self, id: u32, value: u64) {
+        abi::record(id, value);
+    }
+
     fn dispatch_http_call(
         &self,
         cluster: &str,

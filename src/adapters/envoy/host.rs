@@ -38,6 +38,10 @@ pub(super) trait Host {
     fn define_counter(&self, name: &str) -> Option<u32>;
     /// Adds `by` to a counter.
     fn increment_counter(&self, id: u32, by: u64);
+    /// Defines a gauge; `None` when the host refuses.
+    fn define_gauge(&self, name: &str) -> Option<u32>;
+    /// Sets a gauge.
+    fn set_gauge(&self, id: u32, value: u64);
     /// Sends an HTTP call to a cluster. The token its response will carry,
     /// or `None` when the host refused it (unknown cluster, bad arguments).
     fn dispatch_http_call(

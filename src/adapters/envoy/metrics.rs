@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::host::Host;
-use crate::engine::Stats;
+use crate::engine::{Staleness, Stats};
 
 /// Counter ids by name, and what this VM has reported so far.
 #[derive(Default)]
@@ -16,6 +16,8 @@ pub(super) struct Metrics {
     /// What this VM has already added to each engine counter: every VM adds
     /// its own increase, so the shared counter is the sum over VMs.
     reported: HashMap<&'static str, u64>,
+    /// Gauge ids by name.
+    gauges: HashMap<String, Option<u32>>,
 }
 
 impl Metrics {
@@ -31,6 +33,30 @@ impl Metrics {
         });
         if let Some(id) = id {
             host.increment_counter(id, 1);
+        }
+    }
+
+    /// Sets the staleness gauges: `erpgate.jwks.age_seconds.issuer_<i>` per
+    /// issuer that fetches a JWKS, `erpgate.jwks.max_age_seconds` (the
+    /// oldest), and `erpgate.revocation_feed.age_seconds`.
+    pub(super) fn staleness(&mut self, host: &impl Host, staleness: &Staleness) {
+        let mut set = |name: String, value: u64| {
+            let id = *self
+                .gauges
+                .entry(name)
+                .or_insert_with_key(|name| host.define_gauge(name));
+            if let Some(id) = id {
+                host.set_gauge(id, value);
+            }
+        };
+        for (issuer, age) in &staleness.jwks_age_s {
+            set(format!("erpgate.jwks.age_seconds.issuer_{issuer}"), *age);
+        }
+        if let Some(oldest) = staleness.jwks_age_s.iter().map(|(_, a)| *a).max() {
+            set("erpgate.jwks.max_age_seconds".into(), oldest);
+        }
+        if let Some(age) = staleness.feed_age_s {
+            set("erpgate.revocation_feed.age_seconds".into(), age);
         }
     }
 

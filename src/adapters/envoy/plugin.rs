@@ -329,6 +329,13 @@ impl Background {
             .metrics
             .borrow_mut()
             .engine(&plugin.host, &plugin.state.borrow().stats);
+        let staleness = plugin
+            .engine
+            .staleness(plugin.host.now(), &plugin.state.borrow());
+        plugin
+            .metrics
+            .borrow_mut()
+            .staleness(&plugin.host, &staleness);
         let due = plugin
             .engine
             .due_calls(plugin.host.now(), &mut plugin.state.borrow_mut());

@@ -131,6 +131,14 @@ impl Host for MockHost {
         u32::try_from(defined.len() - 1).ok()
     }
 
+    fn define_gauge(&self, name: &str) -> Option<u32> {
+        self.define_counter(name)
+    }
+
+    fn set_gauge(&self, id: u32, value: u64) {
+        self.counters.borrow_mut().insert(id, value);
+    }
+
     fn increment_counter(&self, id: u32, by: u64) {
         assert!(by > 0, "no empty increments");
         *self.counters.borrow_mut().entry(id).or_default() += by;

@@ -72,6 +72,12 @@ export class Gate {
     return JSON.parse(this.#gate.stats());
   }
 
+  /** Seconds since each issuer's JWKS (by index) and the revocation feed
+   * last arrived in this isolate: alert when they grow. */
+  staleness() {
+    return JSON.parse(this.#gate.staleness(this.#now()));
+  }
+
   async #fetch(call) {
     const upstream = this.#options.upstreams?.[call.upstream];
     if (upstream === undefined) return { failed: true };
