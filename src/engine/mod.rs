@@ -86,6 +86,16 @@ impl Engine {
         &self.policy
     }
 
+    /// The state for this engine after a reload from `before`'s policy:
+    /// `previous` (the state `before` used) keeps everything whose policy
+    /// parts did not change (see [`crate::policy::Sections`]), so a route
+    /// edit drops no cache, key or revocation cursor.
+    pub fn adopt(&self, before: &Engine, previous: State) -> State {
+        let mut state = self.new_state();
+        state.adopt(previous, &before.policy.sections, &self.policy.sections);
+        state
+    }
+
     /// Fresh state for one adapter instance.
     pub fn new_state(&self) -> State {
         State::new(&self.policy)

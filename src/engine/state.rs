@@ -10,6 +10,7 @@ use crate::cache::{TokenHash, TtlCache};
 use crate::jwt::TokenError;
 use crate::keys::KeySet;
 use crate::policy::Policy;
+use crate::policy::Sections;
 use crate::principal::Principal;
 use crate::revocation::RevocationState;
 use crate::shared_cache::{self, SharedCache, SharedEntry, Space};
@@ -201,6 +202,42 @@ impl State {
     ) {
         let namespace = shared_cache::namespace(&policy.fingerprint, deployment);
         self.shared = Some(AttachedCache(cache, namespace));
+    }
+
+    /// Takes over what `previous` (the state under the policy before a
+    /// reload) remembers wherever the parts it depends on are unchanged:
+    /// each unchanged issuer's keys; the JWT verdicts if no issuer, the JWT
+    /// cache or the limits changed; the introspection verdicts (and the
+    /// calls in flight) if introspection, issuers and limits did not; the
+    /// revocation cursor if the feed did not. Revocations themselves are
+    /// always kept (they are facts about tokens), and so are the counters.
+    pub(super) fn adopt(&mut self, mut previous: State, before: &Sections, after: &Sections) {
+        for (i, fingerprint) in after.issuers.iter().enumerate() {
+            if let Some(j) = before.issuers.iter().position(|f| f == fingerprint)
+                && let (Some(slot), Some(old)) =
+                    (self.issuers.get_mut(i), previous.issuers.get_mut(j))
+            {
+                std::mem::swap(slot, old);
+                // The previous plugin's fetch answers to nobody now.
+                slot.in_flight_until = None;
+            }
+        }
+        if before.jwt_verdicts == after.jwt_verdicts {
+            std::mem::swap(&mut self.jwt_cache, &mut previous.jwt_cache);
+        }
+        if before.reference_verdicts == after.reference_verdicts {
+            std::mem::swap(&mut self.reference_cache, &mut previous.reference_cache);
+            std::mem::swap(&mut self.flights, &mut previous.flights);
+        }
+        let cursor = previous.revocation.cursor.take();
+        std::mem::swap(&mut self.revocation, &mut previous.revocation);
+        if before.feed == after.feed {
+            self.revocation.cursor = cursor;
+            std::mem::swap(&mut self.feed, &mut previous.feed);
+            self.feed.in_flight_until = None;
+        }
+        self.started = previous.started;
+        self.stats = previous.stats;
     }
 
     /// Whether an introspection of `hash` is under way (single flight).

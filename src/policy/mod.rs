@@ -5,7 +5,9 @@ mod headers;
 mod odata;
 mod raw;
 mod route;
+mod sections;
 
+pub use sections::Sections;
 use std::fmt;
 use std::time::Duration;
 
@@ -267,10 +269,14 @@ pub struct Policy {
     /// False in shadow mode (routes may say otherwise): denials are
     /// recorded and the request goes on untouched.
     pub enforce: bool,
-    /// The first 8 bytes of the policy document's SHA-256, hex: namespaces
-    /// entries in a [`SharedCache`](crate::SharedCache) so plugins with other
-    /// policies never read them.
+    /// A fingerprint of everything a verdict depends on (8 bytes of
+    /// SHA-256, hex): namespaces entries in a
+    /// [`SharedCache`](crate::SharedCache) so plugins whose verdicts could
+    /// differ never read each other's, while a reload that only edits routes
+    /// keeps them.
     pub fingerprint: String,
+    /// Fingerprints of the parts a reload compares.
+    pub sections: Sections,
 }
 
 struct Ctx {
@@ -389,8 +395,9 @@ impl Policy {
             }
         })?;
         let mut policy = Self::from_raw(raw)?;
-        let digest = crate::cache::TokenHash::of_bytes(bytes);
-        policy.fingerprint = hex::encode(digest.0.get(..8).unwrap_or_default());
+        let document: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+        policy.sections = Sections::of(&document);
+        policy.fingerprint = policy.sections.verdicts.clone();
         Ok(policy)
     }
 
@@ -522,6 +529,7 @@ impl Policy {
             odata,
             enforce: raw.enforce,
             fingerprint: String::new(),
+            sections: Sections::default(),
         })
     }
 

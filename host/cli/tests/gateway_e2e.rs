@@ -419,3 +419,137 @@ async fn a_trapping_filter_fails_closed() {
 async fn a_looping_filter_hits_its_deadline_and_fails_closed() {
     hostile_gateway(hostile("(loop (br 0)) i32.const 0")).await;
 }
+
+/// `erpgate gateway` follows its plugin-configuration file: an edit that
+/// adds a route is live within two seconds while requests keep flowing,
+/// none fails, and the filter keeps its verdict cache across the reload; a
+/// configuration the filter refuses leaves the running one in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_edit_is_live_within_two_seconds_and_keeps_the_caches() {
+    use erpgate_testkit::{Fixtures, preset_claims, test_policy};
+    let fixtures = Fixtures::load_default().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = fixtures
+        .mint("rsa-a", &preset_claims(&fixtures, "user", now).unwrap())
+        .unwrap();
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&test_policy(&fixtures).unwrap()).unwrap();
+    let config = |policy: &serde_json::Value| {
+        serde_json::json!({"policy": policy, "decision_log": {"level": "off"}})
+            .to_string()
+            .into_bytes()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plugin-config.json");
+    std::fs::write(&file, config(&policy)).unwrap();
+    let (echo, _echo_task) = net::echo_upstream().await;
+    let gateway = server::start(GatewayConfig {
+        filter: std::fs::read(net::filter_path()).unwrap(),
+        plugin_config: config(&policy),
+        upstream: format!("http://{echo}"),
+        clusters: HashMap::new(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        admin: None,
+        verify_signature: true,
+    })
+    .await
+    .unwrap();
+    let api = format!("http://{}/api/domain/odata/Crm_Customers", gateway.addr);
+    let added = format!("http://{}/added-by-reload", gateway.addr);
+    let counter = |g: &server::Gateway, name: &str| -> u64 {
+        g.metrics()
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let cache = |g: &server::Gateway| {
+        (
+            counter(g, "erpgate_jwt_cache_hits"),
+            counter(g, "erpgate_jwt_cache_misses"),
+        )
+    };
+
+    // Load: four clients with the same token until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (api, stop, bearer) = (api.clone(), stop.clone(), format!("Bearer {token}"));
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u32, 0u32);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match send(&api, "GET", &[("authorization", bearer.as_bytes())])
+                        .await
+                        .0
+                    {
+                        200 => ok += 1,
+                        _ => failed += 1,
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+
+    let test = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(send(&added, "GET", &[]).await.0, 403, "no such route yet");
+        let before = cache(&gateway);
+        policy["routes"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, serde_json::json!({"name": "added", "path": {"exact": "/added-by-reload"}, "public": true}));
+        std::fs::write(&file, config(&policy)).unwrap();
+        let edited = Instant::now();
+        while send(&added, "GET", &[]).await.0 != 200 {
+            assert!(
+                edited.elapsed() < Duration::from_secs(2),
+                "not live 2 s after the edit"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let live_after = edited.elapsed();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = cache(&gateway);
+        // A refused configuration: the running one stays.
+        std::fs::write(&file, br#"{"policy": {"version": 1, "routes": []}}"#).unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            send(&added, "GET", &[]).await.0,
+            200,
+            "the running policy stays"
+        );
+        (before, after, live_after)
+    };
+    let (before, after, live_after) = tokio::select! {
+        outcome = test => outcome,
+        followed = gateway.follow_config(&file) => panic!("stopped following: {followed:?}"),
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for task in load {
+        let (o, f) = task.await.unwrap();
+        ok += o;
+        failed += f;
+    }
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed across the reload",
+        ok + failed
+    );
+    assert!(
+        after.0 > before.0,
+        "the JWT cache kept serving: {before:?} then {after:?}"
+    );
+    assert_eq!(
+        after.1, before.1,
+        "no verdict was lost: the token was never verified again"
+    );
+    assert!(live_after < Duration::from_secs(2));
+    gateway.stop().await;
+}

@@ -65,6 +65,12 @@ enum Job {
         result: CallResult,
     },
     Tick,
+    /// A new plugin configuration for the VM; the reply says whether the
+    /// filter took it.
+    Reconfigure {
+        config: Vec<u8>,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 type HttpClient = Client<HttpConnector, Body>;
@@ -81,6 +87,7 @@ pub struct Gateway {
     pub admin: Option<SocketAddr>,
     /// The filter's shared data and metrics.
     pub module: Arc<FilterModule>,
+    proxy: Arc<Proxy>,
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -98,6 +105,90 @@ impl Gateway {
     pub fn metrics(&self) -> String {
         render_metrics(&self.module)
     }
+
+    /// Hands every VM a new plugin configuration, as Envoy does on an xDS
+    /// update; requests keep flowing meanwhile, and each filter keeps what
+    /// the change leaves valid (caches, keys, the revocation cursor). A
+    /// configuration the filter refuses is refused before any VM sees it,
+    /// and the running one stays (the filter logs the offending field).
+    pub async fn reload(&self, plugin_config: Vec<u8>) -> Result<(), ReloadError> {
+        self.module
+            .check_config(&plugin_config)
+            .map_err(|_| ReloadError::Refused)?;
+        let mut replies = Vec::with_capacity(self.proxy.workers.len());
+        for worker in &self.proxy.workers {
+            let (reply, answer) = oneshot::channel();
+            let job = Job::Reconfigure {
+                config: plugin_config.clone(),
+                reply,
+            };
+            if worker.jobs.send(job).is_err() {
+                return Err(ReloadError::WorkerGone);
+            }
+            replies.push(answer);
+        }
+        self.module.set_plugin_config(plugin_config);
+        for answer in replies {
+            if answer.await != Ok(true) {
+                return Err(ReloadError::WorkerGone);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How often [`Gateway::follow_config`] reads the configuration file.
+const CONFIG_POLL: Duration = Duration::from_millis(500);
+
+impl Gateway {
+    /// Keeps the gateway on the plugin configuration in `path`: reloads it
+    /// when its content changes (read every 500 ms) and on `SIGHUP`. A
+    /// configuration the filter refuses is logged and the running one
+    /// stays; the next change is tried again. Runs until the signal stream
+    /// ends (never, in practice): select it against a shutdown.
+    pub async fn follow_config(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let mut poll = tokio::time::interval(CONFIG_POLL);
+        let mut applied = std::fs::read(path)?;
+        loop {
+            let forced = tokio::select! {
+                signal = hangup.recv() => match signal {
+                    Some(()) => true,
+                    None => return Ok(()),
+                },
+                _ = poll.tick() => false,
+            };
+            let current = match tokio::fs::read(path).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %path.display(), "cannot read the plugin configuration; the running one stays");
+                    continue;
+                }
+            };
+            if current == applied && !forced {
+                continue;
+            }
+            match self.reload(current.clone()).await {
+                Ok(()) => tracing::info!(file = %path.display(), "plugin configuration reloaded"),
+                Err(e) => tracing::error!(file = %path.display(), "{e}"),
+            }
+            // A refused file is not tried again until it changes.
+            applied = current;
+        }
+    }
+}
+
+/// Why a reload did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The filter refused the configuration; the running one stays.
+    #[error(
+        "the filter refused the new configuration (its log names the field); the running configuration stays"
+    )]
+    Refused,
+    /// A worker VM did not take it (it stopped, or trapped).
+    #[error("a filter VM did not take the new configuration")]
+    WorkerGone,
 }
 
 /// Prometheus text for the filter's metrics.
@@ -281,6 +372,10 @@ fn spawn_worker(
                     }
                 },
                 Job::CallDone { token, result } => vm.call_result(token, result),
+                Job::Reconfigure { config, reply } => {
+                    let _ = reply.send(vm.reconfigure(config).is_ok());
+                    continue;
+                }
                 Job::Tick => {
                     let expired: Vec<i32> = waiting
                         .iter()
@@ -586,6 +681,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<Gateway> {
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    let proxy_handle = proxy.clone();
     let router = axum::Router::new().fallback(handle).with_state(proxy);
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -602,6 +698,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<Gateway> {
         addr,
         admin,
         module,
+        proxy: proxy_handle,
         shutdown: Some(tx),
         server,
     })

@@ -39,7 +39,8 @@ pub struct FilterModule {
     /// PluginShared data and metrics across this filter's VMs.
     pub shared: Arc<PluginShared>,
     clusters: Arc<HashMap<String, String>>,
-    plugin_config: Vec<u8>,
+    /// The configuration new VMs start with (a reload replaces it).
+    plugin_config: std::sync::RwLock<Vec<u8>>,
     verify_signature: bool,
 }
 
@@ -121,7 +122,7 @@ impl FilterModule {
             linker,
             shared: Arc::new(PluginShared::default()),
             clusters: Arc::new(clusters),
-            plugin_config,
+            plugin_config: std::sync::RwLock::new(plugin_config),
             verify_signature: true,
         })
     }
@@ -142,15 +143,37 @@ impl FilterModule {
             linker: self.linker.clone(),
             shared: Arc::new(PluginShared::default()),
             clusters: Arc::new(clusters),
-            plugin_config,
+            plugin_config: std::sync::RwLock::new(plugin_config),
             verify_signature: self.verify_signature,
+        }
+    }
+
+    /// Whether a VM accepts `plugin_config`: a throwaway VM is configured
+    /// with it (the filter logs why it refuses, naming the field).
+    pub fn check_config(&self, plugin_config: &[u8]) -> Result<(), VmError> {
+        self.instantiate_with(plugin_config.to_vec()).map(drop)
+    }
+
+    /// The configuration VMs made from now on start with.
+    pub fn set_plugin_config(&self, plugin_config: Vec<u8>) {
+        if let Ok(mut current) = self.plugin_config.write() {
+            *current = plugin_config;
         }
     }
 
     /// A fresh, configured VM (Envoy: one per worker thread).
     pub fn instantiate(&self) -> Result<Vm, VmError> {
+        let config = self
+            .plugin_config
+            .read()
+            .map_err(|_| VmError::Configure)?
+            .clone();
+        self.instantiate_with(config)
+    }
+
+    fn instantiate_with(&self, plugin_config: Vec<u8>) -> Result<Vm, VmError> {
         let state = HostState {
-            plugin_config: self.plugin_config.clone(),
+            plugin_config,
             root: ROOT,
             effective: ROOT,
             streams: HashMap::new(),
@@ -184,10 +207,7 @@ impl FilterModule {
         vm.call("_initialize", &[])?;
         vm.call("proxy_on_context_create", &[ROOT, 0])?;
         vm.call("proxy_on_vm_start", &[ROOT, 0])?;
-        let size = i32::try_from(self.plugin_config.len()).map_err(|_| VmError::Configure)?;
-        if vm.call("proxy_on_configure", &[ROOT, size])? != Some(1) {
-            return Err(VmError::Configure);
-        }
+        vm.configure()?;
         Ok(vm)
     }
 }
@@ -217,6 +237,29 @@ impl Vm {
         func.call(&mut self.store, &params, &mut results)
             .map_err(|e| VmError::Trap(format!("{name}: {e}")))?;
         Ok(results.first().and_then(wasmtime::Val::i32))
+    }
+
+    /// Calls `proxy_on_configure` with the VM's plugin configuration.
+    fn configure(&mut self) -> Result<(), VmError> {
+        let size =
+            i32::try_from(self.store.data().plugin_config.len()).map_err(|_| VmError::Configure)?;
+        self.store.data_mut().effective = ROOT;
+        match self.call("proxy_on_configure", &[ROOT, size])? {
+            Some(1) => Ok(()),
+            _ => Err(VmError::Configure),
+        }
+    }
+
+    /// Hands the running filter a new configuration, as Envoy does on an
+    /// xDS update: the filter keeps what the change leaves valid. Refused,
+    /// the previous configuration stays in force.
+    pub fn reconfigure(&mut self, plugin_config: Vec<u8>) -> Result<(), VmError> {
+        let previous = std::mem::replace(&mut self.store.data_mut().plugin_config, plugin_config);
+        let outcome = self.configure();
+        if outcome.is_err() {
+            self.store.data_mut().plugin_config = previous;
+        }
+        outcome
     }
 
     /// Reports a fixed time to the filter (tests); `None` restores the clock.

@@ -157,7 +157,16 @@ impl RootContext for Root {
             Ok(config) => {
                 let tick = config.tick;
                 let shared: Box<dyn SharedCache> = Box::new(EnvoySharedData);
-                self.plugin = Some(Rc::new(Plugin::new(ProxyWasm, config, Some(shared))));
+                let plugin = match &self.plugin {
+                    Some(previous) => {
+                        Plugin::reconfigured(ProxyWasm, config, Some(shared), previous)
+                    }
+                    None => Plugin::new(ProxyWasm, config, Some(shared)),
+                };
+                self.plugin = Some(Rc::new(plugin));
+                // Background calls of the previous plugin are not applied to
+                // this one (an issuer index may now name another issuer).
+                self.background = Background::new(self.background.root_id());
                 // Background work starts with the first tick; a request that
                 // needs keys before then fetches them itself.
                 self.set_tick_period(tick);

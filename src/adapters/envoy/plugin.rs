@@ -81,6 +81,9 @@ pub(super) struct Plugin<H: Host> {
     released: RefCell<std::collections::HashSet<u32>>,
     der_keys: RefCell<DerKeys>,
     decision_log: DecisionLogConfig,
+    /// The clusters and introspection client, as one key: a reload that
+    /// changes them keeps no verdict.
+    deployment_key: Vec<u8>,
     /// Allows decided so far, for sampling the decision log.
     allows: std::cell::Cell<u64>,
 }
@@ -90,16 +93,48 @@ impl<H: Host> Plugin<H> {
     /// RSA checks on the host when it offers `verify_signature`, and the
     /// caches backed by `shared` when given.
     pub(super) fn new(host: H, config: Config, shared: Option<Box<dyn SharedCache>>) -> Self {
+        Self::build(host, config, shared, None)
+    }
+
+    /// A plugin for a new configuration of a running one (Envoy delivers a
+    /// changed configuration to the same root context): it keeps the
+    /// previous plugin's keys, caches and revocation cursor wherever the
+    /// policy parts they depend on, and the clusters and introspection
+    /// client, are unchanged, and its metrics carry on. Streams still
+    /// waiting on the previous plugin finish there.
+    pub(super) fn reconfigured(
+        host: H,
+        config: Config,
+        shared: Option<Box<dyn SharedCache>>,
+        previous: &Plugin<H>,
+    ) -> Self {
+        Self::build(host, config, shared, Some(previous))
+    }
+
+    fn build(
+        host: H,
+        config: Config,
+        shared: Option<Box<dyn SharedCache>>,
+        previous: Option<&Plugin<H>>,
+    ) -> Self {
         let host_crypto = crypto::probe(&host);
         let mut engine = Engine::new(config.policy).with_single_flight();
         if host_crypto {
             engine = engine.with_host_crypto(&foreign::HOST_ALGORITHMS);
         }
-        let mut state = engine.new_state();
+        let deployment = deployment(&config.clusters, config.client_id.as_deref());
+        let deployment_key = deployment.concat();
+        let mut state = match previous {
+            Some(p) if p.deployment_key == deployment_key => {
+                let old = p.state.replace(p.engine.new_state());
+                engine.adopt(&p.engine, old)
+            }
+            _ => engine.new_state(),
+        };
         if let Some(shared) = shared {
-            let deployment = deployment(&config.clusters, config.client_id.as_deref());
             state.attach_shared_cache(engine.policy(), &deployment, shared);
         }
+        let metrics = previous.map_or_else(Metrics::default, |p| p.metrics.take());
         host.log(
             LogLevel::Info,
             &format!(
@@ -117,7 +152,8 @@ impl<H: Host> Plugin<H> {
             state: RefCell::new(state),
             clusters: config.clusters,
             client_authorization: config.client_authorization,
-            metrics: RefCell::new(Metrics::default()),
+            metrics: RefCell::new(metrics),
+            deployment_key,
             parked: RefCell::new(ParkingLot::default()),
             released: RefCell::default(),
             der_keys: RefCell::new(DerKeys::default()),
@@ -320,6 +356,11 @@ impl Background {
             root_id,
             jobs: HashMap::new(),
         }
+    }
+
+    /// The root context this serves.
+    pub(super) fn root_id(&self) -> u32 {
+        self.root_id
     }
 
     /// Reports the engine's counters, then starts the background calls that

@@ -15,6 +15,9 @@ pub struct GatewayArgs {
     #[arg(long)]
     pub filter: PathBuf,
     /// The plugin configuration JSON (what Envoy's `configuration` holds).
+    /// Edits are picked up within a second (and on SIGHUP), as Envoy takes
+    /// an xDS update; a configuration the filter refuses leaves the running
+    /// one in place.
     #[arg(long = "plugin-config")]
     pub plugin_config: PathBuf,
     /// Where allowed requests go.
@@ -74,7 +77,14 @@ pub async fn run(args: GatewayArgs, config: Config) -> anyhow::Result<()> {
     if let Some(a) = gateway.admin {
         say!("stats on http://{a}/stats/prometheus");
     }
-    tokio::signal::ctrl_c().await?;
+    say!(
+        "following {} for changes (and SIGHUP)",
+        plugin_config.display()
+    );
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => stopped?,
+        followed = gateway.follow_config(&plugin_config) => followed?,
+    }
     gateway.stop().await;
     Ok(())
 }

@@ -207,7 +207,7 @@ impl Host for MockHost {
 
 fn config_json(credentials: bool) -> String {
     let policy: serde_json::Value =
-        serde_json::from_str(include_str!("../../../policies/erpnet.json")).unwrap();
+        serde_json::from_str(include_str!("../../../../policies/erpnet.json")).unwrap();
     let mut config = serde_json::json!({
         "policy": policy,
         "clusters": { "identity": "identity_cluster" },
@@ -760,3 +760,5 @@ fn shadow_denials_pass_untouched_and_are_counted_and_logged() {
         .count();
     assert_eq!(allows, 2);
 }
+
+mod reload;
