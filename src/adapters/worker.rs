@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
 
-use crate::engine::{BackgroundJob, Purpose};
+use crate::engine::BackgroundJob;
 use crate::{
     Algorithm, Decision, Engine, HttpCall, Outcome, Policy, Request, State, Step, Suspended, Time,
 };
@@ -64,17 +64,9 @@ impl OutcomeJson {
     }
 }
 
-fn purpose(p: Purpose) -> &'static str {
-    match p {
-        Purpose::Introspection => "introspection",
-        Purpose::Jwks => "jwks",
-        Purpose::RevocationFeed => "revocation_feed",
-    }
-}
-
 fn call_json(call: &HttpCall) -> Value {
     json!({
-        "purpose": purpose(call.purpose),
+        "purpose": call.purpose.name(),
         "clientAuth": call.purpose.needs_client_auth(),
         "upstream": call.upstream,
         "method": call.method,

@@ -28,6 +28,15 @@ impl Purpose {
     pub fn needs_client_auth(self) -> bool {
         matches!(self, Purpose::Introspection | Purpose::RevocationFeed)
     }
+
+    /// The name adapters, vectors and logs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::Introspection => "introspection",
+            Purpose::Jwks => "jwks",
+            Purpose::RevocationFeed => "revocation_feed",
+        }
+    }
 }
 
 /// One outbound HTTP call the engine asks for.

@@ -2,6 +2,7 @@
 //! API composed into one server ([`serve`]), and `erpgate up`, which puts
 //! the gateway running the real filter in front of them ([`up`]).
 
+pub mod explain;
 pub mod serve;
 pub mod up;
 

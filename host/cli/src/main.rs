@@ -66,14 +66,20 @@ enum Command {
     /// ERP sessions and license slots of a running host (asked over HTTP
     /// with the admin credential).
     Sessions(commands::sessions::SessionsArgs),
+    /// Why a policy allows or refuses a request: the decision of the same
+    /// core the filter and the worker run, with its trace.
+    Explain(commands::explain::ExplainArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Sessions(args) = cli.command {
+    match cli.command {
         // Asks a running host over HTTP: no configuration of its own.
-        return commands::sessions::run(args).await;
+        Command::Sessions(args) => return commands::sessions::run(args).await,
+        // Reads a policy: no instance involved.
+        Command::Explain(args) => return commands::explain::run(args),
+        _ => {}
     }
     let (mut config, demo) = load_config(cli.config.as_ref(), cli.demo)?;
     if let Some(dir) = &cli.data {
@@ -91,6 +97,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Apps(cmd) => commands::apps::run(cmd, config, demo).await,
         Command::Keys(cmd) => commands::keys::run(cmd, config, demo).await,
         Command::Users(cmd) => commands::users::run(cmd, config, demo).await,
-        Command::Sessions(args) => commands::sessions::run(args).await,
+        Command::Sessions(_) | Command::Explain(_) => Ok(()),
     }
 }

@@ -19,7 +19,7 @@ mod native;
 mod vector;
 
 pub use fixtures::{FixtureKey, Fixtures};
-pub use native::{NativeHarness, forwarded_headers, outcome, purpose_name};
+pub use native::{NativeHarness, forwarded_headers, outcome};
 pub use vector::{
     CallReply, DEFAULT_NOW, Expect, PreparedStep, PreparedVector, Reply, Vector, merge_patch,
     preset_claims, test_policy,

@@ -1,7 +1,6 @@
 //! The reference harness: the core engine, natively, with calls answered from
 //! the vector.
 
-use erpgate::engine::Purpose;
 use erpgate::keys::Backend;
 use erpgate::{
     Algorithm, Decision, Engine, KeySet, Outcome, Policy, Request, Step, Time, VerifyRequest,
@@ -13,15 +12,6 @@ use crate::{Harness, Observed};
 /// Runs vectors through [`erpgate::Engine`] in-process.
 #[derive(Debug, Default)]
 pub struct NativeHarness;
-
-/// The purpose name used in vectors.
-pub fn purpose_name(purpose: Purpose) -> &'static str {
-    match purpose {
-        Purpose::Introspection => "introspection",
-        Purpose::Jwks => "jwks",
-        Purpose::RevocationFeed => "revocation_feed",
-    }
-}
 
 /// The engine outcome for a vector reply.
 pub fn outcome(reply: &Reply) -> Outcome {
@@ -97,7 +87,7 @@ impl Harness for NativeHarness {
             if !step.background.is_empty() {
                 let mut replies = step.background.clone();
                 for bg in engine.due_calls(now, &mut state) {
-                    let reply = take(&mut replies, purpose_name(bg.call.purpose))?;
+                    let reply = take(&mut replies, bg.call.purpose.name())?;
                     engine.complete(bg.job, outcome(&reply.reply), now, &mut state);
                 }
                 if !replies.is_empty() {
@@ -123,7 +113,7 @@ impl Harness for NativeHarness {
                 next = match next {
                     Step::Decided(decision) => break decision,
                     Step::Call { call, pending } => {
-                        let purpose = purpose_name(call.purpose);
+                        let purpose = call.purpose.name();
                         calls.push(purpose.to_owned());
                         let reply = take(&mut replies, purpose)?;
                         engine.resume(pending, outcome(&reply.reply), now, &mut state)

@@ -1,6 +1,7 @@
 //! One module per `erpgate` command.
 
 pub mod apps;
+pub mod explain;
 pub mod gateway;
 pub mod keys;
 pub mod serve;
