@@ -4,7 +4,8 @@
 # connections for 30 s with one JWT; at 10 s the plugin-configuration file
 # gains a route. Prints how long the new route took to answer, every
 # request wrk saw fail, and the filter's JWT cache counters around the
-# reload (a reload that dropped the cache would show new misses).
+# reload (a reload that dropped the cache would show new misses). The route
+# added is `health` (/health on the emulated API), absent at the start.
 #
 #   benches/host/reload.sh [seconds, default 30] [connections, default 64]
 set -euo pipefail
@@ -32,8 +33,10 @@ write_config() { # extra-route: yes|no
 import json, sys
 policy = json.load(open(sys.argv[1]))
 policy["issuers"][0]["issuer"] = "http://127.0.0.1:18720/id"
-if sys.argv[2] == "yes":
-    policy["routes"].insert(0, {"name": "added", "path": {"exact": "/added-by-reload"}, "public": True})
+# The edit adds the public `health` route back: until then /health has no
+# route (403 from the gateway); after it, the upstream answers 200.
+if sys.argv[2] == "no":
+    policy["routes"] = [r for r in policy["routes"] if r["name"] != "health"]
 print(json.dumps({"policy": policy, "clusters": {"identity": "identity"},
                   "client_credentials": {"client_id": "erpgate.edge", "client_secret": "demo-edge-secret"},
                   "decision_log": {"level": "off"}}))
@@ -46,7 +49,7 @@ RUST_LOG=info "$bin" --demo --data "$data/gw" gateway --filter "$root/deploy/env
   --plugin-config "$config" --upstream http://127.0.0.1:18720 --cluster identity=http://127.0.0.1:18720 \
   --listen 127.0.0.1:18082 --admin 127.0.0.1:19912 >"$data/gateway.log" 2>&1 &
 gw_pid=$!
-for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:18082/health && break; sleep 0.2; done
+for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:18082/api/ && break; sleep 0.2; done
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 jwt=$(curl -sf -u demo.service:demo-service-secret -d grant_type=client_credentials -d scope=read \
@@ -57,11 +60,14 @@ TOKEN="$jwt" wrk -t2 -c"$conns" -d"${secs}s" --latency --timeout 5s -s get.lua \
   http://127.0.0.1:18082/api/domain/odata/Crm_Customers >"$data/wrk.txt" &
 wrk_pid=$!
 sleep 10
-before_route=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18082/added-by-reload)
+before_route=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18082/health)
 hits_before=$(counter erpgate_jwt_cache_hits); misses_before=$(counter erpgate_jwt_cache_misses)
 start=$(date +%s%N)
 write_config yes
-until [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18082/added-by-reload)" = 200 ]; do sleep 0.01; done
+until [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18082/health)" = 200 ]; do
+  [ $(( $(date +%s%N) - start )) -lt 10000000000 ] || { echo "the new route was not live 10 s after the edit" >&2; exit 1; }
+  sleep 0.01
+done
 live_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 wait "$wrk_pid"
 sleep 0.5
