@@ -46,7 +46,14 @@ export async function runVector(vector, wasm) {
     queue = [...step.calls];
     calls.length = 0;
     logged = [];
+    const shadowBefore = gate.stats().shadowDenials;
     const d = await gate.check(step.method, step.path, step.headers, step.body);
+    if (d.wouldDeny) {
+      const reason = d.wouldDeny.reason;
+      if (gate.stats().shadowDenials[reason] !== (shadowBefore[reason] ?? 0) + 1) {
+        throw new Error(`shadow denial ${reason} not counted in stats()`);
+      }
+    }
     if (queue.length) throw new Error(`${queue.length} call replies unused`);
     if (logged.length !== 1) throw new Error(`${logged.length} decision-log lines for one decision`);
     const log = logged[0];

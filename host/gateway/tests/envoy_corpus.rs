@@ -41,6 +41,18 @@ fn purpose(policy: &Value, call: &DispatchedCall) -> String {
     "jwks".into()
 }
 
+/// The filter's `erpgate.decisions.shadow_deny.<reason>` counters.
+fn shadow_denials(module: &FilterModule) -> HashMap<String, u64> {
+    let metrics = module.shared.metrics.lock().unwrap();
+    metrics
+        .iter()
+        .filter_map(|m| {
+            let reason = m.name.strip_prefix("erpgate.decisions.shadow_deny.")?;
+            Some((reason.to_owned(), m.value))
+        })
+        .collect()
+}
+
 fn result(reply: &Reply) -> CallResult {
     match reply {
         Reply::Response { status, body } => CallResult::Response {
@@ -109,6 +121,7 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
         // The body as the step has it: the filter reads it when the
         // engine asks, as Envoy would hand it over.
         let body = step.body.clone().unwrap_or_default().into_bytes();
+        let shadow_before = shadow_denials(&module);
         let (id, progress) = vm
             .request(headers, HashMap::new(), body)
             .map_err(|e| e.to_string())?;
@@ -156,6 +169,13 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
             ));
         };
         let log: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        if log["enforced"] == false && log["outcome"] == "deny" {
+            let reason = log["reason"].as_str().unwrap_or_default();
+            let counted = shadow_denials(&module).get(reason).copied().unwrap_or(0);
+            if counted != shadow_before.get(reason).copied().unwrap_or(0) + 1 {
+                return Err(format!("shadow denial {reason} not counted in the metrics"));
+            }
+        }
         out.push(match verdict {
             Verdict::Continue(headers) => Observed {
                 status: 200,

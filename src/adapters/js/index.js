@@ -58,6 +58,8 @@ export class Gate {
   // The Authorization value for introspection and the feed, as the core
   // builds it (RFC 6749 §2.3.1): the same bytes the Envoy filter sends.
   #authorization = null;
+  // Shadow-mode denials by reason code, for metrics.
+  #shadowDenials = {};
 
   constructor(gate, options) {
     this.#gate = gate;
@@ -67,9 +69,10 @@ export class Gate {
     if (c) this.#authorization = clientAuthorization(c.clientId, c.clientSecret);
   }
 
-  /** Counters for metrics. */
+  /** Counters for metrics: the core's, and `shadowDenials` by reason (what
+   * enforcement would have refused in shadow mode). */
   stats() {
-    return JSON.parse(this.#gate.stats());
+    return { ...JSON.parse(this.#gate.stats()), shadowDenials: { ...this.#shadowDenials } };
   }
 
   /** Seconds since each issuer's JWKS (by index) and the revocation feed
@@ -173,6 +176,10 @@ export class Gate {
       step = timed(() => this.#gate.resume(step.id, JSON.stringify(outcome), this.#now()));
     }
     this.#logDecision(step, spent);
+    if (step.wouldDeny) {
+      const reason = step.wouldDeny.reason;
+      this.#shadowDenials[reason] = (this.#shadowDenials[reason] ?? 0) + 1;
+    }
     return step;
   }
 
