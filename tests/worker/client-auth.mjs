@@ -14,6 +14,8 @@ const gate = await createGate(read('../../policies/erpnet.json').toString('utf8'
   hostCrypto: false,
   upstreams: new Proxy({}, { get: (_, name) => `http://${String(name)}.invalid` }),
   clientCredentials: { clientId, clientSecret },
+  // stdout carries this script's one JSON line only.
+  logDecisions: false,
   fetch: async (_url, init, call) => {
     calls.push({ purpose: call.purpose, authorization: init.headers.get('authorization') });
     return new Response('{"active":false}', { status: 200 });
