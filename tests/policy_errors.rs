@@ -169,3 +169,30 @@ fn shipped_policies_compile() {
         }
     }
 }
+
+/// One compile names every error of the document, each with its field,
+/// in document order: a reload that fails says all that must be fixed.
+#[test]
+fn every_error_of_a_document_is_named() {
+    let mut policy: serde_json::Value =
+        serde_json::from_str(include_str!("../policies/erpnet.json")).unwrap();
+    policy["issuers"][0]["audiences"] = serde_json::json!([]);
+    policy["routes"][1]["path"] = serde_json::json!({"prefix": "no-slash"});
+    policy["routes"][3]["methods"] = serde_json::json!(["get"]);
+    policy["limits"] = serde_json::json!({"max_json_depth": 1});
+    let err = Policy::compile(&policy.to_string()).unwrap_err();
+    let fields: Vec<&str> = err.all().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "issuers[0].audiences",
+            "routes[1].path.prefix",
+            "routes[3].methods[0]",
+            "limits.max_json_depth"
+        ]
+    );
+    let message = err.to_string();
+    for field in fields {
+        assert!(message.contains(field), "{message}");
+    }
+}

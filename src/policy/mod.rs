@@ -111,18 +111,33 @@ pub struct PolicyError {
     pub route: Option<String>,
     /// What is wrong.
     pub kind: PolicyErrorKind,
+    /// Every further error the same document has, in order.
+    pub also: Vec<PolicyError>,
+}
+
+impl PolicyError {
+    /// This error, then every further one of the same document.
+    pub fn all(&self) -> impl Iterator<Item = &PolicyError> {
+        std::iter::once(self).chain(self.also.iter())
+    }
 }
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.route {
-            Some(route) => write!(
-                f,
-                "policy field `{}` (route \"{}\"): {}",
-                self.field, route, self.kind
-            ),
-            None => write!(f, "policy field `{}`: {}", self.field, self.kind),
+        for (i, e) in self.all().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            match &e.route {
+                Some(route) => write!(
+                    f,
+                    "policy field `{}` (route \"{}\"): {}",
+                    e.field, route, e.kind
+                )?,
+                None => write!(f, "policy field `{}`: {}", e.field, e.kind)?,
+            }
         }
+        Ok(())
     }
 }
 
@@ -296,6 +311,7 @@ impl Ctx {
             field: self.field.clone(),
             route: self.route.clone(),
             kind,
+            also: Vec::new(),
         }
     }
     fn sub(&self, name: &str) -> Self {
@@ -392,6 +408,7 @@ impl Policy {
                 },
                 route: None,
                 kind: PolicyErrorKind::Syntax(e.into_inner().to_string()),
+                also: Vec::new(),
             }
         })?;
         let mut policy = Self::from_raw(raw)?;
@@ -401,113 +418,97 @@ impl Policy {
         Ok(policy)
     }
 
+    /// Checks every section, collecting every error (the first is returned,
+    /// the others in its `also`), so one reload attempt names them all.
     fn from_raw(raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
         if raw.version != VERSION {
             return Err(Ctx::top("version").err(PolicyErrorKind::UnsupportedVersion(raw.version)));
         }
-        non_empty(&Ctx::top("realm"), &raw.realm)?;
+        let mut errors: Vec<PolicyError> = Vec::new();
+        keep(&mut errors, non_empty(&Ctx::top("realm"), &raw.realm));
         if raw.realm.contains(['"', '\\']) || raw.realm.chars().any(char::is_control) {
-            return Err(Ctx::top("realm").err(PolicyErrorKind::InvalidHeaderName(raw.realm)));
+            keep(
+                &mut errors,
+                Err::<(), _>(
+                    Ctx::top("realm").err(PolicyErrorKind::InvalidHeaderName(raw.realm.clone())),
+                ),
+            );
         }
         let mut issuers: Vec<Issuer> = Vec::with_capacity(raw.issuers.len());
         for (i, ri) in raw.issuers.iter().enumerate() {
-            let issuer = compile_issuer(&Ctx::top(format!("issuers[{i}]")), ri)?;
+            let Some(issuer) = keep(
+                &mut errors,
+                compile_issuer(&Ctx::top(format!("issuers[{i}]")), ri),
+            ) else {
+                continue;
+            };
             if issuers.iter().any(|x| x.issuer == issuer.issuer) {
-                return Err(
-                    Ctx::top(format!("issuers[{i}].issuer")).err(PolicyErrorKind::DuplicateIssuer)
+                keep(
+                    &mut errors,
+                    Err::<(), _>(
+                        Ctx::top(format!("issuers[{i}].issuer"))
+                            .err(PolicyErrorKind::DuplicateIssuer),
+                    ),
                 );
             }
             issuers.push(issuer);
         }
         let introspection = match &raw.introspection {
             None => None,
-            Some(ri) => {
-                let ctx = Ctx::top("introspection");
-                let endpoint = upstream(
-                    &ctx,
-                    &raw::RawUpstreamParts {
-                        upstream: &ri.upstream,
-                        path: &ri.path,
-                        authority: ri.authority.as_deref(),
-                        timeout_ms: ri.timeout_ms,
-                    },
-                )?;
-                non_empty(&ctx.sub("token_type_hint"), &ri.token_type_hint)?;
-                Some(Introspection {
-                    endpoint,
-                    token_type_hint: ri.token_type_hint.clone(),
-                    cache: cache(&ctx.sub("cache"), &ri.cache, 60)?,
-                })
-            }
+            Some(ri) => keep(&mut errors, compile_introspection(ri)),
         };
         let revocation_feed = match &raw.revocation_feed {
             None => None,
-            Some(rf) => {
-                let ctx = Ctx::top("revocation_feed");
-                let endpoint = upstream(
-                    &ctx,
-                    &raw::RawUpstreamParts {
-                        upstream: &rf.upstream,
-                        path: &rf.path,
-                        authority: rf.authority.as_deref(),
-                        timeout_ms: rf.timeout_ms,
-                    },
-                )?;
-                let poll = range(
-                    &ctx.sub("poll_interval_ms"),
-                    rf.poll_interval_ms,
-                    100,
-                    3_600_000,
-                )?;
-                Some(RevocationFeed {
-                    endpoint,
-                    poll_interval: Duration::from_millis(poll),
-                })
-            }
+            Some(rf) => keep(&mut errors, compile_feed(rf)),
         };
         if raw.routes.is_empty() {
-            return Err(Ctx::top("routes").err(PolicyErrorKind::Empty));
+            keep(
+                &mut errors,
+                Err::<(), _>(Ctx::top("routes").err(PolicyErrorKind::Empty)),
+            );
         }
         let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
         for (i, rr) in raw.routes.iter().enumerate() {
-            let route = compile_route(i, rr, raw.path_case, raw.enforce)?;
+            let Some(route) = keep(
+                &mut errors,
+                compile_route(i, rr, raw.path_case, raw.enforce),
+            ) else {
+                continue;
+            };
             let ctx = Ctx {
                 field: format!("routes[{i}]"),
                 route: Some(rr.name.clone()),
             };
             if routes.iter().any(|r| r.name == route.name) {
-                return Err(ctx.sub("name").err(PolicyErrorKind::DuplicateRouteName));
-            }
-            if let Some(earlier) = routes.iter().find(|r| r.shadows(&route)) {
-                return Err(ctx.err(PolicyErrorKind::ShadowedRoute(earlier.name.clone())));
+                keep(
+                    &mut errors,
+                    Err::<(), _>(ctx.sub("name").err(PolicyErrorKind::DuplicateRouteName)),
+                );
+            } else if let Some(earlier) = routes.iter().find(|r| r.shadows(&route)) {
+                keep(
+                    &mut errors,
+                    Err::<(), _>(ctx.err(PolicyErrorKind::ShadowedRoute(earlier.name.clone()))),
+                );
             }
             routes.push(route);
         }
         let odata = match &raw.odata {
             None => None,
-            Some(ro) => Some(odata::compile(ro, raw.path_case, routes.len())?),
+            Some(ro) => keep(&mut errors, odata::compile(ro, raw.path_case, routes.len())),
         };
-        let headers = headers::compile(&raw.identity_headers)?;
-        let limits_ctx = Ctx::top("limits");
-        let limits = Limits {
-            max_token_bytes: range(
-                &limits_ctx.sub("max_token_bytes"),
-                raw.limits.max_token_bytes as u64,
-                256,
-                65_536,
-            )? as usize,
-            max_header_bytes: range(
-                &limits_ctx.sub("max_header_bytes"),
-                raw.limits.max_header_bytes as u64,
-                256,
-                16_384,
-            )? as usize,
-            max_json_depth: range(
-                &limits_ctx.sub("max_json_depth"),
-                raw.limits.max_json_depth as u64,
-                2,
-                32,
-            )? as usize,
+        let headers = keep(&mut errors, headers::compile(&raw.identity_headers));
+        let limits = keep(&mut errors, compile_limits(&raw.limits));
+        let jwt_cache = keep(
+            &mut errors,
+            cache(&Ctx::top("jwt_cache"), &raw.jwt_cache, 300),
+        );
+        let mut errors = errors.into_iter();
+        if let Some(mut first) = errors.next() {
+            first.also = errors.collect();
+            return Err(first);
+        }
+        let (Some(headers), Some(limits), Some(jwt_cache)) = (headers, limits, jwt_cache) else {
+            return Err(Ctx::top("(document)").err(PolicyErrorKind::Empty));
         };
         Ok(Policy {
             realm: raw.realm,
@@ -521,7 +522,7 @@ impl Policy {
                 erp_session: raw.legacy.erp_session,
             },
             headers,
-            jwt_cache: cache(&Ctx::top("jwt_cache"), &raw.jwt_cache, 300)?,
+            jwt_cache,
             failure_mode: raw.failure_mode,
             limits,
             error_description: raw.error_description,
@@ -556,6 +557,65 @@ impl Policy {
             .enumerate()
             .find(|(_, i)| i.issuer == iss)
     }
+}
+
+/// The value, or `None` with the error kept for the report.
+fn keep<T>(errors: &mut Vec<PolicyError>, result: Result<T, PolicyError>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
+}
+
+fn compile_introspection(ri: &raw::RawIntrospection) -> Result<Introspection, PolicyError> {
+    let ctx = Ctx::top("introspection");
+    let endpoint = upstream(
+        &ctx,
+        &raw::RawUpstreamParts {
+            upstream: &ri.upstream,
+            path: &ri.path,
+            authority: ri.authority.as_deref(),
+            timeout_ms: ri.timeout_ms,
+        },
+    )?;
+    non_empty(&ctx.sub("token_type_hint"), &ri.token_type_hint)?;
+    Ok(Introspection {
+        endpoint,
+        token_type_hint: ri.token_type_hint.clone(),
+        cache: cache(&ctx.sub("cache"), &ri.cache, 60)?,
+    })
+}
+
+fn compile_feed(rf: &raw::RawFeed) -> Result<RevocationFeed, PolicyError> {
+    let ctx = Ctx::top("revocation_feed");
+    let endpoint = upstream(
+        &ctx,
+        &raw::RawUpstreamParts {
+            upstream: &rf.upstream,
+            path: &rf.path,
+            authority: rf.authority.as_deref(),
+            timeout_ms: rf.timeout_ms,
+        },
+    )?;
+    let poll = range(
+        &ctx.sub("poll_interval_ms"),
+        rf.poll_interval_ms,
+        100,
+        3_600_000,
+    )?;
+    Ok(RevocationFeed {
+        endpoint,
+        poll_interval: Duration::from_millis(poll),
+    })
+}
+
+fn compile_limits(raw: &raw::RawLimits) -> Result<Limits, PolicyError> {
+    let ctx = Ctx::top("limits");
+    let bound = |name: &str, value: usize, min: u64, max: u64| {
+        range(&ctx.sub(name), value as u64, min, max).map(|v| v as usize)
+    };
+    Ok(Limits {
+        max_token_bytes: bound("max_token_bytes", raw.max_token_bytes, 256, 65_536)?,
+        max_header_bytes: bound("max_header_bytes", raw.max_header_bytes, 256, 16_384)?,
+        max_json_depth: bound("max_json_depth", raw.max_json_depth, 2, 32)?,
+    })
 }
 
 fn compile_issuer(ctx: &Ctx, ri: &raw::RawIssuer) -> Result<Issuer, PolicyError> {

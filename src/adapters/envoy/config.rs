@@ -123,13 +123,20 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         return Err(ConfigError::new("tick_ms", "must be between 10 and 60000"));
     }
     let policy = Policy::compile(&raw.policy.to_string()).map_err(|e| {
-        ConfigError::new(
-            &format!("policy.{}", e.field),
-            &match &e.route {
-                Some(route) => format!("(route \"{route}\") {}", e.kind),
-                None => e.kind.to_string(),
-            },
-        )
+        let describe = |e: &crate::PolicyError| match &e.route {
+            Some(route) => format!("(route \"{route}\") {}", e.kind),
+            None => e.kind.to_string(),
+        };
+        // Every error of the document, each with its field path.
+        let mut message = describe(&e);
+        for more in &e.also {
+            message.push_str(&format!(
+                "; and `policy.{}`: {}",
+                more.field,
+                describe(more)
+            ));
+        }
+        ConfigError::new(&format!("policy.{}", e.field), &message)
     })?;
     let level = match raw.decision_log.level.as_str() {
         "off" => None,

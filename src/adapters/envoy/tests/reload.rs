@@ -69,3 +69,18 @@ fn a_route_edit_keeps_the_caches_and_an_introspection_edit_drops_them() {
     let (_s, flow) = start(&fifth, 50, TOKEN);
     assert_eq!(flow, Flow::Continue);
 }
+
+/// A refused configuration names every error of its policy, each with its
+/// field path, in the one line the filter logs.
+#[test]
+fn a_refused_configuration_names_every_error() {
+    let mut json: serde_json::Value = serde_json::from_str(&config_json(true)).unwrap();
+    json["policy"]["routes"][0]["path"] = serde_json::json!({"prefix": "no-slash"});
+    json["policy"]["routes"][2]["methods"] = serde_json::json!([]);
+    let Err(error) = config::parse(json.to_string().as_bytes()) else {
+        panic!("accepted");
+    };
+    let line = error.to_string();
+    assert!(line.contains("policy.routes[0].path.prefix"), "{line}");
+    assert!(line.contains("policy.routes[2].methods"), "{line}");
+}
