@@ -3,6 +3,7 @@
 
 mod headers;
 mod odata;
+mod parts;
 mod raw;
 mod route;
 mod sections;
@@ -424,6 +425,7 @@ impl Policy {
         if raw.version != VERSION {
             return Err(Ctx::top("version").err(PolicyErrorKind::UnsupportedVersion(raw.version)));
         }
+        use parts::{compile_feed, compile_introspection, compile_limits, keep};
         let mut errors: Vec<PolicyError> = Vec::new();
         keep(&mut errors, non_empty(&Ctx::top("realm"), &raw.realm));
         if raw.realm.contains(['"', '\\']) || raw.realm.chars().any(char::is_control) {
@@ -557,65 +559,6 @@ impl Policy {
             .enumerate()
             .find(|(_, i)| i.issuer == iss)
     }
-}
-
-/// The value, or `None` with the error kept for the report.
-fn keep<T>(errors: &mut Vec<PolicyError>, result: Result<T, PolicyError>) -> Option<T> {
-    result.map_err(|e| errors.push(e)).ok()
-}
-
-fn compile_introspection(ri: &raw::RawIntrospection) -> Result<Introspection, PolicyError> {
-    let ctx = Ctx::top("introspection");
-    let endpoint = upstream(
-        &ctx,
-        &raw::RawUpstreamParts {
-            upstream: &ri.upstream,
-            path: &ri.path,
-            authority: ri.authority.as_deref(),
-            timeout_ms: ri.timeout_ms,
-        },
-    )?;
-    non_empty(&ctx.sub("token_type_hint"), &ri.token_type_hint)?;
-    Ok(Introspection {
-        endpoint,
-        token_type_hint: ri.token_type_hint.clone(),
-        cache: cache(&ctx.sub("cache"), &ri.cache, 60)?,
-    })
-}
-
-fn compile_feed(rf: &raw::RawFeed) -> Result<RevocationFeed, PolicyError> {
-    let ctx = Ctx::top("revocation_feed");
-    let endpoint = upstream(
-        &ctx,
-        &raw::RawUpstreamParts {
-            upstream: &rf.upstream,
-            path: &rf.path,
-            authority: rf.authority.as_deref(),
-            timeout_ms: rf.timeout_ms,
-        },
-    )?;
-    let poll = range(
-        &ctx.sub("poll_interval_ms"),
-        rf.poll_interval_ms,
-        100,
-        3_600_000,
-    )?;
-    Ok(RevocationFeed {
-        endpoint,
-        poll_interval: Duration::from_millis(poll),
-    })
-}
-
-fn compile_limits(raw: &raw::RawLimits) -> Result<Limits, PolicyError> {
-    let ctx = Ctx::top("limits");
-    let bound = |name: &str, value: usize, min: u64, max: u64| {
-        range(&ctx.sub(name), value as u64, min, max).map(|v| v as usize)
-    };
-    Ok(Limits {
-        max_token_bytes: bound("max_token_bytes", raw.max_token_bytes, 256, 65_536)?,
-        max_header_bytes: bound("max_header_bytes", raw.max_header_bytes, 256, 16_384)?,
-        max_json_depth: bound("max_json_depth", raw.max_json_depth, 2, 32)?,
-    })
 }
 
 fn compile_issuer(ctx: &Ctx, ri: &raw::RawIssuer) -> Result<Issuer, PolicyError> {
