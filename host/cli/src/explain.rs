@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use erpgate::credential::{self, Credential};
 use erpgate::request::{normalized_path, path_is_canonical};
 use erpgate::{
-    Decision, DecisionLog, Engine, Outcome, Policy, Purpose, Reason, Request, State, Step, Time,
+    Decision, DecisionLog, Engine, Outcome, Policy, Purpose, Request, State, Step, Time,
 };
 use serde_json::Value;
 
@@ -128,15 +128,11 @@ pub struct Explanation {
 }
 
 impl Explanation {
-    /// The reason code, or `allow`.
+    /// The reason code (also of a shadow-mode denial), or `allow`.
     pub fn verdict(&self) -> &'static str {
-        match &self.decision {
-            Decision::Allow(allow) => match &allow.would_deny {
-                Some(denial) => denial.reason.code(),
-                None => "allow",
-            },
-            Decision::Deny(denial) => denial.reason.code(),
-        }
+        DecisionLog::of(&self.decision, Time::default(), None)
+            .reason
+            .unwrap_or("allow")
     }
 }
 
@@ -319,7 +315,7 @@ fn trace_token(token: &str, verdict: &str, now: Time, trace: &mut Vec<String>) {
         trace.push(format!("token {label}:"));
         for (name, v) in &map {
             let mut line = format!("  {name}: {v}");
-            if marked == Some((label, name_static(name))) {
+            if marked.is_some_and(|(l, n)| l == label && n == name) {
                 let _ = write!(line, "   <-- {verdict}");
                 if let Some(at) = v.as_f64().filter(|_| label == "claims") {
                     let _ = write!(
@@ -342,17 +338,6 @@ fn trace_token(token: &str, verdict: &str, now: Time, trace: &mut Vec<String>) {
     if verdict == "bad_signature" {
         trace.push("signature: does not verify with the issuer's key   <-- bad_signature".into());
     }
-}
-
-/// `name` as one of the member names [`failing_member`] returns, so the
-/// comparison is by value.
-fn name_static(name: &str) -> &'static str {
-    [
-        "exp", "nbf", "iat", "aud", "iss", "jti", "typ", "alg", "kid", "crit", "cty",
-    ]
-    .into_iter()
-    .find(|n| *n == name)
-    .unwrap_or("")
 }
 
 /// The whole report, as `erpgate explain` prints it.
@@ -382,7 +367,7 @@ pub fn render(explanation: &Explanation, engine: &Engine, now: Time) -> String {
                 "decision: DENY {} ({}): {}",
                 response.status,
                 denial.reason.code(),
-                describe(&denial.reason)
+                denial.reason.description()
             );
             for (name, value) in &response.headers {
                 if name == "www-authenticate" {
@@ -401,8 +386,4 @@ pub fn render(explanation: &Explanation, engine: &Engine, now: Time) -> String {
         DecisionLog::of(&explanation.decision, now, None).line()
     );
     out
-}
-
-fn describe(reason: &Reason) -> String {
-    reason.description()
 }

@@ -222,6 +222,16 @@ impl<H: Host> Plugin<H> {
             .dispatch_http_call(cluster, &headers, body, call.timeout)
     }
 
+    /// The host clock in nanoseconds when the decision log is on; 0 (and
+    /// no hostcall) otherwise, so an unlogged request pays nothing for it.
+    fn clock_ns(&self) -> u64 {
+        if self.decision_log.level.is_some() {
+            self.host.now_ns()
+        } else {
+            0
+        }
+    }
+
     /// Writes a decision's log line: every denial (shadow ones included),
     /// one allow in `allow_every`. `since_ns` is when the deciding callback's
     /// work began, `before_ns` the stream's earlier work.
@@ -309,7 +319,7 @@ impl<H: Host> Plugin<H> {
             if !self.host.set_effective_context(id) {
                 continue;
             }
-            let since = self.host.now_ns();
+            let since = self.clock_ns();
             let step = self.resume(pending, outcome.clone());
             let proceed = match self.settle(step) {
                 Settled::Decided(decision) => self.apply(decision, None, since, 0),
@@ -531,7 +541,7 @@ impl Stream {
             .filter(|(n, _)| !n.starts_with(':'))
             .map(|(n, v)| (n.as_str(), v.as_slice()))
             .collect();
-        let since = plugin.host.now_ns();
+        let since = plugin.clock_ns();
         let mut request = Request::new(method, path, &borrowed);
         if let Some(body) = body {
             request = request.with_body(body);
@@ -557,7 +567,7 @@ impl Stream {
             self.pending = Some((expected, pending));
             return;
         }
-        let since = plugin.host.now_ns();
+        let since = plugin.clock_ns();
         let outcome = read_outcome();
         let flight = pending.flight();
         let step = plugin.resume(pending, outcome.clone());
@@ -605,7 +615,7 @@ impl Stream {
                 Settled::Call(call, pending) => match plugin.dispatch(&call) {
                     Some(token) => {
                         self.pending = Some((token, pending));
-                        self.spent_ns += plugin.host.now_ns().saturating_sub(since);
+                        self.spent_ns += plugin.clock_ns().saturating_sub(since);
                         return Flow::Pause;
                     }
                     None => {
@@ -620,7 +630,7 @@ impl Stream {
                 Settled::Wait(flight, pending) => {
                     plugin.parked.borrow_mut().park(flight, self.id, pending);
                     self.parked_on = Some(flight);
-                    self.spent_ns += plugin.host.now_ns().saturating_sub(since);
+                    self.spent_ns += plugin.clock_ns().saturating_sub(since);
                     return Flow::Pause;
                 }
             };
