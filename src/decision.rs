@@ -1,5 +1,7 @@
 //! Decisions and the one mapping from a denial to the wire (RFC 6750 §3).
 
+use std::sync::Arc;
+
 use crate::credential::CredentialError;
 use crate::jwt::TokenError;
 use crate::policy::Policy;
@@ -222,21 +224,62 @@ fn render(reason: &Reason, realm: &str, error_description: bool) -> Response {
     }
 }
 
-/// Header edits for an allowed request: remove first, then set.
+/// Header edits for an allowed request: remove first, then set
+/// ([`Allow::headers_to_set`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderEdits {
     /// Lowercase header names to remove, in every letter case (shared with
     /// the policy: no copy per request).
-    pub remove: std::sync::Arc<[String]>,
-    /// Headers to set after removal.
-    pub set: Vec<(String, String)>,
+    pub remove: Arc<[String]>,
+}
+
+/// A verified principal with its identity headers, rendered once when the
+/// token was verified. Caches hold it, and every request that presents the
+/// same token shares it: a cache hit copies nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Who the token speaks for.
+    pub principal: Principal,
+    /// The identity headers under the policy's names (names shared with
+    /// the policy).
+    pub headers: Box<[(Arc<str>, Box<str>)]>,
+}
+
+impl Identity {
+    /// Renders the policy's identity headers for `principal`.
+    pub fn new(policy: &Policy, principal: Principal) -> Arc<Self> {
+        let h = &policy.headers;
+        let mut headers = Vec::with_capacity(9);
+        let p = &principal;
+        let mut put = |name: &Option<Arc<str>>, value: Option<&str>| {
+            if let (Some(name), Some(value)) = (name, value) {
+                headers.push((Arc::clone(name), Box::from(value)));
+            }
+        };
+        put(&h.subject, Some(&p.subject));
+        put(&h.user_id, p.user_id.as_deref());
+        put(&h.client_id, p.client_id.as_deref());
+        put(&h.db, p.db.as_deref());
+        if h.scopes.is_some() {
+            put(&h.scopes, Some(&p.scopes.to_string()));
+        }
+        put(&h.token_kind, Some(p.kind.as_str()));
+        put(&h.session_id, p.sid.as_deref());
+        put(&h.is_admin, Some(if p.is_admin { "true" } else { "false" }));
+        put(&h.user_type, p.user_type.as_deref());
+        Arc::new(Identity {
+            headers: headers.into_boxed_slice(),
+            principal,
+        })
+    }
 }
 
 /// An allowed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allow {
-    /// The verified identity; `None` on public routes and legacy pass-through.
-    pub principal: Option<Principal>,
+    /// The verified identity with its headers; `None` on public routes,
+    /// legacy pass-through and shadow denials.
+    pub identity: Option<Arc<Identity>>,
     /// The matched route, if any.
     pub route: Option<String>,
     /// What to do to the request headers before forwarding.
@@ -257,6 +300,21 @@ pub enum Decision {
     Allow(Box<Allow>),
     /// Answer locally with [`Denial::response`]; nothing goes upstream.
     Deny(Denial),
+}
+
+impl Allow {
+    /// The verified principal, if any.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.identity.as_deref().map(|i| &i.principal)
+    }
+
+    /// The identity headers to set after the removals.
+    pub fn headers_to_set(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.identity
+            .iter()
+            .flat_map(|i| i.headers.iter())
+            .map(|(name, value)| (&**name, &**value))
+    }
 }
 
 impl Decision {
@@ -293,30 +351,4 @@ pub fn folded_identity_headers(policy: &Policy, headers: &[(&str, &[u8])]) -> Ve
         }
     }
     folded
-}
-
-/// The identity headers for `principal` under the policy's names.
-pub fn identity_headers(policy: &Policy, principal: Option<&Principal>) -> HeaderEdits {
-    let h = &policy.headers;
-    let mut set = Vec::new();
-    if let Some(p) = principal {
-        let mut put = |name: &Option<String>, value: Option<String>| {
-            if let (Some(name), Some(value)) = (name, value) {
-                set.push((name.clone(), value));
-            }
-        };
-        put(&h.subject, Some(p.subject.clone()));
-        put(&h.user_id, p.user_id.clone());
-        put(&h.client_id, p.client_id.clone());
-        put(&h.db, p.db.clone());
-        put(&h.scopes, Some(p.scopes.to_string()));
-        put(&h.token_kind, Some(p.kind.as_str().to_owned()));
-        put(&h.session_id, p.sid.clone());
-        put(&h.is_admin, Some(p.is_admin.to_string()));
-        put(&h.user_type, p.user_type.clone());
-    }
-    HeaderEdits {
-        remove: h.strip.clone(),
-        set,
-    }
 }

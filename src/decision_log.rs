@@ -84,7 +84,7 @@ impl<'a> DecisionLog<'a> {
                     allow.enforced,
                     None,
                     200,
-                    allow.principal.as_ref(),
+                    allow.principal(),
                     allow.from_cache,
                 ),
             },
@@ -153,7 +153,7 @@ mod tests {
             principal: Some(Box::new(principal())),
         };
         let shadow = Decision::Allow(Box::new(Allow {
-            principal: None,
+            identity: None,
             route: Some("odata".into()),
             headers: HeaderEdits::default(),
             from_cache: false,

@@ -167,7 +167,25 @@ pub struct VerifyingKey {
     kid: Option<String>,
     alg: Algorithm,
     material: Material,
-    public_jwk: Option<Value>,
+    public_jwk: Option<Arc<PublicJwk>>,
+}
+
+/// A public key as a JWK, for host crypto (WebCrypto, Envoy's
+/// `verify_signature`), with a fingerprint that names it: an adapter keeps
+/// what it made of the key (an imported `CryptoKey`, a DER form) under it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PublicJwk {
+    /// The public members, `alg` and `kid`.
+    pub jwk: Value,
+    /// SHA-256 of the JWK's text, in hex: equal only for equal keys.
+    pub fingerprint: String,
+}
+
+impl PublicJwk {
+    fn new(jwk: Value) -> Arc<Self> {
+        let fingerprint = crate::cache::TokenHash::of(&jwk.to_string()).to_hex();
+        Arc::new(PublicJwk { jwk, fingerprint })
+    }
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -288,6 +306,12 @@ impl VerifyingKey {
     /// The public JWK (for host crypto such as WebCrypto). `None` for shared secrets,
     /// which never leave the core.
     pub fn public_jwk(&self) -> Option<&Value> {
+        self.public_jwk.as_deref().map(|p| &p.jwk)
+    }
+
+    /// The public JWK with its fingerprint, shared (host crypto requests
+    /// carry it without a copy).
+    pub fn host_key(&self) -> Option<&Arc<PublicJwk>> {
         self.public_jwk.as_ref()
     }
 
@@ -551,7 +575,7 @@ fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Verifyin
         kid,
         alg,
         material,
-        public_jwk: Some(Value::Object(public)),
+        public_jwk: Some(PublicJwk::new(Value::Object(public))),
     })
 }
 

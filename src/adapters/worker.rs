@@ -2,10 +2,20 @@
 //!
 //! The wasm does no I/O and awaits nothing: `check` returns either a decision
 //! or one piece of work for JavaScript (an HTTP call, or a signature check for
-//! WebCrypto), and `resume` continues with its outcome. Values cross the
-//! boundary as JSON text, which JavaScript parses once per step.
+//! WebCrypto), and `resume` continues with its outcome.
+//!
+//! The hot path crosses the boundary as a few plain strings, never JSON: the
+//! request's headers go in as one string (name and value on alternate
+//! lines), and an allow comes back as one line of flags followed by the
+//! identity headers, rendered when the token was first verified. A
+//! signature check names its key by fingerprint, so JavaScript imports each
+//! key once, and takes its bytes with [`Gate::verify_data`]. JSON is kept for
+//! what is rare: denials, HTTP calls, the decision log and the principal
+//! (asked for after the decision, [`Gate::last_log`],
+//! [`Gate::last_principal`]).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,6 +24,7 @@ use wasm_bindgen::prelude::*;
 use crate::engine::BackgroundJob;
 use crate::{
     Algorithm, Decision, Engine, HttpCall, Outcome, Policy, Request, State, Step, Suspended, Time,
+    VerifyRequest,
 };
 
 /// Most requests a gate keeps suspended; beyond it the oldest is dropped (its
@@ -39,16 +50,11 @@ struct OutcomeJson {
     timeout: bool,
     #[serde(default)]
     failed: bool,
-    #[serde(default)]
-    verified: Option<bool>,
 }
 
 impl OutcomeJson {
     fn into_outcome(self) -> Outcome {
         match self {
-            OutcomeJson {
-                verified: Some(v), ..
-            } => Outcome::Verified(v),
             OutcomeJson { timeout: true, .. } => Outcome::Timeout,
             OutcomeJson {
                 status: Some(status),
@@ -96,9 +102,12 @@ fn now(now_ms: f64) -> Time {
 pub struct Gate {
     engine: Engine,
     state: State,
-    pending: BTreeMap<u32, Suspended>,
+    pending: BTreeMap<u32, (Suspended, Option<VerifyRequest>)>,
     jobs: BTreeMap<u32, BackgroundJob>,
     next_id: u32,
+    /// The last decision and its time, for [`Gate::last_log`] and
+    /// [`Gate::last_principal`].
+    last: Option<(Decision, Time)>,
 }
 
 #[wasm_bindgen]
@@ -129,6 +138,7 @@ impl Gate {
             pending: BTreeMap::new(),
             jobs: BTreeMap::new(),
             next_id: 0,
+            last: None,
         })
     }
 
@@ -137,15 +147,24 @@ impl Gate {
         self.next_id
     }
 
-    fn step_json(&mut self, step: Step, now: Time) -> String {
+    /// A step as text for JavaScript:
+    /// - an allow: `A<from cache 0|1><enforced 0|1> <route index|-> <n>`,
+    ///   then `n` header names to remove beyond the policy's list, then the
+    ///   identity headers, name and value on alternate lines;
+    /// - a shadow denial: `W<route index|-> <status> <reason>`;
+    /// - a denial: `D` and JSON;
+    /// - an HTTP call: `C` and JSON `{id, call}`;
+    /// - a signature check: `V<id> <alg> <key fingerprint> <signing input length>`.
+    fn step_text(&mut self, step: Step, now: Time) -> String {
         match step {
             Step::Decided(decision) => {
-                serde_json::to_string(&decision_json(&self.engine, decision, now))
-                    .unwrap_or_default()
+                let text = self.decision_text(&decision);
+                self.last = Some((decision, now));
+                text
             }
             Step::Call { call, pending } => {
-                let id = self.park(pending);
-                json!({ "type": "call", "id": id, "call": call_json(&call) }).to_string()
+                let id = self.park(pending, None);
+                format!("C{}", json!({ "id": id, "call": call_json(&call) }))
             }
             // Single flight is off here (each call already runs to completion
             // in JS); should a wait ever come, it fails closed through the core.
@@ -153,28 +172,75 @@ impl Gate {
                 let step = self
                     .engine
                     .resume(pending, Outcome::Failed, now, &mut self.state);
-                self.step_json(step, now)
+                self.step_text(step, now)
             }
             Step::Verify { request, pending } => {
-                let id = self.park(pending);
-                json!({
-                    "type": "verify",
-                    "id": id,
-                    "verify": {
-                        "alg": request.alg.name(),
-                        "jwk": request.jwk,
-                        "signingInput": crate::encode_b64url(&request.signing_input),
-                        "signature": crate::encode_b64url(&request.signature),
-                    }
-                })
-                .to_string()
+                let head = (
+                    request.alg.name(),
+                    request.key.fingerprint.clone(),
+                    request.signing_input.len(),
+                );
+                let id = self.park(pending, Some(request));
+                format!("V{id} {} {} {}", head.0, head.1, head.2)
             }
         }
     }
 
-    fn park(&mut self, pending: Suspended) -> u32 {
+    fn route_index(&self, route: Option<&String>) -> Option<usize> {
+        let name = route?;
+        self.engine
+            .policy()
+            .routes
+            .iter()
+            .position(|r| &r.name == name)
+    }
+
+    fn decision_text(&self, decision: &Decision) -> String {
+        let route = |r: Option<usize>| r.map_or_else(|| "-".to_owned(), |i| i.to_string());
+        match decision {
+            Decision::Allow(allow) => {
+                let index = route(self.route_index(allow.route.as_ref()));
+                if let Some(d) = &allow.would_deny {
+                    return format!("W{index} {} {}", d.reason.status(), d.reason.code());
+                }
+                let strip = self.engine.policy().headers.strip.len();
+                let extra = allow.headers.remove.get(strip..).unwrap_or_default();
+                let mut out = String::with_capacity(128);
+                let _ = write!(
+                    out,
+                    "A{}{} {index} {}",
+                    u8::from(allow.from_cache),
+                    u8::from(allow.enforced),
+                    extra.len()
+                );
+                for name in extra {
+                    out.push('\n');
+                    out.push_str(name);
+                }
+                for (name, value) in allow.headers_to_set() {
+                    out.push('\n');
+                    out.push_str(name);
+                    out.push('\n');
+                    out.push_str(value);
+                }
+                out
+            }
+            Decision::Deny(denial) => {
+                let response = denial.response(self.engine.policy());
+                let value = json!({
+                    "status": response.status,
+                    "route": denial.route,
+                    "reason": denial.reason.code(),
+                    "response": { "status": response.status, "headers": response.headers, "body": response.body },
+                });
+                format!("D{value}")
+            }
+        }
+    }
+
+    fn park(&mut self, pending: Suspended, verify: Option<VerifyRequest>) -> u32 {
         let id = self.id();
-        self.pending.insert(id, pending);
+        self.pending.insert(id, (pending, verify));
         while self.pending.len() > MAX_PENDING {
             self.pending.pop_first();
         }
@@ -192,45 +258,123 @@ impl Gate {
             .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    /// Decides a request. `headers_json` is `[[name, value], …]`; `body` is
-    /// what `bodyLimit` asked for. Returns a step as JSON:
-    /// `{"type":"decision",…}`, `{"type":"call",…}` or `{"type":"verify",…}`.
+    /// Decides a request. `headers` holds every request header, name and
+    /// value on alternate lines (`name\nvalue\nname\nvalue`; Fetch forbids a
+    /// newline in either); `body` is what `bodyLimit` asked for. Returns a
+    /// step as text (see the module's documentation).
     pub fn check(
         &mut self,
         method: &str,
         path: &str,
-        headers_json: &str,
+        headers: &str,
         body: Option<Vec<u8>>,
         now_ms: f64,
     ) -> Result<String, JsError> {
-        let headers: Vec<(String, String)> =
-            serde_json::from_str(headers_json).map_err(|e| js_err(format!("headers: {e}")))?;
-        let borrowed: Vec<(&str, &[u8])> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_bytes()))
-            .collect();
+        let mut lines = headers.split('\n');
+        let mut borrowed: Vec<(&str, &[u8])> = Vec::with_capacity(8);
+        if !headers.is_empty() {
+            while let Some(name) = lines.next() {
+                let value = lines
+                    .next()
+                    .ok_or_else(|| js_err("headers: a name without a value"))?;
+                borrowed.push((name, value.as_bytes()));
+            }
+        }
         let mut request = Request::new(method, path, &borrowed);
         if let Some(body) = &body {
             request = request.with_body(body);
         }
         let now = now(now_ms);
         let step = self.engine.start(&request, now, &mut self.state);
-        Ok(self.step_json(step, now))
+        Ok(self.step_text(step, now))
     }
 
-    /// Continues after a call or signature check. `outcome_json` is
-    /// `{"status","body"}`, `{"timeout":true}`, `{"failed":true}` or `{"verified":bool}`.
+    /// The bytes of a pending signature check: the signing input, then the
+    /// signature (its length is given in the `V` step).
+    #[wasm_bindgen(js_name = verifyData)]
+    pub fn verify_data(&self, id: u32) -> Option<Vec<u8>> {
+        let (_, request) = self.pending.get(&id)?;
+        let request = request.as_ref()?;
+        let mut out = Vec::with_capacity(request.signing_input.len() + request.signature.len());
+        out.extend_from_slice(&request.signing_input);
+        out.extend_from_slice(&request.signature);
+        Some(out)
+    }
+
+    /// The public JWK of a pending signature check, as JSON: JavaScript
+    /// asks once per key fingerprint.
+    #[wasm_bindgen(js_name = verifyKey)]
+    pub fn verify_key(&self, id: u32) -> Option<String> {
+        let (_, request) = self.pending.get(&id)?;
+        Some(request.as_ref()?.key.jwk.to_string())
+    }
+
+    /// Continues after a signature check: `Some(valid)`, or `None` when
+    /// WebCrypto could not answer (fails closed).
+    #[wasm_bindgen(js_name = resumeVerified)]
+    pub fn resume_verified(
+        &mut self,
+        id: u32,
+        verified: Option<bool>,
+        now_ms: f64,
+    ) -> Result<String, JsError> {
+        let outcome = verified.map_or(Outcome::Failed, Outcome::Verified);
+        self.resume_with(id, outcome, now_ms)
+    }
+
+    /// Continues after an HTTP call. `outcome_json` is `{"status","body"}`,
+    /// `{"timeout":true}` or `{"failed":true}`.
     pub fn resume(&mut self, id: u32, outcome_json: &str, now_ms: f64) -> Result<String, JsError> {
-        let pending = self
-            .pending
-            .remove(&id)
-            .ok_or_else(|| js_err("unknown or expired pending id"))?;
         let outcome = serde_json::from_str::<OutcomeJson>(outcome_json)
             .map(OutcomeJson::into_outcome)
             .unwrap_or(Outcome::Failed);
+        self.resume_with(id, outcome, now_ms)
+    }
+
+    fn resume_with(&mut self, id: u32, outcome: Outcome, now_ms: f64) -> Result<String, JsError> {
+        let (pending, _) = self
+            .pending
+            .remove(&id)
+            .ok_or_else(|| js_err("unknown or expired pending id"))?;
         let now = now(now_ms);
         let step = self.engine.resume(pending, outcome, now, &mut self.state);
-        Ok(self.step_json(step, now))
+        Ok(self.step_text(step, now))
+    }
+
+    /// The decision-log line (`erpgate.decision.v1`) of the last decision,
+    /// with the time JavaScript measured.
+    #[wasm_bindgen(js_name = lastLog)]
+    pub fn last_log(&self, duration_us: Option<u32>) -> Option<String> {
+        let (decision, now) = self.last.as_ref()?;
+        Some(crate::DecisionLog::of(decision, *now, duration_us.map(u64::from)).line())
+    }
+
+    /// The principal of the last decision, as JSON (`null` without one).
+    #[wasm_bindgen(js_name = lastPrincipal)]
+    pub fn last_principal(&self) -> String {
+        let principal = match self.last.as_ref() {
+            Some((Decision::Allow(allow), _)) => allow.principal(),
+            _ => None,
+        };
+        serde_json::to_string(&principal).unwrap_or_else(|_| "null".into())
+    }
+
+    /// The policy's route names, as a JSON array: decisions name a route
+    /// by its index here.
+    pub fn routes(&self) -> String {
+        let names: Vec<&str> = self
+            .engine
+            .policy()
+            .routes
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// The identity header names every allow removes, as a JSON array.
+    pub fn strip(&self) -> String {
+        serde_json::to_string(&*self.engine.policy().headers.strip).unwrap_or_else(|_| "[]".into())
     }
 
     /// Background calls that are due (JWKS refresh, revocation feed), as
@@ -311,41 +455,4 @@ fn camel_case(metric: &str) -> String {
         }
     }
     out
-}
-
-/// The decision for JavaScript, with its decision-log record (JavaScript
-/// fills in `duration_us`, which only it can time). A shadow denial is an
-/// allow that carries `wouldDeny` and touches no header.
-fn decision_json(engine: &Engine, decision: Decision, now: Time) -> Value {
-    let log =
-        serde_json::to_value(crate::DecisionLog::of(&decision, now, None)).unwrap_or(Value::Null);
-    match decision {
-        Decision::Allow(allow) => json!({
-            "type": "decision",
-            "allow": true,
-            "status": 200,
-            "route": allow.route,
-            "fromCache": allow.from_cache,
-            "enforced": allow.enforced,
-            "wouldDeny": allow.would_deny.as_ref().map(|d| json!({
-                "status": d.reason.status(),
-                "reason": d.reason.code(),
-            })),
-            "principal": allow.principal,
-            "headers": { "remove": &*allow.headers.remove, "set": allow.headers.set },
-            "log": log,
-        }),
-        Decision::Deny(denial) => {
-            let response = denial.response(engine.policy());
-            json!({
-                "type": "decision",
-                "allow": false,
-                "status": response.status,
-                "route": denial.route,
-                "reason": denial.reason.code(),
-                "response": { "status": response.status, "headers": response.headers, "body": response.body },
-                "log": log,
-            })
-        }
-    }
 }

@@ -13,7 +13,7 @@ use super::step::{
     VerifyRequest,
 };
 use crate::cache::TokenHash;
-use crate::decision::{Reason, Unavailable};
+use crate::decision::{Identity, Reason, Unavailable};
 use crate::jwt::{self, Decoded, TokenError};
 use crate::principal::Principal;
 use crate::shared_cache::Space;
@@ -83,14 +83,15 @@ impl Engine {
         if let Some(entry) = state.shared_load(&self.policy, Space::Jwt, &hash, now)
             && let Some(principal) = entry.principal
         {
+            let identity = Identity::new(&self.policy, principal);
             state.jwt_cache.insert(
                 hash,
-                Ok(principal.clone()),
+                Ok(Arc::clone(&identity)),
                 entry.fresh_until,
                 entry.fresh_until,
                 now,
             );
-            return self.cached_jwt(route, hash, Ok(principal), now, state);
+            return self.cached_jwt(route, hash, Ok(identity), now, state);
         }
         self.decide_jwt(route, token, hash, KeyFetch::Allowed, now, state)
     }
@@ -105,11 +106,11 @@ impl Engine {
         state: &mut State,
     ) -> Step {
         match verdict {
-            Ok(principal) if is_revoked(state, &principal, &hash, now) => {
+            Ok(identity) if is_revoked(state, &identity.principal, &hash, now) => {
                 state.jwt_cache.remove(&hash);
                 self.reject_jwt(route, hash, TokenError::Revoked.into(), now, state)
             }
-            Ok(principal) => self.authorize(route, principal, true),
+            Ok(identity) => self.authorize(route, identity, true),
             // A remembered refusal is replayed as it was, not remembered again.
             Err(error) => self.deny(Reason::Token(error), route),
         }
@@ -199,12 +200,12 @@ impl Engine {
             return Err(TokenError::AlgorithmMismatch.into());
         }
         if self.host_crypto.contains(&key.algorithm())
-            && let Some(jwk) = key.public_jwk()
+            && let Some(host_key) = key.host_key()
         {
             return Ok(Step::Verify {
                 request: VerifyRequest {
                     alg: key.algorithm(),
-                    jwk: jwk.clone(),
+                    key: Arc::clone(host_key),
                     signing_input: decoded.signing_input.as_bytes().to_vec(),
                     signature: decoded.signature,
                 },
@@ -305,9 +306,6 @@ impl Engine {
         }
         let expiry = Time::from_secs(principal.expires_at.saturating_add(issuer.rules.leeway_s));
         let until = now.plus(self.policy.jwt_cache.max_ttl).min(expiry);
-        state
-            .jwt_cache
-            .insert(hash, Ok(principal.clone()), until, until, now);
         state.shared_store(
             &self.policy,
             Space::Jwt,
@@ -316,7 +314,11 @@ impl Engine {
             until,
             until,
         );
-        Ok(self.authorize(route, principal, false))
+        let identity = Identity::new(&self.policy, principal);
+        state
+            .jwt_cache
+            .insert(hash, Ok(Arc::clone(&identity)), until, until, now);
+        Ok(self.authorize(route, identity, false))
     }
 
     /// Continues a JWT after the issuer's JWKS fetch (its own, or the one it

@@ -16,7 +16,7 @@ mod step;
 use std::sync::Arc;
 
 use crate::credential::{self, Credential};
-use crate::decision::{self, Allow, Decision, Denial, Reason};
+use crate::decision::{self, Allow, Decision, Denial, Identity, Reason};
 use crate::keys::Algorithm;
 use crate::odata::ODataError;
 use crate::policy::{Access, DefaultAction, LegacyMode, PathCase, Policy, Route};
@@ -304,17 +304,17 @@ impl Engine {
 
     /// A denial; in shadow mode, an allow that carries it and touches no
     /// header.
-    fn deny_for(&self, reason: Reason, route: RouteRef, principal: Option<Principal>) -> Step {
+    fn deny_for(&self, reason: Reason, route: RouteRef, principal: Option<&Principal>) -> Step {
         let denial = Denial {
             reason,
             route: self.route_name(route),
-            principal: principal.map(Box::new),
+            principal: principal.map(|p| Box::new(p.clone())),
         };
         if self.enforced(route) {
             return Step::Decided(Decision::Deny(denial));
         }
         Step::Decided(Decision::Allow(Box::new(Allow {
-            principal: None,
+            identity: None,
             route: denial.route.clone(),
             headers: decision::HeaderEdits::default(),
             from_cache: false,
@@ -323,12 +323,13 @@ impl Engine {
         })))
     }
 
-    fn allow(&self, route: RouteRef, principal: Option<Principal>, from_cache: bool) -> Step {
-        let headers = decision::identity_headers(&self.policy, principal.as_ref());
+    fn allow(&self, route: RouteRef, identity: Option<Arc<Identity>>, from_cache: bool) -> Step {
         Step::Decided(Decision::Allow(Box::new(Allow {
-            principal,
+            identity,
             route: self.route_name(route),
-            headers,
+            headers: decision::HeaderEdits {
+                remove: Arc::clone(&self.policy.headers.strip),
+            },
             from_cache,
             enforced: self.enforced(route),
             would_deny: None,
@@ -338,7 +339,8 @@ impl Engine {
     /// Route scopes and token kinds, checked on every request, cached or
     /// not: the matched route's, then those of every route the request
     /// reaches through OData (a denial names the route that refused).
-    fn authorize(&self, route: RouteRef, principal: Principal, from_cache: bool) -> Step {
+    fn authorize(&self, route: RouteRef, identity: Arc<Identity>, from_cache: bool) -> Step {
+        let principal = &identity.principal;
         let reached = route.also().map(|i| RouteRef {
             index: Some(i),
             also: 0,
@@ -360,7 +362,7 @@ impl Engine {
                 }
             }
         }
-        self.allow(route, Some(principal), from_cache)
+        self.allow(route, Some(identity), from_cache)
     }
 }
 

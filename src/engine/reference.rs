@@ -1,13 +1,15 @@
 //! The reference-token path: the introspection cache (local, then shared),
 //! one introspection per token at a time, and what its reply decides.
 
+use std::sync::Arc;
+
 use super::Engine;
 use super::state::{FLIGHT_GRACE, State};
 use super::step::{
     Awaited, Flight, FlightKind, HttpCall, Outcome, Purpose, RouteRef, Step, Suspended,
 };
 use crate::cache::TokenHash;
-use crate::decision::{Reason, Unavailable};
+use crate::decision::{Identity, Reason, Unavailable};
 use crate::introspection;
 use crate::policy::{FailureMode, Introspection};
 use crate::principal::{Principal, TokenKind};
@@ -31,7 +33,7 @@ impl Engine {
             return self.deny(Reason::InactiveReference, route);
         }
         if let Some(cached) = state.reference_cache.get(&hash, now).cloned() {
-            if !voided(state, cached.as_ref(), now) {
+            if !voided(state, cached.as_deref().map(|i| &i.principal), now) {
                 state.stats.introspection_cache_hits += 1;
                 return self.cached_reference(route, cached, now, state);
             }
@@ -47,14 +49,15 @@ impl Engine {
                     if principal.expires_at > now.secs()
                         && !revoked_since(state, &principal, now) =>
                 {
+                    let identity = Identity::new(&self.policy, principal);
                     state.reference_cache.insert(
                         hash,
-                        Some(principal.clone()),
+                        Some(Arc::clone(&identity)),
                         entry.fresh_until,
                         entry.stale_until,
                         now,
                     );
-                    self.authorize(route, principal, true)
+                    self.authorize(route, identity, true)
                 }
                 _ => self.deny(Reason::InactiveReference, route),
             };
@@ -96,15 +99,16 @@ impl Engine {
     fn cached_reference(
         &self,
         route: RouteRef,
-        cached: Option<Principal>,
+        cached: Option<Arc<Identity>>,
         now: Time,
         state: &State,
     ) -> Step {
         match cached {
-            Some(principal)
-                if principal.expires_at > now.secs() && !revoked_since(state, &principal, now) =>
+            Some(identity)
+                if identity.principal.expires_at > now.secs()
+                    && !revoked_since(state, &identity.principal, now) =>
             {
-                self.authorize(route, principal, true)
+                self.authorize(route, identity, true)
             }
             _ => self.deny(Reason::InactiveReference, route),
         }
@@ -132,7 +136,7 @@ impl Engine {
             state.end_introspection(&hash);
         }
         let failure = match self.apply_introspection(intro, hash, outcome, now, state) {
-            Ok(Some(principal)) => return self.authorize(route, principal, false),
+            Ok(Some(identity)) => return self.authorize(route, identity, false),
             Ok(None) => return self.deny(Reason::InactiveReference, route),
             Err(failure) => failure,
         };
@@ -140,12 +144,12 @@ impl Engine {
             state.stats.introspection_failures += 1;
         }
         if self.policy.failure_mode == FailureMode::ServeStale
-            && let Some(Some(principal)) = state.reference_cache.get_stale(&hash, now).cloned()
-            && principal.expires_at > now.secs()
-            && !revoked_since(state, &principal, now)
-            && !voided(state, Some(&principal), now)
+            && let Some(Some(identity)) = state.reference_cache.get_stale(&hash, now).cloned()
+            && identity.principal.expires_at > now.secs()
+            && !revoked_since(state, &identity.principal, now)
+            && !voided(state, Some(&identity.principal), now)
         {
-            return self.authorize(route, principal, true);
+            return self.authorize(route, identity, true);
         }
         self.deny(Reason::Unavailable(failure), route)
     }
@@ -160,7 +164,7 @@ impl Engine {
         outcome: Outcome,
         now: Time,
         state: &mut State,
-    ) -> Result<Option<Principal>, Unavailable> {
+    ) -> Result<Option<Arc<Identity>>, Unavailable> {
         let (status, body) = match outcome {
             Outcome::Response { status, body } => (status, body),
             Outcome::Timeout => return Err(Unavailable::IntrospectionTimeout),
@@ -197,9 +201,6 @@ impl Engine {
         let expiry = Time::from_secs(principal.expires_at);
         let fresh = now.plus(cache.max_ttl).min(expiry);
         let stale = fresh.plus(cache.max_stale).min(expiry);
-        state
-            .reference_cache
-            .insert(hash, Some(principal.clone()), fresh, stale, now);
         if fresh > now {
             state.shared_store(
                 &self.policy,
@@ -210,7 +211,11 @@ impl Engine {
                 stale,
             );
         }
-        Ok(Some(principal))
+        let identity = Identity::new(&self.policy, principal);
+        state
+            .reference_cache
+            .insert(hash, Some(Arc::clone(&identity)), fresh, stale, now);
+        Ok(Some(identity))
     }
 }
 

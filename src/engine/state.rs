@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{TokenHash, TtlCache};
+use crate::decision::Identity;
 use crate::jwt::TokenError;
 use crate::keys::KeySet;
 use crate::policy::Policy;
@@ -126,7 +127,7 @@ pub(super) struct FeedState {
 }
 
 /// A remembered JWT verdict: the principal, or why the token was refused.
-pub(super) type JwtVerdict = Result<Principal, TokenError>;
+pub(super) type JwtVerdict = Result<Arc<Identity>, TokenError>;
 
 /// The adapter's shared cache, if it attached one, and the namespace its
 /// keys live in.
@@ -144,7 +145,7 @@ impl std::fmt::Debug for AttachedCache {
 pub struct State {
     pub(super) issuers: Vec<IssuerState>,
     pub(super) jwt_cache: TtlCache<JwtVerdict>,
-    pub(super) reference_cache: TtlCache<Option<Principal>>,
+    pub(super) reference_cache: TtlCache<Option<Arc<Identity>>>,
     pub(super) revocation: RevocationState,
     pub(super) feed: FeedState,
     /// Introspections in flight (single flight), until when.

@@ -2,6 +2,7 @@
 //! signature check, or to park a request), what the adapter answers, and the
 //! opaque handles that carry a suspended request or a background job across.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -79,8 +80,8 @@ impl std::fmt::Debug for HttpCall {
 pub struct VerifyRequest {
     /// The algorithm bound to the key.
     pub alg: Algorithm,
-    /// The public JWK.
-    pub jwk: Value,
+    /// The public key.
+    pub key: Arc<crate::keys::PublicJwk>,
     /// The JWS signing input (`header.payload`, ASCII).
     pub signing_input: Vec<u8>,
     /// The raw signature.

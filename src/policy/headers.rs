@@ -2,6 +2,7 @@
 //! name, and what is stripped from every request.
 
 use super::{Ctx, IdentityHeaders, PolicyError, PolicyErrorKind, raw};
+use std::sync::Arc;
 
 pub(super) fn header_name(ctx: &Ctx, name: &str) -> Result<String, PolicyError> {
     let ok = !name.is_empty()
@@ -19,7 +20,7 @@ pub(super) fn header_name(ctx: &Ctx, name: &str) -> Result<String, PolicyError> 
 pub(super) fn compile(raw: &raw::RawHeaders) -> Result<IdentityHeaders, PolicyError> {
     let ctx = Ctx::top("identity_headers");
     let mut strip: Vec<String> = Vec::new();
-    let mut one = |name: &str, value: &Option<String>| -> Result<Option<String>, PolicyError> {
+    let mut one = |name: &str, value: &Option<String>| -> Result<Option<Arc<str>>, PolicyError> {
         match value {
             None => Ok(None),
             Some(v) => {
@@ -28,8 +29,9 @@ pub(super) fn compile(raw: &raw::RawHeaders) -> Result<IdentityHeaders, PolicyEr
                 if strip.contains(&v) {
                     return Err(fctx.err(PolicyErrorKind::DuplicateHeaderName(v)));
                 }
-                strip.push(v.clone());
-                Ok(Some(v))
+                let shared = Arc::from(v.as_str());
+                strip.push(v);
+                Ok(Some(shared))
             }
         }
     };
@@ -43,7 +45,7 @@ pub(super) fn compile(raw: &raw::RawHeaders) -> Result<IdentityHeaders, PolicyEr
         session_id: one("session_id", &raw.session_id)?,
         is_admin: one("is_admin", &raw.is_admin)?,
         user_type: one("user_type", &raw.user_type)?,
-        strip: std::sync::Arc::from(Vec::<String>::new()),
+        strip: Arc::from(Vec::<String>::new()),
     };
     for (i, extra) in raw.also_strip.iter().enumerate() {
         let v = header_name(&ctx.sub(&format!("also_strip[{i}]")), extra)?;

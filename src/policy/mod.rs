@@ -215,26 +215,26 @@ pub struct CacheConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdentityHeaders {
     /// ERP login (user / PAT) or SystemUser (service / SAT).
-    pub subject: Option<String>,
+    pub subject: Option<std::sync::Arc<str>>,
     /// Header for the acting user's GUID, the `id` or `client_system_user_id`
     /// claim (default `x-erp-user-id`).
-    pub user_id: Option<String>,
+    pub user_id: Option<std::sync::Arc<str>>,
     /// Header for the trusted application's ApplicationUri, the token's
     /// `client_id` (default `x-erp-client-id`).
-    pub client_id: Option<String>,
+    pub client_id: Option<std::sync::Arc<str>>,
     /// Header for the ERP.net database the token is for, its `db` or
     /// `client_db` claim (default `x-erp-db`).
-    pub db: Option<String>,
+    pub db: Option<std::sync::Arc<str>>,
     /// Granted scopes, space-separated.
-    pub scopes: Option<String>,
+    pub scopes: Option<std::sync::Arc<str>>,
     /// `user`, `service`, `pat` or `sat`.
-    pub token_kind: Option<String>,
+    pub token_kind: Option<std::sync::Arc<str>>,
     /// The identity session.
-    pub session_id: Option<String>,
+    pub session_id: Option<std::sync::Arc<str>>,
     /// `true` or `false`.
-    pub is_admin: Option<String>,
+    pub is_admin: Option<std::sync::Arc<str>>,
     /// ERP user type.
-    pub user_type: Option<String>,
+    pub user_type: Option<std::sync::Arc<str>>,
     /// Every header removed from incoming requests: all of the above plus extras.
     pub strip: std::sync::Arc<[String]>,
 }

@@ -1,8 +1,10 @@
 //! Fingerprints of the parts of a policy document that make a verdict what
 //! it is. A reloaded policy keeps what an engine remembers (keys, cached
 //! verdicts, the revocation cursor) for every part whose fingerprint did not
-//! change: routes, identity headers and the rest are applied on every
-//! request, cached or not, so editing them drops nothing.
+//! change: routes and the rest are applied on every request, cached or
+//! not, so editing them drops nothing. Cached verdicts hold their identity
+//! headers rendered, so renaming one drops the local verdict caches (not
+//! the shared cache, which holds principals).
 
 use serde_json::Value;
 
@@ -13,11 +15,12 @@ use crate::cache::TokenHash;
 pub struct Sections {
     /// One per issuer, in the policy's order: its whole definition.
     pub issuers: Vec<String>,
-    /// What a JWT's verdict depends on: every issuer, the JWT cache and
-    /// the limits.
+    /// What a cached JWT verdict depends on: every issuer, the JWT cache,
+    /// the limits and the identity headers' names.
     pub jwt_verdicts: String,
     /// What an introspection verdict depends on: the introspection
-    /// settings, the issuers (whose names vouch for a reply) and the limits.
+    /// settings, the issuers (whose names vouch for a reply), the limits
+    /// and the identity headers' names.
     pub reference_verdicts: String,
     /// The revocation feed's settings.
     pub feed: String,
@@ -37,13 +40,14 @@ impl Sections {
         let get = |name: &str| document.get(name).unwrap_or(&Value::Null);
         let (issuers, jwt_cache, limits) = (get("issuers"), get("jwt_cache"), get("limits"));
         let (introspection, feed) = (get("introspection"), get("revocation_feed"));
+        let headers = get("identity_headers");
         Sections {
             issuers: issuers
                 .as_array()
                 .map(|list| list.iter().map(|i| hash(&[i])).collect())
                 .unwrap_or_default(),
-            jwt_verdicts: hash(&[issuers, jwt_cache, limits]),
-            reference_verdicts: hash(&[introspection, issuers, limits]),
+            jwt_verdicts: hash(&[issuers, jwt_cache, limits, headers]),
+            reference_verdicts: hash(&[introspection, issuers, limits, headers]),
             feed: hash(&[feed]),
             verdicts: hash(&[issuers, jwt_cache, limits, introspection]),
         }
@@ -60,12 +64,13 @@ mod tests {
         let base = Sections::of(&doc);
         let mut routes = doc.clone();
         routes["routes"].as_array_mut().unwrap().pop();
-        routes["identity_headers"] = serde_json::json!({});
-        assert_eq!(
-            Sections::of(&routes),
-            base,
-            "routes and headers are per request"
-        );
+        assert_eq!(Sections::of(&routes), base, "routes are per request");
+        let mut headers = doc.clone();
+        headers["identity_headers"] = serde_json::json!({"subject": "x-who"});
+        let renamed = Sections::of(&headers);
+        assert_ne!(renamed.jwt_verdicts, base.jwt_verdicts, "cached headers");
+        assert_ne!(renamed.reference_verdicts, base.reference_verdicts);
+        assert_eq!(renamed.verdicts, base.verdicts, "shared principals stay");
         let mut audience = doc.clone();
         audience["issuers"][0]["audiences"] = serde_json::json!(["other"]);
         let changed = Sections::of(&audience);

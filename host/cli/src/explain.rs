@@ -346,7 +346,7 @@ pub fn render(explanation: &Explanation, engine: &Engine, now: Time) -> String {
     match &explanation.decision {
         Decision::Allow(allow) if allow.would_deny.is_none() => {
             let _ = writeln!(out, "decision: ALLOW (200)");
-            for (name, value) in &allow.headers.set {
+            for (name, value) in allow.headers_to_set() {
                 let _ = writeln!(out, "  sets {name}: {value}");
             }
         }

@@ -114,11 +114,9 @@ impl Edge {
 fn subject(d: &Decision) -> Option<String> {
     match d {
         Decision::Allow(a) => a
-            .headers
-            .set
-            .iter()
-            .find(|(n, _)| n == "x-erp-subject")
-            .map(|(_, v)| v.clone()),
+            .headers_to_set()
+            .find(|(n, _)| *n == "x-erp-subject")
+            .map(|(_, v)| v.to_owned()),
         Decision::Deny(_) => None,
     }
 }

@@ -240,7 +240,7 @@ pub async fn authenticate(
             }
             return response;
         }
-        Decision::Allow(allow) => match allow.principal {
+        Decision::Allow(allow) => match allow.principal().cloned() {
             Some(principal) => {
                 let who = token_holder(&principal);
                 // External (community) users never consume licenses.

@@ -42,7 +42,7 @@ impl DerKeys {
 
 /// A signature check through the host; `Failed` when it cannot answer.
 pub(super) fn verify(host: &impl Host, keys: &mut DerKeys, request: &VerifyRequest) -> Outcome {
-    let Some(args) = keys.get(&request.jwk).and_then(|der| {
+    let Some(args) = keys.get(&request.key.jwk).and_then(|der| {
         foreign::encode_request(
             request.alg,
             &der,

@@ -284,7 +284,7 @@ impl<H: Host> Plugin<H> {
                         self.host.set_request_header(name, None);
                     }
                 }
-                for (name, value) in &allow.headers.set {
+                for (name, value) in allow.headers_to_set() {
                     self.host.set_request_header(name, Some(value));
                 }
                 true

@@ -7,6 +7,11 @@ export interface Decision {
   /** Reason code of a denial, e.g. `expired`, `insufficient_scope`. */
   reason?: string;
   fromCache?: boolean;
+  /** False when the route runs in shadow mode. */
+  enforced?: boolean;
+  /** In shadow mode, the denial enforcement would have made. */
+  wouldDeny?: { status: number; reason: string } | null;
+  /** Only with `GateOptions.principal: true`. */
   principal?: {
     kind: 'user' | 'service' | 'pat' | 'sat';
     subject: string;
@@ -35,13 +40,20 @@ export interface GateOptions {
   hostCrypto?: boolean;
   /** Clock in Unix milliseconds (default Date.now). */
   now?: () => number;
+  /** Each decision carries `principal` (default false: the identity
+   * headers carry it to the upstream). */
+  principal?: boolean;
+  /** Receives each decision-log line (JSON text). */
+  onDecision?: (line: string) => void;
+  /** False keeps decision-log lines off `console`. */
+  logDecisions?: boolean;
   /** Replaces fetch for upstream calls (tests). */
   fetch?: (url: string, init: RequestInit, call: unknown) => Promise<Response>;
 }
 
 export declare class Gate {
   decide(request: Request, ctx?: { waitUntil(p: Promise<unknown>): void }): Promise<Decision>;
-  check(method: string, pathAndQuery: string, headers: [string, string][]): Promise<Decision>;
+  check(method: string, pathAndQuery: string, headers: Iterable<[string, string]>, body?: string | Uint8Array): Promise<Decision>;
   tick(ctx?: { waitUntil(p: Promise<unknown>): void }): Promise<void>;
   stats(): Record<string, number>;
   static forwardable(request: Request, decision: Decision): Request;

@@ -20,21 +20,24 @@ const ED25519_PROBE = { kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7h
 let initialised = false;
 
 // WebCrypto keys imported for verification are kept by algorithm and the
-// key's public material, never by kid alone: two issuers, or one JWKS after
-// a rotation, may publish different keys under one kid. At most this many;
-// the least recently used goes first.
+// core's fingerprint of the key's public JWK, never by kid alone: two
+// issuers, or one JWKS after a rotation, may publish different keys under
+// one kid. At most this many; the least recently used goes first.
 const KEY_CACHE_MAX = 256;
 
-function keyMaterial(jwk) {
-  return [jwk.kty, jwk.crv, jwk.n, jwk.e, jwk.x, jwk.y].map((v) => v ?? '').join('.');
-}
+// Header names and values cross into the module as one string, name and
+// value on alternate lines; Fetch forbids these characters in both.
+const FORBIDDEN_IN_HEADER = /[\r\n\0]/;
 
-function b64urlDecode(text) {
-  const b64 = text.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((text.length + 3) % 4);
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+function headerLines(headers) {
+  let text = '';
+  for (const [name, value] of headers) {
+    if (FORBIDDEN_IN_HEADER.test(name) || FORBIDDEN_IN_HEADER.test(value)) {
+      throw new TypeError('a header name or value holds CR, LF or NUL');
+    }
+    text = text === '' ? name + '\n' + value : text + '\n' + name + '\n' + value;
+  }
+  return text;
 }
 
 async function probeHostCrypto() {
@@ -60,10 +63,16 @@ export class Gate {
   #authorization = null;
   // Shadow-mode denials by reason code, for metrics.
   #shadowDenials = {};
+  // The policy's route names (decisions give an index) and the identity
+  // headers every allow removes.
+  #routes;
+  #strip;
 
   constructor(gate, options) {
     this.#gate = gate;
     this.#options = options;
+    this.#routes = JSON.parse(gate.routes());
+    this.#strip = JSON.parse(gate.strip());
     this.#now = options.now ?? Date.now;
     const c = options.clientCredentials;
     if (c) this.#authorization = clientAuthorization(c.clientId, c.clientSecret);
@@ -101,25 +110,30 @@ export class Gate {
     }
   }
 
-  async #verify(v) {
-    const alg = ALGORITHMS[v.alg];
-    if (!alg) return { failed: true };
-    const cacheKey = v.alg + ':' + keyMaterial(v.jwk);
+  /** Checks the signature of pending step `id` (`V<id> <alg> <fingerprint>
+   * <signing input length>`) with WebCrypto; `undefined` when it cannot
+   * answer. */
+  async #verify(id, head) {
+    const [alg, fingerprint, inputLength] = head;
+    const spec = ALGORITHMS[alg];
+    const data = this.#gate.verifyData(id);
+    if (!spec || !data) return undefined;
+    const cacheKey = alg + ':' + fingerprint;
     let key = this.#keys.get(cacheKey);
     try {
       if (key) {
         this.#keys.delete(cacheKey);
       } else {
-        const { alg: _ignored, ...jwk } = v.jwk;
-        key = await crypto.subtle.importKey('jwk', jwk, alg.import, false, ['verify']);
+        const { alg: _ignored, ...jwk } = JSON.parse(this.#gate.verifyKey(id));
+        key = await crypto.subtle.importKey('jwk', jwk, spec.import, false, ['verify']);
         if (this.#keys.size >= KEY_CACHE_MAX) this.#keys.delete(this.#keys.keys().next().value);
       }
       this.#keys.set(cacheKey, key);
-      const ok = await crypto.subtle.verify(alg.verify, key, b64urlDecode(v.signature), b64urlDecode(v.signingInput));
-      return { verified: ok };
+      const at = Number(inputLength);
+      return await crypto.subtle.verify(spec.verify, key, data.subarray(at), data.subarray(0, at));
     } catch {
       // A key or signature WebCrypto cannot even parse does not verify.
-      return { verified: false };
+      return false;
     }
   }
 
@@ -139,8 +153,9 @@ export class Gate {
   }
 
   /** Runs due background work, then decides the request:
-   * `{ allow, status, headers: {remove, set}, principal, response, reason,
-   * enforced, wouldDeny, log }`. In shadow mode (`enforced: false`) a denial
+   * `{ allow, status, route, fromCache, headers: {remove, set}, response,
+   * reason, enforced, wouldDeny }`, and `principal` when
+   * `options.principal` is true. In shadow mode (`enforced: false`) a denial
    * comes back as an allow with `wouldDeny` and no header edits. */
   async decide(request, ctx) {
     await this.tick(ctx);
@@ -150,10 +165,10 @@ export class Gate {
     // the body, at most one byte past what the core inspects.
     const limit = this.#gate.bodyLimit(request.method, pathAndQuery);
     const body = limit === undefined ? undefined : await readAtMost(request.clone(), limit + 1);
-    return this.check(request.method, pathAndQuery, [...request.headers], body);
+    return this.check(request.method, pathAndQuery, request.headers, body);
   }
 
-  /** Decides from parts: `headers` is `[[name, value], …]`; `body` (a string
+  /** Decides from parts: `headers` is `[[name, value], …]` (or a `Headers`); `body` (a string
    * or bytes) is read only when the core asks for it. No background work. */
   async check(method, pathAndQuery, headers, body) {
     const limit = this.#gate.bodyLimit(method, pathAndQuery);
@@ -162,34 +177,81 @@ export class Gate {
       const all = typeof body === 'string' ? new TextEncoder().encode(body) : new Uint8Array(body ?? []);
       bytes = all.subarray(0, limit + 1);
     }
+    const logging = this.#options.logDecisions !== false || this.#options.onDecision !== undefined;
     // Time inside the module (runtimes that coarsen timers report 0).
     let spent = 0;
-    const timed = (run) => {
-      const start = performance.now();
-      const text = run();
-      spent += performance.now() - start;
-      return JSON.parse(text);
-    };
-    let step = timed(() => this.#gate.check(method, pathAndQuery, JSON.stringify(headers), bytes, this.#now()));
-    while (step.type !== 'decision') {
-      const outcome = step.type === 'call' ? await this.#fetch(step.call) : await this.#verify(step.verify);
-      step = timed(() => this.#gate.resume(step.id, JSON.stringify(outcome), this.#now()));
+    const timed = logging
+      ? (run) => {
+        const start = performance.now();
+        const text = run();
+        spent += performance.now() - start;
+        return text;
+      }
+      : (run) => run();
+    let step = timed(() => this.#gate.check(method, pathAndQuery, headerLines(headers), bytes, this.#now()));
+    for (;;) {
+      const type = step.charCodeAt(0);
+      if (type === 67 /* C */) {
+        const { id, call } = JSON.parse(step.slice(1));
+        const outcome = await this.#fetch(call);
+        step = timed(() => this.#gate.resume(id, JSON.stringify(outcome), this.#now()));
+      } else if (type === 86 /* V */) {
+        const head = step.slice(1).split(' ');
+        const id = Number(head[0]);
+        const valid = await this.#verify(id, head.slice(1));
+        step = timed(() => this.#gate.resumeVerified(id, valid, this.#now()));
+      } else {
+        break;
+      }
     }
-    this.#logDecision(step, spent);
-    if (step.wouldDeny) {
-      const reason = step.wouldDeny.reason;
+    const decision = this.#decision(step);
+    // Synchronously after the module decided: `last*` still speak of it.
+    if (this.#options.principal) decision.principal = JSON.parse(this.#gate.lastPrincipal());
+    if (logging) this.#logDecision(Math.round(spent * 1000));
+    if (decision.wouldDeny) {
+      const reason = decision.wouldDeny.reason;
       this.#shadowDenials[reason] = (this.#shadowDenials[reason] ?? 0) + 1;
     }
-    return step;
+    return decision;
   }
 
-  /** One decision-log line (`erpgate.decision.v1`): to `console`, unless
-   * `options.logDecisions` is false, and to `options.onDecision(line)`. */
-  #logDecision(decision, spentMs) {
-    const record = decision.log;
-    if (!record) return;
-    record.duration_us = Math.round(spentMs * 1000);
-    const line = JSON.stringify(record);
+  /** A decision from the module's text (see `Gate::step_text` in worker.rs). */
+  #decision(step) {
+    const type = step.charCodeAt(0);
+    if (type === 68 /* D */) {
+      const d = JSON.parse(step.slice(1));
+      return { type: 'decision', allow: false, status: d.status, route: d.route, reason: d.reason, response: d.response };
+    }
+    if (type === 87 /* W */) {
+      const [index, status, reason] = step.slice(1).split(' ');
+      return {
+        type: 'decision', allow: true, status: 200, route: this.#route(index), fromCache: false,
+        enforced: false, wouldDeny: { status: Number(status), reason }, headers: { remove: [], set: [] },
+      };
+    }
+    const lines = step.split('\n');
+    const [flags, index, extra] = lines[0].split(' ');
+    const removals = Number(extra);
+    const remove = removals === 0 ? this.#strip : this.#strip.concat(lines.slice(1, 1 + removals));
+    const set = [];
+    for (let i = 1 + removals; i + 1 < lines.length; i += 2) set.push([lines[i], lines[i + 1]]);
+    return {
+      type: 'decision', allow: true, status: 200, route: this.#route(index),
+      fromCache: flags.charCodeAt(1) === 49, enforced: flags.charCodeAt(2) === 49,
+      wouldDeny: null, headers: { remove, set },
+    };
+  }
+
+  #route(index) {
+    return index === '-' ? null : this.#routes[Number(index)] ?? null;
+  }
+
+  /** One decision-log line (`erpgate.decision.v1`) for the last decision: to
+   * `console`, unless `options.logDecisions` is false, and to
+   * `options.onDecision(line)`. */
+  #logDecision(durationUs) {
+    const line = this.#gate.lastLog(durationUs);
+    if (line === undefined) return;
     if (this.#options.logDecisions !== false) console.log(line);
     this.#options.onDecision?.(line);
   }
@@ -242,6 +304,8 @@ async function readAtMost(request, max) {
  * options.hostCrypto: true (default) to verify signatures with WebCrypto.
  * options.onDecision(line): receives each decision-log line (JSON text).
  * options.logDecisions: false to keep decision-log lines off `console`.
+ * options.principal: true to have each decision carry the verified
+ *   principal (JSON from the module; the identity headers carry it anyway).
  */
 export async function createGate(policy, options = {}) {
   if (!initialised) {

@@ -28,7 +28,7 @@ pub fn outcome(reply: &Reply) -> Outcome {
 /// Verifies a host-crypto request the way a host would: from the JWK alone,
 /// with the portable backend.
 fn host_verify(request: &VerifyRequest) -> Result<bool, String> {
-    let jwks = serde_json::json!({ "keys": [request.jwk] }).to_string();
+    let jwks = serde_json::json!({ "keys": [request.key.jwk] }).to_string();
     let set = KeySet::from_jwks(jwks.as_bytes(), &[request.alg]).map_err(|e| e.to_string())?;
     let key = set
         .select(None)
@@ -133,7 +133,10 @@ impl Harness for NativeHarness {
                     forwarded: forwarded_headers(
                         &step.headers,
                         &allow.headers.remove,
-                        &allow.headers.set,
+                        &allow
+                            .headers_to_set()
+                            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                            .collect::<Vec<_>>(),
                     ),
                     from_cache: Some(allow.from_cache),
                     calls,
