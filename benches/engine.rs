@@ -59,7 +59,7 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("decision");
     {
         let bearer = format!("Bearer {}", token(&s, "rsa-a", 0));
-        let mut state = s.engine.new_state();
+        let mut state = s.engine.new_state([7; 16]);
         decide(&s.engine, &mut state, &bearer, s.now);
         group.bench_function("cache_hit", |b| {
             b.iter(|| decide(&s.engine, &mut state, black_box(&bearer), s.now))
@@ -73,7 +73,7 @@ fn benches(c: &mut Criterion) {
         let bearer = format!("Bearer {}", token(&s, key, 1));
         group.bench_function(name, |b| {
             b.iter_batched_ref(
-                || s.engine.new_state(),
+                || s.engine.new_state([7; 16]),
                 |state| decide(&s.engine, state, black_box(&bearer), s.now),
                 BatchSize::SmallInput,
             )

@@ -1,6 +1,7 @@
-//! Bounded TTL caches keyed by SHA-256 of the credential. The raw token is never
-//! stored. Eviction is least-recently-used; expiry is checked against the `now`
-//! the caller passes.
+//! Bounded TTL caches keyed by a hash of the credential: SHA-256, or for
+//! the JWT verdict cache a keyed SipHash ([`CacheKey`]). The raw token is
+//! never stored. Eviction is least-recently-used; expiry is checked against
+//! the `now` the caller passes.
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroUsize;
@@ -48,6 +49,32 @@ impl std::fmt::Debug for TokenHash {
     }
 }
 
+/// SipHash-2-4 with 128-bit output of a credential under a secret key the
+/// adapter drew at random: what the JWT verdict cache is keyed by. A JWT
+/// is hundreds of bytes, and SHA-256 of it was the largest single cost of a
+/// cache hit inside wasm; SipHash does about a tenth of the work. Without
+/// the key nobody can compute a token's value, so no one can make a token
+/// that lands on another's entry (that would be a 128-bit PRF forgery).
+/// SHA-256 is still taken on a miss: the revocation feed and the shared
+/// cache name tokens by it, and the entry keeps it for the next hit.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey(u128);
+
+impl CacheKey {
+    /// The key of `token` under `secret`.
+    pub fn of(secret: &[u8; 16], token: &str) -> Self {
+        let mut hasher = siphasher::sip128::SipHasher24::new_with_key(secret);
+        std::hash::Hasher::write(&mut hasher, token.as_bytes());
+        Self(siphasher::sip128::Hasher128::finish128(&hasher).as_u128())
+    }
+}
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheKey(..)")
+    }
+}
+
 /// The key is already a uniform hash, so its first eight bytes are the bucket hash.
 #[derive(Default)]
 pub struct DigestHasher(u64);
@@ -76,12 +103,12 @@ pub struct Entry<V> {
     pub stale_until: Time,
 }
 
-/// A bounded cache of values keyed by [`TokenHash`].
-pub struct TtlCache<V> {
-    inner: LruCache<TokenHash, Entry<V>, Build>,
+/// A bounded cache of values keyed by [`TokenHash`] (or [`CacheKey`]).
+pub struct TtlCache<V, K = TokenHash> {
+    inner: LruCache<K, Entry<V>, Build>,
 }
 
-impl<V> std::fmt::Debug for TtlCache<V> {
+impl<V, K: std::hash::Hash + Eq> std::fmt::Debug for TtlCache<V, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TtlCache")
             .field("len", &self.inner.len())
@@ -90,7 +117,7 @@ impl<V> std::fmt::Debug for TtlCache<V> {
     }
 }
 
-impl<V> TtlCache<V> {
+impl<V, K: std::hash::Hash + Eq> TtlCache<V, K> {
     /// A cache holding at most `max_entries` (at least one).
     pub fn new(max_entries: usize) -> Self {
         let cap = NonZeroUsize::new(max_entries).unwrap_or(NonZeroUsize::MIN);
@@ -100,7 +127,7 @@ impl<V> TtlCache<V> {
     }
 
     /// The fresh entry for `key`, if any. An entry past even its stale time is dropped.
-    pub fn get(&mut self, key: &TokenHash, now: Time) -> Option<&V> {
+    pub fn get(&mut self, key: &K, now: Time) -> Option<&V> {
         let stale_until = self.inner.peek(key).map(|e| e.stale_until)?;
         if now >= stale_until {
             self.inner.pop(key);
@@ -113,7 +140,7 @@ impl<V> TtlCache<V> {
     }
 
     /// The entry for `key` even past its TTL, while within its stale window.
-    pub fn get_stale(&mut self, key: &TokenHash, now: Time) -> Option<&V> {
+    pub fn get_stale(&mut self, key: &K, now: Time) -> Option<&V> {
         self.inner
             .get(key)
             .filter(|e| now < e.stale_until)
@@ -121,14 +148,7 @@ impl<V> TtlCache<V> {
     }
 
     /// Stores a value. A zero-length lifetime stores nothing.
-    pub fn insert(
-        &mut self,
-        key: TokenHash,
-        value: V,
-        fresh_until: Time,
-        stale_until: Time,
-        now: Time,
-    ) {
+    pub fn insert(&mut self, key: K, value: V, fresh_until: Time, stale_until: Time, now: Time) {
         if fresh_until <= now {
             return;
         }
@@ -143,7 +163,7 @@ impl<V> TtlCache<V> {
     }
 
     /// Drops an entry at once (revocation).
-    pub fn remove(&mut self, key: &TokenHash) -> bool {
+    pub fn remove(&mut self, key: &K) -> bool {
         self.inner.pop(key).is_some()
     }
 
@@ -183,6 +203,15 @@ mod tests {
         assert!(c.remove(&b));
         c.insert(a, 9, t(5), t(5), t(5));
         assert_eq!(c.get(&a, t(5)), None, "zero lifetime is not stored");
+    }
+
+    #[test]
+    fn cache_keys_depend_on_the_secret_and_every_byte() {
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        assert_eq!(CacheKey::of(&a, "token"), CacheKey::of(&a, "token"));
+        assert_ne!(CacheKey::of(&a, "token"), CacheKey::of(&b, "token"));
+        assert_ne!(CacheKey::of(&a, "token"), CacheKey::of(&a, "tokem"));
+        assert_ne!(CacheKey::of(&a, ""), CacheKey::of(&a, "\0"));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! use erpgate::{Engine, Policy, Request, Step, Time};
 //! let policy = Policy::compile(include_str!("../policies/erpnet.json")).unwrap();
 //! let engine = Engine::new(policy);
-//! let mut state = engine.new_state();
+//! let mut state = engine.new_state([7; 16]); // adapters draw this at random
 //! let headers: [(&str, &[u8]); 0] = [];
 //! let step = engine.start(&Request::new("GET", "/api/domain/odata/Crm_Customers", &headers), Time::from_secs(1_766_505_200), &mut state);
 //! match step {

@@ -113,8 +113,13 @@ pub struct Gate {
 #[wasm_bindgen]
 impl Gate {
     /// Compiles the policy. Throws with the offending field on a bad policy.
+    /// `secret` is 16 random bytes (`crypto.getRandomValues`): the JWT
+    /// cache is keyed under it.
     #[wasm_bindgen(constructor)]
-    pub fn new(policy_json: &str, options_json: &str) -> Result<Gate, JsError> {
+    pub fn new(policy_json: &str, options_json: &str, secret: &[u8]) -> Result<Gate, JsError> {
+        let secret: [u8; 16] = secret
+            .try_into()
+            .map_err(|_| js_err("secret: 16 random bytes are required"))?;
         let policy = Policy::compile(policy_json).map_err(js_err)?;
         let options: Options = serde_json::from_str(if options_json.is_empty() {
             "{}"
@@ -131,7 +136,7 @@ impl Gate {
             );
         }
         let engine = Engine::new(policy).with_host_crypto(&algorithms);
-        let state = engine.new_state();
+        let state = engine.new_state(secret);
         Ok(Gate {
             engine,
             state,

@@ -115,8 +115,9 @@ impl Engine {
     fn apply_revocation(&self, event: &RevocationEvent, now: Time, state: &mut State) {
         let recorded = state.revocation.record(event, now.secs());
         if let Some(hash) = recorded.hash {
+            // The JWT cache is keyed otherwise: its hits check the
+            // token's SHA-256 against the revocations.
             state.reference_cache.remove(&hash);
-            state.jwt_cache.remove(&hash);
             state.shared_clear(&self.policy, &hash);
         }
         if recorded.overflowed {
@@ -242,7 +243,7 @@ mod tests {
     fn staleness_counts_from_the_last_success() {
         let policy = Policy::compile(include_str!("../../policies/erpnet.json")).unwrap();
         let engine = Engine::new(policy);
-        let mut state = engine.new_state();
+        let mut state = engine.new_state([7; 16]);
         let t = |s: u64| Time::from_secs(1_000 + s);
         let due = engine.due_calls(t(0), &mut state);
         assert_eq!(engine.staleness(t(0), &state).jwks_age_s, [(0, 0)]);

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Engine;
-use super::state::{JwtVerdict, State, in_flight};
+use super::state::{JwtEntry, JwtVerdict, State, in_flight};
 use super::step::{
     Awaited, Flight, FlightKind, KeyWait, Outcome, RouteRef, SignatureCheck, Step, Suspended,
     VerifyRequest,
 };
-use crate::cache::TokenHash;
+use crate::cache::{CacheKey, TokenHash};
 use crate::decision::{Identity, Reason, Unavailable};
 use crate::jwt::{self, Decoded, TokenError};
 use crate::principal::Principal;
@@ -66,6 +66,25 @@ fn is_revoked(state: &State, principal: &Principal, hash: &TokenHash, now: Time)
         )
 }
 
+/// A token's two names: its key in the local cache and its SHA-256.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hashes {
+    pub(super) key: CacheKey,
+    pub(super) sha: TokenHash,
+}
+
+/// Remembers a verdict in the local cache until `until`.
+fn remember(state: &mut State, hash: Hashes, verdict: JwtVerdict, until: Time, now: Time) {
+    let entry = JwtEntry {
+        sha: hash.sha,
+        verdict,
+    };
+    state
+        .jwt_cache
+        .entries
+        .insert(hash.key, entry, until, until, now);
+}
+
 impl Engine {
     pub(super) fn start_jwt(
         &self,
@@ -74,23 +93,26 @@ impl Engine {
         now: Time,
         state: &mut State,
     ) -> Step {
-        let hash = TokenHash::of(token);
-        if let Some(verdict) = state.jwt_cache.get(&hash, now).cloned() {
+        let key = state.jwt_cache.key(token);
+        if let Some(entry) = state.jwt_cache.entries.get(&key, now).cloned() {
             state.stats.jwt_cache_hits += 1;
-            return self.cached_jwt(route, hash, verdict, now, state);
+            let hash = Hashes {
+                key,
+                sha: entry.sha,
+            };
+            return self.cached_jwt(route, hash, entry.verdict, now, state);
         }
         state.stats.jwt_cache_misses += 1;
-        if let Some(entry) = state.shared_load(&self.policy, Space::Jwt, &hash, now)
+        let hash = Hashes {
+            key,
+            sha: TokenHash::of(token),
+        };
+        if let Some(entry) = state.shared_load(&self.policy, Space::Jwt, &hash.sha, now)
             && let Some(principal) = entry.principal
         {
             let identity = Identity::new(&self.policy, principal);
-            state.jwt_cache.insert(
-                hash,
-                Ok(Arc::clone(&identity)),
-                entry.fresh_until,
-                entry.fresh_until,
-                now,
-            );
+            let until = entry.fresh_until;
+            remember(state, hash, Ok(Arc::clone(&identity)), until, now);
             return self.cached_jwt(route, hash, Ok(identity), now, state);
         }
         self.decide_jwt(route, token, hash, KeyFetch::Allowed, now, state)
@@ -100,14 +122,14 @@ impl Engine {
     fn cached_jwt(
         &self,
         route: RouteRef,
-        hash: TokenHash,
+        hash: Hashes,
         verdict: JwtVerdict,
         now: Time,
         state: &mut State,
     ) -> Step {
         match verdict {
-            Ok(identity) if is_revoked(state, &identity.principal, &hash, now) => {
-                state.jwt_cache.remove(&hash);
+            Ok(identity) if is_revoked(state, &identity.principal, &hash.sha, now) => {
+                state.jwt_cache.entries.remove(&hash.key);
                 self.reject_jwt(route, hash, TokenError::Revoked.into(), now, state)
             }
             Ok(identity) => self.authorize(route, identity, true),
@@ -121,7 +143,7 @@ impl Engine {
         &self,
         route: RouteRef,
         token: &str,
-        hash: TokenHash,
+        hash: Hashes,
         fetch: KeyFetch,
         now: Time,
         state: &mut State,
@@ -137,7 +159,7 @@ impl Engine {
     fn reject_jwt(
         &self,
         route: RouteRef,
-        hash: TokenHash,
+        hash: Hashes,
         rejection: JwtRejection,
         now: Time,
         state: &mut State,
@@ -148,16 +170,13 @@ impl Engine {
                 return self.deny(Reason::Unavailable(Unavailable::KeysUnavailable), route);
             }
             JwtRejection::KeyFetchFailed => {
-                state.jwt_cache.remove(&hash);
+                state.jwt_cache.entries.remove(&hash.key);
                 return self.deny(Reason::Unavailable(Unavailable::KeysUnavailable), route);
             }
         };
         let ttl = self.policy.jwt_cache.negative_ttl;
         if error.is_permanent() && !ttl.is_zero() {
-            let until = now.plus(ttl);
-            state
-                .jwt_cache
-                .insert(hash, Err(error.clone()), until, until, now);
+            remember(state, hash, Err(error.clone()), now.plus(ttl), now);
         }
         self.deny(Reason::Token(error), route)
     }
@@ -168,7 +187,7 @@ impl Engine {
         &self,
         route: RouteRef,
         token: &str,
-        hash: TokenHash,
+        hash: Hashes,
         fetch: KeyFetch,
         now: Time,
         state: &mut State,
@@ -290,7 +309,7 @@ impl Engine {
         &self,
         route: RouteRef,
         issuer_idx: usize,
-        hash: TokenHash,
+        hash: Hashes,
         claims: &Map<String, Value>,
         now: Time,
         state: &mut State,
@@ -301,7 +320,7 @@ impl Engine {
             .get(issuer_idx)
             .ok_or(TokenError::UnknownIssuer)?;
         let principal = jwt::principal_from_claims(claims, &issuer.rules, now.secs())?;
-        if is_revoked(state, &principal, &hash, now) {
+        if is_revoked(state, &principal, &hash.sha, now) {
             return Err(TokenError::Revoked.into());
         }
         let expiry = Time::from_secs(principal.expires_at.saturating_add(issuer.rules.leeway_s));
@@ -309,15 +328,13 @@ impl Engine {
         state.shared_store(
             &self.policy,
             Space::Jwt,
-            &hash,
+            &hash.sha,
             Some(&principal),
             until,
             until,
         );
         let identity = Identity::new(&self.policy, principal);
-        state
-            .jwt_cache
-            .insert(hash, Ok(Arc::clone(&identity)), until, until, now);
+        remember(state, hash, Ok(Arc::clone(&identity)), until, now);
         Ok(self.authorize(route, identity, false))
     }
 
@@ -342,7 +359,10 @@ impl Engine {
         } else {
             KeyFetch::Failed
         };
-        let hash = TokenHash::of(&wait.token);
+        let hash = Hashes {
+            key: state.jwt_cache.key(&wait.token),
+            sha: TokenHash::of(&wait.token),
+        };
         self.decide_jwt(route, &wait.token, hash, fetch, now, state)
     }
 

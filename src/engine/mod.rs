@@ -91,14 +91,16 @@ impl Engine {
     /// parts did not change (see [`crate::policy::Sections`]), so a route
     /// edit drops no cache, key or revocation cursor.
     pub fn adopt(&self, before: &Engine, previous: State) -> State {
-        let mut state = self.new_state();
+        let mut state = State::new(&self.policy, previous.jwt_cache_secret());
         state.adopt(previous, &before.policy.sections, &self.policy.sections);
         state
     }
 
-    /// Fresh state for one adapter instance.
-    pub fn new_state(&self) -> State {
-        State::new(&self.policy)
+    /// Fresh state for one adapter instance. `cache_secret` keys the JWT
+    /// verdict cache ([`crate::cache::CacheKey`]): the adapter draws it at
+    /// random (the core has no randomness) and it never leaves the state.
+    pub fn new_state(&self, cache_secret: [u8; 16]) -> State {
+        State::new(&self.policy, cache_secret)
     }
 
     /// Decides a request, or asks for one outbound call first.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{TokenHash, TtlCache};
+use crate::cache::{CacheKey, TokenHash, TtlCache};
 use crate::decision::Identity;
 use crate::jwt::TokenError;
 use crate::keys::KeySet;
@@ -129,6 +129,28 @@ pub(super) struct FeedState {
 /// A remembered JWT verdict: the principal, or why the token was refused.
 pub(super) type JwtVerdict = Result<Arc<Identity>, TokenError>;
 
+/// A remembered JWT verdict with the token's SHA-256, which revocations
+/// name tokens by (checked again on every hit).
+#[derive(Debug, Clone)]
+pub(super) struct JwtEntry {
+    pub(super) sha: TokenHash,
+    pub(super) verdict: JwtVerdict,
+}
+
+/// The JWT verdict cache, keyed by [`CacheKey`] under its own secret.
+#[derive(Debug)]
+pub(super) struct JwtCache {
+    secret: [u8; 16],
+    pub(super) entries: TtlCache<JwtEntry, CacheKey>,
+}
+
+impl JwtCache {
+    /// The cache key of a token.
+    pub(super) fn key(&self, token: &str) -> CacheKey {
+        CacheKey::of(&self.secret, token)
+    }
+}
+
 /// The adapter's shared cache, if it attached one, and the namespace its
 /// keys live in.
 struct AttachedCache(Box<dyn SharedCache>, String);
@@ -144,7 +166,7 @@ impl std::fmt::Debug for AttachedCache {
 #[derive(Debug)]
 pub struct State {
     pub(super) issuers: Vec<IssuerState>,
-    pub(super) jwt_cache: TtlCache<JwtVerdict>,
+    pub(super) jwt_cache: JwtCache,
     pub(super) reference_cache: TtlCache<Option<Arc<Identity>>>,
     pub(super) revocation: RevocationState,
     pub(super) feed: FeedState,
@@ -159,8 +181,9 @@ pub struct State {
 }
 
 impl State {
-    /// Fresh state for a policy: inline keys only, empty caches.
-    pub(super) fn new(policy: &Policy) -> Self {
+    /// Fresh state for a policy: inline keys only, empty caches, the JWT
+    /// cache keyed under `cache_secret`.
+    pub(super) fn new(policy: &Policy, cache_secret: [u8; 16]) -> Self {
         State {
             issuers: policy
                 .issuers
@@ -173,7 +196,10 @@ impl State {
                     in_flight_until: None,
                 })
                 .collect(),
-            jwt_cache: TtlCache::new(policy.jwt_cache.max_entries),
+            jwt_cache: JwtCache {
+                secret: cache_secret,
+                entries: TtlCache::new(policy.jwt_cache.max_entries),
+            },
             reference_cache: TtlCache::new(
                 policy
                     .introspection
@@ -187,6 +213,11 @@ impl State {
             started: None,
             stats: Stats::default(),
         }
+    }
+
+    /// The secret the JWT cache is keyed under (kept across a reload).
+    pub(super) fn jwt_cache_secret(&self) -> [u8; 16] {
+        self.jwt_cache.secret
     }
 
     /// Backs the local caches with a cache shared across engine instances

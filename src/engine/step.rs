@@ -210,7 +210,7 @@ pub(super) struct KeyWait {
 /// A JWT whose signature host crypto is checking.
 pub(super) struct SignatureCheck {
     pub(super) issuer: usize,
-    pub(super) hash: TokenHash,
+    pub(super) hash: super::jwt::Hashes,
     pub(super) claims: Map<String, Value>,
 }
 

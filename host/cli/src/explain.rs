@@ -149,7 +149,7 @@ impl Explainer {
     /// An explainer for a policy.
     pub fn new(policy: Policy) -> Self {
         let engine = Engine::new(policy);
-        let state = engine.new_state();
+        let state = engine.new_state(rand::random());
         Self { engine, state }
     }
 

@@ -35,7 +35,7 @@ impl Edge {
             serde_json::from_str(include_str!("../../../policies/erpnet.json")).unwrap();
         policy["issuers"][0]["issuer"] = json!(format!("{base}/id"));
         let engine = Engine::new(Policy::compile(&policy.to_string()).unwrap());
-        let state = engine.new_state();
+        let state = engine.new_state(rand::random());
         Self {
             engine,
             state,

@@ -60,7 +60,7 @@ impl Api {
         let engine = Policy::compile(&policy.to_string())
             .map(Engine::new)
             .map_err(|e| e.to_string());
-        let state = engine.as_ref().ok().map(Engine::new_state);
+        let state = engine.as_ref().ok().map(|e| e.new_state(rand::random()));
         Self {
             engine,
             state: Mutex::new(state),

@@ -36,6 +36,12 @@ impl Host for ProxyWasm {
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
 
+    fn random_secret(&self) -> Option<[u8; 16]> {
+        let mut secret = [0u8; 16];
+        getrandom::fill(&mut secret).ok()?;
+        Some(secret)
+    }
+
     fn log(&self, level: LogLevel, message: &str) {
         let level = match level {
             LogLevel::Debug => proxy_wasm::types::LogLevel::Debug,

@@ -32,6 +32,9 @@ pub(super) trait Host {
     fn now(&self) -> Time;
     /// The host's clock in nanoseconds, for timing the filter's own work.
     fn now_ns(&self) -> u64;
+    /// Sixteen random bytes (WASI `random_get` in Envoy), or `None` when
+    /// the host has no randomness: the secret the JWT cache is keyed under.
+    fn random_secret(&self) -> Option<[u8; 16]>;
     /// Writes a log line; logging must never fail a request.
     fn log(&self, level: LogLevel, message: &str);
     /// Defines a counter; `None` when the host refuses.

@@ -124,12 +124,25 @@ impl<H: Host> Plugin<H> {
         }
         let deployment = deployment(&config.clusters, config.client_id.as_deref());
         let deployment_key = deployment.concat();
+        let secret = host.random_secret().unwrap_or_else(|| {
+            // No randomness: the secret is then only as good as the clock.
+            // It keys a cache whose entries no one can name without the
+            // token itself, so this weakens a second line, not the first.
+            host.log(
+                LogLevel::Critical,
+                "erpgate: the host has no randomness (WASI random_get); the JWT cache key falls back to the clock",
+            );
+            let digest = crate::cache::TokenHash::of_bytes(&host.now_ns().to_le_bytes()).0;
+            let mut secret = [0u8; 16];
+            secret.copy_from_slice(digest.get(..16).unwrap_or(&[0; 16]));
+            secret
+        });
         let mut state = match previous {
             Some(p) if p.deployment_key == deployment_key => {
-                let old = p.state.replace(p.engine.new_state());
+                let old = p.state.replace(p.engine.new_state(secret));
                 engine.adopt(&p.engine, old)
             }
-            _ => engine.new_state(),
+            _ => engine.new_state(secret),
         };
         if let Some(shared) = shared {
             state.attach_shared_cache(engine.policy(), &deployment, shared);

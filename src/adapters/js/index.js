@@ -314,7 +314,7 @@ export async function createGate(policy, options = {}) {
   }
   const hostCrypto = options.hostCrypto === false ? [] : await probeHostCrypto();
   const text = typeof policy === 'string' ? policy : JSON.stringify(policy);
-  const gate = new WasmGate(text, JSON.stringify({ hostCrypto }));
+  const gate = new WasmGate(text, JSON.stringify({ hostCrypto }), crypto.getRandomValues(new Uint8Array(16)));
   return new Gate(gate, options);
 }
 

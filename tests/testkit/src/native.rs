@@ -80,7 +80,7 @@ impl Harness for NativeHarness {
         if vector.host_crypto {
             engine = engine.with_host_crypto(&Algorithm::ALL);
         }
-        let mut state = engine.new_state();
+        let mut state = engine.new_state(rand::random());
         let mut out = Vec::with_capacity(vector.steps.len());
         for step in &vector.steps {
             let now = Time::from_millis(step.now_ms);

@@ -117,6 +117,10 @@ impl Host for MockHost {
         Time::from_secs(NOW_S)
     }
 
+    fn random_secret(&self) -> Option<[u8; 16]> {
+        Some([7; 16])
+    }
+
     fn now_ns(&self) -> u64 {
         NOW_S * 1_000_000_000
     }
