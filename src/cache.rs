@@ -62,9 +62,9 @@ pub struct CacheKey(u128);
 
 impl CacheKey {
     /// The key of `token` under `secret`.
-    pub fn of(secret: &[u8; 16], token: &str) -> Self {
+    pub fn of(secret: &[u8; 16], token: &[u8]) -> Self {
         let mut hasher = siphasher::sip128::SipHasher24::new_with_key(secret);
-        std::hash::Hasher::write(&mut hasher, token.as_bytes());
+        std::hash::Hasher::write(&mut hasher, token);
         Self(siphasher::sip128::Hasher128::finish128(&hasher).as_u128())
     }
 }
@@ -208,10 +208,10 @@ mod tests {
     #[test]
     fn cache_keys_depend_on_the_secret_and_every_byte() {
         let (a, b) = ([1u8; 16], [2u8; 16]);
-        assert_eq!(CacheKey::of(&a, "token"), CacheKey::of(&a, "token"));
-        assert_ne!(CacheKey::of(&a, "token"), CacheKey::of(&b, "token"));
-        assert_ne!(CacheKey::of(&a, "token"), CacheKey::of(&a, "tokem"));
-        assert_ne!(CacheKey::of(&a, ""), CacheKey::of(&a, "\0"));
+        assert_eq!(CacheKey::of(&a, b"token"), CacheKey::of(&a, b"token"));
+        assert_ne!(CacheKey::of(&a, b"token"), CacheKey::of(&b, b"token"));
+        assert_ne!(CacheKey::of(&a, b"token"), CacheKey::of(&a, b"tokem"));
+        assert_ne!(CacheKey::of(&a, b""), CacheKey::of(&a, b"\0"));
     }
 
     #[test]

@@ -191,6 +191,32 @@ pub fn query_carries_token(query: &str) -> bool {
     })
 }
 
+/// The token of a request whose one credential is `Authorization: Bearer
+/// <token>` with nothing around the token, as raw bytes and unparsed: what
+/// the JWT cache is looked up by before the credential is parsed. A hit
+/// means these very bytes were parsed and verified before (the cache is
+/// keyed by a 128-bit keyed hash of them); anything else, a miss included,
+/// goes through [`extract`], which decides exactly as it always does.
+pub fn cached_bearer<'a>(request: &Request<'a>) -> Option<&'a [u8]> {
+    if request.query().is_some_and(query_carries_token) {
+        return None;
+    }
+    let mut found: Option<&'a [u8]> = None;
+    for (name, value) in request.headers {
+        if name.eq_ignore_ascii_case("authorization") {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(value);
+        } else if API_KEY_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            return None;
+        }
+    }
+    let value = found?;
+    let (scheme, token) = (value.get(..7)?, value.get(7..)?);
+    (scheme.eq_ignore_ascii_case(b"bearer ") && !token.starts_with(b"enrt_")).then_some(token)
+}
+
 /// Finds the request's credential. `Ok(None)` means the request carries none.
 pub fn extract<'a>(request: &Request<'a>) -> Result<Option<Credential<'a>>, CredentialError> {
     if request.query().is_some_and(query_carries_token) {
@@ -302,6 +328,43 @@ mod tests {
             run(&[("X-Api-Key", REF), ("Api-Key", REF)], "/"),
             Err(CredentialError::MultipleCredentials)
         );
+    }
+
+    #[test]
+    fn cached_bearer_takes_only_a_lone_plain_bearer_token() {
+        let get = |headers: &[(&str, &str)], path: &str| {
+            let h: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+            cached_bearer(&Request::new("GET", path, &h)).map(<[u8]>::to_vec)
+        };
+        let bearer_ref = format!("Bearer {REF}");
+        assert_eq!(
+            get(&[("Authorization", "bearer a.b.c")], "/"),
+            Some(b"a.b.c".to_vec())
+        );
+        assert_eq!(
+            get(&[("authorization", "Bearer  a.b.c")], "/"),
+            Some(b" a.b.c".to_vec())
+        );
+        for (headers, path) in [
+            (
+                &[
+                    ("Authorization", "Bearer a.b.c"),
+                    ("Authorization", "Bearer a.b.c"),
+                ][..],
+                "/",
+            ),
+            (
+                &[("Authorization", "Bearer a.b.c"), ("X-Api-Key", "k")][..],
+                "/",
+            ),
+            (&[("Authorization", "Bearer a.b.c")][..], "/?access_token=x"),
+            (&[("Authorization", bearer_ref.as_str())][..], "/"),
+            (&[("Authorization", "Basic a.b.c")][..], "/"),
+            (&[("Authorization", "Bearer")][..], "/"),
+            (&[][..], "/"),
+        ] {
+            assert_eq!(get(headers, path), None, "{headers:?} {path}");
+        }
     }
 
     #[test]

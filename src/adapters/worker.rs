@@ -159,7 +159,8 @@ impl Gate {
     /// - a shadow denial: `W<route index|-> <status> <reason>`;
     /// - a denial: `D` and JSON;
     /// - an HTTP call: `C` and JSON `{id, call}`;
-    /// - a signature check: `V<id> <alg> <key fingerprint> <signing input length>`.
+    /// - a signature check: `V<id> <alg> <key fingerprint> <signing input length>`;
+    /// - (from [`Gate::check`] only) the body is needed: `B<limit>`.
     fn step_text(&mut self, step: Step, now: Time) -> String {
         match step {
             Step::Decided(decision) => {
@@ -252,21 +253,12 @@ impl Gate {
         id
     }
 
-    /// How many body bytes the core must see to decide this request, if
-    /// any (an OData `$batch`): read at most one more, and pass them to
-    /// `check`.
-    #[wasm_bindgen(js_name = bodyLimit)]
-    pub fn body_limit(&self, method: &str, path: &str) -> Option<u32> {
-        let headers: [(&str, &[u8]); 0] = [];
-        self.engine
-            .body_limit(&Request::new(method, path, &headers))
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-    }
-
     /// Decides a request. `headers` holds every request header, name and
     /// value on alternate lines (`name\nvalue\nname\nvalue`; Fetch forbids a
-    /// newline in either); `body` is what `bodyLimit` asked for. Returns a
-    /// step as text (see the module's documentation).
+    /// newline in either). Without `body`, a request decided on its body
+    /// (an OData `$batch`) returns `B<limit>`: call again with at most one
+    /// byte more than `limit`. Returns a step as text (see the module's
+    /// documentation).
     pub fn check(
         &mut self,
         method: &str,
@@ -286,8 +278,13 @@ impl Gate {
             }
         }
         let mut request = Request::new(method, path, &borrowed);
-        if let Some(body) = &body {
-            request = request.with_body(body);
+        match &body {
+            Some(body) => request = request.with_body(body),
+            None => {
+                if let Some(limit) = self.engine.body_limit(&request) {
+                    return Ok(format!("B{limit}"));
+                }
+            }
         }
         let now = now(now_ms);
         let step = self.engine.start(&request, now, &mut self.state);

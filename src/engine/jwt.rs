@@ -86,6 +86,27 @@ fn remember(state: &mut State, hash: Hashes, verdict: JwtVerdict, until: Time, n
 }
 
 impl Engine {
+    /// A request whose Bearer token (raw bytes, see
+    /// [`crate::credential::cached_bearer`]) has a verdict in the JWT cache: that
+    /// verdict, checked again against revocations and the route. `None`
+    /// on a miss; the credential is then parsed as usual.
+    pub(super) fn jwt_cache_hit(
+        &self,
+        route: RouteRef,
+        token: &[u8],
+        now: Time,
+        state: &mut State,
+    ) -> Option<Step> {
+        let key = state.jwt_cache.key(token);
+        let entry = state.jwt_cache.entries.get(&key, now).cloned()?;
+        state.stats.jwt_cache_hits += 1;
+        let hash = Hashes {
+            key,
+            sha: entry.sha,
+        };
+        Some(self.cached_jwt(route, hash, entry.verdict, now, state))
+    }
+
     pub(super) fn start_jwt(
         &self,
         route: RouteRef,
@@ -93,7 +114,7 @@ impl Engine {
         now: Time,
         state: &mut State,
     ) -> Step {
-        let key = state.jwt_cache.key(token);
+        let key = state.jwt_cache.key(token.as_bytes());
         if let Some(entry) = state.jwt_cache.entries.get(&key, now).cloned() {
             state.stats.jwt_cache_hits += 1;
             let hash = Hashes {
@@ -360,7 +381,7 @@ impl Engine {
             KeyFetch::Failed
         };
         let hash = Hashes {
-            key: state.jwt_cache.key(&wait.token),
+            key: state.jwt_cache.key(wait.token.as_bytes()),
             sha: TokenHash::of(&wait.token),
         };
         self.decide_jwt(route, &wait.token, hash, fetch, now, state)

@@ -118,6 +118,12 @@ impl Engine {
         if self.is_public(route) {
             return self.allow(route, None, false);
         }
+        // A token seen before is looked up before it is parsed.
+        if let Some(token) = credential::cached_bearer(request)
+            && let Some(step) = self.jwt_cache_hit(route, token, now, state)
+        {
+            return step;
+        }
         let credential = match credential::extract(request) {
             Ok(Some(c)) => c,
             Ok(None) => return self.deny(Reason::MissingCredential, route),

@@ -146,7 +146,7 @@ pub(super) struct JwtCache {
 
 impl JwtCache {
     /// The cache key of a token.
-    pub(super) fn key(&self, token: &str) -> CacheKey {
+    pub(super) fn key(&self, token: &[u8]) -> CacheKey {
         CacheKey::of(&self.secret, token)
     }
 }

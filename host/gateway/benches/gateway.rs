@@ -31,12 +31,33 @@ fn headers(token: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 fn decide(vm: &mut Vm, token: &str) {
-    let (id, progress) = vm
-        .request(headers(token), HashMap::new(), Vec::new())
-        .unwrap();
+    let headers = if token.is_empty() {
+        // A public route without a credential: the filter's fixed cost.
+        vec![
+            (":method".into(), b"GET".to_vec()),
+            (":path".into(), b"/health".to_vec()),
+            (":authority".into(), b"api".to_vec()),
+        ]
+    } else {
+        headers(token)
+    };
+    let (id, progress) = vm.request(headers, HashMap::new(), Vec::new()).unwrap();
     let verdict = progress.verdict(id);
     assert!(matches!(verdict, Some(Verdict::Continue(_))), "{verdict:?}");
     vm.finish(id).unwrap();
+}
+
+/// Wasm instructions one request runs (wasmtime fuel), averaged over `n`
+/// requests from `tokens`: a count that does not drift with the machine.
+fn instructions(vm: &mut Vm, tokens: &mut dyn FnMut() -> String, n: u64) -> u64 {
+    let mut total = 0;
+    for _ in 0..n {
+        let token = tokens();
+        let before = vm.instructions().unwrap();
+        decide(vm, &token);
+        total += vm.instructions().unwrap() - before;
+    }
+    total / n
 }
 
 fn benches(c: &mut Criterion) {
@@ -55,7 +76,7 @@ fn benches(c: &mut Criterion) {
     vm.set_time_ms(Some(DEFAULT_NOW * 1000));
     // The same filter on a host without `verify_signature`: RSA in wasm.
     let mut vm_wasm = module
-        .reconfigure(config, HashMap::new())
+        .reconfigure(config.clone(), HashMap::new())
         .with_verify_signature(false)
         .instantiate()
         .unwrap();
@@ -67,10 +88,40 @@ fn benches(c: &mut Criterion) {
         claims["jti"] = json!(format!("{serial:032X}"));
         fixtures.mint(key, &claims).unwrap()
     };
+    // The instruction counts, from metered VMs of the same filter.
+    {
+        let metered = FilterModule::load_metered(&wasm, config.clone(), HashMap::new()).unwrap();
+        let mut vm = metered.instantiate().unwrap();
+        vm.set_time_ms(Some(DEFAULT_NOW * 1000));
+        let mut vm_wasm = metered
+            .reconfigure(config.clone(), HashMap::new())
+            .with_verify_signature(false)
+            .instantiate()
+            .unwrap();
+        vm_wasm.set_time_ms(Some(DEFAULT_NOW * 1000));
+        let cached = mint("rsa-a");
+        decide(&mut vm, &cached);
+        let public = instructions(&mut vm, &mut String::new, 100);
+        let hit = instructions(&mut vm, &mut || cached.clone(), 100);
+        let rs256_host = instructions(&mut vm, &mut || mint("rsa-a"), 20);
+        let rs256 = instructions(&mut vm_wasm, &mut || mint("rsa-a"), 5);
+        let es256 = instructions(&mut vm_wasm, &mut || mint("ec-a"), 5);
+        let eddsa = instructions(&mut vm_wasm, &mut || mint("ed-a"), 5);
+        println!("wasm instructions per request (wasmtime fuel):");
+        println!("  public route, no credential              {public:>12}");
+        println!("  cache hit                                {hit:>12}");
+        println!("  first-seen RS256 with verify_signature   {rs256_host:>12}");
+        println!("  first-seen RS256 in wasm                 {rs256:>12}");
+        println!("  first-seen ES256 in wasm                 {es256:>12}");
+        println!("  first-seen EdDSA in wasm                 {eddsa:>12}");
+    }
     let mut group = c.benchmark_group("gateway");
     group.sample_size(30);
     let cached = mint("rsa-a");
     decide(&mut vm, &cached);
+    group.bench_function("public_route_no_credential", |b| {
+        b.iter(|| decide(&mut vm, black_box("")))
+    });
     group.bench_function("cache_hit", |b| {
         b.iter(|| decide(&mut vm, black_box(&cached)))
     });

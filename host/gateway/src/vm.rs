@@ -42,6 +42,8 @@ pub struct FilterModule {
     /// The configuration new VMs start with (a reload replaces it).
     plugin_config: std::sync::RwLock<Vec<u8>>,
     verify_signature: bool,
+    /// Whether VMs count the wasm instructions they run (wasmtime fuel).
+    metered: bool,
 }
 
 /// Where a stream stands after a callback.
@@ -100,8 +102,31 @@ impl FilterModule {
         plugin_config: Vec<u8>,
         clusters: HashMap<String, String>,
     ) -> Result<Self, VmError> {
+        Self::load_with(wasm, plugin_config, clusters, false)
+    }
+
+    /// Compiles a filter whose VMs count every wasm instruction they run
+    /// (wasmtime fuel, one unit per instruction): [`Vm::instructions`]. A
+    /// count does not drift with the machine's load, so benchmarks report
+    /// it next to the time. Metering slows the guest down; time it with a
+    /// module from [`FilterModule::load`].
+    pub fn load_metered(
+        wasm: &[u8],
+        plugin_config: Vec<u8>,
+        clusters: HashMap<String, String>,
+    ) -> Result<Self, VmError> {
+        Self::load_with(wasm, plugin_config, clusters, true)
+    }
+
+    fn load_with(
+        wasm: &[u8],
+        plugin_config: Vec<u8>,
+        clusters: HashMap<String, String>,
+        metered: bool,
+    ) -> Result<Self, VmError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        config.consume_fuel(metered);
         let engine = Engine::new(&config).map_err(|e| VmError::Module(e.to_string()))?;
         let module = Module::new(&engine, wasm).map_err(|e| VmError::Module(e.to_string()))?;
         if module.get_export("proxy_abi_version_0_2_1").is_none() {
@@ -124,6 +149,7 @@ impl FilterModule {
             clusters: Arc::new(clusters),
             plugin_config: std::sync::RwLock::new(plugin_config),
             verify_signature: true,
+            metered,
         })
     }
 
@@ -145,6 +171,7 @@ impl FilterModule {
             clusters: Arc::new(clusters),
             plugin_config: std::sync::RwLock::new(plugin_config),
             verify_signature: self.verify_signature,
+            metered: self.metered,
         }
     }
 
@@ -194,6 +221,11 @@ impl FilterModule {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(CALLBACK_DEADLINE_TICKS);
+        if self.metered {
+            store
+                .set_fuel(u64::MAX)
+                .map_err(|e| VmError::Module(e.to_string()))?;
+        }
         let instance = self
             .linker
             .instantiate(&mut store, &self.module)
@@ -237,6 +269,12 @@ impl Vm {
         func.call(&mut self.store, &params, &mut results)
             .map_err(|e| VmError::Trap(format!("{name}: {e}")))?;
         Ok(results.first().and_then(wasmtime::Val::i32))
+    }
+
+    /// Wasm instructions this VM has run so far, when its module is
+    /// metered ([`FilterModule::load_metered`]).
+    pub fn instructions(&self) -> Option<u64> {
+        self.store.get_fuel().ok().map(|left| u64::MAX - left)
     }
 
     /// Calls `proxy_on_configure` with the VM's plugin configuration.

@@ -30,9 +30,11 @@ const KEY_CACHE_MAX = 256;
 const FORBIDDEN_IN_HEADER = /[\r\n\0]/;
 
 function headerLines(headers) {
+  // A Fetch `Headers` cannot hold them; anything else is checked.
+  const trusted = typeof Headers !== 'undefined' && headers instanceof Headers;
   let text = '';
   for (const [name, value] of headers) {
-    if (FORBIDDEN_IN_HEADER.test(name) || FORBIDDEN_IN_HEADER.test(value)) {
+    if (!trusted && (FORBIDDEN_IN_HEADER.test(name) || FORBIDDEN_IN_HEADER.test(value))) {
       throw new TypeError('a header name or value holds CR, LF or NUL');
     }
     text = text === '' ? name + '\n' + value : text + '\n' + name + '\n' + value;
@@ -161,22 +163,24 @@ export class Gate {
     await this.tick(ctx);
     const url = new URL(request.url);
     const pathAndQuery = url.pathname + url.search;
-    // An OData $batch is decided on its inner requests: read (a copy of)
-    // the body, at most one byte past what the core inspects.
-    const limit = this.#gate.bodyLimit(request.method, pathAndQuery);
-    const body = limit === undefined ? undefined : await readAtMost(request.clone(), limit + 1);
-    return this.check(request.method, pathAndQuery, request.headers, body);
+    // An OData $batch is decided on its inner requests: (a copy of) the
+    // body is read when the core asks, at most one byte past what it
+    // inspects.
+    return this.#run(request.method, pathAndQuery, request.headers, (max) => readAtMost(request.clone(), max));
   }
 
   /** Decides from parts: `headers` is `[[name, value], …]` (or a `Headers`); `body` (a string
    * or bytes) is read only when the core asks for it. No background work. */
-  async check(method, pathAndQuery, headers, body) {
-    const limit = this.#gate.bodyLimit(method, pathAndQuery);
-    let bytes;
-    if (limit !== undefined) {
+  check(method, pathAndQuery, headers, body) {
+    return this.#run(method, pathAndQuery, headers, (max) => {
       const all = typeof body === 'string' ? new TextEncoder().encode(body) : new Uint8Array(body ?? []);
-      bytes = all.subarray(0, limit + 1);
-    }
+      return all.subarray(0, max);
+    });
+  }
+
+  /** Decides; `readBody(max)` gives at most `max` bytes of the body, and is
+   * called only when the core must see it (`B<limit>`). */
+  async #run(method, pathAndQuery, headers, readBody) {
     const logging = this.#options.logDecisions !== false || this.#options.onDecision !== undefined;
     // Time inside the module (runtimes that coarsen timers report 0).
     let spent = 0;
@@ -188,7 +192,12 @@ export class Gate {
         return text;
       }
       : (run) => run();
-    let step = timed(() => this.#gate.check(method, pathAndQuery, headerLines(headers), bytes, this.#now()));
+    const lines = headerLines(headers);
+    let step = timed(() => this.#gate.check(method, pathAndQuery, lines, undefined, this.#now()));
+    if (step.charCodeAt(0) === 66 /* B */) {
+      const bytes = await readBody(Number(step.slice(1)) + 1);
+      step = timed(() => this.#gate.check(method, pathAndQuery, lines, bytes, this.#now()));
+    }
     for (;;) {
       const type = step.charCodeAt(0);
       if (type === 67 /* C */) {

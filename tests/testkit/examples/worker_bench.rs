@@ -16,6 +16,8 @@ use erpgate_testkit::{DEFAULT_NOW, Fixtures, preset_claims, repo_root, test_poli
 use serde_json::{Value, json};
 
 const N: usize = 100;
+/// Requests of each kind before measuring.
+const WARM_UP: usize = 15;
 
 fn write_config() -> String {
     let root = repo_root();
@@ -101,10 +103,13 @@ fn main() {
     for (alg, key) in [("RS256", "rsa-a"), ("ES256", "ec-a"), ("EdDSA", "ed-a")] {
         let jwk = fixtures.key(key).unwrap().public_jwk().unwrap();
         let job = |mode: &str, tokens: Vec<String>| json!({"mode": mode, "alg": alg, "policy": policy, "jwk": jwk, "issuer": "https://demo.my.erp.net/id", "nowMs": DEFAULT_NOW * 1000, "tokens": tokens});
-        // Warm up: instantiate the gate and import the keys.
-        for _ in 0..3 {
-            timed(&addr, &job("erpgate", vec![mint(key)]));
-            timed(&addr, &job("jose", vec![mint(key)]));
+        // Warm up both sides until V8 has optimised the hot code (wasm
+        // tiers up from Liftoff after enough calls; so does jose's JS).
+        for _ in 0..WARM_UP {
+            let tokens: Vec<String> = (0..N).map(|_| mint(key)).collect();
+            timed(&addr, &job("erpgate", tokens.clone()));
+            timed(&addr, &job("jose", tokens.clone()));
+            timed(&addr, &job("erpgate", vec![tokens[0].clone(); N]));
         }
         // Each round: what reading the same job costs (subtracted), erpgate
         // and jose on the same fresh tokens, then erpgate on one token N times.
