@@ -180,6 +180,38 @@ pub fn encode_b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Deserializes trusted configuration (a policy, the filter's plugin
+/// configuration); on a syntax error, the path of the offending field (or
+/// `(document)`) and serde's message.
+///
+/// Native builds, and so `erpgate policy check`, track the path with
+/// `serde_path_to_error`. The wasm artifacts do not: the tracking wraps
+/// every deserializer and was an eighth of the filter's code. There the
+/// message still names the field (`unknown field \`x\``) with its line and
+/// column, and the semantic checks that follow name their field paths as
+/// everywhere.
+pub fn from_slice_with_path<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, (String, String)> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." {
+                "(document)".into()
+            } else {
+                path
+            };
+            (path, e.into_inner().to_string())
+        })
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        serde_json::from_slice(bytes).map_err(|e| ("(document)".to_owned(), e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

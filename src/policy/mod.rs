@@ -398,20 +398,13 @@ impl Policy {
 
     /// Parses and validates a policy from JSON bytes.
     pub fn compile_bytes(bytes: &[u8]) -> Result<Policy, PolicyError> {
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        let raw: raw::RawPolicy = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            PolicyError {
-                field: if path == "." {
-                    "(document)".into()
-                } else {
-                    path
-                },
+        let raw: raw::RawPolicy =
+            crate::json::from_slice_with_path(bytes).map_err(|(field, message)| PolicyError {
+                field,
                 route: None,
-                kind: PolicyErrorKind::Syntax(e.into_inner().to_string()),
+                kind: PolicyErrorKind::Syntax(message),
                 also: Vec::new(),
-            }
-        })?;
+            })?;
         let mut policy = Self::from_raw(raw)?;
         let document: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
         policy.sections = Sections::of(&document);

@@ -69,6 +69,9 @@ enum Command {
     /// Why a policy allows or refuses a request: the decision of the same
     /// core the filter and the worker run, with its trace.
     Explain(commands::explain::ExplainArgs),
+    /// Check a policy: every error with its field path.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
 }
 
 #[tokio::main]
@@ -79,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sessions(args) => return commands::sessions::run(args).await,
         // Reads a policy: no instance involved.
         Command::Explain(args) => return commands::explain::run(args),
+        Command::Policy(cmd) => return commands::policy::run(cmd),
         _ => {}
     }
     let (mut config, demo) = load_config(cli.config.as_ref(), cli.demo)?;
@@ -97,6 +101,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Apps(cmd) => commands::apps::run(cmd, config, demo).await,
         Command::Keys(cmd) => commands::keys::run(cmd, config, demo).await,
         Command::Users(cmd) => commands::users::run(cmd, config, demo).await,
-        Command::Sessions(_) | Command::Explain(_) => Ok(()),
+        Command::Sessions(_) | Command::Explain(_) | Command::Policy(_) => Ok(()),
     }
 }

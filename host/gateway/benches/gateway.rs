@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use erpgate::adapters::foreign;
 use erpgate_gateway::vm::{FilterModule, Verdict, Vm};
 use erpgate_testkit::{DEFAULT_NOW, Fixtures, preset_claims, test_policy};
 use jwt_simple::prelude::{NoCustomClaims, RS256PublicKey, RSAPublicKeyLike, VerificationOptions};
@@ -104,6 +105,7 @@ fn benches(c: &mut Criterion) {
         let public = instructions(&mut vm, &mut String::new, 100);
         let hit = instructions(&mut vm, &mut || cached.clone(), 100);
         let rs256_host = instructions(&mut vm, &mut || mint("rsa-a"), 20);
+        let es256_host = instructions(&mut vm, &mut || mint("ec-a"), 20);
         let rs256 = instructions(&mut vm_wasm, &mut || mint("rsa-a"), 5);
         let es256 = instructions(&mut vm_wasm, &mut || mint("ec-a"), 5);
         let eddsa = instructions(&mut vm_wasm, &mut || mint("ed-a"), 5);
@@ -111,6 +113,7 @@ fn benches(c: &mut Criterion) {
         println!("  public route, no credential              {public:>12}");
         println!("  cache hit                                {hit:>12}");
         println!("  first-seen RS256 with verify_signature   {rs256_host:>12}");
+        println!("  first-seen ES256 with verify_signature   {es256_host:>12}");
         println!("  first-seen RS256 in wasm                 {rs256:>12}");
         println!("  first-seen ES256 in wasm                 {es256:>12}");
         println!("  first-seen EdDSA in wasm                 {eddsa:>12}");
@@ -128,6 +131,13 @@ fn benches(c: &mut Criterion) {
     group.bench_function("first_seen_rs256_verify_signature", |b| {
         b.iter_batched(
             || mint("rsa-a"),
+            |t| decide(&mut vm, &t),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("first_seen_es256_verify_signature", |b| {
+        b.iter_batched(
+            || mint("ec-a"),
             |t| decide(&mut vm, &t),
             BatchSize::SmallInput,
         )
@@ -164,6 +174,29 @@ fn benches(c: &mut Criterion) {
     pk.verify_token::<NoCustomClaims>(&token, opts()).unwrap();
     group.bench_function("native_jwt_simple_rs256_verify", |b| {
         b.iter(|| pk.verify_token::<NoCustomClaims>(black_box(&token), opts()))
+    });
+    // The ES256 peer: BoringSSL verifying the token's signature natively, as
+    // Envoy's jwt_authn does (split, base64url-decode, ECDSA P-256 check).
+    let es_token = mint("ec-a");
+    let es_jwk = Fixtures::load_default()
+        .unwrap()
+        .key("ec-a")
+        .unwrap()
+        .public_jwk()
+        .unwrap();
+    let es_key =
+        boring::pkey::PKey::public_key_from_der(&foreign::spki_der(&es_jwk).unwrap()).unwrap();
+    let boring_es256 = |token: &str| {
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = erpgate::decode_b64url(sig).unwrap();
+        let der = foreign::ecdsa_der(&sig).unwrap();
+        let mut verifier =
+            boring::sign::Verifier::new(boring::hash::MessageDigest::sha256(), &es_key).unwrap();
+        verifier.verify_oneshot(&der, input.as_bytes()).unwrap()
+    };
+    assert!(boring_es256(&es_token));
+    group.bench_function("native_boringssl_es256_verify", |b| {
+        b.iter(|| boring_es256(black_box(&es_token)))
     });
     group.finish();
 }

@@ -116,9 +116,8 @@ impl ConfigError {
 
 /// Parses and checks the plugin configuration.
 pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let raw: RawConfig = serde_path_to_error::deserialize(de)
-        .map_err(|e| ConfigError::new(&e.path().to_string(), &e.inner().to_string()))?;
+    let raw: RawConfig = crate::json::from_slice_with_path(bytes)
+        .map_err(|(field, message)| ConfigError::new(&field, &message))?;
     if !(10..=60_000).contains(&raw.tick_ms) {
         return Err(ConfigError::new("tick_ms", "must be between 10 and 60000"));
     }

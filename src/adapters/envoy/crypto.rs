@@ -1,5 +1,5 @@
 //! Host crypto through Envoy's `verify_signature` foreign function: probing
-//! for it once, DER forms of RSA keys made once per key, and one check.
+//! for it once, DER forms of keys made once per key, and one check.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -7,6 +7,7 @@ use std::rc::Rc;
 use super::host::{Host, STATUS_NOT_FOUND};
 use crate::adapters::foreign;
 use crate::engine::{Outcome, VerifyRequest};
+use crate::keys::PublicJwk;
 
 /// Whether the host answers `verify_signature`. Empty arguments carry no key,
 /// which Envoy refuses with `BadArgument`; a host without the function says
@@ -18,7 +19,8 @@ pub(super) fn probe(host: &impl Host) -> bool {
     )
 }
 
-/// DER keys for `verify_signature`, by modulus: made once per key.
+/// DER keys for `verify_signature`, by the key's fingerprint: made once per
+/// key.
 #[derive(Default)]
 pub(super) struct DerKeys(HashMap<String, Rc<[u8]>>);
 
@@ -26,23 +28,27 @@ impl DerKeys {
     /// Keys a JWKS holds at once, at most; a rotation clears the rest.
     const MAX: usize = 64;
 
-    fn get(&mut self, jwk: &serde_json::Value) -> Option<Rc<[u8]>> {
-        let n = jwk.get("n")?.as_str()?;
-        if let Some(der) = self.0.get(n) {
+    fn get(&mut self, key: &PublicJwk) -> Option<Rc<[u8]>> {
+        if let Some(der) = self.0.get(&key.fingerprint) {
             return Some(der.clone());
         }
-        let der: Rc<[u8]> = foreign::rsa_spki_der(jwk)?.into();
+        let der: Rc<[u8]> = foreign::spki_der(&key.jwk)?.into();
         if self.0.len() >= Self::MAX {
             self.0.clear();
         }
-        self.0.insert(n.to_owned(), der.clone());
+        self.0.insert(key.fingerprint.clone(), der.clone());
         Some(der)
     }
 }
 
 /// A signature check through the host; `Failed` when it cannot answer.
 pub(super) fn verify(host: &impl Host, keys: &mut DerKeys, request: &VerifyRequest) -> Outcome {
-    let Some(args) = keys.get(&request.key.jwk).and_then(|der| {
+    // A JOSE ECDSA signature that is not r||s is invalid (RFC 7518 §3.4),
+    // not a question for the host.
+    if request.alg == crate::Algorithm::ES256 && request.signature.len() != 64 {
+        return Outcome::Verified(false);
+    }
+    let Some(args) = keys.get(&request.key).and_then(|der| {
         foreign::encode_request(
             request.alg,
             &der,

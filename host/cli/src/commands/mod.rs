@@ -4,6 +4,7 @@ pub mod apps;
 pub mod explain;
 pub mod gateway;
 pub mod keys;
+pub mod policy;
 pub mod serve;
 pub mod sessions;
 pub mod support;
