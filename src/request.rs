@@ -109,17 +109,19 @@ pub fn path_is_canonical(path: &str) -> bool {
     {
         return false;
     }
-    // Encoded '/', '\\' and NUL, in either case, without allocating.
-    let encoded_separator = bytes.windows(3).any(|w| {
-        w.first() == Some(&b'%')
-            && matches!(
-                (
-                    w.get(1).map(u8::to_ascii_lowercase),
-                    w.get(2).map(u8::to_ascii_lowercase)
-                ),
-                (Some(b'2'), Some(b'f')) | (Some(b'5'), Some(b'c')) | (Some(b'0'), Some(b'0'))
-            )
-    });
+    // Encoded '/', '\\' and NUL, in either case, without allocating (and
+    // without looking when there is no '%' at all).
+    let encoded_separator = bytes.contains(&b'%')
+        && bytes.windows(3).any(|w| {
+            w.first() == Some(&b'%')
+                && matches!(
+                    (
+                        w.get(1).map(u8::to_ascii_lowercase),
+                        w.get(2).map(u8::to_ascii_lowercase)
+                    ),
+                    (Some(b'2'), Some(b'f')) | (Some(b'5'), Some(b'c')) | (Some(b'0'), Some(b'0'))
+                )
+        });
     if encoded_separator {
         return false;
     }

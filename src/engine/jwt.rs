@@ -9,10 +9,10 @@ use serde_json::{Map, Value};
 use super::Engine;
 use super::state::{JwtEntry, JwtVerdict, State, in_flight};
 use super::step::{
-    Awaited, Flight, FlightKind, KeyWait, Outcome, RouteRef, SignatureCheck, Step, Suspended,
-    VerifyRequest,
+    Awaited, Flight, FlightKind, Hashes, KeyWait, Outcome, RouteRef, SignatureCheck, Step,
+    Suspended, VerifyRequest,
 };
-use crate::cache::{CacheKey, TokenHash};
+use crate::cache::TokenHash;
 use crate::decision::{Identity, Reason, Unavailable};
 use crate::jwt::{self, Decoded, TokenError};
 use crate::principal::Principal;
@@ -64,13 +64,6 @@ fn is_revoked(state: &State, principal: &Principal, hash: &TokenHash, now: Time)
             principal.vouched_at,
             now_s,
         )
-}
-
-/// A token's two names: its key in the local cache and its SHA-256.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Hashes {
-    pub(super) key: CacheKey,
-    pub(super) sha: TokenHash,
 }
 
 /// Remembers a verdict in the local cache until `until`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::cache::TokenHash;
+use crate::cache::{CacheKey, TokenHash};
 use crate::decision::Decision;
 use crate::keys::Algorithm;
 
@@ -199,6 +199,13 @@ pub(super) enum Awaited {
     Signature(SignatureCheck),
 }
 
+/// A token's two names: its key in the local JWT cache and its SHA-256.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hashes {
+    pub(super) key: CacheKey,
+    pub(super) sha: TokenHash,
+}
+
 /// A JWT whose issuer's keys are being fetched.
 pub(super) struct KeyWait {
     pub(super) token: String,
@@ -210,7 +217,7 @@ pub(super) struct KeyWait {
 /// A JWT whose signature host crypto is checking.
 pub(super) struct SignatureCheck {
     pub(super) issuer: usize,
-    pub(super) hash: super::jwt::Hashes,
+    pub(super) hash: Hashes,
     pub(super) claims: Map<String, Value>,
 }
 

@@ -235,6 +235,8 @@ impl FilterModule {
             instance,
             next_context: ROOT + 1,
             owners: HashMap::new(),
+            exports: HashMap::new(),
+            deadline_ticks: CALLBACK_DEADLINE_TICKS,
         };
         vm.call("_initialize", &[])?;
         vm.call("proxy_on_context_create", &[ROOT, 0])?;
@@ -254,19 +256,44 @@ pub struct Vm {
     next_context: i32,
     /// Which context each outstanding call token belongs to.
     owners: HashMap<u32, i32>,
+    /// The module's exports called so far, with their result counts.
+    exports: HashMap<&'static str, Option<(wasmtime::Func, usize)>>,
+    /// Epoch ticks a callback may run ([`CALLBACK_DEADLINE_TICKS`]; 1
+    /// while profiling, when every tick takes a sample).
+    deadline_ticks: u64,
 }
 
 impl Vm {
     /// Calls an export with i32 arguments; returns its i32 result if it has one.
-    fn call(&mut self, name: &str, args: &[i32]) -> Result<Option<i32>, VmError> {
-        let Some(func) = self.instance.get_func(&mut self.store, name) else {
-            // Optional callbacks (the SDK exports all of them; others may not).
+    /// Each export is looked up (and its result count read) once per VM,
+    /// as Envoy resolves a module's callbacks once.
+    fn call(&mut self, name: &'static str, args: &[i32]) -> Result<Option<i32>, VmError> {
+        let export = match self.exports.get(name) {
+            Some(export) => *export,
+            None => {
+                let export = self.instance.get_func(&mut self.store, name).map(|func| {
+                    let results = func.ty(&self.store).results().len();
+                    (func, results)
+                });
+                self.exports.insert(name, export);
+                export
+            }
+        };
+        // Optional callbacks (the SDK exports all of them; others may not).
+        let Some((func, result_count)) = export else {
             return Ok(None);
         };
-        let params: Vec<wasmtime::Val> = args.iter().map(|a| wasmtime::Val::I32(*a)).collect();
-        let mut results = vec![wasmtime::Val::I32(0); func.ty(&self.store).results().len()];
-        self.store.set_epoch_deadline(CALLBACK_DEADLINE_TICKS);
-        func.call(&mut self.store, &params, &mut results)
+        let mut params = [wasmtime::Val::I32(0); 4];
+        for (slot, arg) in params.iter_mut().zip(args) {
+            *slot = wasmtime::Val::I32(*arg);
+        }
+        let mut results = [wasmtime::Val::I32(0); 1];
+        let (params, results) = (
+            params.get(..args.len()).unwrap_or_default(),
+            results.get_mut(..result_count).unwrap_or_default(),
+        );
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        func.call(&mut self.store, params, results)
             .map_err(|e| VmError::Trap(format!("{name}: {e}")))?;
         Ok(results.first().and_then(wasmtime::Val::i32))
     }
@@ -468,5 +495,62 @@ impl Vm {
         s.effective = ROOT;
         done?;
         Ok(self.progress(None))
+    }
+}
+
+#[cfg(feature = "guest-profiler")]
+impl Vm {
+    /// Runs `work` under wasmtime's guest profiler, sampling the guest's
+    /// stack every `interval`, and writes the profile (Firefox Profiler
+    /// JSON) to `out`. Callbacks are not interrupted by their deadline
+    /// meanwhile.
+    pub fn profile<R>(
+        &mut self,
+        module: &FilterModule,
+        interval: std::time::Duration,
+        out: impl std::io::Write,
+        work: impl FnOnce(&mut Vm) -> R,
+    ) -> Result<R, VmError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let profiler = wasmtime::GuestProfiler::new(
+            &module.engine,
+            "erpgate_filter",
+            interval,
+            [("erpgate_filter".to_owned(), module.module.clone())],
+        )
+        .map_err(|e| VmError::Module(e.to_string()))?;
+        let shared = Arc::new(std::sync::Mutex::new(Some(profiler)));
+        let sampler = Arc::clone(&shared);
+        self.store.epoch_deadline_callback(move |ctx| {
+            if let Ok(mut guard) = sampler.lock()
+                && let Some(profiler) = guard.as_mut()
+            {
+                profiler.sample(&ctx, interval);
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (engine, stop) = (module.engine.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(interval);
+                    engine.increment_epoch();
+                }
+            })
+        };
+        self.deadline_ticks = 1;
+        let result = work(self);
+        self.deadline_ticks = CALLBACK_DEADLINE_TICKS;
+        stop.store(true, Ordering::Relaxed);
+        let _ = ticker.join();
+        self.store.epoch_deadline_trap();
+        let profiler = shared.lock().ok().and_then(|mut g| g.take());
+        if let Some(profiler) = profiler {
+            profiler
+                .finish(out)
+                .map_err(|e| VmError::Module(e.to_string()))?;
+        }
+        Ok(result)
     }
 }

@@ -74,11 +74,6 @@ fn timed(addr: &str, body: &Value) -> Duration {
     elapsed
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
     // Rounds per figure (median); `BENCH_ROUNDS` overrides.
     let rounds: usize = std::env::var("BENCH_ROUNDS")
@@ -111,25 +106,29 @@ fn main() {
             timed(&addr, &job("jose", tokens.clone()));
             timed(&addr, &job("erpgate", vec![tokens[0].clone(); N]));
         }
-        // Each round: what reading the same job costs (subtracted), erpgate
-        // and jose on the same fresh tokens, then erpgate on one token N times.
-        let (mut first, mut jose, mut base, mut repeat, mut repeat_base) =
-            (vec![], vec![], vec![], vec![], vec![]);
+        // Each measurement is paired with what reading the same job costs,
+        // measured just before it; the figure is the median of the pairs'
+        // differences (robust to a slow request from the collector).
+        let (mut first, mut jose, mut repeat) = (vec![], vec![], vec![]);
+        let diff = |parse: &Value, work: &Value| {
+            let base = timed(&addr, parse);
+            timed(&addr, work).as_secs_f64() - base.as_secs_f64()
+        };
         for _ in 0..rounds {
             let tokens: Vec<String> = (0..N).map(|_| mint(key)).collect();
-            base.push(timed(&addr, &job("parse", tokens.clone())));
-            first.push(timed(&addr, &job("erpgate", tokens.clone())));
-            jose.push(timed(&addr, &job("jose", tokens)));
+            let parse = job("parse", tokens.clone());
+            first.push(diff(&parse, &job("erpgate", tokens.clone())));
+            jose.push(diff(&parse, &job("jose", tokens)));
             let token = mint(key);
             timed(&addr, &job("erpgate", vec![token.clone()]));
-            repeat_base.push(timed(&addr, &job("parse", vec![token.clone(); N])));
-            repeat.push(timed(&addr, &job("erpgate", vec![token; N])));
+            let same = vec![token; N];
+            repeat.push(diff(&job("parse", same.clone()), &job("erpgate", same)));
         }
-        let per = |d: Duration, base: &[Duration]| {
-            d.saturating_sub(median(base.to_vec())).as_secs_f64() * 1e6 / N as f64
+        let per = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2] * 1e6 / N as f64
         };
-        let (e, j) = (per(median(first), &base), per(median(jose), &base));
-        let r = per(median(repeat), &repeat_base);
+        let (e, j, r) = (per(first), per(jose), per(repeat));
         println!(
             "| first-seen {alg} | {e:.1} µs | {j:.1} µs | {:.2}× |",
             e / j
