@@ -61,6 +61,20 @@ fn instructions(vm: &mut Vm, tokens: &mut dyn FnMut() -> String, n: u64) -> u64 
     total / n
 }
 
+/// A VM of the filter on a host with `verify_signature`, and one on a host
+/// without it (RSA and ECDSA in wasm).
+fn vms(module: &FilterModule, config: &[u8]) -> (Vm, Vm) {
+    let mut vm = module.instantiate().unwrap();
+    vm.set_time_ms(Some(DEFAULT_NOW * 1000));
+    let mut vm_wasm = module
+        .reconfigure(config.to_vec(), HashMap::new())
+        .with_verify_signature(false)
+        .instantiate()
+        .unwrap();
+    vm_wasm.set_time_ms(Some(DEFAULT_NOW * 1000));
+    (vm, vm_wasm)
+}
+
 fn benches(c: &mut Criterion) {
     let fixtures = Fixtures::load_default().unwrap();
     let policy: Value = serde_json::from_str(&test_policy(&fixtures).unwrap()).unwrap();
@@ -73,15 +87,7 @@ fn benches(c: &mut Criterion) {
     ))
     .unwrap();
     let module = FilterModule::load(&wasm, config.clone(), HashMap::new()).unwrap();
-    let mut vm = module.instantiate().unwrap();
-    vm.set_time_ms(Some(DEFAULT_NOW * 1000));
-    // The same filter on a host without `verify_signature`: RSA in wasm.
-    let mut vm_wasm = module
-        .reconfigure(config.clone(), HashMap::new())
-        .with_verify_signature(false)
-        .instantiate()
-        .unwrap();
-    vm_wasm.set_time_ms(Some(DEFAULT_NOW * 1000));
+    let (mut vm, mut vm_wasm) = vms(&module, &config);
     let mut serial = 0u64;
     let mut mint = move |key: &str| {
         serial += 1;
@@ -92,14 +98,7 @@ fn benches(c: &mut Criterion) {
     // The instruction counts, from metered VMs of the same filter.
     {
         let metered = FilterModule::load_metered(&wasm, config.clone(), HashMap::new()).unwrap();
-        let mut vm = metered.instantiate().unwrap();
-        vm.set_time_ms(Some(DEFAULT_NOW * 1000));
-        let mut vm_wasm = metered
-            .reconfigure(config.clone(), HashMap::new())
-            .with_verify_signature(false)
-            .instantiate()
-            .unwrap();
-        vm_wasm.set_time_ms(Some(DEFAULT_NOW * 1000));
+        let (mut vm, mut vm_wasm) = vms(&metered, &config);
         let cached = mint("rsa-a");
         decide(&mut vm, &cached);
         let public = instructions(&mut vm, &mut String::new, 100);

