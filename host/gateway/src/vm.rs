@@ -283,7 +283,11 @@ impl Vm {
         let Some((func, result_count)) = export else {
             return Ok(None);
         };
-        let mut params = [wasmtime::Val::I32(0); 4];
+        // The widest callback, `proxy_on_http_call_response`, takes five.
+        let mut params = [wasmtime::Val::I32(0); 8];
+        if args.len() > params.len() || result_count > 1 {
+            return Err(VmError::Trap(format!("{name}: unexpected signature")));
+        }
         for (slot, arg) in params.iter_mut().zip(args) {
             *slot = wasmtime::Val::I32(*arg);
         }
