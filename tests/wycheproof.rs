@@ -96,14 +96,6 @@ impl Tally {
     }
 }
 
-/// Big-endian integer as exactly `len` bytes (Wycheproof keeps a sign byte).
-fn fixed(bytes: &[u8], len: usize) -> Vec<u8> {
-    let trimmed: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
-    let mut out = vec![0u8; len.saturating_sub(trimmed.len())];
-    out.extend(trimmed);
-    out
-}
-
 fn load(jwk: Value, alg: Algorithm) -> Option<std::sync::Arc<erpgate::VerifyingKey>> {
     let set = KeySet::from_jwks(json!({ "keys": [jwk] }).to_string().as_bytes(), &[alg]).ok()?;
     set.keys().first().cloned()
@@ -185,8 +177,8 @@ fn ecdsa_p256_p1363() {
             let jwk = json!({
                 "kty": "EC",
                 "crv": "P-256",
-                "x": encode_b64url(&fixed(&group.key.affine_x, 32)),
-                "y": encode_b64url(&fixed(&group.key.affine_y, 32)),
+                "x": encode_b64url(&erpgate_testkit::fixed_width(&group.key.affine_x, 32)),
+                "y": encode_b64url(&erpgate_testkit::fixed_width(&group.key.affine_y, 32)),
             });
             let key = load(jwk, Algorithm::ES256);
             tally.group(

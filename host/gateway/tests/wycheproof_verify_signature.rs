@@ -88,14 +88,6 @@ fn rsa_pkcs1_through_verify_signature() {
     tally.finish("RSA", 500);
 }
 
-/// A big-endian integer left-padded (or trimmed of leading zeros) to `len`.
-fn fixed(bytes: &[u8], len: usize) -> Vec<u8> {
-    let trimmed: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
-    let mut out = vec![0u8; len.saturating_sub(trimmed.len())];
-    out.extend_from_slice(&trimmed);
-    out
-}
-
 /// Wycheproof's ECDSA P-256 / SHA-256 vectors in JOSE's form (r‖s, IEEE
 /// P1363) through the filter's path to `verify_signature`: the key as the
 /// SubjectPublicKeyInfo DER the filter makes from the JWK, the signature
@@ -115,8 +107,8 @@ fn ecdsa_p256_p1363_through_verify_signature() {
             }
             let jwk = json!({
                 "kty": "EC", "crv": "P-256", "alg": "ES256",
-                "x": encode_b64url(&fixed(&group.key.affine_x, 32)),
-                "y": encode_b64url(&fixed(&group.key.affine_y, 32)),
+                "x": encode_b64url(&erpgate_testkit::fixed_width(&group.key.affine_x, 32)),
+                "y": encode_b64url(&erpgate_testkit::fixed_width(&group.key.affine_y, 32)),
             });
             let Ok(set) = KeySet::from_jwks(
                 json!({ "keys": [jwk] }).to_string().as_bytes(),

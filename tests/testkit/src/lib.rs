@@ -357,6 +357,16 @@ pub fn run_corpus(harness: &mut dyn Harness) -> Result<(usize, Vec<String>), Str
     Ok((vectors.len(), failures))
 }
 
+/// A big-endian integer as exactly `len` bytes: Wycheproof writes EC
+/// coordinates with a sign byte, or without their leading zeros; a JWK's
+/// `x` and `y` are fixed-width.
+pub fn fixed_width(bytes: &[u8], len: usize) -> Vec<u8> {
+    let trimmed: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
+    let mut out = vec![0u8; len.saturating_sub(trimmed.len())];
+    out.extend(trimmed);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
