@@ -122,11 +122,10 @@ pub struct VerifySignatureResult {
 pub fn rsa_spki_der(jwk: &serde_json::Value) -> Option<Vec<u8>> {
     let member = |name: &str| crate::decode_b64url(jwk.get(name)?.as_str()?);
     let (n, e) = (member("n")?, member("e")?);
-    let key = rsa::RsaPublicKey::new(
-        rsa::BigUint::from_bytes_be(&n),
-        rsa::BigUint::from_bytes_be(&e),
-    )
-    .ok()?;
+    let key = crate::keys::portable_rsa::public_key(
+        crate::keys::trim_zeros(&n),
+        crate::keys::trim_zeros(&e),
+    )?;
     rsa::pkcs8::EncodePublicKey::to_public_key_der(&key)
         .ok()
         .map(|der| der.as_bytes().to_vec())

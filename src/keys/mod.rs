@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::json::{self, JsonLimits};
 
+pub(crate) mod portable_rsa;
+
 /// A JWS algorithm erpgate can verify. `none` is not representable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Algorithm {
@@ -151,7 +153,7 @@ pub struct SkippedKey {
 #[derive(Clone)]
 enum Material {
     Rsa {
-        portable: Box<rsa::RsaPublicKey>,
+        portable: Box<rsa::PublicKey>,
         #[cfg(not(target_arch = "wasm32"))]
         native: boring::pkey::PKey<boring::pkey::Public>,
         modulus_len: usize,
@@ -222,38 +224,19 @@ impl Backend {
 }
 
 fn rsa_verify_portable(
-    key: &rsa::RsaPublicKey,
+    key: &rsa::PublicKey,
     alg: Algorithm,
     message: &[u8],
     signature: &[u8],
 ) -> bool {
-    use rsa::signature::Verifier;
-    use sha2::{Sha256, Sha384, Sha512};
-    macro_rules! pkcs1 {
-        ($hash:ty) => {{
-            let vk = rsa::pkcs1v15::VerifyingKey::<$hash>::new(key.clone());
-            match rsa::pkcs1v15::Signature::try_from(signature) {
-                Ok(sig) => vk.verify(message, &sig).is_ok(),
-                Err(_) => false,
-            }
-        }};
-    }
-    macro_rules! pss {
-        ($hash:ty, $salt:expr) => {{
-            let vk = rsa::pss::VerifyingKey::<$hash>::new_with_salt_len(key.clone(), $salt);
-            match rsa::pss::Signature::try_from(signature) {
-                Ok(sig) => vk.verify(message, &sig).is_ok(),
-                Err(_) => false,
-            }
-        }};
-    }
+    use rsa::sha2::{Sha256, Sha384, Sha512};
     match alg {
-        Algorithm::RS256 => pkcs1!(Sha256),
-        Algorithm::RS384 => pkcs1!(Sha384),
-        Algorithm::RS512 => pkcs1!(Sha512),
-        Algorithm::PS256 => pss!(Sha256, 32),
-        Algorithm::PS384 => pss!(Sha384, 48),
-        Algorithm::PS512 => pss!(Sha512, 64),
+        Algorithm::RS256 => portable_rsa::verify_pkcs1v15::<Sha256>(key, message, signature),
+        Algorithm::RS384 => portable_rsa::verify_pkcs1v15::<Sha384>(key, message, signature),
+        Algorithm::RS512 => portable_rsa::verify_pkcs1v15::<Sha512>(key, message, signature),
+        Algorithm::PS256 => portable_rsa::verify_pss::<Sha256>(key, message, signature),
+        Algorithm::PS384 => portable_rsa::verify_pss::<Sha384>(key, message, signature),
+        Algorithm::PS512 => portable_rsa::verify_pss::<Sha512>(key, message, signature),
         _ => false,
     }
 }
@@ -509,11 +492,8 @@ fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Verifyin
                 return Err(SkipReason::RsaOutOfRange);
             }
             let alg = pick_alg(declared, &RSA_ALGS, allowed)?;
-            let portable = rsa::RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(n_trimmed),
-                rsa::BigUint::from_bytes_be(&e),
-            )
-            .map_err(|_| SkipReason::RsaOutOfRange)?;
+            let portable = portable_rsa::public_key(n_trimmed, trim_zeros(&e))
+                .ok_or(SkipReason::RsaOutOfRange)?;
             #[cfg(not(target_arch = "wasm32"))]
             let native = native_rsa(n_trimmed, &e).ok_or(SkipReason::InvalidKey)?;
             public.insert("n".into(), Value::String(json::encode_b64url(n_trimmed)));
@@ -587,7 +567,7 @@ fn native_rsa(n: &[u8], e: &[u8]) -> Option<boring::pkey::PKey<boring::pkey::Pub
     boring::pkey::PKey::from_rsa(rsa).ok()
 }
 
-fn trim_zeros(bytes: &[u8]) -> &[u8] {
+pub(crate) fn trim_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
     bytes.get(start..).unwrap_or_default()
 }
