@@ -11,6 +11,7 @@
 //! navigation properties whose targets matter (`navigation`); a segment it
 //! does not name is taken as a property of the entity set it follows.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Inner requests one `$batch` may carry.
@@ -31,14 +32,24 @@ pub struct ODataPolicy {
     pub fold: bool,
 }
 
-/// One entity-set access a request makes.
+/// One entity-set access a request makes, borrowed from the request and
+/// the policy where it can be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reach {
+pub struct Reach<'a> {
     /// `GET` for reads (navigation on the way, `$expand`, filters); the
     /// request's (or inner request's) method for what it acts on.
-    pub method: String,
+    pub method: Cow<'a, str>,
     /// The entity set, as named.
-    pub entity_set: String,
+    pub entity_set: Cow<'a, str>,
+}
+
+impl Reach<'_> {
+    fn into_owned(self) -> Reach<'static> {
+        Reach {
+            method: Cow::Owned(self.method.into_owned()),
+            entity_set: Cow::Owned(self.entity_set.into_owned()),
+        }
+    }
 }
 
 /// Why an OData request could not be read.
@@ -84,18 +95,23 @@ impl ODataError {
 }
 
 impl ODataPolicy {
-    fn fold(&self, s: &str) -> String {
+    /// Whether `head` names the service root (case-insensitively when the
+    /// policy folds), without copying it.
+    fn is_root(&self, head: &str) -> bool {
         if self.fold {
-            s.to_ascii_lowercase()
+            head.eq_ignore_ascii_case(&self.service_root)
         } else {
-            s.to_owned()
+            head == self.service_root
         }
     }
 
-    /// The resource path after the service root, if `path` (the normalized
-    /// path, already case-folded when the policy folds) is inside it.
+    /// The resource path after the service root, if the normalized `path`
+    /// is inside it.
     pub fn resource<'a>(&self, path: &'a str) -> Option<&'a str> {
-        path.strip_prefix(self.service_root.as_str())
+        let root_len = self.service_root.len();
+        path.get(..root_len)
+            .filter(|head| self.is_root(head))
+            .and_then(|_| path.get(root_len..))
     }
 
     /// Whether this request is a `$batch` whose body must be inspected.
@@ -105,23 +121,28 @@ impl ODataPolicy {
 
     /// The entity sets a request for `resource` (after the service root,
     /// percent-encoded as sent) with `query` reaches.
-    pub fn reaches(
-        &self,
-        method: &str,
-        resource: &str,
-        query: Option<&str>,
-    ) -> Result<Vec<Reach>, ODataError> {
-        let resource = percent_decode(resource, false).ok_or(ODataError::BadEncoding)?;
+    pub fn reaches<'a>(
+        &'a self,
+        method: &'a str,
+        resource: &'a str,
+        query: Option<&'a str>,
+    ) -> Result<Vec<Reach<'a>>, ODataError> {
+        let decoded = percent_decode(resource, false).ok_or(ODataError::BadEncoding)?;
         let mut out = Vec::new();
-        let segments = split_top(&resource, b'/');
+        let segments = split_top(&decoded, b'/');
         let names: Vec<&str> = segments.iter().map(|s| segment_name(s)).collect();
         if let Some(first) = names
             .first()
             .filter(|n| !n.is_empty() && !n.starts_with('$'))
         {
+            // Borrowed from the request unless decoding made a copy.
+            let entity_set = match &decoded {
+                Cow::Borrowed(_) => Cow::Borrowed(segment_name(first_top(resource, b'/'))),
+                Cow::Owned(_) => Cow::Owned((*first).to_owned()),
+            };
             out.push(Reach {
-                method: method.to_owned(),
-                entity_set: (*first).to_owned(),
+                method: Cow::Borrowed(method),
+                entity_set,
             });
         }
         let last = names.len().saturating_sub(1);
@@ -129,8 +150,8 @@ impl ODataPolicy {
             if let Some(target) = self.target(name) {
                 let m = if i == last { method } else { "GET" };
                 out.push(Reach {
-                    method: m.to_owned(),
-                    entity_set: target,
+                    method: Cow::Borrowed(m),
+                    entity_set: Cow::Borrowed(target),
                 });
             }
         }
@@ -143,21 +164,26 @@ impl ODataPolicy {
     }
 
     /// The entity set a navigation property leads to, if the policy names it.
-    fn target(&self, name: &str) -> Option<String> {
-        self.navigation.get(&self.fold(name)).cloned()
+    fn target(&self, name: &str) -> Option<&str> {
+        let found = if self.fold && name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.navigation.get(&name.to_ascii_lowercase())
+        } else {
+            self.navigation.get(name)
+        };
+        found.map(String::as_str)
     }
 
-    fn read(&self, name: &str, out: &mut Vec<Reach>) {
+    fn read<'a>(&'a self, name: &str, out: &mut Vec<Reach<'a>>) {
         if let Some(target) = self.target(name) {
             out.push(Reach {
-                method: "GET".to_owned(),
-                entity_set: target,
+                method: Cow::Borrowed("GET"),
+                entity_set: Cow::Borrowed(target),
             });
         }
     }
 
     /// One system query option (`$expand`, `$filter`, …), nested ones too.
-    fn query_option(&self, name: &str, value: &str, out: &mut Vec<Reach>, depth: usize) {
+    fn query_option<'a>(&'a self, name: &str, value: &str, out: &mut Vec<Reach<'a>>, depth: usize) {
         if depth > 8 {
             // Deeper nesting than any real client sends: every name read.
             for path in member_paths(value) {
@@ -202,7 +228,7 @@ impl ODataPolicy {
         &self,
         content_type: &[u8],
         body: &[u8],
-    ) -> Result<Vec<Reach>, ODataError> {
+    ) -> Result<Vec<Reach<'static>>, ODataError> {
         if body.len() > self.max_batch_bytes {
             return Err(ODataError::TooLarge);
         }
@@ -225,14 +251,15 @@ impl ODataPolicy {
         let mut out = Vec::new();
         for (method, url) in inner {
             let (resource, query) = self.inner_target(&url)?;
-            let folded = self.fold(resource);
-            if folded
+            if resource
                 .trim_start_matches('/')
                 .eq_ignore_ascii_case("$batch")
             {
                 return Err(ODataError::NestedBatch);
             }
-            out.extend(self.reaches(&method.to_ascii_uppercase(), resource, query)?);
+            let method = method.to_ascii_uppercase();
+            let reaches = self.reaches(&method, resource, query)?;
+            out.extend(reaches.into_iter().map(Reach::into_owned));
         }
         Ok(out)
     }
@@ -259,7 +286,7 @@ impl ODataPolicy {
             }
             let root_len = self.service_root.len();
             let head = path.get(..root_len).ok_or(ODataError::OutsideService)?;
-            if self.fold(head) != self.service_root {
+            if !self.is_root(head) {
                 return Err(ODataError::OutsideService);
             }
             return Ok((path.get(root_len..).unwrap_or(""), query));
@@ -418,24 +445,37 @@ fn segment_name(segment: &str) -> &str {
     segment.split('(').next().unwrap_or("").trim()
 }
 
-/// Splits on `sep` outside parentheses and single-quoted literals.
-fn split_top(text: &str, sep: u8) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut depth, mut quoted, mut start) = (0usize, false, 0usize);
-    for (i, b) in text.bytes().enumerate() {
+/// Where `sep` occurs outside parentheses and single-quoted literals.
+fn top_level(text: &str, sep: u8) -> impl Iterator<Item = usize> + '_ {
+    let (mut depth, mut quoted) = (0usize, false);
+    text.bytes().enumerate().filter_map(move |(i, b)| {
         match b {
             b'\'' => quoted = !quoted,
             b'(' if !quoted => depth += 1,
             b')' if !quoted => depth = depth.saturating_sub(1),
-            _ if b == sep && !quoted && depth == 0 => {
-                out.push(text.get(start..i).unwrap_or(""));
-                start = i + 1;
-            }
+            _ if b == sep && !quoted && depth == 0 => return Some(i),
             _ => {}
         }
+        None
+    })
+}
+
+/// Splits on `sep` outside parentheses and single-quoted literals.
+fn split_top(text: &str, sep: u8) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in top_level(text, sep) {
+        out.push(text.get(start..i).unwrap_or(""));
+        start = i + 1;
     }
     out.push(text.get(start..).unwrap_or(""));
     out
+}
+
+/// The first piece [`split_top`] would give, without collecting the rest.
+fn first_top(text: &str, sep: u8) -> &str {
+    let end = top_level(text, sep).next().unwrap_or(text.len());
+    text.get(..end).unwrap_or("")
 }
 
 /// Member paths in an expression (`User/Name`, `x/User/Id`): identifiers
@@ -488,7 +528,7 @@ fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ODataError> {
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             match (percent_decode(name, true), percent_decode(value, true)) {
-                (Some(n), Some(v)) => Ok((n, v)),
+                (Some(n), Some(v)) => Ok((n.into_owned(), v.into_owned())),
                 _ => Err(ODataError::BadEncoding),
             }
         })
@@ -496,8 +536,12 @@ fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ODataError> {
 }
 
 /// Percent-decodes `text` (`+` as a space when `plus`); `None` for a `%`
-/// without two hex digits or bytes that are not UTF-8.
-fn percent_decode(text: &str, plus: bool) -> Option<String> {
+/// without two hex digits or bytes that are not UTF-8. Text with nothing to
+/// decode is returned as it is.
+fn percent_decode(text: &str, plus: bool) -> Option<Cow<'_, str>> {
+    if !text.bytes().any(|b| b == b'%' || (plus && b == b'+')) {
+        return Some(Cow::Borrowed(text));
+    }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -518,7 +562,7 @@ fn percent_decode(text: &str, plus: bool) -> Option<String> {
             }
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]
@@ -544,7 +588,7 @@ mod tests {
     fn sets(reaches: &[Reach]) -> Vec<(String, String)> {
         reaches
             .iter()
-            .map(|r| (r.method.clone(), r.entity_set.clone()))
+            .map(|r| (r.method.to_string(), r.entity_set.to_string()))
             .collect()
     }
 

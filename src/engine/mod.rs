@@ -19,7 +19,7 @@ use crate::credential::{self, Credential};
 use crate::decision::{self, Allow, Decision, Denial, Identity, Reason};
 use crate::keys::Algorithm;
 use crate::odata::ODataError;
-use crate::policy::{Access, DefaultAction, LegacyMode, PathCase, Policy, Route};
+use crate::policy::{Access, DefaultAction, LegacyMode, Policy, Route};
 use crate::principal::Principal;
 use crate::request::{Request, normalized_path, path_is_canonical};
 use crate::time::Time;
@@ -181,18 +181,10 @@ impl Engine {
         }
         let odata = self.policy.odata.as_ref()?;
         let path = normalized_path(request.path_only())?;
-        let folded = self.folded(&path);
-        let resource = odata.resource(&folded)?;
+        let resource = odata.resource(&path)?;
         odata
             .is_batch(request.method, resource)
             .then_some(odata.max_batch_bytes)
-    }
-
-    fn folded(&self, path: &str) -> String {
-        match self.policy.path_case {
-            PathCase::Insensitive => path.to_ascii_lowercase(),
-            PathCase::Sensitive => path.to_owned(),
-        }
     }
 
     /// The routes of every entity set an OData request reaches beyond its
@@ -202,11 +194,9 @@ impl Engine {
         let Some(odata) = &self.policy.odata else {
             return Ok(0);
         };
-        let folded = self.folded(path);
-        let Some(start) = odata.resource(&folded).map(|r| folded.len() - r.len()) else {
+        let Some(resource) = odata.resource(path) else {
             return Ok(0);
         };
-        let resource = path.get(start..).unwrap_or("");
         let reaches = if odata.is_batch(request.method, resource) {
             let body = request
                 .body
@@ -221,8 +211,11 @@ impl Engine {
         }
         .map_err(Reason::InvalidOData)?;
         let mut also = 0u128;
+        let mut target = String::new();
         for reach in reaches {
-            let target = format!("{}{}", odata.service_root, reach.entity_set);
+            target.clear();
+            target.push_str(&odata.service_root);
+            target.push_str(&reach.entity_set);
             match self.policy.match_route(&reach.method, &target) {
                 Some((i, _)) if i < 128 => also |= 1u128 << i,
                 Some(_) => return Err(Reason::NoRoute),

@@ -531,18 +531,11 @@ impl Policy {
 
     /// The first route matching `method` and `path` (no query string).
     pub fn match_route(&self, method: &str, path: &str) -> Option<(usize, &Route)> {
-        let folded;
-        let path = match self.path_case {
-            PathCase::Sensitive => path,
-            PathCase::Insensitive => {
-                folded = path.to_ascii_lowercase();
-                folded.as_str()
-            }
-        };
+        let fold = self.path_case == PathCase::Insensitive;
         self.routes
             .iter()
             .enumerate()
-            .find(|(_, r)| r.allows_method(method) && r.path.matches(path))
+            .find(|(_, r)| r.allows_method(method) && r.path.matches(path, fold))
     }
 
     /// The issuer with this exact `iss`.

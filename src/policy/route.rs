@@ -103,17 +103,49 @@ impl PathMatch {
         Some(PathMatch::Pattern(segments))
     }
 
-    /// Whether `path` (without query, already case-folded if needed) matches.
-    pub fn matches(&self, path: &str) -> bool {
+    /// Whether `path` (without query) matches. With `fold`, ASCII letters
+    /// compare case-insensitively (the route's own text is stored folded),
+    /// without copying the path.
+    pub fn matches(&self, path: &str, fold: bool) -> bool {
+        let same = |a: &str, b: &str| {
+            if fold {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
         match self {
-            PathMatch::Exact(p) => path == p,
-            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            PathMatch::Exact(p) => same(path, p),
+            PathMatch::Prefix(p) => path.get(..p.len()).is_some_and(|head| same(head, p)),
             PathMatch::Pattern(segments) => {
                 let Some(rest) = path.strip_prefix('/') else {
                     return false;
                 };
-                let parts: Vec<&str> = rest.split('/').collect();
-                pattern_matches(segments, &parts)
+                let mut parts = rest.split('/');
+                for segment in segments {
+                    match segment {
+                        // One or more segments, none of them empty.
+                        Segment::Rest => {
+                            let mut any = false;
+                            for part in parts.by_ref() {
+                                if part.is_empty() {
+                                    return false;
+                                }
+                                any = true;
+                            }
+                            return any;
+                        }
+                        Segment::Any => match parts.next() {
+                            Some(part) if !part.is_empty() => {}
+                            _ => return false,
+                        },
+                        Segment::Literal(l) => match parts.next() {
+                            Some(part) if same(part, l) => {}
+                            _ => return false,
+                        },
+                    }
+                }
+                parts.next().is_none()
             }
         }
     }
@@ -143,7 +175,7 @@ impl PathMatch {
     /// `false` when containment cannot be shown.
     pub fn covers(&self, other: &PathMatch) -> bool {
         match (self, other) {
-            (_, PathMatch::Exact(p)) => self.matches(p),
+            (_, PathMatch::Exact(p)) => self.matches(p, false),
             (PathMatch::Exact(_), _) => false,
             (PathMatch::Prefix(a), b) => b.literal_prefix().starts_with(a.as_str()),
             (PathMatch::Pattern(a), PathMatch::Pattern(b)) => pattern_covers(a, b),
@@ -163,20 +195,6 @@ impl PathMatch {
                 _ => false,
             },
         }
-    }
-}
-
-fn pattern_matches(segments: &[Segment], parts: &[&str]) -> bool {
-    match (segments.split_first(), parts.split_first()) {
-        (None, None) => true,
-        (Some((Segment::Rest, _)), Some(_)) => parts.iter().all(|p| !p.is_empty()),
-        (Some((Segment::Any, segs)), Some((part, rest))) => {
-            !part.is_empty() && pattern_matches(segs, rest)
-        }
-        (Some((Segment::Literal(l), segs)), Some((part, rest))) => {
-            l == part && pattern_matches(segs, rest)
-        }
-        _ => false,
     }
 }
 
@@ -224,12 +242,33 @@ mod tests {
     #[test]
     fn pattern_matching() {
         let p = pat("/api/domain/odata/*");
-        assert!(p.matches("/api/domain/odata/Crm_Customers"));
-        assert!(!p.matches("/api/domain/odata/Crm_Customers/x"));
-        assert!(!p.matches("/api/domain/odata/"));
+        assert!(p.matches("/api/domain/odata/Crm_Customers", false));
+        assert!(!p.matches("/api/domain/odata/Crm_Customers/x", false));
+        assert!(!p.matches("/api/domain/odata/", false));
         let r = pat("/api/**");
-        assert!(r.matches("/api/a/b/c"));
-        assert!(!r.matches("/api"));
+        assert!(r.matches("/api/a/b/c", false));
+        assert!(!r.matches("/api", false));
+        assert!(!r.matches("/api/a//b", false));
+        assert!(!r.matches("/api/", false));
+    }
+
+    #[test]
+    fn folded_matching_compares_ascii_case_insensitively_and_nothing_else() {
+        // Routes of a case-insensitive policy are stored folded.
+        let p = pat("/api/domain/odata/*");
+        assert!(p.matches("/API/Domain/OData/Crm_Customers", true));
+        assert!(!p.matches("/API/Domain/OData/Crm_Customers", false));
+        let exact = PathMatch::Exact("/health".into());
+        assert!(exact.matches("/HEALTH", true));
+        assert!(!exact.matches("/HEALTH", false));
+        let prefix = PathMatch::Prefix("/files/".into());
+        assert!(prefix.matches("/Files/a", true));
+        assert!(!prefix.matches("/Files/a", false));
+        assert!(!prefix.matches("/file", true));
+        // Only ASCII folds: the Kelvin sign is not a `k`.
+        assert!(!PathMatch::Exact("/k".into()).matches("/\u{212A}", true));
+        // A prefix that would end inside a multi-byte character does not match.
+        assert!(!PathMatch::Prefix("/a".into()).matches("/\u{e9}", true));
         assert!(PathMatch::pattern("/a/**/b").is_none());
         assert!(PathMatch::pattern("/a//b").is_none());
         assert!(PathMatch::pattern("/a/b*").is_none());
