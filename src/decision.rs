@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::credential::CredentialError;
 use crate::jwt::TokenError;
-use crate::policy::Policy;
+use crate::policy::{IdentityHeaders, Policy};
 use crate::principal::{Principal, TokenKind};
 use crate::scope::ScopeSet;
 
@@ -233,44 +233,45 @@ pub struct HeaderEdits {
     pub remove: Arc<[String]>,
 }
 
-/// A verified principal with its identity headers, rendered once when the
-/// token was verified. Caches hold it, and every request that presents the
-/// same token shares it: a cache hit copies nothing.
+/// A verified principal and the policy's identity-header names. Caches
+/// hold it, and every request that presents the same token shares it: a
+/// cache hit copies nothing, and an entry keeps no header text of its own
+/// (the values are the principal's fields).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Identity {
     /// Who the token speaks for.
     pub principal: Principal,
-    /// The identity headers under the policy's names (names shared with
-    /// the policy).
-    pub headers: Box<[(Arc<str>, Box<str>)]>,
+    /// The names the identity headers go under (shared with the policy).
+    names: Arc<IdentityHeaders>,
 }
 
 impl Identity {
-    /// Renders the policy's identity headers for `principal`.
+    /// The principal with the policy's identity-header names.
     pub fn new(policy: &Policy, principal: Principal) -> Arc<Self> {
-        let h = &policy.headers;
-        let mut headers = Vec::with_capacity(9);
-        let p = &principal;
-        let mut put = |name: &Option<Arc<str>>, value: Option<&str>| {
-            if let (Some(name), Some(value)) = (name, value) {
-                headers.push((Arc::clone(name), Box::from(value)));
-            }
-        };
-        put(&h.subject, Some(&p.subject));
-        put(&h.user_id, p.user_id.as_deref());
-        put(&h.client_id, p.client_id.as_deref());
-        put(&h.db, p.db.as_deref());
-        if h.scopes.is_some() {
-            put(&h.scopes, Some(&p.scopes.to_string()));
-        }
-        put(&h.token_kind, Some(p.kind.as_str()));
-        put(&h.session_id, p.sid.as_deref());
-        put(&h.is_admin, Some(if p.is_admin { "true" } else { "false" }));
-        put(&h.user_type, p.user_type.as_deref());
         Arc::new(Identity {
-            headers: headers.into_boxed_slice(),
             principal,
+            names: Arc::clone(&policy.headers),
         })
+    }
+
+    /// The identity headers, as (name, value), in the policy's order; a
+    /// header the policy does not name, or a value the principal lacks, is
+    /// left out.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        let (h, p) = (&*self.names, &self.principal);
+        [
+            (&h.subject, Some(&*p.subject)),
+            (&h.user_id, p.user_id.as_deref()),
+            (&h.client_id, p.client_id.as_deref()),
+            (&h.db, p.db.as_deref()),
+            (&h.scopes, Some(p.scopes.as_str())),
+            (&h.token_kind, Some(p.kind.as_str())),
+            (&h.session_id, p.sid.as_deref()),
+            (&h.is_admin, Some(if p.is_admin { "true" } else { "false" })),
+            (&h.user_type, p.user_type.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.as_deref()?, value?)))
     }
 }
 
@@ -310,10 +311,7 @@ impl Allow {
 
     /// The identity headers to set after the removals.
     pub fn headers_to_set(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.identity
-            .iter()
-            .flat_map(|i| i.headers.iter())
-            .map(|(name, value)| (&**name, &**value))
+        self.identity.iter().flat_map(|i| i.headers())
     }
 }
 

@@ -109,7 +109,7 @@ impl<'a> DecisionLog<'a> {
             status,
             token_kind: principal.map(|p| p.kind.as_str()),
             client_id: field(|p| p.client_id.as_deref()),
-            subject: field(|p| Some(p.subject.as_str())),
+            subject: field(|p| Some(&*p.subject)),
             token_id: field(|p| p.jti.as_deref()),
             cached,
             duration_us,

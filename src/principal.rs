@@ -45,24 +45,24 @@ pub struct Principal {
     pub kind: TokenKind,
     /// The ERP login: `sub` for user tokens and PATs, the SystemUser for service
     /// tokens and SATs.
-    pub subject: String,
+    pub subject: Box<str>,
     /// The user's GUID (`id`, or `client_system_user_id`), when known.
-    pub user_id: Option<String>,
+    pub user_id: Option<Box<str>>,
     /// The trusted application (`client_id` = ApplicationUri).
-    pub client_id: Option<String>,
+    pub client_id: Option<Box<str>>,
     /// The database / tenant (`db` or `client_db`).
-    pub db: Option<String>,
+    pub db: Option<Box<str>>,
     /// Scopes the token grants (its `scope` claim or introspection member;
     /// empty when it has none): what routes that name scopes check.
     pub scopes: ScopeSet,
     /// The identity session (`sid`), for user tokens.
-    pub sid: Option<String>,
+    pub sid: Option<Box<str>>,
     /// The token id (`jti`).
-    pub jti: Option<String>,
+    pub jti: Option<Box<str>>,
     /// ERP.net's `is_admin` claim.
     pub is_admin: bool,
     /// ERP.net's `user_type` (or `client_system_user_type`).
-    pub user_type: Option<String>,
+    pub user_type: Option<Box<str>>,
     /// When the token stops being valid, Unix seconds.
     pub expires_at: u64,
     /// When the issuer last vouched for what this says, Unix seconds: a
@@ -77,7 +77,7 @@ impl Principal {
     /// A claim with CR or LF would otherwise smuggle headers upstream.
     pub fn is_header_safe(&self) -> bool {
         let fields = [
-            Some(self.subject.as_str()),
+            Some(&*self.subject),
             self.user_id.as_deref(),
             self.client_id.as_deref(),
             self.db.as_deref(),

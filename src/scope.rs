@@ -1,6 +1,5 @@
 //! The one scope type: parses RFC 6749 §3.3 strings and JSON arrays alike.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -20,9 +19,12 @@ pub enum ScopeError {
     WrongType,
 }
 
-/// A set of scope tokens. Ordered, so its text form is stable.
+/// A set of scope tokens, held as its canonical text: the distinct tokens
+/// sorted and joined by single spaces, in one allocation (a cached verdict
+/// keeps one per token, and the identity header is this text). Equal sets
+/// have equal text, so equality and hashing are the text's.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct ScopeSet(BTreeSet<String>);
+pub struct ScopeSet(Box<str>);
 
 fn check_token(token: &str) -> Result<(), ScopeError> {
     if token.is_empty() {
@@ -59,13 +61,21 @@ impl ScopeSet {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut set = BTreeSet::new();
-        for token in tokens {
+        let tokens: Vec<S> = tokens.into_iter().collect();
+        let mut sorted = Vec::with_capacity(tokens.len());
+        for token in &tokens {
             let token = token.as_ref();
             check_token(token)?;
-            set.insert(token.to_owned());
+            sorted.push(token);
         }
-        Ok(Self(set))
+        Ok(Self::from_checked(sorted))
+    }
+
+    /// The set of already-checked tokens.
+    fn from_checked(mut tokens: Vec<&str>) -> Self {
+        tokens.sort_unstable();
+        tokens.dedup();
+        ScopeSet(tokens.join(" ").into_boxed_str())
     }
 
     /// Reads a claim value that is either a space-delimited string (RFC 8693 `scope`)
@@ -89,34 +99,46 @@ impl ScopeSet {
 
     /// Whether `token` is granted.
     pub fn contains(&self, token: &str) -> bool {
-        self.0.contains(token)
+        self.iter().any(|t| t == token)
     }
 
-    /// Whether every scope in `required` is granted by `self`.
+    /// Whether every scope in `required` is granted by `self`: one merge
+    /// pass over both sorted lists.
     pub fn contains_all(&self, required: &ScopeSet) -> bool {
-        required.0.is_subset(&self.0)
+        let mut granted = self.iter();
+        required
+            .iter()
+            .all(|need| granted.by_ref().any(|have| have == need))
     }
 
     /// The scopes of `required` that `self` lacks.
     pub fn missing_from(&self, required: &ScopeSet) -> ScopeSet {
-        ScopeSet(required.0.difference(&self.0).cloned().collect())
+        Self::from_checked(required.iter().filter(|t| !self.contains(t)).collect())
     }
 
     /// Adds one token.
     pub fn insert(&mut self, token: &str) -> Result<(), ScopeError> {
         check_token(token)?;
-        self.0.insert(token.to_owned());
+        if !self.contains(token) {
+            let mut tokens: Vec<&str> = self.iter().collect();
+            tokens.push(token);
+            *self = Self::from_checked(tokens);
+        }
         Ok(())
     }
 
     /// Removes one token; returns whether it was present.
     pub fn remove(&mut self, token: &str) -> bool {
-        self.0.remove(token)
+        if !self.contains(token) {
+            return false;
+        }
+        *self = Self::from_checked(self.iter().filter(|t| *t != token).collect());
+        true
     }
 
     /// Distinct scope tokens, duplicates counted once.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.iter().count()
     }
 
     /// Whether the set is empty.
@@ -126,21 +148,18 @@ impl ScopeSet {
 
     /// The tokens in order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str)
+        self.0.split(' ').filter(|t| !t.is_empty())
+    }
+
+    /// The canonical text: what [`fmt::Display`] writes, without copying.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
 impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for token in &self.0 {
-            if !first {
-                f.write_str(" ")?;
-            }
-            f.write_str(token)?;
-            first = false;
-        }
-        Ok(())
+        f.write_str(&self.0)
     }
 }
 
@@ -196,6 +215,28 @@ mod tests {
         assert_eq!(granted.missing_from(&need).to_string(), "sec");
         assert!(granted.contains_all(&ScopeSet::parse("read").unwrap()));
         assert!(granted.contains_all(&ScopeSet::new()));
+        assert!(!ScopeSet::new().contains_all(&need));
+        // Sorted merge: a required scope that sorts between granted ones.
+        let wide = ScopeSet::parse("a c e").unwrap();
+        assert!(!wide.contains_all(&ScopeSet::parse("a b").unwrap()));
+        assert!(!wide.contains_all(&ScopeSet::parse("c d").unwrap()));
+        assert!(wide.contains_all(&ScopeSet::parse("a e").unwrap()));
+        assert!(!wide.contains_all(&ScopeSet::parse("e f").unwrap()));
+    }
+
+    #[test]
+    fn duplicates_collapse_and_edits_keep_the_text_canonical() {
+        let mut set = ScopeSet::parse("write read write").unwrap();
+        assert_eq!(set.as_str(), "read write");
+        assert_eq!(set.len(), 2);
+        set.insert("admin").unwrap();
+        set.insert("read").unwrap();
+        assert_eq!(set.to_string(), "admin read write");
+        assert!(set.remove("read"));
+        assert!(!set.remove("read"));
+        assert_eq!(set, ScopeSet::parse("write admin").unwrap());
+        assert!(set.contains("admin") && !set.contains("adm"));
+        assert_eq!(set.insert("bad scope"), Err(ScopeError::InvalidCharacter));
     }
 
     #[test]

@@ -221,7 +221,7 @@ mod tests {
         let t = Time::from_secs;
         store(&mut cache, &ka, &a, Some(&principal("alice")), t(10), t(20));
         let got = load(&mut cache, &ka, &a, t(5)).unwrap();
-        assert_eq!(got.principal.unwrap().subject, "alice");
+        assert_eq!(&*got.principal.unwrap().subject, "alice");
         assert_eq!((got.fresh_until, got.stale_until), (t(10), t(20)));
         assert!(
             load(&mut cache, &ka, &a, t(10)).is_none(),
@@ -239,7 +239,7 @@ mod tests {
                 .principal
                 .unwrap()
                 .subject,
-            "alice"
+            "alice".into()
         );
         // Another token takes the slot over.
         store(&mut cache, &kb, &b, None, t(10), t(10));

@@ -175,15 +175,15 @@ impl IntrospectionResponse {
             .ok_or(IntrospectionError::Missing("sub"))?;
         let principal = Principal {
             kind,
-            subject,
-            user_id: self.id.clone(),
-            client_id: self.client_id.clone(),
-            db: self.db.clone(),
+            subject: subject.into(),
+            user_id: self.id.as_deref().map(Box::from),
+            client_id: self.client_id.as_deref().map(Box::from),
+            db: self.db.as_deref().map(Box::from),
             scopes: self.scope.clone().unwrap_or_default(),
-            sid: self.sid.clone(),
-            jti: self.jti.clone(),
+            sid: self.sid.as_deref().map(Box::from),
+            jti: self.jti.as_deref().map(Box::from),
             is_admin: self.is_admin.unwrap_or(false),
-            user_type: self.user_type.clone(),
+            user_type: self.user_type.as_deref().map(Box::from),
             expires_at: exp,
             vouched_at: 0,
         };
@@ -215,7 +215,7 @@ mod tests {
         let r = parse_response(200, body).unwrap();
         let p = r.reference_principal().unwrap();
         assert_eq!(p.kind, TokenKind::Pat);
-        assert_eq!(p.subject, "alice");
+        assert_eq!(&*p.subject, "alice");
         assert!(p.scopes.contains("update"));
     }
 

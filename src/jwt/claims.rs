@@ -158,37 +158,37 @@ pub fn principal_from_claims(
     }
     audience_ok(claims, &rules.audiences)?;
     let scopes = scopes(claims)?;
-    let client_id = opt_str(claims, "client_id")?.map(str::to_owned);
-    let jti = opt_str(claims, "jti")?.map(str::to_owned);
+    let client_id = opt_str(claims, "client_id")?.map(Box::from);
+    let jti = opt_str(claims, "jti")?.map(Box::from);
     let sub = opt_str(claims, "sub")?;
     let vouched_at = iat.map_or(0, |iat| iat.floor());
     let system_user = opt_str(claims, "client_system_user")?;
     let principal = match (sub, system_user) {
         (Some(sub), _) => Principal {
             kind: TokenKind::User,
-            subject: sub.to_owned(),
-            user_id: opt_str(claims, "id")?.map(str::to_owned),
+            subject: sub.into(),
+            user_id: opt_str(claims, "id")?.map(Box::from),
             client_id,
-            db: opt_str(claims, "db")?.map(str::to_owned),
+            db: opt_str(claims, "db")?.map(Box::from),
             scopes,
-            sid: opt_str(claims, "sid")?.map(str::to_owned),
+            sid: opt_str(claims, "sid")?.map(Box::from),
             jti,
             is_admin: flag(claims, "is_admin")?,
-            user_type: opt_str(claims, "user_type")?.map(str::to_owned),
+            user_type: opt_str(claims, "user_type")?.map(Box::from),
             expires_at: exp,
             vouched_at,
         },
         (None, Some(system_user)) => Principal {
             kind: TokenKind::Service,
-            subject: system_user.to_owned(),
-            user_id: opt_str(claims, "client_system_user_id")?.map(str::to_owned),
+            subject: system_user.into(),
+            user_id: opt_str(claims, "client_system_user_id")?.map(Box::from),
             client_id,
-            db: opt_str(claims, "client_db")?.map(str::to_owned),
+            db: opt_str(claims, "client_db")?.map(Box::from),
             scopes,
             sid: None,
             jti,
             is_admin: false,
-            user_type: opt_str(claims, "client_system_user_type")?.map(str::to_owned),
+            user_type: opt_str(claims, "client_system_user_type")?.map(Box::from),
             expires_at: exp,
             vouched_at,
         },
@@ -232,7 +232,7 @@ mod tests {
             "scope":["read","update"]}));
         let p = principal_from_claims(&c, &rules(), 2000).unwrap();
         assert_eq!(p.kind, TokenKind::Service);
-        assert_eq!(p.subject, "admin");
+        assert_eq!(&*p.subject, "admin");
         assert_eq!(p.db.as_deref(), Some("E1_DEV-1 Test"));
         assert_eq!(p.scopes.to_string(), "read update");
     }

@@ -10,6 +10,7 @@ mod sections;
 
 pub use sections::Sections;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use raw::{DefaultAction, FailureMode, LegacyMode, PathCase};
@@ -267,7 +268,7 @@ pub struct Policy {
     /// Legacy credential handling.
     pub legacy: Legacy,
     /// Identity header names.
-    pub headers: IdentityHeaders,
+    pub headers: Arc<IdentityHeaders>,
     /// Verified-JWT cache bounds.
     pub jwt_cache: CacheConfig,
     /// What happens when a dependency is down.
@@ -516,7 +517,7 @@ impl Policy {
                 basic: raw.legacy.basic,
                 erp_session: raw.legacy.erp_session,
             },
-            headers,
+            headers: Arc::new(headers),
             jwt_cache,
             failure_mode: raw.failure_mode,
             limits,

@@ -170,8 +170,8 @@ pub(crate) fn token_holder(principal: &Principal) -> Holder {
         .unwrap_or_else(|| format!("{}:{}", principal.kind.as_str(), principal.subject));
     Holder {
         key,
-        login: principal.subject.clone(),
-        client_id: principal.client_id.clone(),
+        login: principal.subject.to_string(),
+        client_id: principal.client_id.as_deref().map(String::from),
         origin,
     }
 }
