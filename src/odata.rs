@@ -129,26 +129,30 @@ impl ODataPolicy {
     ) -> Result<Vec<Reach<'a>>, ODataError> {
         let decoded = percent_decode(resource, false).ok_or(ODataError::BadEncoding)?;
         let mut out = Vec::new();
-        let segments = split_top(&decoded, b'/');
-        let names: Vec<&str> = segments.iter().map(|s| segment_name(s)).collect();
+        let mut names = pieces(&decoded, b'/').map(segment_name).peekable();
         if let Some(first) = names
-            .first()
+            .next()
             .filter(|n| !n.is_empty() && !n.starts_with('$'))
         {
             // Borrowed from the request unless decoding made a copy.
             let entity_set = match &decoded {
-                Cow::Borrowed(_) => Cow::Borrowed(segment_name(first_top(resource, b'/'))),
-                Cow::Owned(_) => Cow::Owned((*first).to_owned()),
+                Cow::Borrowed(_) => {
+                    Cow::Borrowed(segment_name(pieces(resource, b'/').next().unwrap_or("")))
+                }
+                Cow::Owned(_) => Cow::Owned(first.to_owned()),
             };
             out.push(Reach {
                 method: Cow::Borrowed(method),
                 entity_set,
             });
         }
-        let last = names.len().saturating_sub(1);
-        for (i, name) in names.iter().enumerate().skip(1) {
+        while let Some(name) = names.next() {
             if let Some(target) = self.target(name) {
-                let m = if i == last { method } else { "GET" };
+                let m = if names.peek().is_none() {
+                    method
+                } else {
+                    "GET"
+                };
                 out.push(Reach {
                     method: Cow::Borrowed(m),
                     entity_set: Cow::Borrowed(target),
@@ -460,22 +464,24 @@ fn top_level(text: &str, sep: u8) -> impl Iterator<Item = usize> + '_ {
     })
 }
 
-/// Splits on `sep` outside parentheses and single-quoted literals.
-fn split_top(text: &str, sep: u8) -> Vec<&str> {
-    let mut out = Vec::new();
+/// The pieces of `text` between top-level `sep`s (outside parentheses and
+/// single-quoted literals), lazily.
+fn pieces(text: &str, sep: u8) -> impl Iterator<Item = &str> + '_ {
     let mut start = 0;
-    for i in top_level(text, sep) {
-        out.push(text.get(start..i).unwrap_or(""));
-        start = i + 1;
-    }
-    out.push(text.get(start..).unwrap_or(""));
-    out
+    top_level(text, sep)
+        .map(Some)
+        .chain(std::iter::once(None))
+        .map(move |end| {
+            let end = end.unwrap_or(text.len());
+            let piece = text.get(start..end).unwrap_or("");
+            start = end + 1;
+            piece
+        })
 }
 
-/// The first piece [`split_top`] would give, without collecting the rest.
-fn first_top(text: &str, sep: u8) -> &str {
-    let end = top_level(text, sep).next().unwrap_or(text.len());
-    text.get(..end).unwrap_or("")
+/// Splits on `sep` outside parentheses and single-quoted literals.
+fn split_top(text: &str, sep: u8) -> Vec<&str> {
+    pieces(text, sep).collect()
 }
 
 /// Member paths in an expression (`User/Name`, `x/User/Id`): identifiers
