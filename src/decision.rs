@@ -260,15 +260,15 @@ impl Identity {
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
         let (h, p) = (&*self.names, &self.principal);
         [
-            (&h.subject, Some(&*p.subject)),
-            (&h.user_id, p.user_id.as_deref()),
-            (&h.client_id, p.client_id.as_deref()),
-            (&h.db, p.db.as_deref()),
+            (&h.subject, Some(&*p.subject())),
+            (&h.user_id, p.user_id()),
+            (&h.client_id, p.client_id()),
+            (&h.db, p.db()),
             (&h.scopes, Some(p.scopes.as_str())),
             (&h.token_kind, Some(p.kind.as_str())),
-            (&h.session_id, p.sid.as_deref()),
+            (&h.session_id, p.sid()),
             (&h.is_admin, Some(if p.is_admin { "true" } else { "false" })),
-            (&h.user_type, p.user_type.as_deref()),
+            (&h.user_type, p.user_type()),
         ]
         .into_iter()
         .filter_map(|(name, value)| Some((name.as_deref()?, value?)))

@@ -108,9 +108,9 @@ impl<'a> DecisionLog<'a> {
             reason,
             status,
             token_kind: principal.map(|p| p.kind.as_str()),
-            client_id: field(|p| p.client_id.as_deref()),
-            subject: field(|p| Some(&*p.subject)),
-            token_id: field(|p| p.jti.as_deref()),
+            client_id: field(|p| p.client_id()),
+            subject: field(|p| Some(&*p.subject())),
+            token_id: field(|p| p.jti()),
             cached,
             duration_us,
         }
@@ -129,20 +129,18 @@ mod tests {
     use crate::principal::TokenKind;
 
     fn principal() -> Principal {
-        Principal {
-            kind: TokenKind::Pat,
-            subject: "alice".into(),
-            user_id: None,
-            client_id: Some("app".into()),
-            db: None,
-            scopes: crate::ScopeSet::parse("read").unwrap(),
-            sid: None,
-            jti: Some("J1".into()),
-            is_admin: false,
-            user_type: None,
-            expires_at: 100,
-            vouched_at: 0,
-        }
+        let text = crate::PrincipalText {
+            subject: "alice",
+            client_id: Some("app"),
+            jti: Some("J1"),
+            ..Default::default()
+        };
+        Principal::new(
+            TokenKind::Pat,
+            &text,
+            crate::ScopeSet::parse("read").unwrap(),
+            100,
+        )
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub use engine::{
 pub use json::{decode_b64url, encode_b64url};
 pub use keys::{Algorithm, KeySet, VerifyingKey};
 pub use policy::{Policy, PolicyError, PolicyErrorKind};
-pub use principal::{Principal, TokenKind};
+pub use principal::{Principal, PrincipalText, TokenKind};
 pub use request::Request;
 pub use scope::ScopeSet;
 pub use shared_cache::SharedCache;

@@ -192,20 +192,16 @@ mod tests {
     }
 
     fn principal(subject: &str) -> Principal {
-        Principal {
-            kind: crate::TokenKind::Pat,
-            subject: subject.into(),
-            user_id: None,
-            client_id: None,
-            db: None,
-            scopes: ScopeSet::parse("read").unwrap(),
-            sid: None,
-            jti: None,
-            is_admin: false,
-            user_type: None,
-            expires_at: 100,
-            vouched_at: 0,
-        }
+        let text = crate::PrincipalText {
+            subject,
+            ..Default::default()
+        };
+        Principal::new(
+            crate::TokenKind::Pat,
+            &text,
+            ScopeSet::parse("read").unwrap(),
+            100,
+        )
     }
 
     #[test]
@@ -221,7 +217,7 @@ mod tests {
         let t = Time::from_secs;
         store(&mut cache, &ka, &a, Some(&principal("alice")), t(10), t(20));
         let got = load(&mut cache, &ka, &a, t(5)).unwrap();
-        assert_eq!(&*got.principal.unwrap().subject, "alice");
+        assert_eq!(got.principal.unwrap().subject(), "alice");
         assert_eq!((got.fresh_until, got.stale_until), (t(10), t(20)));
         assert!(
             load(&mut cache, &ka, &a, t(10)).is_none(),
@@ -238,8 +234,8 @@ mod tests {
                 .unwrap()
                 .principal
                 .unwrap()
-                .subject,
-            "alice".into()
+                .subject(),
+            "alice"
         );
         // Another token takes the slot over.
         store(&mut cache, &kb, &b, None, t(10), t(10));

@@ -56,11 +56,11 @@ enum KeyFetch {
 /// change to its app or subject (`client_id` / `sub` events).
 fn is_revoked(state: &State, principal: &Principal, hash: &TokenHash, now: Time) -> bool {
     let (revocation, now_s) = (&state.revocation, now.secs());
-    revocation.jwt_revoked(principal.jti.as_deref(), principal.sid.as_deref(), now_s)
+    revocation.jwt_revoked(principal.jti(), principal.sid(), now_s)
         || revocation.token_revoked(hash, now_s)
         || revocation.voided(
-            principal.client_id.as_deref(),
-            &principal.subject,
+            principal.client_id(),
+            &principal.subject(),
             principal.vouched_at,
             now_s,
         )

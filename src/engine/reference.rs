@@ -247,15 +247,13 @@ fn voided(state: &State, principal: Option<&Principal>, now: Time) -> bool {
     principal.is_some_and(|p| {
         state
             .revocation
-            .voided(p.client_id.as_deref(), &p.subject, p.vouched_at, now.secs())
+            .voided(p.client_id(), &p.subject(), p.vouched_at, now.secs())
     })
 }
 
 /// Whether a remembered reference token's `jti` or `sid` was revoked.
 fn revoked_since(state: &State, principal: &Principal, now: Time) -> bool {
-    state.revocation.jwt_revoked(
-        principal.jti.as_deref(),
-        principal.sid.as_deref(),
-        now.secs(),
-    )
+    state
+        .revocation
+        .jwt_revoked(principal.jti(), principal.sid(), now.secs())
 }

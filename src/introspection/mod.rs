@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::json::{self, JsonLimits};
-use crate::principal::{Principal, TokenKind};
+use crate::principal::{Principal, PrincipalText, TokenKind};
 use crate::scope::ScopeSet;
 
 /// `aud` as RFC 7662 allows it: one string or several.
@@ -164,29 +164,27 @@ impl IntrospectionResponse {
         };
         let subject = self
             .sub
-            .clone()
-            .or_else(|| self.username.clone())
+            .as_deref()
+            .or(self.username.as_deref())
             .or_else(|| {
                 (kind == TokenKind::Sat)
-                    .then(|| self.client_id.clone())
+                    .then_some(self.client_id.as_deref())
                     .flatten()
             })
             .filter(|s| !s.is_empty())
             .ok_or(IntrospectionError::Missing("sub"))?;
-        let principal = Principal {
-            kind,
-            subject: subject.into(),
-            user_id: self.id.as_deref().map(Box::from),
-            client_id: self.client_id.as_deref().map(Box::from),
-            db: self.db.as_deref().map(Box::from),
-            scopes: self.scope.clone().unwrap_or_default(),
-            sid: self.sid.as_deref().map(Box::from),
-            jti: self.jti.as_deref().map(Box::from),
-            is_admin: self.is_admin.unwrap_or(false),
-            user_type: self.user_type.as_deref().map(Box::from),
-            expires_at: exp,
-            vouched_at: 0,
+        let text = PrincipalText {
+            subject,
+            user_id: self.id.as_deref(),
+            client_id: self.client_id.as_deref(),
+            db: self.db.as_deref(),
+            sid: self.sid.as_deref(),
+            jti: self.jti.as_deref(),
+            user_type: self.user_type.as_deref(),
         };
+        let scopes = self.scope.clone().unwrap_or_default();
+        let mut principal = Principal::new(kind, &text, scopes, exp);
+        principal.is_admin = self.is_admin.unwrap_or(false);
         if principal.is_header_safe() {
             Ok(principal)
         } else {
@@ -215,7 +213,7 @@ mod tests {
         let r = parse_response(200, body).unwrap();
         let p = r.reference_principal().unwrap();
         assert_eq!(p.kind, TokenKind::Pat);
-        assert_eq!(&*p.subject, "alice");
+        assert_eq!(&*p.subject(), "alice");
         assert!(p.scopes.contains("update"));
     }
 

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::TokenError;
-use crate::principal::{Principal, TokenKind};
+use crate::principal::{Principal, PrincipalText, TokenKind};
 use crate::scope::ScopeSet;
 
 /// Per-issuer claim rules, compiled from the policy.
@@ -158,43 +158,44 @@ pub fn principal_from_claims(
     }
     audience_ok(claims, &rules.audiences)?;
     let scopes = scopes(claims)?;
-    let client_id = opt_str(claims, "client_id")?.map(Box::from);
-    let jti = opt_str(claims, "jti")?.map(Box::from);
+    let client_id = opt_str(claims, "client_id")?;
+    let jti = opt_str(claims, "jti")?;
     let sub = opt_str(claims, "sub")?;
     let vouched_at = iat.map_or(0, |iat| iat.floor());
     let system_user = opt_str(claims, "client_system_user")?;
     let principal = match (sub, system_user) {
-        (Some(sub), _) => Principal {
-            kind: TokenKind::User,
-            subject: sub.into(),
-            user_id: opt_str(claims, "id")?.map(Box::from),
-            client_id,
-            db: opt_str(claims, "db")?.map(Box::from),
-            scopes,
-            sid: opt_str(claims, "sid")?.map(Box::from),
-            jti,
-            is_admin: flag(claims, "is_admin")?,
-            user_type: opt_str(claims, "user_type")?.map(Box::from),
-            expires_at: exp,
-            vouched_at,
-        },
-        (None, Some(system_user)) => Principal {
-            kind: TokenKind::Service,
-            subject: system_user.into(),
-            user_id: opt_str(claims, "client_system_user_id")?.map(Box::from),
-            client_id,
-            db: opt_str(claims, "client_db")?.map(Box::from),
-            scopes,
-            sid: None,
-            jti,
-            is_admin: false,
-            user_type: opt_str(claims, "client_system_user_type")?.map(Box::from),
-            expires_at: exp,
-            vouched_at,
-        },
+        (Some(sub), _) => {
+            let text = PrincipalText {
+                subject: sub,
+                user_id: opt_str(claims, "id")?,
+                client_id,
+                db: opt_str(claims, "db")?,
+                sid: opt_str(claims, "sid")?,
+                jti,
+                user_type: opt_str(claims, "user_type")?,
+            };
+            let mut p = Principal::new(TokenKind::User, &text, scopes, exp);
+            p.is_admin = flag(claims, "is_admin")?;
+            p.vouched_at = vouched_at;
+            p
+        }
+        (None, Some(system_user)) => {
+            let text = PrincipalText {
+                subject: system_user,
+                user_id: opt_str(claims, "client_system_user_id")?,
+                client_id,
+                db: opt_str(claims, "client_db")?,
+                sid: None,
+                jti,
+                user_type: opt_str(claims, "client_system_user_type")?,
+            };
+            let mut p = Principal::new(TokenKind::Service, &text, scopes, exp);
+            p.vouched_at = vouched_at;
+            p
+        }
         (None, None) => return Err(TokenError::MissingClaim("sub")),
     };
-    if principal.subject.is_empty() {
+    if principal.subject().is_empty() {
         return Err(TokenError::InvalidClaim("sub"));
     }
     if !principal.is_header_safe() {
@@ -232,8 +233,8 @@ mod tests {
             "scope":["read","update"]}));
         let p = principal_from_claims(&c, &rules(), 2000).unwrap();
         assert_eq!(p.kind, TokenKind::Service);
-        assert_eq!(&*p.subject, "admin");
-        assert_eq!(p.db.as_deref(), Some("E1_DEV-1 Test"));
+        assert_eq!(&*p.subject(), "admin");
+        assert_eq!(p.db(), Some("E1_DEV-1 Test"));
         assert_eq!(p.scopes.to_string(), "read update");
     }
 
@@ -246,7 +247,7 @@ mod tests {
         let p = principal_from_claims(&c, &rules(), 2000).unwrap();
         assert_eq!(p.kind, TokenKind::User);
         assert!(p.is_admin);
-        assert_eq!(p.sid.as_deref(), Some("D1FF"));
+        assert_eq!(p.sid(), Some("D1FF"));
     }
 
     #[test]

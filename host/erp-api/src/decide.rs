@@ -157,21 +157,18 @@ async fn run_engine(
 /// id, through introspection); a token without one keys by kind and subject.
 pub(crate) fn token_holder(principal: &Principal) -> Holder {
     let (key, origin) = match principal.kind {
-        TokenKind::User => (
-            principal.sid.as_ref().map(|s| format!("sid:{s}")),
-            Origin::User,
-        ),
+        TokenKind::User => (principal.sid().map(|s| format!("sid:{s}")), Origin::User),
         TokenKind::Service => (None, Origin::Service),
         TokenKind::Pat => (None, Origin::Pat),
         TokenKind::Sat => (None, Origin::Sat),
     };
     let key = key
-        .or_else(|| principal.jti.as_ref().map(|j| format!("jti:{j}")))
-        .unwrap_or_else(|| format!("{}:{}", principal.kind.as_str(), principal.subject));
+        .or_else(|| principal.jti().map(|j| format!("jti:{j}")))
+        .unwrap_or_else(|| format!("{}:{}", principal.kind.as_str(), principal.subject()));
     Holder {
         key,
-        login: principal.subject.to_string(),
-        client_id: principal.client_id.as_deref().map(String::from),
+        login: principal.subject().to_owned(),
+        client_id: principal.client_id().map(String::from),
         origin,
     }
 }
@@ -244,7 +241,7 @@ pub async fn authenticate(
             Some(principal) => {
                 let who = token_holder(&principal);
                 // External (community) users never consume licenses.
-                let session = if principal.user_type.as_deref() == Some("ExternalCommunityUser") {
+                let session = if principal.user_type() == Some("ExternalCommunityUser") {
                     Ok(who.session(now))
                 } else {
                     state.api.sessions.enter(&who, now).await

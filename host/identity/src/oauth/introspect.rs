@@ -150,15 +150,15 @@ async fn introspect_jwt(
     let Some((claims, principal)) = verify_own_access_token(state, token, now) else {
         return Ok(IntrospectionResponse::inactive());
     };
-    if let Some(jti) = &principal.jti
+    if let Some(jti) = principal.jti()
         && state.store.jti_revoked(jti).await?
     {
         return Ok(IntrospectionResponse::inactive());
     }
-    if !session_live(state, principal.sid.as_deref()).await? {
+    if !session_live(state, principal.sid()).await? {
         return Ok(IntrospectionResponse::inactive());
     }
-    let enabled = match &principal.client_id {
+    let enabled = match principal.client_id() {
         Some(id) => state.store.app(id).await?.is_some_and(|a| a.enabled),
         None => false,
     };
@@ -179,26 +179,28 @@ async fn introspect_jwt(
     let is_admin = claims
         .contains_key("is_admin")
         .then_some(principal.is_admin);
-    let scope = claims.contains_key("scope").then_some(principal.scopes);
+    let scope = claims
+        .contains_key("scope")
+        .then(|| principal.scopes.clone());
     Ok(IntrospectionResponse {
         active: true,
         scope,
-        client_id: principal.client_id.map(String::from),
-        username: Some(principal.subject.to_string()),
+        client_id: principal.client_id().map(String::from),
+        username: Some(principal.subject().to_owned()),
         token_type: Some("Bearer".into()),
         exp: Some(principal.expires_at),
         iat: claims.get("iat").and_then(Value::as_u64),
         nbf: claims.get("nbf").and_then(Value::as_u64),
-        sub: Some(principal.subject.into()),
+        sub: Some(principal.subject().into()),
         aud,
         iss: claim_str(&claims, "iss"),
-        jti: principal.jti.map(String::from),
+        jti: principal.jti().map(String::from),
         erp_token_kind: Some(principal.kind),
-        db: principal.db.map(String::from),
-        id: principal.user_id.map(String::from),
-        sid: principal.sid.map(String::from),
+        db: principal.db().map(String::from),
+        id: principal.user_id().map(String::from),
+        sid: principal.sid().map(String::from),
         is_admin,
-        user_type: principal.user_type.map(String::from),
+        user_type: principal.user_type().map(String::from),
     })
 }
 

@@ -154,11 +154,11 @@ pub async fn userinfo(State(state): State<Identity>, headers: HeaderMap) -> Resp
     else {
         return refuse("invalid_token");
     };
-    let jti = principal.jti.as_deref().unwrap_or("");
+    let jti = principal.jti().unwrap_or("");
     if state.store.jti_revoked(jti).await.unwrap_or(true) {
         return refuse("invalid_token");
     }
-    let live = crate::oauth::introspect::session_live(&state, principal.sid.as_deref()).await;
+    let live = crate::oauth::introspect::session_live(&state, principal.sid()).await;
     if !live.unwrap_or(false) {
         return refuse("invalid_token");
     }
@@ -166,7 +166,7 @@ pub async fn userinfo(State(state): State<Identity>, headers: HeaderMap) -> Resp
     if principal.kind != TokenKind::User {
         return refuse("invalid_token");
     }
-    let login = &*principal.subject;
+    let login = &*principal.subject();
     if !scopes.contains("openid") {
         let mut r = (
             StatusCode::FORBIDDEN,
