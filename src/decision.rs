@@ -260,7 +260,7 @@ impl Identity {
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
         let (h, p) = (&*self.names, &self.principal);
         [
-            (&h.subject, Some(&*p.subject())),
+            (&h.subject, Some(p.subject())),
             (&h.user_id, p.user_id()),
             (&h.client_id, p.client_id()),
             (&h.db, p.db()),

@@ -109,7 +109,7 @@ impl<'a> DecisionLog<'a> {
             status,
             token_kind: principal.map(|p| p.kind.as_str()),
             client_id: field(|p| p.client_id()),
-            subject: field(|p| Some(&*p.subject())),
+            subject: field(|p| Some(p.subject())),
             token_id: field(|p| p.jti()),
             cached,
             duration_us,

@@ -60,7 +60,7 @@ fn is_revoked(state: &State, principal: &Principal, hash: &TokenHash, now: Time)
         || revocation.token_revoked(hash, now_s)
         || revocation.voided(
             principal.client_id(),
-            &principal.subject(),
+            principal.subject(),
             principal.vouched_at,
             now_s,
         )

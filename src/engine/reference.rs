@@ -247,7 +247,7 @@ fn voided(state: &State, principal: Option<&Principal>, now: Time) -> bool {
     principal.is_some_and(|p| {
         state
             .revocation
-            .voided(p.client_id(), &p.subject(), p.vouched_at, now.secs())
+            .voided(p.client_id(), p.subject(), p.vouched_at, now.secs())
     })
 }
 

@@ -213,7 +213,7 @@ mod tests {
         let r = parse_response(200, body).unwrap();
         let p = r.reference_principal().unwrap();
         assert_eq!(p.kind, TokenKind::Pat);
-        assert_eq!(&*p.subject(), "alice");
+        assert_eq!(p.subject(), "alice");
         assert!(p.scopes.contains("update"));
     }
 

@@ -233,7 +233,7 @@ mod tests {
             "scope":["read","update"]}));
         let p = principal_from_claims(&c, &rules(), 2000).unwrap();
         assert_eq!(p.kind, TokenKind::Service);
-        assert_eq!(&*p.subject(), "admin");
+        assert_eq!(p.subject(), "admin");
         assert_eq!(p.db(), Some("E1_DEV-1 Test"));
         assert_eq!(p.scopes.to_string(), "read update");
     }

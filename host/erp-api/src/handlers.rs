@@ -23,7 +23,7 @@ pub async fn profile_me(
             "The profile API accepts user access tokens and personal access tokens only.",
         );
     };
-    let user = match state.identity.store.user(&principal.subject()).await {
+    let user = match state.identity.store.user(principal.subject()).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             return erp_error(

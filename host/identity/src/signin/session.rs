@@ -166,7 +166,7 @@ pub async fn userinfo(State(state): State<Identity>, headers: HeaderMap) -> Resp
     if principal.kind != TokenKind::User {
         return refuse("invalid_token");
     }
-    let login = &*principal.subject();
+    let login = principal.subject();
     if !scopes.contains("openid") {
         let mut r = (
             StatusCode::FORBIDDEN,
