@@ -27,7 +27,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use erpgate::{Decision, Engine, Policy, Request, Step, Time};
 use erpgate_testkit::{DEFAULT_NOW, Fixtures, preset_claims, test_policy};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 

@@ -229,7 +229,7 @@ fn rsa_verify_portable(
     message: &[u8],
     signature: &[u8],
 ) -> bool {
-    use rsa::sha2::{Sha256, Sha384, Sha512};
+    use sha2::{Sha256, Sha384, Sha512};
     match alg {
         Algorithm::RS256 => portable_rsa::verify_pkcs1v15::<Sha256>(key, message, signature),
         Algorithm::RS384 => portable_rsa::verify_pkcs1v15::<Sha384>(key, message, signature),
@@ -336,14 +336,18 @@ impl VerifyingKey {
                 }
             }
             Material::Ec(vk) => {
-                use p256::ecdsa::signature::Verifier;
+                use p256::ecdsa::signature::hazmat::PrehashVerifier;
+                use sha2::Digest;
                 // JWS ES256 is raw r||s, exactly 64 bytes; r and s must be in [1, n-1]
                 // (from_slice refuses zero, which is CVE-2022-21449).
                 if signature.len() != 64 {
                     return false;
                 }
+                // Hashed here with the `sha2` the rest of the core uses
+                // (`p256` would link a second one).
+                let digest = sha2::Sha256::digest(message);
                 match p256::ecdsa::Signature::from_slice(signature) {
-                    Ok(sig) => vk.verify(message, &sig).is_ok(),
+                    Ok(sig) => vk.verify_prehash(&digest, &sig).is_ok(),
                     Err(_) => false,
                 }
             }
@@ -360,7 +364,7 @@ impl VerifyingKey {
 }
 
 fn hmac_verify(alg: Algorithm, secret: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     macro_rules! check {
         ($hash:ty) => {{
             match Hmac::<$hash>::new_from_slice(secret) {

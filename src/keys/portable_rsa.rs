@@ -12,9 +12,9 @@
 use crypto_bigint::BoxedUint;
 use crypto_bigint::modular::BoxedMontyForm;
 use rsa::pkcs8::AssociatedOid;
-use rsa::sha2::Digest;
 use rsa::signature::digest::FixedOutputReset;
 use rsa::traits::PublicKeyParts;
+use sha2::Digest;
 
 /// An RSA public key from big-endian `n` (without leading zeros) and `e`.
 pub(crate) fn public_key(n: &[u8], e: &[u8]) -> Option<rsa::PublicKey> {
