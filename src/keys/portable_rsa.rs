@@ -85,3 +85,39 @@ fn public_operation(key: &rsa::PublicKey, signature: &[u8], k: usize) -> Option<
     let skip = bytes.len().checked_sub(k)?;
     bytes.get(skip..).map(<[u8]>::to_vec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Any odd 2048-bit number passes the key checks (they do not test
+    /// primality); what matters here is what the checks refuse.
+    const N: [u8; 256] = [0xC5; 256];
+
+    #[test]
+    fn exponents_the_key_checks_refuse_are_refused_without_panicking() {
+        assert!(public_key(&N, &[0x01, 0x00, 0x01]).is_some());
+        // e = 0 (a JWK of zero bytes trims to nothing), e = 1, e = 2^64.
+        assert!(public_key(&N, &[]).is_none());
+        assert!(public_key(&N, &[0x01]).is_none());
+        assert!(public_key(&N, &[0x01, 0, 0, 0, 0, 0, 0, 0, 0]).is_none());
+        // An even modulus has no Montgomery form.
+        let mut even = N;
+        even[255] = 0xC4;
+        assert!(public_key(&even, &[0x01, 0x00, 0x01]).is_none());
+    }
+
+    #[test]
+    fn a_signature_not_below_the_modulus_is_refused() {
+        let key = public_key(&N, &[0x01, 0x00, 0x01]).unwrap();
+        // s = n and s > n: RFC 8017 §5.2.2 step 1.
+        assert!(public_operation(&key, &N, 256).is_none());
+        assert!(public_operation(&key, &[0xFF; 256], 256).is_none());
+        assert!(!verify_pkcs1v15::<sha2::Sha256>(&key, b"m", &[0xFF; 256]));
+        // s = 1: 1^e = 1, which is no PKCS#1 v1.5 encoding.
+        let mut one = [0u8; 256];
+        one[255] = 1;
+        assert_eq!(public_operation(&key, &one, 256).unwrap(), one.to_vec());
+        assert!(!verify_pkcs1v15::<sha2::Sha256>(&key, b"m", &one));
+    }
+}
