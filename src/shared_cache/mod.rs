@@ -12,11 +12,11 @@
 //! verdict (the clusters, the introspection client): plugins that differ in
 //! any of it never read each other's entries.
 
-use serde::{Deserialize, Serialize};
-
 use crate::cache::TokenHash;
 use crate::principal::Principal;
 use crate::time::Time;
+
+mod slot;
 
 /// A key-value store with versions, shared across engine instances.
 pub trait SharedCache: Send {
@@ -49,19 +49,6 @@ impl Space {
     }
 }
 
-/// One slot's content.
-#[derive(Serialize, Deserialize)]
-struct Slot {
-    /// The token's SHA-256, hex.
-    h: String,
-    /// Fresh until, Unix milliseconds.
-    f: u64,
-    /// Served stale until, Unix milliseconds.
-    s: u64,
-    /// The principal; `None` records an inactive reference token.
-    p: Option<Principal>,
-}
-
 /// A shared entry as the engine sees it.
 pub(crate) struct SharedEntry {
     pub principal: Option<Principal>,
@@ -86,12 +73,7 @@ pub(crate) fn key(namespace: &str, space: Space, hash: &TokenHash, slots: usize)
     head.copy_from_slice(hash.0.get(..8).unwrap_or(&[0; 8]));
     let slots = u64::try_from(slots.max(1)).unwrap_or(u64::MAX);
     let slot = u64::from_le_bytes(head) % slots;
-    format!("erpgate.v1.{namespace}.{}.{slot}", space.name())
-}
-
-fn decode(bytes: &[u8], hash: &TokenHash) -> Option<Slot> {
-    let slot: Slot = serde_json::from_slice(bytes).ok()?;
-    (TokenHash::from_hex(&slot.h).as_ref() == Some(hash)).then_some(slot)
+    format!("erpgate.v2.{namespace}.{}.{slot}", space.name())
 }
 
 /// The fresh shared entry for `hash`, if its slot holds one.
@@ -102,12 +84,12 @@ pub(crate) fn load(
     now: Time,
 ) -> Option<SharedEntry> {
     let (bytes, _) = cache.get(key)?;
-    let slot = decode(&bytes, hash)?;
-    let fresh_until = Time::from_millis(slot.f);
+    let slot = slot::decode(&bytes, hash)?;
+    let fresh_until = Time::from_millis(slot.fresh_until);
     (now < fresh_until).then(|| SharedEntry {
-        principal: slot.p,
+        principal: slot.principal,
         fresh_until,
-        stale_until: Time::from_millis(slot.s.max(slot.f)),
+        stale_until: Time::from_millis(slot.stale_until.max(slot.fresh_until)),
     })
 }
 
@@ -121,19 +103,12 @@ pub(crate) fn store(
     fresh_until: Time,
     stale_until: Time,
 ) {
-    let slot = Slot {
-        h: hash.to_hex(),
-        f: fresh_until.millis(),
-        s: stale_until.millis(),
-        p: principal.cloned(),
-    };
-    let Ok(bytes) = serde_json::to_vec(&slot) else {
-        return;
-    };
+    let fresh = fresh_until.millis();
+    let bytes = slot::encode(hash, fresh, stale_until.millis(), principal);
     for _ in 0..CAS_ATTEMPTS {
         let version = match cache.get(key) {
             Some((current, version)) => {
-                if decode(&current, hash).is_some_and(|c| c.f >= slot.f) {
+                if slot::decode(&current, hash).is_some_and(|c| c.fresh_until >= fresh) {
                     return;
                 }
                 version
@@ -152,7 +127,8 @@ pub(crate) fn clear(cache: &mut dyn SharedCache, key: &str, hash: &TokenHash) {
         let Some((current, version)) = cache.get(key) else {
             return;
         };
-        if decode(&current, hash).is_none() || cache.set(key, b"", version) {
+        let holds = slot::peek(&current).is_some_and(|(h, _)| h == *hash);
+        if !holds || cache.set(key, b"", version) {
             return;
         }
     }
