@@ -6,9 +6,13 @@
 //! `scripts/build-filter && cargo run --release -p erpgate-gateway --features guest-profiler --example profile_filter -- hit|first OUT.json [FILTER.wasm]`
 //!
 //! The deployed filter carries no function names; for a readable profile,
-//! pass a build that keeps them:
-//! `CARGO_PROFILE_WASM_STRIP=false cargo build -p erpgate --lib --target wasm32-wasip1 --profile wasm --features envoy`
-//! gives `target/wasm32-wasip1/wasm/erpgate.wasm`.
+//! pass a build that keeps them, through `wasm-opt` as `scripts/build-filter`
+//! does but with `-g` (rustc's own output is refused at link time:
+//! "incompatible import type for `env::proxy_resolve_shared_queue`"):
+//! `CARGO_PROFILE_WASM_STRIP=false cargo build -p erpgate --lib --target wasm32-wasip1 --profile wasm --features envoy`,
+//! then `tests/worker/node_modules/.bin/wasm-opt -Oz -g` with the
+//! `--enable-…` flags of `scripts/build-filter` on
+//! `target/wasm32-wasip1/wasm/erpgate.wasm`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 use std::collections::HashMap;
