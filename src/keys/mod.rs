@@ -445,14 +445,8 @@ fn pick_alg(
     }
 }
 
-const RSA_ALGS: [Algorithm; 6] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
+/// The RSA algorithms: the first six of [`Algorithm::ALL`].
+const RSA_ALGS: &[Algorithm] = Algorithm::ALL.split_at(6).0;
 
 fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<VerifyingKey, SkipReason> {
     if let Some(usage) = member_str(jwk, "use")?
@@ -495,7 +489,7 @@ fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Verifyin
             if bits > 4096 {
                 return Err(SkipReason::RsaOutOfRange);
             }
-            let alg = pick_alg(declared, &RSA_ALGS, allowed)?;
+            let alg = pick_alg(declared, RSA_ALGS, allowed)?;
             let portable = portable_rsa::public_key(n_trimmed, trim_zeros(&e))
                 .ok_or(SkipReason::RsaOutOfRange)?;
             #[cfg(not(target_arch = "wasm32"))]
