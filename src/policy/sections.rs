@@ -2,9 +2,9 @@
 //! it is. A reloaded policy keeps what an engine remembers (keys, cached
 //! verdicts, the revocation cursor) for every part whose fingerprint did not
 //! change: routes and the rest are applied on every request, cached or
-//! not, so editing them drops nothing. Cached verdicts hold their identity
-//! headers rendered, so renaming one drops the local verdict caches (not
-//! the shared cache, which holds principals).
+//! not, so editing them drops nothing. Cached verdicts hold the identity
+//! headers' names of the policy they were made under, so renaming one drops
+//! the local verdict caches (not the shared cache, which holds principals).
 
 use serde_json::Value;
 

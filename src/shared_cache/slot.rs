@@ -24,6 +24,7 @@ pub(super) struct Slot {
     pub(super) principal: Option<Principal>,
 }
 
+/// The token hash and the two times: a shorter slot is no slot.
 const HEAD: usize = 32 + 8 + 8;
 
 fn text(out: &mut Vec<u8>, value: &str) {
