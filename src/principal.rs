@@ -58,6 +58,37 @@ pub struct PrincipalText<'a> {
     pub user_type: Option<&'a str>,
 }
 
+impl<'a> PrincipalText<'a> {
+    /// The seven fields in the one order every packed and binary form
+    /// uses: subject, user_id, client_id, db, sid, jti, user_type.
+    pub fn fields(&self) -> [Option<&'a str>; 7] {
+        [
+            Some(self.subject),
+            self.user_id,
+            self.client_id,
+            self.db,
+            self.sid,
+            self.jti,
+            self.user_type,
+        ]
+    }
+
+    /// The text from [`PrincipalText::fields`]' order; `None` without a
+    /// subject.
+    pub fn from_fields(fields: [Option<&'a str>; 7]) -> Option<Self> {
+        let [subject, user_id, client_id, db, sid, jti, user_type] = fields;
+        Some(PrincipalText {
+            subject: subject?,
+            user_id,
+            client_id,
+            db,
+            sid,
+            jti,
+            user_type,
+        })
+    }
+}
+
 /// The seven text fields in one allocation: the texts one after another,
 /// where each ends, and which are present. A cache keeps one principal per
 /// token, and seven small allocations cost more than their text.
@@ -78,15 +109,7 @@ const USER_TYPE: usize = 6;
 
 impl Packed {
     fn new(t: &PrincipalText<'_>) -> Self {
-        let fields = [
-            Some(t.subject),
-            t.user_id,
-            t.client_id,
-            t.db,
-            t.sid,
-            t.jti,
-            t.user_type,
-        ];
+        let fields = t.fields();
         let mut text = String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum());
         let mut packed = Packed::default();
         for (i, field) in fields.iter().enumerate() {
@@ -173,17 +196,18 @@ struct OwnedFields {
 
 impl Serialize for Principal {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let t = self.text();
         Fields {
             kind: self.kind,
-            subject: self.subject(),
-            user_id: self.user_id(),
-            client_id: self.client_id(),
-            db: self.db(),
+            subject: t.subject,
+            user_id: t.user_id,
+            client_id: t.client_id,
+            db: t.db,
             scopes: &self.scopes,
-            sid: self.sid(),
-            jti: self.jti(),
+            sid: t.sid,
+            jti: t.jti,
             is_admin: self.is_admin,
-            user_type: self.user_type(),
+            user_type: t.user_type,
             expires_at: self.expires_at,
             vouched_at: self.vouched_at,
         }
@@ -229,6 +253,11 @@ impl Principal {
         }
     }
 
+    /// Every text field, borrowed.
+    pub fn text(&self) -> PrincipalText<'_> {
+        PrincipalText::from_fields(std::array::from_fn(|i| self.texts.get(i))).unwrap_or_default()
+    }
+
     /// The ERP login: `sub` for user tokens and PATs, the SystemUser for
     /// service tokens and SATs.
     pub fn subject(&self) -> &str {
@@ -268,13 +297,15 @@ impl Principal {
     /// Whether every value that may become a header is free of control characters.
     /// A claim with CR or LF would otherwise smuggle headers upstream.
     pub fn is_header_safe(&self) -> bool {
+        let t = self.text();
+        // Every field but `jti`, which never becomes a header.
         let fields = [
-            Some(self.subject()),
-            self.user_id(),
-            self.client_id(),
-            self.db(),
-            self.sid(),
-            self.user_type(),
+            Some(t.subject),
+            t.user_id,
+            t.client_id,
+            t.db,
+            t.sid,
+            t.user_type,
         ];
         fields
             .into_iter()

@@ -32,18 +32,6 @@ fn text(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-fn fields(p: &Principal) -> [Option<&str>; 7] {
-    [
-        Some(p.subject()),
-        p.user_id(),
-        p.client_id(),
-        p.db(),
-        p.sid(),
-        p.jti(),
-        p.user_type(),
-    ]
-}
-
 /// A slot's bytes.
 pub(super) fn encode(
     hash: &TokenHash,
@@ -69,7 +57,7 @@ pub(super) fn encode(
     out.extend_from_slice(&p.expires_at.to_le_bytes());
     out.extend_from_slice(&p.vouched_at.to_le_bytes());
     text(&mut out, p.scopes.as_str());
-    let fields = fields(p);
+    let fields = p.text().fields();
     let present = fields
         .iter()
         .enumerate()
@@ -128,16 +116,7 @@ fn principal(r: &mut Reader<'_>) -> Option<Principal> {
             *value = Some(r.text()?);
         }
     }
-    let [subject, user_id, client_id, db, sid, jti, user_type] = values;
-    let text = PrincipalText {
-        subject: subject?,
-        user_id,
-        client_id,
-        db,
-        sid,
-        jti,
-        user_type,
-    };
+    let text = PrincipalText::from_fields(values)?;
     let mut p = Principal::new(kind, &text, scopes, expires_at);
     p.is_admin = is_admin;
     p.vouched_at = vouched_at;
