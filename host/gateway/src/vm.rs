@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use wasmtime::{Config, Engine, Instance, Linker, Module, Store, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, Func, Instance, Linker, Module, Store, StoreLimitsBuilder, TypedFunc, Val,
+};
 
 use super::abi::{self, DispatchedCall, HostState, LocalResponse, PluginShared, StreamIo};
 
@@ -201,6 +203,7 @@ impl FilterModule {
     fn instantiate_with(&self, plugin_config: Vec<u8>) -> Result<Vm, VmError> {
         let state = HostState {
             plugin_config,
+            guest: None,
             root: ROOT,
             effective: ROOT,
             streams: HashMap::new(),
@@ -230,6 +233,7 @@ impl FilterModule {
             .linker
             .instantiate(&mut store, &self.module)
             .map_err(|e| VmError::Module(e.to_string()))?;
+        abi::resolve(&mut store, &instance);
         let mut vm = Vm {
             store,
             instance,
@@ -249,6 +253,86 @@ impl FilterModule {
 /// The root context's id.
 const ROOT: i32 = 1;
 
+/// An exported callback, typed by its shape (every proxy-wasm callback
+/// takes i32s and returns nothing or one i32).
+enum Callback {
+    A0(TypedFunc<(), ()>),
+    A1(TypedFunc<i32, ()>),
+    A1R(TypedFunc<i32, i32>),
+    A2(TypedFunc<(i32, i32), ()>),
+    A2R(TypedFunc<(i32, i32), i32>),
+    A3(TypedFunc<(i32, i32, i32), ()>),
+    A3R(TypedFunc<(i32, i32, i32), i32>),
+    /// Any other shape, called through the dynamic, checked path.
+    Other(Func, usize),
+}
+
+impl Callback {
+    fn of(func: Func, store: &Store<HostState>) -> Self {
+        if let Ok(t) = func.typed(store) {
+            Self::A0(t)
+        } else if let Ok(t) = func.typed(store) {
+            Self::A1(t)
+        } else if let Ok(t) = func.typed(store) {
+            Self::A1R(t)
+        } else if let Ok(t) = func.typed(store) {
+            Self::A2(t)
+        } else if let Ok(t) = func.typed(store) {
+            Self::A2R(t)
+        } else if let Ok(t) = func.typed(store) {
+            Self::A3(t)
+        } else if let Ok(t) = func.typed(store) {
+            Self::A3R(t)
+        } else {
+            Self::Other(func, func.ty(store).results().len())
+        }
+    }
+
+    fn arity(&self) -> Option<usize> {
+        match self {
+            Self::A0(_) => Some(0),
+            Self::A1(_) | Self::A1R(_) => Some(1),
+            Self::A2(_) | Self::A2R(_) => Some(2),
+            Self::A3(_) | Self::A3R(_) => Some(3),
+            Self::Other(..) => None,
+        }
+    }
+
+    fn call(&self, store: &mut Store<HostState>, args: &[i32]) -> wasmtime::Result<Option<i32>> {
+        if self.arity().is_some_and(|n| n != args.len()) {
+            return Err(wasmtime::Error::msg("unexpected signature"));
+        }
+        let arg = |i: usize| args.get(i).copied().unwrap_or(0);
+        let (a, b, c) = (arg(0), arg(1), arg(2));
+        match self {
+            Self::A0(f) => f.call(store, ()).map(|()| None),
+            Self::A1(f) => f.call(store, a).map(|()| None),
+            Self::A1R(f) => f.call(store, a).map(Some),
+            Self::A2(f) => f.call(store, (a, b)).map(|()| None),
+            Self::A2R(f) => f.call(store, (a, b)).map(Some),
+            Self::A3(f) => f.call(store, (a, b, c)).map(|()| None),
+            Self::A3R(f) => f.call(store, (a, b, c)).map(Some),
+            Self::Other(func, result_count) => {
+                // The widest callback, `proxy_on_http_call_response`, takes five.
+                let mut params = [Val::I32(0); 8];
+                if args.len() > params.len() || *result_count > 1 {
+                    return Err(wasmtime::Error::msg("unexpected signature"));
+                }
+                for (slot, arg) in params.iter_mut().zip(args) {
+                    *slot = Val::I32(*arg);
+                }
+                let mut results = [Val::I32(0); 1];
+                let (params, results) = (
+                    params.get(..args.len()).unwrap_or_default(),
+                    results.get_mut(..*result_count).unwrap_or_default(),
+                );
+                func.call(store, params, results)?;
+                Ok(results.first().and_then(Val::i32))
+            }
+        }
+    }
+}
+
 /// One instance of the filter.
 pub struct Vm {
     store: Store<HostState>,
@@ -256,8 +340,8 @@ pub struct Vm {
     next_context: i32,
     /// Which context each outstanding call token belongs to.
     owners: HashMap<u32, i32>,
-    /// The module's exports called so far, with their result counts.
-    exports: HashMap<&'static str, Option<(wasmtime::Func, usize)>>,
+    /// The module's exports called so far.
+    exports: HashMap<&'static str, Option<Callback>>,
     /// Epoch ticks a callback may run ([`CALLBACK_DEADLINE_TICKS`]; 1
     /// while profiling, when every tick takes a sample).
     deadline_ticks: u64,
@@ -265,41 +349,24 @@ pub struct Vm {
 
 impl Vm {
     /// Calls an export with i32 arguments; returns its i32 result if it has one.
-    /// Each export is looked up (and its result count read) once per VM,
-    /// as Envoy resolves a module's callbacks once.
+    /// Each export is looked up and typed once per VM, as Envoy resolves a
+    /// module's callbacks once; a typed call checks no types.
     fn call(&mut self, name: &'static str, args: &[i32]) -> Result<Option<i32>, VmError> {
-        let export = match self.exports.get(name) {
-            Some(export) => *export,
-            None => {
-                let export = self.instance.get_func(&mut self.store, name).map(|func| {
-                    let results = func.ty(&self.store).results().len();
-                    (func, results)
-                });
-                self.exports.insert(name, export);
-                export
-            }
-        };
+        if !self.exports.contains_key(name) {
+            let callback = self
+                .instance
+                .get_func(&mut self.store, name)
+                .map(|func| Callback::of(func, &self.store));
+            self.exports.insert(name, callback);
+        }
         // Optional callbacks (the SDK exports all of them; others may not).
-        let Some((func, result_count)) = export else {
+        let Some(Some(callback)) = self.exports.get(name) else {
             return Ok(None);
         };
-        // The widest callback, `proxy_on_http_call_response`, takes five.
-        let mut params = [wasmtime::Val::I32(0); 8];
-        if args.len() > params.len() || result_count > 1 {
-            return Err(VmError::Trap(format!("{name}: unexpected signature")));
-        }
-        for (slot, arg) in params.iter_mut().zip(args) {
-            *slot = wasmtime::Val::I32(*arg);
-        }
-        let mut results = [wasmtime::Val::I32(0); 1];
-        let (params, results) = (
-            params.get(..args.len()).unwrap_or_default(),
-            results.get_mut(..result_count).unwrap_or_default(),
-        );
         self.store.set_epoch_deadline(self.deadline_ticks);
-        func.call(&mut self.store, params, results)
-            .map_err(|e| VmError::Trap(format!("{name}: {e}")))?;
-        Ok(results.first().and_then(wasmtime::Val::i32))
+        callback
+            .call(&mut self.store, args)
+            .map_err(|e| VmError::Trap(format!("{name}: {e}")))
     }
 
     /// Wasm instructions this VM has run so far, when its module is

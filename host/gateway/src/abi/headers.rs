@@ -3,9 +3,9 @@
 use wasmtime::Linker;
 
 use super::codes::{buffer, map, status};
-use super::memory::{give, read};
+use super::memory::{at, give, read, with_guest};
 use super::state::{C, HostState};
-use crate::map::{decode_map, encode_map};
+use crate::map::{Pairs, decode_map, encode_map};
 
 fn header_map(state: &mut HostState, map_type: i32) -> Option<&mut Vec<(String, Vec<u8>)>> {
     match map_type {
@@ -54,15 +54,19 @@ pub(super) fn link_headers(linker: &mut Linker<HostState>) -> wasmtime::Result<(
         m,
         "proxy_get_header_map_value",
         |mut c: C<'_>, map_type: i32, kp: i32, kl: i32, ret_ptr: i32, ret_len: i32| -> i32 {
-            let Some(key) = read(&mut c, kp, kl) else {
-                return status::BAD_ARGUMENT;
-            };
-            let key = String::from_utf8_lossy(&key).to_ascii_lowercase();
-            let value = header_map(c.data_mut(), map_type)
-                .and_then(|m| m.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()));
-            match value {
-                Some(v) => give(&mut c, &v, ret_ptr, ret_len),
-                None => status::NOT_FOUND,
+            let found = with_guest(&mut c, |state, mem| {
+                let key = at(mem, kp, kl).ok_or(status::BAD_ARGUMENT)?;
+                header_map(state, map_type)
+                    .and_then(|m| {
+                        m.iter()
+                            .find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(key))
+                    })
+                    .map(|(_, v)| v.clone())
+                    .ok_or(status::NOT_FOUND)
+            });
+            match found.unwrap_or(Err(status::BAD_ARGUMENT)) {
+                Ok(v) => give(&mut c, v.as_slice(), ret_ptr, ret_len),
+                Err(code) => code,
             }
         },
     )?;
@@ -70,54 +74,69 @@ pub(super) fn link_headers(linker: &mut Linker<HostState>) -> wasmtime::Result<(
         m,
         "proxy_add_header_map_value",
         |mut c: C<'_>, map_type: i32, kp: i32, kl: i32, vp: i32, vl: i32| -> i32 {
-            let (Some(k), Some(v)) = (read(&mut c, kp, kl), read(&mut c, vp, vl)) else {
-                return status::BAD_ARGUMENT;
-            };
-            match header_map(c.data_mut(), map_type) {
-                Some(m) => {
-                    m.push((String::from_utf8_lossy(&k).to_ascii_lowercase(), v));
-                    status::OK
-                }
-                None => status::NOT_FOUND,
-            }
+            edit(
+                &mut c,
+                map_type,
+                (kp, kl),
+                Some((vp, vl)),
+                |m, key, value| {
+                    m.push((key, value.to_vec()));
+                },
+            )
         },
     )?;
     linker.func_wrap(
         m,
         "proxy_replace_header_map_value",
         |mut c: C<'_>, map_type: i32, kp: i32, kl: i32, vp: i32, vl: i32| -> i32 {
-            let (Some(k), Some(v)) = (read(&mut c, kp, kl), read(&mut c, vp, vl)) else {
-                return status::BAD_ARGUMENT;
-            };
-            let key = String::from_utf8_lossy(&k).to_ascii_lowercase();
-            match header_map(c.data_mut(), map_type) {
-                Some(m) => {
+            edit(
+                &mut c,
+                map_type,
+                (kp, kl),
+                Some((vp, vl)),
+                |m, key, value| {
                     m.retain(|(name, _)| *name != key);
-                    m.push((key, v));
-                    status::OK
-                }
-                None => status::NOT_FOUND,
-            }
+                    m.push((key, value.to_vec()));
+                },
+            )
         },
     )?;
     linker.func_wrap(
         m,
         "proxy_remove_header_map_value",
         |mut c: C<'_>, map_type: i32, kp: i32, kl: i32| -> i32 {
-            let Some(k) = read(&mut c, kp, kl) else {
-                return status::BAD_ARGUMENT;
-            };
-            let key = String::from_utf8_lossy(&k).to_ascii_lowercase();
-            match header_map(c.data_mut(), map_type) {
-                Some(m) => {
-                    m.retain(|(name, _)| *name != key);
-                    status::OK
-                }
-                None => status::NOT_FOUND,
-            }
+            edit(&mut c, map_type, (kp, kl), None, |m, key, _| {
+                m.retain(|(name, _)| *name != key);
+            })
         },
     )?;
     Ok(())
+}
+
+/// One edit of a header map, reading the key (lowercased, as header names
+/// are) and the value straight from guest memory.
+fn edit(
+    c: &mut C<'_>,
+    map_type: i32,
+    (kp, kl): (i32, i32),
+    value: Option<(i32, i32)>,
+    change: impl FnOnce(&mut Pairs, String, &[u8]),
+) -> i32 {
+    let done = with_guest(c, |state, mem| {
+        let key = String::from_utf8_lossy(at(mem, kp, kl)?).to_ascii_lowercase();
+        let value = match value {
+            Some((vp, vl)) => at(mem, vp, vl)?,
+            None => &[],
+        };
+        Some(match header_map(state, map_type) {
+            Some(m) => {
+                change(m, key, value);
+                status::OK
+            }
+            None => status::NOT_FOUND,
+        })
+    });
+    done.flatten().unwrap_or(status::BAD_ARGUMENT)
 }
 
 /// Registers the buffer and property hostcalls.

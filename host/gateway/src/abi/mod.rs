@@ -17,6 +17,7 @@ mod wasi;
 pub use super::map::{Pairs, decode_map, encode_map, le_u32};
 pub use codes::{buffer, map, status};
 pub use foreign::verify_signature;
+pub use memory::resolve;
 pub use state::{DispatchedCall, HostState, LocalResponse, Metric, PluginShared, StreamIo};
 
 /// Registers every proxy-wasm hostcall and the WASI functions a wasip1

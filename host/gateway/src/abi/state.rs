@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use wasmtime::Caller;
+use wasmtime::{Caller, Memory, TypedFunc};
 
 use crate::map::Pairs;
 
@@ -74,8 +74,20 @@ pub struct StreamIo {
     pub body: Vec<u8>,
 }
 
+/// The guest's memory and allocator, resolved once per instance (as Envoy
+/// does) instead of by name on every hostcall.
+#[derive(Clone)]
+pub struct Guest {
+    /// The exported `memory`.
+    pub memory: Memory,
+    /// `proxy_on_memory_allocate` (or `malloc`).
+    pub alloc: TypedFunc<i32, i32>,
+}
+
 /// What one VM's host side holds.
 pub struct HostState {
+    /// Set once the instance exists.
+    pub guest: Option<Guest>,
     /// The plugin configuration.
     pub plugin_config: Vec<u8>,
     /// The root context's id.
