@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::credential::CredentialError;
 use crate::jwt::TokenError;
-use crate::policy::{IdentityHeaders, Policy};
+use crate::policy::{IdentityHeaders, Policy, ProtectedResource};
 use crate::principal::{Principal, TokenKind};
 use crate::scope::ScopeSet;
 
@@ -169,19 +169,57 @@ impl Denial {
     /// The response for this denial under the policy's realm and
     /// description setting.
     pub fn response(&self, policy: &Policy) -> Response {
-        render(&self.reason, &policy.realm, policy.error_description)
+        let metadata = policy.protected_resource.as_ref();
+        render(
+            &self.reason,
+            &policy.realm,
+            policy.error_description,
+            metadata.map(|m| m.metadata_url.as_str()),
+        )
+    }
+}
+
+/// The answer to a request for the protected-resource metadata (RFC 9728
+/// §3.2): the document the policy rendered, with no body for `HEAD`. It is
+/// public: any origin may read it.
+pub fn metadata_response(metadata: &ProtectedResource, head: bool) -> Response {
+    Response {
+        status: 200,
+        headers: vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            (
+                "cache-control".to_owned(),
+                format!("public, max-age={}", metadata.max_age_s),
+            ),
+            ("access-control-allow-origin".to_owned(), "*".to_owned()),
+        ],
+        body: if head {
+            String::new()
+        } else {
+            metadata.document.clone()
+        },
     }
 }
 
 /// The answer when an adapter (or the host's gateway) has no decision at
 /// all and fails closed: 503 `temporarily_unavailable`, nothing more.
 pub fn fail_closed_response() -> Response {
-    render(&Reason::Unavailable(Unavailable::NoDecision), "", false)
+    render(
+        &Reason::Unavailable(Unavailable::NoDecision),
+        "",
+        false,
+        None,
+    )
 }
 
 /// Status, `WWW-Authenticate` and a small JSON body for a reason. This is
 /// the only place a denial becomes bytes.
-fn render(reason: &Reason, realm: &str, error_description: bool) -> Response {
+fn render(
+    reason: &Reason,
+    realm: &str,
+    error_description: bool,
+    resource_metadata: Option<&str>,
+) -> Response {
     let status = reason.status();
     let error = reason.error_code();
     let description = error_description.then(|| reason.description());
@@ -202,6 +240,9 @@ fn render(reason: &Reason, realm: &str, error_description: bool) -> Response {
         }
         if let Some(scope) = reason.challenge_scope().filter(|s| !s.is_empty()) {
             challenge.push_str(&format!(", scope=\"{scope}\""));
+        }
+        if let Some(url) = resource_metadata {
+            challenge.push_str(&format!(", resource_metadata=\"{url}\""));
         }
         headers.push(("www-authenticate".to_owned(), challenge));
     }
@@ -301,6 +342,10 @@ pub enum Decision {
     Allow(Box<Allow>),
     /// Answer locally with [`Denial::response`]; nothing goes upstream.
     Deny(Denial),
+    /// Answer locally with this response, which is not a denial: the
+    /// protected-resource metadata ([`metadata_response`]). Nothing goes
+    /// upstream and no decision is logged.
+    Answer(Response),
 }
 
 impl Allow {
@@ -321,6 +366,7 @@ impl Decision {
         match self {
             Decision::Allow(_) => 200,
             Decision::Deny(d) => d.reason.status(),
+            Decision::Answer(r) => r.status,
         }
     }
 }

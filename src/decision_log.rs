@@ -65,8 +65,9 @@ pub struct DecisionLog<'a> {
 }
 
 impl<'a> DecisionLog<'a> {
-    /// The record of `decision`, made at `now`.
-    pub fn of(decision: &'a Decision, now: Time, duration_us: Option<u64>) -> Self {
+    /// The record of `decision`, made at `now`; `None` for a local answer
+    /// that decides nothing (the protected-resource metadata).
+    pub fn of(decision: &'a Decision, now: Time, duration_us: Option<u64>) -> Option<Self> {
         let (route, outcome, enforced, reason, status, principal, cached) = match decision {
             Decision::Allow(allow) => match &allow.would_deny {
                 Some(denial) => (
@@ -97,9 +98,10 @@ impl<'a> DecisionLog<'a> {
                 denial.principal.as_deref(),
                 false,
             ),
+            Decision::Answer(_) => return None,
         };
         let field = |f: fn(&'a Principal) -> Option<&'a str>| principal.and_then(f);
-        DecisionLog {
+        Some(DecisionLog {
             schema: SCHEMA,
             ts_ms: now.millis(),
             route,
@@ -113,7 +115,7 @@ impl<'a> DecisionLog<'a> {
             token_id: field(|p| p.jti()),
             cached,
             duration_us,
-        }
+        })
     }
 
     /// The JSON line (no newline).
@@ -158,7 +160,9 @@ mod tests {
             enforced: false,
             would_deny: Some(denial.clone()),
         }));
-        let line = DecisionLog::of(&shadow, Time::from_millis(1_500), Some(7)).line();
+        let line = DecisionLog::of(&shadow, Time::from_millis(1_500), Some(7))
+            .unwrap()
+            .line();
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(
             value,
@@ -170,7 +174,7 @@ mod tests {
             })
         );
         let denied = Decision::Deny(denial);
-        let enforced = DecisionLog::of(&denied, Time::from_millis(1), None);
+        let enforced = DecisionLog::of(&denied, Time::from_millis(1), None).unwrap();
         assert!(enforced.enforced && enforced.outcome == "deny");
     }
 }

@@ -241,6 +241,17 @@ impl Gate {
                 });
                 format!("D{value}")
             }
+            // Answered locally like a denial (`allow: false`), with the
+            // response to send; the reason says why.
+            Decision::Answer(response) => {
+                let value = json!({
+                    "status": response.status,
+                    "route": null,
+                    "reason": "protected_resource_metadata",
+                    "response": { "status": response.status, "headers": response.headers, "body": response.body },
+                });
+                format!("D{value}")
+            }
         }
     }
 
@@ -348,7 +359,7 @@ impl Gate {
     #[wasm_bindgen(js_name = lastLog)]
     pub fn last_log(&self, duration_us: Option<u32>) -> Option<String> {
         let (decision, now) = self.last.as_ref()?;
-        Some(crate::DecisionLog::of(decision, *now, duration_us.map(u64::from)).line())
+        crate::DecisionLog::of(decision, *now, duration_us.map(u64::from)).map(|r| r.line())
     }
 
     /// The principal of the last decision, as JSON (`null` without one).

@@ -111,6 +111,15 @@ impl Engine {
     }
 
     fn start_unfolded(&self, request: &Request<'_>, now: Time, state: &mut State) -> Step {
+        if let Some(metadata) = &self.policy.protected_resource
+            && matches!(request.method, "GET" | "HEAD")
+            && metadata.serves(request.path_only())
+        {
+            let head = request.method == "HEAD";
+            return Step::Decided(Decision::Answer(decision::metadata_response(
+                metadata, head,
+            )));
+        }
         let route = match self.route_for(request) {
             Ok(route) => route,
             Err((reason, route)) => return self.deny(reason, route),

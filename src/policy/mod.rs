@@ -5,9 +5,11 @@ mod headers;
 mod odata;
 mod parts;
 mod raw;
+mod resource;
 mod route;
 mod sections;
 
+pub use resource::{ProtectedResource, resource_origin};
 pub use sections::Sections;
 use std::fmt;
 use std::sync::Arc;
@@ -286,6 +288,8 @@ pub struct Policy {
     /// False in shadow mode (routes may say otherwise): denials are
     /// recorded and the request goes on untouched.
     pub enforce: bool,
+    /// RFC 9728 metadata for the API behind the edge, when configured.
+    pub protected_resource: Option<ProtectedResource>,
     /// A fingerprint of everything a verdict depends on (8 bytes of
     /// SHA-256, hex): namespaces entries in a
     /// [`SharedCache`](crate::SharedCache) so plugins whose verdicts could
@@ -492,6 +496,10 @@ impl Policy {
             None => None,
             Some(ro) => keep(&mut errors, odata::compile(ro, raw.path_case, routes.len())),
         };
+        let protected_resource = match &raw.protected_resource {
+            None => None,
+            Some(rp) => keep(&mut errors, resource::compile(rp, &issuers, &routes)),
+        };
         let headers = keep(&mut errors, headers::compile(&raw.identity_headers));
         let limits = keep(&mut errors, compile_limits(&raw.limits));
         let jwt_cache = keep(
@@ -525,6 +533,7 @@ impl Policy {
             path_case: raw.path_case,
             odata,
             enforce: raw.enforce,
+            protected_resource,
             fingerprint: String::new(),
             sections: Sections::default(),
         })

@@ -39,6 +39,29 @@ pub struct RawPolicy {
     pub odata: Option<RawOData>,
     #[serde(default = "yes")]
     pub enforce: bool,
+    #[serde(default)]
+    pub protected_resource: Option<RawProtectedResource>,
+}
+
+/// RFC 9728 protected-resource metadata.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProtectedResource {
+    pub resource: String,
+    #[serde(default)]
+    pub authorization_servers: Option<Vec<String>>,
+    #[serde(default)]
+    pub scopes_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub resource_name: Option<String>,
+    #[serde(default)]
+    pub resource_documentation: Option<String>,
+    #[serde(default = "default_metadata_max_age")]
+    pub max_age_s: u64,
+}
+
+fn default_metadata_max_age() -> u64 {
+    3600
 }
 
 #[derive(Debug, Deserialize)]

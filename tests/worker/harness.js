@@ -55,9 +55,17 @@ export async function runVector(vector, wasm) {
       }
     }
     if (queue.length) throw new Error(`${queue.length} call replies unused`);
-    if (logged.length !== 1) throw new Error(`${logged.length} decision-log lines for one decision`);
-    const log = logged[0];
-    if (d.allow) {
+    // A local answer that is not a denial (the protected-resource metadata)
+    // decides nothing: no log line.
+    const answered = !d.allow && d.reason === 'protected_resource_metadata';
+    if (logged.length !== (answered ? 0 : 1)) throw new Error(`${logged.length} decision-log lines for one decision`);
+    const log = logged[0] ?? null;
+    if (answered) {
+      observations.push({
+        status: d.status, reason: d.reason, forwarded: [], calls: [...calls],
+        answer: d.response.body ? JSON.parse(d.response.body) : null, log,
+      });
+    } else if (d.allow) {
       const forwarded = step.headers
         .filter(([n]) => !d.headers.remove.includes(n.toLowerCase()))
         .map(([n, v]) => [n.toLowerCase(), v])

@@ -128,11 +128,13 @@ pub struct Explanation {
 }
 
 impl Explanation {
-    /// The reason code (also of a shadow-mode denial), or `allow`.
+    /// The reason code (also of a shadow-mode denial), `allow`, or
+    /// `protected_resource_metadata` for the metadata answer.
     pub fn verdict(&self) -> &'static str {
-        DecisionLog::of(&self.decision, Time::default(), None)
-            .reason
-            .unwrap_or("allow")
+        match DecisionLog::of(&self.decision, Time::default(), None) {
+            Some(record) => record.reason.unwrap_or("allow"),
+            None => "protected_resource_metadata",
+        }
     }
 }
 
@@ -375,15 +377,23 @@ pub fn render(explanation: &Explanation, engine: &Engine, now: Time) -> String {
                 }
             }
         }
+        Decision::Answer(response) => {
+            let _ = writeln!(
+                out,
+                "decision: ANSWER {} (the protected-resource metadata, RFC 9728)",
+                response.status
+            );
+        }
     }
     out.push_str("trace:\n");
     for line in &explanation.trace {
         let _ = writeln!(out, "  {line}");
     }
-    let _ = writeln!(
-        out,
-        "decision log: {}",
-        DecisionLog::of(&explanation.decision, now, None).line()
-    );
+    match DecisionLog::of(&explanation.decision, now, None) {
+        Some(record) => {
+            let _ = writeln!(out, "decision log: {}", record.line());
+        }
+        None => out.push_str("decision log: none (not an authorization decision)\n"),
+    }
     out
 }

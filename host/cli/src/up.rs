@@ -21,9 +21,15 @@ pub fn default_filter_path(repo: &Path) -> PathBuf {
 }
 
 /// The plugin configuration for a host at `identity`: `policies/erpnet.json`
-/// with the host's issuer, the `identity` cluster, and the edge's
-/// introspection credentials `edge` (client id, secret).
-pub fn plugin_config(issuer: &str, jwks_cooldown_s: u64, edge: (&str, &str)) -> Value {
+/// with the host's issuer, the `identity` cluster, the edge's
+/// introspection credentials `edge` (client id, secret), and the RFC 9728
+/// metadata describing the API at `gateway` (the edge's own URL).
+pub fn plugin_config(
+    issuer: &str,
+    jwks_cooldown_s: u64,
+    edge: (&str, &str),
+    gateway: &str,
+) -> Value {
     let mut policy: Value =
         serde_json::from_str(include_str!("../../../policies/erpnet.json")).unwrap_or(Value::Null);
     if let Some(first) = policy
@@ -33,6 +39,7 @@ pub fn plugin_config(issuer: &str, jwks_cooldown_s: u64, edge: (&str, &str)) -> 
         first.insert("issuer".into(), json!(issuer));
         first.insert("jwks_cooldown_s".into(), json!(jwks_cooldown_s));
     }
+    erpgate_erp_api::describe_resource(&mut policy, gateway);
     json!({
         "policy": policy,
         "clusters": { "identity": "identity" },
@@ -113,14 +120,19 @@ pub async fn up(options: StackOptions, admin: &str) -> anyhow::Result<Stack> {
     let upstream = options
         .upstream
         .unwrap_or_else(|| format!("http://{}", host.addr));
-    let plugin = plugin_config(
-        &host.state.identity.issuer,
-        options.jwks_cooldown_s,
-        (&edge.0, &edge.1),
-    );
+    let plugin = |gateway: SocketAddr| {
+        plugin_config(
+            &host.state.identity.issuer,
+            options.jwks_cooldown_s,
+            (&edge.0, &edge.1),
+            &format!("http://{gateway}"),
+        )
+        .to_string()
+        .into_bytes()
+    };
     let gateway = server::start(GatewayConfig {
         filter,
-        plugin_config: plugin.to_string().into_bytes(),
+        plugin_config: plugin(options.gateway),
         upstream: upstream.clone(),
         clusters: HashMap::from([("identity".to_owned(), identity_url)]),
         listen: options.gateway,
@@ -129,6 +141,13 @@ pub async fn up(options: StackOptions, admin: &str) -> anyhow::Result<Stack> {
         verify_signature: true,
     })
     .await?;
+    if gateway.addr != options.gateway {
+        // Bound to a port picked at start: describe the API where it is.
+        gateway
+            .reload(plugin(gateway.addr))
+            .await
+            .map_err(|e| anyhow::anyhow!("the gateway refused its own configuration: {e:?}"))?;
+    }
     Ok(Stack {
         host,
         gateway,

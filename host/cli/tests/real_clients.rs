@@ -117,7 +117,7 @@ fn subject(d: &Decision) -> Option<String> {
             .headers_to_set()
             .find(|(n, _)| *n == "x-erp-subject")
             .map(|(_, v)| v.to_owned()),
-        Decision::Deny(_) => None,
+        Decision::Deny(_) | Decision::Answer(_) => None,
     }
 }
 

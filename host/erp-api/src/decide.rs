@@ -102,10 +102,9 @@ pub(crate) async fn decide(
     let decision = run_engine(state, method, path, headers, body, &mut spent).await?;
     let now = Time::from_millis(state.identity.clock.now_ms());
     let micros = u64::try_from(spent.as_micros()).unwrap_or(u64::MAX);
-    println!(
-        "{}",
-        erpgate::DecisionLog::of(&decision, now, Some(micros)).line()
-    );
+    if let Some(record) = erpgate::DecisionLog::of(&decision, now, Some(micros)) {
+        println!("{}", record.line());
+    }
     Some(match decision {
         Decision::Allow(mut allow) => match allow.would_deny.take() {
             Some(denial) => Decision::Deny(denial),
@@ -149,6 +148,25 @@ async fn run_engine(
         step = engine.resume(pending, outcome, Time::from_millis(now), guard.as_mut()?);
         *spent += started.elapsed();
     }
+}
+
+/// A response the engine made, as is: a denial or the protected-resource
+/// metadata.
+fn local_response(r: erpgate::decision::Response) -> Response {
+    let mut response = (
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN),
+        r.body,
+    )
+        .into_response();
+    for (n, v) in r.headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            response.headers_mut().insert(n, v);
+        }
+    }
+    response
 }
 
 /// The session key and origin of a verified token: `sid` for user tokens
@@ -221,22 +239,9 @@ pub async fn authenticate(
                 Ok(engine) => engine.policy(),
                 Err(_) => return unavailable(),
             };
-            let r = denial.response(engine_policy);
-            let mut response = (
-                StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN),
-                r.body,
-            )
-                .into_response();
-            for (n, v) in r.headers {
-                if let (Ok(n), Ok(v)) = (
-                    header::HeaderName::from_bytes(n.as_bytes()),
-                    HeaderValue::from_str(&v),
-                ) {
-                    response.headers_mut().insert(n, v);
-                }
-            }
-            return response;
+            return local_response(denial.response(engine_policy));
         }
+        Decision::Answer(answer) => return local_response(answer),
         Decision::Allow(allow) => match allow.principal().cloned() {
             Some(principal) => {
                 let who = token_holder(&principal);

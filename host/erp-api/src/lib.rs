@@ -18,7 +18,7 @@ pub mod sessions;
 mod state;
 
 pub use decide::{ApiCaller, background};
-pub use state::{Api, ErpApi};
+pub use state::{Api, ErpApi, describe_resource};
 
 use axum::Router;
 use axum::middleware;

@@ -35,6 +35,25 @@ impl ErpApi {
     }
 }
 
+/// Points the policy's RFC 9728 metadata at the API on `url`'s origin, or
+/// drops it when that origin cannot name a protected resource (plain HTTP
+/// off loopback).
+pub fn describe_resource(policy: &mut Value, url: &str) {
+    let Some(members) = policy.as_object_mut() else {
+        return;
+    };
+    match erpgate::policy::resource_origin(url) {
+        Some(origin) => {
+            if let Some(Value::Object(metadata)) = members.get_mut("protected_resource") {
+                metadata.insert("resource".into(), json!(origin));
+            }
+        }
+        None => {
+            members.remove("protected_resource");
+        }
+    }
+}
+
 /// The engine and its state, for this host's issuer.
 pub struct Api {
     pub(crate) engine: Result<Engine, String>,
@@ -57,6 +76,7 @@ impl Api {
             // another replica rotated in) may refetch at once.
             first.insert("jwks_cooldown_s".into(), json!(1));
         }
+        describe_resource(&mut policy, issuer);
         let engine = Policy::compile(&policy.to_string())
             .map(Engine::new)
             .map_err(|e| e.to_string());

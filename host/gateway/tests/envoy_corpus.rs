@@ -162,13 +162,18 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
         if !replies.is_empty() {
             return Err("call replies unused".into());
         }
-        let [line] = lines.as_slice() else {
-            return Err(format!(
-                "{} decision-log lines for one decision",
-                lines.len()
-            ));
+        // A local answer that is not a denial decides nothing: no line.
+        let answered = matches!(&verdict, Verdict::Respond(r) if r.status == 200);
+        let log: Value = match (lines.as_slice(), answered) {
+            ([line], false) => serde_json::from_str(line).map_err(|e| e.to_string())?,
+            ([], true) => Value::Null,
+            _ => {
+                return Err(format!(
+                    "{} decision-log lines for one decision",
+                    lines.len()
+                ));
+            }
         };
-        let log: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
         if log["enforced"] == false && log["outcome"] == "deny" {
             let reason = log["reason"].as_str().unwrap_or_default();
             let counted = shadow_denials(&module).get(reason).copied().unwrap_or(0);
@@ -190,6 +195,12 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
                     .then(|| log["reason"].as_str().map(str::to_owned))
                     .flatten(),
                 log: Some(log),
+                ..Observed::default()
+            },
+            Verdict::Respond(r) if answered => Observed {
+                status: r.status,
+                answer: Some(serde_json::from_slice(&r.body).unwrap_or(Value::Null)),
+                calls,
                 ..Observed::default()
             },
             Verdict::Respond(r) => {

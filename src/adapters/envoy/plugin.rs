@@ -11,7 +11,7 @@ use super::host::{Host, LogLevel};
 use super::metrics::Metrics;
 use super::parking::ParkingLot;
 use crate::adapters::foreign;
-use crate::decision::{Decision, fail_closed_response};
+use crate::decision::{Decision, Response, fail_closed_response};
 use crate::decision_log::DecisionLog;
 use crate::engine::{BackgroundJob, Engine, Flight, HttpCall, Outcome, State, Step, Suspended};
 use crate::request::Request;
@@ -37,7 +37,11 @@ enum Settled {
 
 /// Answers the effective stream with the core's fail-closed 503.
 pub(super) fn fail_closed(host: &impl Host) {
-    let response = fail_closed_response();
+    respond(host, &fail_closed_response());
+}
+
+/// Answers the effective stream locally with `response`.
+fn respond(host: &impl Host, response: &Response) {
     let headers: Vec<(&str, &str)> = response
         .headers
         .iter()
@@ -263,8 +267,9 @@ impl<H: Host> Plugin<H> {
             }
         }
         let spent = self.host.now_ns().saturating_sub(since_ns) + before_ns;
-        let record = DecisionLog::of(decision, self.host.now(), Some(spent / 1_000));
-        self.host.log(level, &record.line());
+        if let Some(record) = DecisionLog::of(decision, self.host.now(), Some(spent / 1_000)) {
+            self.host.log(level, &record.line());
+        }
     }
 
     /// Applies a decision to the effective stream. Returns whether the stream
@@ -307,14 +312,16 @@ impl<H: Host> Plugin<H> {
                 self.host
                     .log(LogLevel::Debug, &format!("erpgate: denied ({code})"));
                 self.metrics.borrow_mut().decision(&self.host, "deny", code);
-                let response = denial.response(self.engine.policy());
-                let headers: Vec<(&str, &str)> = response
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                self.host
-                    .send_http_response(response.status, &headers, response.body.as_bytes());
+                respond(&self.host, &denial.response(self.engine.policy()));
+                false
+            }
+            Decision::Answer(response) => {
+                self.metrics.borrow_mut().decision(
+                    &self.host,
+                    "answer",
+                    "protected_resource_metadata",
+                );
+                respond(&self.host, &response);
                 false
             }
         }

@@ -1,10 +1,14 @@
 /** What the core decided. */
 export interface Decision {
   type: 'decision';
+  /** False when the module answers the request itself with `response`: a
+   * denial, or (status 200, reason `protected_resource_metadata`) the RFC
+   * 9728 metadata the policy's `protected_resource` describes. */
   allow: boolean;
   status: number;
   route: string | null;
-  /** Reason code of a denial, e.g. `expired`, `insufficient_scope`. */
+  /** Reason code of a denial, e.g. `expired`, `insufficient_scope`, or
+   * `protected_resource_metadata`. */
   reason?: string;
   fromCache?: boolean;
   /** False when the route runs in shadow mode. */

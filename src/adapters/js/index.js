@@ -274,7 +274,8 @@ export class Gate {
     return new Request(request, { headers });
   }
 
-  /** The local response for a denial, as the core mapped it. */
+  /** The local response for a denial (or the protected-resource metadata),
+   * as the core made it. */
   static denial(decision) {
     return new Response(decision.response.body, { status: decision.response.status, headers: decision.response.headers });
   }

@@ -74,6 +74,7 @@ fn observed(v: &Value) -> Observed {
             })
             .unwrap_or_default(),
         from_cache: v.get("from_cache").and_then(Value::as_bool),
+        answer: v.get("answer").cloned(),
         would_deny: s("would_deny"),
         log: v
             .get("log")

@@ -49,6 +49,9 @@ pub struct Observed {
     pub would_deny: Option<String>,
     /// The decision-log line the artifact wrote for the step, parsed.
     pub log: Option<serde_json::Value>,
+    /// The JSON body of a local answer that is not a denial (the
+    /// protected-resource metadata); `Null` when it had no body (`HEAD`).
+    pub answer: Option<serde_json::Value>,
 }
 
 impl Observed {
@@ -64,6 +67,7 @@ impl Observed {
             && (self.reason.is_none() || self.reason == reference.reason)
             && (self.from_cache.is_none() || self.from_cache == reference.from_cache)
             && self.would_deny == reference.would_deny
+            && self.answer == reference.answer
             && decision_fields(self.log.as_ref()) == decision_fields(reference.log.as_ref())
     }
 }
@@ -134,6 +138,13 @@ fn credentials(step: &PreparedStep) -> Vec<String> {
 /// Checks a decision-log line against the schema, the observation it
 /// belongs to, and the step's credentials.
 fn check_log(step: &PreparedStep, seen: &Observed, problems: &mut Vec<String>) {
+    // A local answer decides nothing, so it is not logged.
+    if step.expect.answer.is_some() {
+        if let Some(log) = &seen.log {
+            problems.push(format!("a decision-log line for a local answer: {log}"));
+        }
+        return;
+    }
     let Some(log) = &seen.log else {
         problems.push("no decision-log line".into());
         return;
@@ -271,6 +282,21 @@ pub fn check(step: &PreparedStep, seen: &Observed) -> Result<(), String> {
             "would_deny {:?} (want {:?})",
             seen.would_deny, expect.would_deny
         ));
+    }
+    if let Some(want) = &expect.answer {
+        match &seen.answer {
+            None => problems.push("no local answer".into()),
+            Some(got) => {
+                for (name, value) in want {
+                    if got.get(name) != Some(value) {
+                        problems.push(format!(
+                            "answer `{name}` = {:?} (want {value})",
+                            got.get(name)
+                        ));
+                    }
+                }
+            }
+        }
     }
     check_log(step, seen, &mut problems);
     let want_calls: Vec<&str> = step.calls.iter().map(|c| c.purpose.as_str()).collect();

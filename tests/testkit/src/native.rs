@@ -125,7 +125,9 @@ impl Harness for NativeHarness {
                     Step::Wait { .. } => return Err("single flight is off: no waits".into()),
                 };
             };
-            let log = serde_json::to_value(erpgate::DecisionLog::of(&decision, now, None))
+            let log = erpgate::DecisionLog::of(&decision, now, None)
+                .map(serde_json::to_value)
+                .transpose()
                 .map_err(|e| e.to_string())?;
             out.push(match decision {
                 Decision::Allow(allow) => Observed {
@@ -144,7 +146,17 @@ impl Harness for NativeHarness {
                         .would_deny
                         .as_ref()
                         .map(|d| d.reason.code().to_owned()),
-                    log: Some(log),
+                    log,
+                    ..Observed::default()
+                },
+                Decision::Answer(response) => Observed {
+                    status: response.status,
+                    reason: Some("protected_resource_metadata".to_owned()),
+                    answer: Some(
+                        serde_json::from_str(&response.body).unwrap_or(serde_json::Value::Null),
+                    ),
+                    calls,
+                    log,
                     ..Observed::default()
                 },
                 Decision::Deny(denial) => {
@@ -164,7 +176,7 @@ impl Harness for NativeHarness {
                             .find(|(n, _)| n == "www-authenticate")
                             .map(|(_, v)| v.clone()),
                         calls,
-                        log: Some(log),
+                        log,
                         ..Observed::default()
                     }
                 }

@@ -153,6 +153,11 @@ pub struct Expect {
     /// Members the step's decision-log line must have, with these values.
     #[serde(default)]
     pub log: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A local answer that is not a denial (the protected-resource
+    /// metadata): members its JSON body must have, with these values. No
+    /// decision-log line may be written for it.
+    #[serde(default)]
+    pub answer: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A reply the harness gives to one call.
