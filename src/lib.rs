@@ -25,6 +25,7 @@ pub mod cache;
 pub mod credential;
 pub mod decision;
 pub mod decision_log;
+pub mod dpop;
 pub mod engine;
 pub mod introspection;
 mod json;

@@ -298,6 +298,12 @@ impl VerifyingKey {
         self.public_jwk.as_ref()
     }
 
+    /// A public key from one JWK, bound to one of `allowed`: the checks a
+    /// JWKS entry gets (public members only, sizes, curve points).
+    pub fn from_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<Self, SkipReason> {
+        parse_jwk(jwk, allowed)
+    }
+
     /// Builds an HMAC key from an explicit shared secret.
     pub fn hmac(alg: Algorithm, secret: Vec<u8>, kid: Option<String>) -> Option<Self> {
         alg.is_hmac().then_some(Self {

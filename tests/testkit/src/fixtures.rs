@@ -128,6 +128,33 @@ impl Fixtures {
         Ok(format!("{input}.{}", encode_b64url(&signature)))
     }
 
+    /// A DPoP proof (RFC 9449 §4.2) signed by the named key: header
+    /// `{typ: dpop+jwt, alg, jwk}` (the key's bare public members) with
+    /// `header_patch` merged in, then these claims.
+    pub fn dpop_proof(
+        &self,
+        key: &str,
+        claims: &Value,
+        header_patch: &Value,
+    ) -> Result<String, String> {
+        let key = self.key(key)?;
+        let mut jwk = key.public_jwk()?;
+        if let Some(members) = jwk.as_object_mut() {
+            for extra in ["use", "alg", "kid"] {
+                members.remove(extra);
+            }
+        }
+        let mut header = json!({ "typ": "dpop+jwt", "alg": key.alg, "jwk": jwk });
+        crate::merge_patch(&mut header, header_patch);
+        let input = format!(
+            "{}.{}",
+            encode_b64url(header.to_string().as_bytes()),
+            encode_b64url(claims.to_string().as_bytes())
+        );
+        let signature = key.sign(input.as_bytes())?;
+        Ok(format!("{input}.{}", encode_b64url(&signature)))
+    }
+
     /// A JWKS of the named keys' public halves.
     pub fn jwks(&self, names: &[&str]) -> Result<Value, String> {
         let keys: Result<Vec<Value>, String> = names

@@ -1,0 +1,372 @@
+//! DPoP proofs (RFC 9449 §4.3) and JWK thumbprints (RFC 7638).
+//!
+//! A proof is checked in two halves so that its signature can go to host
+//! crypto: [`decode`] does every check that needs no key operation (shape,
+//! `typ`, `alg`, the embedded public `jwk`, `htm`, `htu`, `iat`, `ath`,
+//! `nonce`) and returns an [`UnverifiedProof`]; its signature is then checked
+//! in-process ([`UnverifiedProof::verify`]) or by the host with the key's
+//! public JWK. Whether the `jti` was seen before is the caller's replay
+//! cache's business: the proof hands it over, hashed.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::json::{self, JsonLimits};
+use crate::keys::{Algorithm, VerifyingKey};
+use crate::time::Time;
+
+/// The largest proof accepted, in bytes: an RSA-4096 `jwk` fits easily.
+pub const MAX_PROOF_BYTES: usize = 8192;
+
+/// Why a proof was refused. Each is `invalid_dpop_proof` on the wire except
+/// [`DpopError::NonceRequired`], which is `use_dpop_nonce`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DpopError {
+    /// No `DPoP` header, more than one, or an empty one.
+    #[error("exactly one DPoP proof is required")]
+    ProofCount,
+    /// Not a compact JWS of bounded size with JSON header and claims.
+    #[error("the DPoP proof is malformed")]
+    Malformed,
+    /// `typ` is not `dpop+jwt`.
+    #[error("the DPoP proof is not of type dpop+jwt")]
+    WrongType,
+    /// `alg` is `none`, symmetric, unknown or not allowed.
+    #[error("the DPoP proof's algorithm is not accepted")]
+    Algorithm,
+    /// `jwk` is missing, not a usable public key for `alg`, or private.
+    #[error("the DPoP proof's jwk is not an acceptable public key")]
+    Key,
+    /// The signature does not verify with the embedded key.
+    #[error("the DPoP proof's signature is invalid")]
+    Signature,
+    /// A required claim is missing or has the wrong type.
+    #[error("the DPoP proof lacks a required claim")]
+    MissingClaim,
+    /// `htm` is not the request's method.
+    #[error("the DPoP proof is for another method")]
+    Method,
+    /// `htu` is not the request's URI.
+    #[error("the DPoP proof is for another URI")]
+    Uri,
+    /// `iat` is outside the accepted window.
+    #[error("the DPoP proof is not fresh")]
+    Time,
+    /// `ath` is not the hash of the access token presented with it.
+    #[error("the DPoP proof is for another access token")]
+    TokenHash,
+    /// The server asked for a nonce and the proof has none, or another.
+    #[error("a DPoP nonce is required")]
+    NonceRequired,
+    /// The proof's `jti` was seen before within the window.
+    #[error("the DPoP proof was used before")]
+    Replayed,
+}
+
+impl DpopError {
+    /// The RFC 9449 error code.
+    pub fn error_code(self) -> &'static str {
+        match self {
+            DpopError::NonceRequired => "use_dpop_nonce",
+            _ => "invalid_dpop_proof",
+        }
+    }
+
+    /// A stable snake_case code for logs and vectors.
+    pub fn code(self) -> &'static str {
+        match self {
+            DpopError::ProofCount => "dpop_proof_count",
+            DpopError::Malformed => "dpop_malformed",
+            DpopError::WrongType => "dpop_wrong_type",
+            DpopError::Algorithm => "dpop_algorithm",
+            DpopError::Key => "dpop_key",
+            DpopError::Signature => "dpop_signature",
+            DpopError::MissingClaim => "dpop_missing_claim",
+            DpopError::Method => "dpop_method",
+            DpopError::Uri => "dpop_uri",
+            DpopError::Time => "dpop_time",
+            DpopError::TokenHash => "dpop_token_hash",
+            DpopError::NonceRequired => "use_dpop_nonce",
+            DpopError::Replayed => "dpop_replayed",
+        }
+    }
+}
+
+/// What a proof must match.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofCheck<'a> {
+    /// The request's method.
+    pub method: &'a str,
+    /// The request's URI as the client addressed it (`scheme://authority/path`,
+    /// a query is ignored); compared after RFC 3986 §6.2.2–6.2.3
+    /// normalisation.
+    pub uri: &'a str,
+    /// Now.
+    pub now: Time,
+    /// How old `iat` may be, in seconds.
+    pub max_age_s: u64,
+    /// How far in the future `iat` may be, in seconds (clock skew).
+    pub leeway_s: u64,
+    /// The algorithms a proof may use (asymmetric ones only count).
+    pub algorithms: &'a [Algorithm],
+    /// The access token presented with the proof: `ath` must be its hash.
+    /// `None` at a token endpoint, where there is none yet.
+    pub access_token: Option<&'a str>,
+    /// The nonce the server requires, if it requires one.
+    pub nonce: Option<&'a str>,
+}
+
+/// A proof whose every claim checked out, before its signature is checked.
+#[derive(Debug)]
+pub struct UnverifiedProof<'p> {
+    /// The embedded public key.
+    pub key: VerifyingKey,
+    /// RFC 7638 thumbprint of the key, base64url: what `cnf.jkt` binds.
+    pub jkt: String,
+    /// SHA-256 of the `jti`: what a replay cache keeps.
+    pub jti_hash: [u8; 32],
+    /// `iat`, Unix seconds: the replay cache keeps the `jti` until it is
+    /// too old to be accepted anyway.
+    pub iat: u64,
+    /// `base64url(header) '.' base64url(claims)`.
+    pub signing_input: &'p str,
+    /// The raw signature.
+    pub signature: Vec<u8>,
+}
+
+impl UnverifiedProof<'_> {
+    /// Checks the signature in-process.
+    pub fn verify(&self) -> Result<(), DpopError> {
+        if self
+            .key
+            .verify(self.signing_input.as_bytes(), &self.signature)
+        {
+            Ok(())
+        } else {
+            Err(DpopError::Signature)
+        }
+    }
+}
+
+/// The one `DPoP` header value among `headers`, or [`DpopError::ProofCount`].
+pub fn proof_header<'a>(headers: &[(&str, &'a [u8])]) -> Result<&'a str, DpopError> {
+    let mut found = None;
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("dpop") {
+            if found.is_some() {
+                return Err(DpopError::ProofCount);
+            }
+            found = Some(*value);
+        }
+    }
+    let value = found.ok_or(DpopError::ProofCount)?;
+    let text = std::str::from_utf8(value).map_err(|_| DpopError::Malformed)?;
+    let text = text.trim_matches([' ', '\t']);
+    if text.is_empty() {
+        return Err(DpopError::ProofCount);
+    }
+    Ok(text)
+}
+
+/// `base64url(SHA-256(text))`: `ath` of an access token (RFC 9449 §4.2).
+pub fn token_hash(access_token: &str) -> String {
+    json::encode_b64url(&Sha256::digest(access_token.as_bytes()))
+}
+
+/// The RFC 7638 thumbprint of a public JWK, base64url; `None` for a key
+/// type without one here.
+pub fn thumbprint(jwk: &Map<String, Value>) -> Option<String> {
+    let member = |name: &str| jwk.get(name).and_then(Value::as_str);
+    let text = |names: &[&str]| -> Option<String> {
+        let mut canonical = Map::new();
+        for name in names {
+            canonical.insert((*name).to_owned(), Value::String(member(name)?.to_owned()));
+        }
+        // serde_json's map keeps keys sorted and writes no whitespace: the
+        // form RFC 7638 §3.3 hashes.
+        Some(Value::Object(canonical).to_string())
+    };
+    let canonical = match member("kty")? {
+        "RSA" => text(&["e", "kty", "n"])?,
+        "EC" => text(&["crv", "kty", "x", "y"])?,
+        "OKP" => text(&["crv", "kty", "x"])?,
+        _ => return None,
+    };
+    Some(json::encode_b64url(&Sha256::digest(canonical.as_bytes())))
+}
+
+/// `scheme://authority/path` of a URI normalised for comparison (RFC 3986
+/// §6.2.2 and §6.2.3): scheme and host lowercased, the default port
+/// dropped, an empty path made `/`, percent-encoded unreserved characters
+/// decoded and other escapes' hex uppercased, dot-segments removed; query
+/// and fragment dropped. `None` when it is not an absolute http(s) URI.
+pub fn normalize_uri(uri: &str) -> Option<String> {
+    let uri = uri.split(['#', '?']).next().unwrap_or_default();
+    let (scheme, rest) = uri.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return None,
+    };
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    if authority.is_empty() || authority.contains(['@', ' ']) {
+        return None;
+    }
+    let mut authority = authority.to_ascii_lowercase();
+    if authority.ends_with(default_port) {
+        authority.truncate(authority.len() - default_port.len());
+    }
+    let mut out = format!("{scheme}://{authority}");
+    let mut segments: Vec<String> = Vec::new();
+    let path = if path.is_empty() { "/" } else { path };
+    for segment in path.split('/').skip(1) {
+        match normalize_escapes(segment)?.as_str() {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other.to_owned()),
+        }
+    }
+    // A trailing dot-segment leaves the path ending in `/`.
+    if path.ends_with("/.") || path.ends_with("/..") {
+        segments.push(String::new());
+    }
+    if segments.is_empty() {
+        segments.push(String::new());
+    }
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    Some(out)
+}
+
+fn normalize_escapes(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = String::with_capacity(segment.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let text = std::str::from_utf8(hex).ok()?;
+            let value = u8::from_str_radix(text, 16).ok()?;
+            if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(value));
+            } else {
+                out.push('%');
+                out.push_str(&text.to_ascii_uppercase());
+            }
+            i += 3;
+        } else if b.is_ascii_graphic() {
+            out.push(char::from(b));
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn string<'m>(claims: &'m Map<String, Value>, name: &str) -> Result<&'m str, DpopError> {
+    match claims.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        _ => Err(DpopError::MissingClaim),
+    }
+}
+
+/// Checks everything about a proof but its signature.
+pub fn decode<'p>(
+    proof: &'p str,
+    check: &ProofCheck<'_>,
+) -> Result<UnverifiedProof<'p>, DpopError> {
+    if proof.len() > MAX_PROOF_BYTES {
+        return Err(DpopError::Malformed);
+    }
+    let mut parts = proof.split('.');
+    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(DpopError::Malformed);
+    };
+    let limits = |max_depth| JsonLimits {
+        max_bytes: MAX_PROOF_BYTES,
+        max_depth,
+    };
+    let decode_object = |b64: &str, depth| {
+        let bytes = json::decode_b64url(b64).ok_or(DpopError::Malformed)?;
+        json::parse_object(&bytes, limits(depth)).map_err(|_| DpopError::Malformed)
+    };
+    let header = decode_object(header_b64, 3)?;
+    let signature = json::decode_b64url(signature_b64)
+        .filter(|s| !s.is_empty())
+        .ok_or(DpopError::Malformed)?;
+    let typ = header.get("typ").and_then(Value::as_str);
+    if !typ.is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")) {
+        return Err(DpopError::WrongType);
+    }
+    // No extension is implemented, and the key is the embedded one only.
+    if ["crit", "b64", "jku", "x5u", "x5c", "enc", "zip"]
+        .iter()
+        .any(|m| header.contains_key(*m))
+    {
+        return Err(DpopError::Malformed);
+    }
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .and_then(Algorithm::from_name)
+        .filter(|a| !a.is_hmac() && check.algorithms.contains(a))
+        .ok_or(DpopError::Algorithm)?;
+    let Some(Value::Object(jwk)) = header.get("jwk") else {
+        return Err(DpopError::Key);
+    };
+    let key = VerifyingKey::from_jwk(jwk, &[alg]).map_err(|_| DpopError::Key)?;
+    let jkt = thumbprint(jwk).ok_or(DpopError::Key)?;
+    let claims = decode_object(claims_b64, 4)?;
+    let jti = string(&claims, "jti")?;
+    if jti.len() > 256 {
+        return Err(DpopError::Malformed);
+    }
+    if string(&claims, "htm")? != check.method {
+        return Err(DpopError::Method);
+    }
+    let htu = normalize_uri(string(&claims, "htu")?).ok_or(DpopError::Uri)?;
+    if Some(htu) != normalize_uri(check.uri) {
+        return Err(DpopError::Uri);
+    }
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_u64)
+        .ok_or(DpopError::MissingClaim)?;
+    let now = check.now.secs();
+    if iat > now.saturating_add(check.leeway_s) || iat.saturating_add(check.max_age_s) < now {
+        return Err(DpopError::Time);
+    }
+    if let Some(token) = check.access_token
+        && string(&claims, "ath")? != token_hash(token)
+    {
+        return Err(DpopError::TokenHash);
+    }
+    if let Some(nonce) = check.nonce
+        && claims.get("nonce").and_then(Value::as_str) != Some(nonce)
+    {
+        return Err(DpopError::NonceRequired);
+    }
+    let signing_input = proof
+        .rsplit_once('.')
+        .map(|(input, _)| input)
+        .ok_or(DpopError::Malformed)?;
+    Ok(UnverifiedProof {
+        key,
+        jkt,
+        jti_hash: Sha256::digest(jti.as_bytes()).into(),
+        iat,
+        signing_input,
+        signature,
+    })
+}
+
+#[cfg(test)]
+mod tests;
