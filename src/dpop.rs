@@ -112,8 +112,8 @@ pub struct ProofCheck<'a> {
     /// The access token presented with the proof: `ath` must be its hash.
     /// `None` at a token endpoint, where there is none yet.
     pub access_token: Option<&'a str>,
-    /// The nonce the server requires, if it requires one.
-    pub nonce: Option<&'a str>,
+    /// The nonces the server accepts now; empty when it requires none.
+    pub nonces: &'a [&'a str],
 }
 
 /// A proof whose every claim checked out, before its signature is checked.
@@ -349,8 +349,11 @@ pub fn decode<'p>(
     {
         return Err(DpopError::TokenHash);
     }
-    if let Some(nonce) = check.nonce
-        && claims.get("nonce").and_then(Value::as_str) != Some(nonce)
+    if !check.nonces.is_empty()
+        && !claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .is_some_and(|n| check.nonces.contains(&n))
     {
         return Err(DpopError::NonceRequired);
     }

@@ -18,10 +18,13 @@ fn claims() -> Value {
 }
 
 fn proof(key: &str, claims: &Value, header_patch: &Value) -> String {
-    Fixtures::load_default()
-        .unwrap()
-        .dpop_proof(key, claims, header_patch)
-        .unwrap()
+    erpgate_testkit::dpop_proof(
+        &Fixtures::load_default().unwrap(),
+        key,
+        claims,
+        header_patch,
+    )
+    .unwrap()
 }
 
 fn check<'a>() -> ProofCheck<'a> {
@@ -38,7 +41,7 @@ fn check<'a>() -> ProofCheck<'a> {
             Algorithm::PS256,
         ],
         access_token: Some(TOKEN),
-        nonce: None,
+        nonces: &[],
     }
 }
 
@@ -229,9 +232,9 @@ fn a_signature_that_does_not_verify_is_refused() {
 fn nonces_and_the_token_endpoint() {
     let with_nonce = proof("ed-a", &patched(json!({"nonce": "n-1"})), &json!({}));
     let mut demand = check();
-    demand.nonce = Some("n-1");
+    demand.nonces = &["n-0", "n-1"];
     assert!(outcome(&with_nonce, &demand).is_ok());
-    demand.nonce = Some("n-2");
+    demand.nonces = &["n-2"];
     assert_eq!(outcome(&with_nonce, &demand), Err(DpopError::NonceRequired));
     let without = proof("ed-a", &claims(), &json!({}));
     assert_eq!(outcome(&without, &demand), Err(DpopError::NonceRequired));

@@ -76,6 +76,17 @@ pub struct IntrospectionResponse {
     /// ERP.net: the acting user's type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_type: Option<String>,
+    /// The key the token is bound to (RFC 9449 §6.2), for a DPoP-bound one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 `cnf`, as DPoP uses it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// RFC 7638 thumbprint of the DPoP key, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// Why an introspection reply could not be used. Each one fails the request

@@ -16,6 +16,10 @@ pub struct ClaimRules {
     pub leeway_s: u64,
     /// When set, `iat` is required and may be at most this old.
     pub max_token_age_s: Option<u64>,
+    /// Whether a token bound to a key (`cnf`) may pass: only where the
+    /// binding is checked elsewhere (an authorization server introspecting
+    /// its own token). A token presented as a bearer token never may.
+    pub accept_bound: bool,
 }
 
 fn opt_str<'c>(
@@ -133,6 +137,11 @@ pub fn principal_from_claims(
     now_s: u64,
 ) -> Result<Principal, TokenError> {
     let leeway = rules.leeway_s;
+    // RFC 9449 §7.2: a sender-constrained token is no bearer token; whoever
+    // holds it must also hold the key its `cnf` names.
+    if !rules.accept_bound && claims.contains_key("cnf") {
+        return Err(TokenError::BoundAsBearer);
+    }
     use std::cmp::Ordering::{Greater, Less};
     let exp_date = opt_time(claims, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
     if exp_date.plus(leeway).cmp_secs(now_s) != Greater {
@@ -214,6 +223,7 @@ mod tests {
             audiences: vec!["DomainAPI".into()],
             leeway_s: 60,
             max_token_age_s: None,
+            accept_bound: false,
         }
     }
 
@@ -264,6 +274,22 @@ mod tests {
             principal_from_claims(&c, &rules(), 939),
             Err(TokenError::NotYetValid)
         );
+    }
+
+    /// A token bound to a key is no bearer token: refused unless the caller
+    /// checks the binding itself.
+    #[test]
+    fn a_bound_token_passes_only_where_the_binding_is_checked() {
+        let c = claims(json!({"exp":9000,"aud":"DomainAPI","sub":"a","cnf":{"jkt":"x"}}));
+        assert_eq!(
+            principal_from_claims(&c, &rules(), 1000),
+            Err(TokenError::BoundAsBearer)
+        );
+        let introspecting = ClaimRules {
+            accept_bound: true,
+            ..rules()
+        };
+        assert!(principal_from_claims(&c, &introspecting, 1000).is_ok());
     }
 
     /// RFC 7519 §2 allows fractional NumericDates (`jose` accepts them); a

@@ -102,6 +102,10 @@ pub enum TokenError {
     /// Listed as revoked by the revocation feed.
     #[error("token revoked")]
     Revoked,
+    /// The token is bound to a key (`cnf`, RFC 7800: a DPoP key or a client
+    /// certificate) and came as a bearer token, without proof of that key.
+    #[error("the token is bound to a key and was sent as a bearer token")]
+    BoundAsBearer,
 }
 
 impl TokenError {
@@ -137,6 +141,7 @@ impl TokenError {
             TokenError::IssuedInFuture => "issued_in_future",
             TokenError::TooOld => "token_too_old",
             TokenError::Revoked => "revoked",
+            TokenError::BoundAsBearer => "bound_as_bearer",
         }
     }
 

@@ -647,6 +647,7 @@ fn compile_issuer(ctx: &Ctx, ri: &raw::RawIssuer) -> Result<Issuer, PolicyError>
             audiences: ri.audiences.clone(),
             leeway_s: leeway,
             max_token_age_s: max_age,
+            accept_bound: false,
         },
         inline_keys,
         jwks,

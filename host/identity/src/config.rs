@@ -140,6 +140,11 @@ pub struct InstanceConfig {
     /// once the successor was used, a replay revokes the whole grant.
     #[serde(default = "default_refresh_reuse")]
     pub refresh_reuse_interval_s: u64,
+    /// Whether DPoP proofs at the token endpoint must carry a server nonce
+    /// (RFC 9449 §8): a request without the current one gets
+    /// `use_dpop_nonce` and the nonce in `DPoP-Nonce`.
+    #[serde(default)]
+    pub dpop_nonces: bool,
 }
 
 fn default_refresh_reuse() -> u64 {
@@ -184,6 +189,7 @@ impl Default for InstanceConfig {
             reserved_accounts: Vec::new(),
             session_lifetime_s: default_session_lifetime(),
             refresh_reuse_interval_s: default_refresh_reuse(),
+            dpop_nonces: false,
         }
     }
 }
@@ -245,6 +251,10 @@ pub struct AppConfig {
     /// `false` (external, as ERP.net treats every other app).
     #[serde(default)]
     pub internal: bool,
+    /// Every token request must carry a DPoP proof (RFC 9449): the app's
+    /// access tokens are always sender-constrained. Default `false`.
+    #[serde(default)]
+    pub require_dpop: bool,
 }
 
 fn unnamed() -> String {

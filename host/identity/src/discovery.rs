@@ -33,6 +33,7 @@ fn metadata(state: &Identity) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "id_token_signing_alg_values_supported": ["RS256"],
+        "dpop_signing_alg_values_supported": crate::oauth::dpop::DPOP_ALGORITHMS.map(|a| a.name()),
         "subject_types_supported": ["public"],
         // `sec` is granted to the instance's internal apps only, so it is
         // not advertised to clients at large.

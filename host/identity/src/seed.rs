@@ -65,6 +65,7 @@ fn declared_app(a: &AppConfig, now: u64) -> anyhow::Result<TrustedApp> {
     app.enabled = a.enabled;
     app.public_refresh_tokens = a.public_refresh_tokens;
     app.internal = a.internal;
+    app.require_dpop = a.require_dpop;
     Ok(app)
 }
 
@@ -176,7 +177,8 @@ mod tests {
                 || app.system_user_allowed
                 || app.basic_auth_allowed
                 || app.internal
-                || app.public_refresh_tokens)
+                || app.public_refresh_tokens
+                || app.require_dpop)
         );
         assert!(app.scope.is_empty() && app.redirect_uris.is_empty());
         assert_eq!(app.secret_hash.as_deref(), Some(secret_hash("s").as_str()));

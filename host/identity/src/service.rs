@@ -73,6 +73,8 @@ pub struct IdentityCore {
     pub passwords: PasswordGate,
     /// The key that signs app lifecycle events (installation links).
     pub marketplace: MarketplaceKey,
+    /// DPoP proofs the token endpoint has seen (single use).
+    pub dpop_replays: crate::oauth::replay::ReplayCache,
 }
 
 impl Identity {
@@ -121,6 +123,7 @@ impl Identity {
             verified_passwords: VerifiedPasswords::default(),
             passwords,
             marketplace,
+            dpop_replays: crate::oauth::replay::ReplayCache::default(),
         }))
     }
 

@@ -262,7 +262,7 @@ pub trait Store: Send + Sync {
 /// PostgreSQL store in `erpgate_migrations`. `{serial}` is the dialect's
 /// auto-numbered primary key; `{key_order}` adds the column PostgreSQL
 /// orders signing keys by (SQLite has its rowid).
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     r#"
 CREATE TABLE trusted_apps (
     client_id TEXT PRIMARY KEY,
@@ -438,6 +438,10 @@ CREATE INDEX refresh_tokens_parent ON refresh_tokens (parent);
     r#"
 ALTER TABLE revocation_feed ADD COLUMN issued_before BIGINT;
 "#,
+    r#"
+ALTER TABLE refresh_tokens ADD COLUMN jkt TEXT;
+ALTER TABLE trusted_apps ADD COLUMN require_dpop BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
 ];
 
 /// The migrations in one dialect.
@@ -484,21 +488,23 @@ const ADD_FAILURE_PG: &str = "INSERT INTO login_failures (key, count, expires_at
      THEN CAST($2 AS BIGINT) + CAST($3 AS BIGINT) ELSE login_failures.expires_at END \
      RETURNING count";
 
-const APP_COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, logout_uris, internal_users, community_users, system_user_allowed, system_user, scope, reference_tokens, basic_auth, enabled, public_refresh_tokens, internal, created_at";
+const APP_COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, logout_uris, internal_users, community_users, system_user_allowed, system_user, scope, reference_tokens, basic_auth, enabled, public_refresh_tokens, internal, require_dpop, created_at";
 const USER_COLUMNS: &str = "login, id, name, email, user_type, is_admin, locale, password_hash";
 const TOKEN_COLUMNS: &str = "hash, id, kind, client_id, subject, scopes, description, creator, created_at, expires_at, last_used_at, revoked_at";
 const BASIS_COLUMNS: &str = "grant_id, client_id, login, sid, scopes, auth_time";
 const CONSENT_COLUMNS: &str = "login, client_id, scopes, granted_at";
 const CODE_COLUMNS: &str = "hash, grant_id, client_id, login, sid, scopes, auth_time, redirect_uri, code_challenge, nonce, state, created_at, expires_at";
 const REFRESH_COLUMNS: &str =
-    "hash, grant_id, client_id, login, sid, scopes, auth_time, created_at, expires_at";
+    "hash, grant_id, client_id, login, sid, scopes, auth_time, created_at, expires_at, jkt";
+/// How many columns `REFRESH_COLUMNS` names.
+const REFRESH_WIDTH: usize = 10;
 const KEY_COLUMNS: &str = "kid, private_pem, created_at, retire_at";
 const IDENTITY_SESSION_COLUMNS: &str = "sid, login, auth_time, created_at, ended_at";
 const FEED_COLUMNS: &str = "seq, kind, value, expires_at, issued_before";
 const API_SESSION_COLUMNS: &str =
     "key, id, login, client_id, origin, opened_at, last_seen, closes_at, reserved";
 const TOKEN_WIDTH: usize = 12;
-const APP_WIDTH: usize = 17;
+const APP_WIDTH: usize = 18;
 
 fn prefixed(alias: &str, columns: &str) -> String {
     columns
@@ -555,3 +561,15 @@ fn kind_from_name(name: &str) -> Option<RevocationKind> {
 
 #[cfg(test)]
 pub(crate) mod conformance;
+
+#[cfg(test)]
+mod tests {
+    /// The widths rows are read by match the column lists they describe.
+    #[test]
+    fn column_widths_match_their_lists() {
+        let width = |columns: &str| columns.split(',').count();
+        assert_eq!(width(super::APP_COLUMNS), super::APP_WIDTH);
+        assert_eq!(width(super::TOKEN_COLUMNS), super::TOKEN_WIDTH);
+        assert_eq!(width(super::REFRESH_COLUMNS), super::REFRESH_WIDTH);
+    }
+}

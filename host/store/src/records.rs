@@ -111,6 +111,9 @@ pub struct TrustedApp {
     /// those may be granted `sec`. ERP.net treats every other app as
     /// external.
     pub internal: bool,
+    /// Whether every token request of the app must carry a DPoP proof
+    /// (RFC 9449): its access tokens are then always sender-constrained.
+    pub require_dpop: bool,
     /// `CreationTimeUtc`, Unix seconds.
     pub created_at: u64,
 }
@@ -159,6 +162,7 @@ impl TrustedApp {
             enabled: true,
             public_refresh_tokens: false,
             internal: false,
+            require_dpop: false,
             created_at,
         }
     }
@@ -356,6 +360,10 @@ pub struct RefreshToken {
     /// first one (30 days for confidential apps, 24 hours for public ones) and
     /// kept by every rotation.
     pub expires_at: u64,
+    /// RFC 7638 thumbprint of the DPoP key a public client's refresh token
+    /// is bound to (RFC 9449 §5): every refresh must prove that key. Kept
+    /// by every rotation.
+    pub jkt: Option<String>,
 }
 
 /// How redeeming a single-use credential (code, refresh token) went.

@@ -54,7 +54,8 @@ pub(super) fn app(r: &impl Columns, o: usize) -> StoreResult<TrustedApp> {
         enabled: r.flag(o + 13)?,
         public_refresh_tokens: r.flag(o + 14)?,
         internal: r.flag(o + 15)?,
-        created_at: r.int(o + 16)?,
+        require_dpop: r.flag(o + 16)?,
+        created_at: r.int(o + 17)?,
     })
 }
 
@@ -138,6 +139,7 @@ pub(super) fn refresh(r: &impl Columns) -> StoreResult<RefreshToken> {
         basis: basis(r, 1)?,
         created_at: r.int(7)?,
         expires_at: r.int(8)?,
+        jkt: r.opt_text(9)?,
     })
 }
 

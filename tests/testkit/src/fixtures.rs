@@ -114,29 +114,17 @@ impl Fixtures {
     /// Mints an access token: header `{alg, kid, typ: at+jwt}`, these claims,
     /// signed by the named key.
     pub fn mint(&self, key: &str, claims: &Value) -> Result<String, String> {
-        let key = self.key(key)?;
-        let mut header = json!({ "alg": key.alg, "typ": "at+jwt" });
-        if let Some(kid) = &key.kid {
+        let fixture = self.key(key)?;
+        let mut header = json!({ "alg": fixture.alg, "typ": "at+jwt" });
+        if let Some(kid) = &fixture.kid {
             header["kid"] = json!(kid);
         }
-        let input = format!(
-            "{}.{}",
-            encode_b64url(header.to_string().as_bytes()),
-            encode_b64url(claims.to_string().as_bytes())
-        );
-        let signature = key.sign(input.as_bytes())?;
-        Ok(format!("{input}.{}", encode_b64url(&signature)))
+        self.sign_compact(key, &header, claims)
     }
 
-    /// A DPoP proof (RFC 9449 §4.2) signed by the named key: header
-    /// `{typ: dpop+jwt, alg, jwk}` (the key's bare public members) with
-    /// `header_patch` merged in, then these claims.
-    pub fn dpop_proof(
-        &self,
-        key: &str,
-        claims: &Value,
-        header_patch: &Value,
-    ) -> Result<String, String> {
+    /// The header of a DPoP proof (RFC 9449 §4.2) by the named key:
+    /// `{typ: dpop+jwt, alg, jwk}` with the key's bare public members.
+    pub fn dpop_header(&self, key: &str) -> Result<Value, String> {
         let key = self.key(key)?;
         let mut jwk = key.public_jwk()?;
         if let Some(members) = jwk.as_object_mut() {
@@ -144,14 +132,22 @@ impl Fixtures {
                 members.remove(extra);
             }
         }
-        let mut header = json!({ "typ": "dpop+jwt", "alg": key.alg, "jwk": jwk });
-        crate::merge_patch(&mut header, header_patch);
+        Ok(json!({ "typ": "dpop+jwt", "alg": key.alg, "jwk": jwk }))
+    }
+
+    /// A compact JWS of `header` and `claims`, signed by the named key.
+    pub fn sign_compact(
+        &self,
+        key: &str,
+        header: &Value,
+        claims: &Value,
+    ) -> Result<String, String> {
         let input = format!(
             "{}.{}",
             encode_b64url(header.to_string().as_bytes()),
             encode_b64url(claims.to_string().as_bytes())
         );
-        let signature = key.sign(input.as_bytes())?;
+        let signature = self.key(key)?.sign(input.as_bytes())?;
         Ok(format!("{input}.{}", encode_b64url(&signature)))
     }
 

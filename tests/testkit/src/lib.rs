@@ -21,8 +21,8 @@ mod vector;
 pub use fixtures::{FixtureKey, Fixtures};
 pub use native::{NativeHarness, forwarded_headers, outcome};
 pub use vector::{
-    CallReply, DEFAULT_NOW, Expect, PreparedStep, PreparedVector, Reply, Vector, merge_patch,
-    preset_claims, test_policy,
+    CallReply, DEFAULT_NOW, Expect, PreparedStep, PreparedVector, Reply, Vector, dpop_proof,
+    merge_patch, preset_claims, test_policy,
 };
 
 use std::path::{Path, PathBuf};

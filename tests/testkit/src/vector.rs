@@ -520,6 +520,19 @@ pub fn test_policy(fixtures: &Fixtures) -> Result<String, String> {
     Ok(ctx.eval(&erpnet_test_policy()?)?.to_string())
 }
 
+/// A DPoP proof (RFC 9449 §4.2) signed by the named fixture key: the
+/// key's proof header with `header_patch` merged in, then these claims.
+pub fn dpop_proof(
+    fixtures: &Fixtures,
+    key: &str,
+    claims: &Value,
+    header_patch: &Value,
+) -> Result<String, String> {
+    let mut header = fixtures.dpop_header(key)?;
+    merge_patch(&mut header, header_patch);
+    fixtures.sign_compact(key, &header, claims)
+}
+
 /// A claims preset (`service` or `user`) with times relative to `now`.
 pub fn preset_claims(fixtures: &Fixtures, preset: &str, now: u64) -> Result<Value, String> {
     let ctx = Ctx {

@@ -64,6 +64,9 @@ pub enum AppsCommand {
         /// none).
         #[arg(long)]
         public_refresh_tokens: bool,
+        /// Every token request must prove a DPoP key (RFC 9449).
+        #[arg(long)]
+        require_dpop: bool,
     },
     /// Disable an application; it stops working at once.
     Disable {
@@ -113,6 +116,7 @@ pub async fn run(cmd: AppsCommand, config: Config, demo: bool) -> anyhow::Result
             basic_auth,
             internal,
             public_refresh_tokens,
+            require_dpop,
         } => {
             let mut app = TrustedApp::new(&client_id, &name, SystemClock.now());
             app.client_type = match client_type {
@@ -129,6 +133,7 @@ pub async fn run(cmd: AppsCommand, config: Config, demo: bool) -> anyhow::Result
             }
             app.internal = internal;
             app.public_refresh_tokens = public_refresh_tokens;
+            app.require_dpop = require_dpop;
             if system_user.is_some() && app.client_type != ClientType::Confidential {
                 bail!(
                     "--system-user: only a confidential app has service access (client credentials, SATs)"

@@ -31,6 +31,20 @@ pub struct ServiceClaims {
     pub client_db: String,
     /// Granted scopes, as a JSON array.
     pub scope: Vec<String>,
+    /// `{"jkt": …}` when the token is bound to a DPoP key (RFC 9449 §6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Value>,
+}
+
+/// The `cnf` claim of a token bound to the DPoP key with thumbprint `jkt`.
+pub fn confirmation(jkt: Option<&str>) -> Option<Value> {
+    jkt.map(|jkt| json!({ "jkt": jkt }))
+}
+
+/// `token_type` of a token response: `DPoP` for a bound token (RFC 9449
+/// §5), else `Bearer`.
+pub fn token_type(jkt: Option<&str>) -> &'static str {
+    if jkt.is_some() { "DPoP" } else { "Bearer" }
 }
 
 /// The `aud` claim: API audiences plus `{issuer}/resources` when an API scope is

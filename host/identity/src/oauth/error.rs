@@ -15,6 +15,8 @@ pub struct OAuthError {
     pub description: String,
     /// `WWW-Authenticate`, for `invalid_client` after HTTP Basic.
     pub challenge: Option<&'static str>,
+    /// `DPoP-Nonce`: the nonce a DPoP proof must carry (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -24,6 +26,24 @@ impl OAuthError {
             error,
             description: description.into(),
             challenge: None,
+            dpop_nonce: None,
+        }
+    }
+
+    /// 400 `invalid_dpop_proof` (RFC 9449 §5).
+    pub fn invalid_dpop_proof(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", description)
+    }
+
+    /// 400 `use_dpop_nonce` with the nonce to use (RFC 9449 §8).
+    pub fn use_dpop_nonce(nonce: String) -> Self {
+        Self {
+            dpop_nonce: Some(nonce),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "use_dpop_nonce",
+                "the DPoP proof must carry the server's nonce",
+            )
         }
     }
 
@@ -95,6 +115,9 @@ impl IntoResponse for OAuthError {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            headers.insert("dpop-nonce", nonce);
+        }
         if let Some(challenge) = self.challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::claims::audience;
+use super::claims::{audience, confirmation, token_type};
 use super::client_auth::{authenticate_app, presented};
 use super::error::OAuthError;
 use super::form::Form;
@@ -64,6 +64,9 @@ pub struct UserClaims {
     pub scope: Vec<String>,
     /// `["pwd"]`.
     pub amr: Vec<String>,
+    /// `{"jkt": …}` when the token is bound to a DPoP key (RFC 9449 §6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Value>,
 }
 
 /// ID-token claims beyond the registered ones (§2.9).
@@ -125,6 +128,7 @@ pub async fn access_token(
     user: &User,
     basis: &GrantBasis,
     now: u64,
+    jkt: Option<&str>,
 ) -> Result<(String, u64), OAuthError> {
     let lifetime = state.config.instance.access_token_lifetime_s;
     let custom = UserClaims {
@@ -143,6 +147,7 @@ pub async fn access_token(
         sid: basis.sid.clone(),
         scope: basis.scopes.iter().map(str::to_owned).collect(),
         amr: vec!["pwd".into()],
+        cnf: confirmation(jkt),
     };
     let jti = random_hex(16);
     let expires_at = now.saturating_add(lifetime);
@@ -215,8 +220,14 @@ pub fn id_token(
 }
 
 /// A fresh refresh token for a grant: the value (64 uppercase hex) and the
-/// record to store.
-pub fn new_refresh_token(app: &TrustedApp, basis: &GrantBasis, now: u64) -> (String, RefreshToken) {
+/// record to store. A public client's is bound to the DPoP key `jkt` its
+/// request proved (RFC 9449 §5); a confidential client's never is.
+pub fn new_refresh_token(
+    app: &TrustedApp,
+    basis: &GrantBasis,
+    now: u64,
+    jkt: Option<&str>,
+) -> (String, RefreshToken) {
     let value = random_hex(32);
     let lifetime = match app.client_type {
         ClientType::Public => REFRESH_PUBLIC_S,
@@ -227,6 +238,9 @@ pub fn new_refresh_token(app: &TrustedApp, basis: &GrantBasis, now: u64) -> (Str
         basis: basis.clone(),
         created_at: now,
         expires_at: now.saturating_add(lifetime),
+        jkt: jkt
+            .filter(|_| app.client_type == ClientType::Public)
+            .map(str::to_owned),
     };
     (value, record)
 }
@@ -258,6 +272,16 @@ async fn grant_subject(state: &Identity, basis: &GrantBasis) -> Result<User, OAu
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))
 }
 
+/// What one token response hands out besides the access token.
+struct Issue<'a> {
+    /// The authorization request's nonce and state, for the ID token.
+    front: (Option<&'a str>, Option<&'a str>),
+    /// The refresh token, when one is issued.
+    refresh: Option<String>,
+    /// The DPoP key the access token is bound to.
+    jkt: Option<&'a str>,
+}
+
 /// The token response for a grant: access token, ID token with `openid`,
 /// refresh token with `offline_access`.
 async fn respond(
@@ -265,12 +289,15 @@ async fn respond(
     app: &TrustedApp,
     user: &User,
     basis: &GrantBasis,
-    front: (Option<&str>, Option<&str>),
-    refresh: Option<String>,
+    issue: Issue<'_>,
     now: u64,
 ) -> Result<Value, OAuthError> {
-    let (nonce, request_state) = front;
-    let (access, expires_in) = access_token(state, user, basis, now).await?;
+    let Issue {
+        front: (nonce, request_state),
+        refresh,
+        jkt,
+    } = issue;
+    let (access, expires_in) = access_token(state, user, basis, now, jkt).await?;
     let mut body = serde_json::Map::new();
     if basis.scopes.contains("openid") {
         let binding = IdBinding {
@@ -289,7 +316,7 @@ async fn respond(
     }
     body.insert("access_token".into(), json!(access));
     body.insert("expires_in".into(), json!(expires_in));
-    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("token_type".into(), json!(token_type(jkt)));
     body.insert("scope".into(), json!(basis.scopes.to_string()));
     let body = Value::Object(body);
     tracing::info!(client_id = %app.client_id, sub = %user.login, scope = %basis.scopes, "issued user tokens");
@@ -301,8 +328,10 @@ pub async fn authorization_code(
     state: &Identity,
     headers: &HeaderMap,
     form: &Form,
+    jkt: Option<&str>,
 ) -> Result<Value, OAuthError> {
     let app = authenticate_app(state, &presented(headers, form)?).await?;
+    super::dpop::required_by(&app, jkt)?;
     let code = form
         .get("code")
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
@@ -355,7 +384,7 @@ pub async fn authorization_code(
     }
     let user = grant_subject(state, &stored.basis).await?;
     let refresh = if stored.basis.scopes.contains("offline_access") {
-        let (value, record) = new_refresh_token(&app, &stored.basis, now);
+        let (value, record) = new_refresh_token(&app, &stored.basis, now, jkt);
         if !state.store.insert_refresh_token(&record).await? {
             // Revoked by a racing replay: never stored, so never usable.
             tracing::warn!(client_id = %app.client_id, "refresh token issued under a grant revoked meanwhile; not stored");
@@ -369,8 +398,11 @@ pub async fn authorization_code(
         &app,
         &user,
         &stored.basis,
-        (stored.nonce.as_deref(), stored.state.as_deref()),
-        refresh,
+        Issue {
+            front: (stored.nonce.as_deref(), stored.state.as_deref()),
+            refresh,
+            jkt,
+        },
         now,
     )
     .await
@@ -381,11 +413,26 @@ pub async fn refresh_token(
     state: &Identity,
     headers: &HeaderMap,
     form: &Form,
+    jkt: Option<&str>,
 ) -> Result<Value, OAuthError> {
     let app = authenticate_app(state, &presented(headers, form)?).await?;
+    super::dpop::required_by(&app, jkt)?;
     let presented_token = form
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    // A bound refresh token is checked before it is consumed: a thief
+    // without the key cannot even spend it.
+    if let Some(bound) = state
+        .store
+        .refresh_token(&credential_hash(presented_token))
+        .await?
+        .and_then(|t| t.jkt)
+        && jkt != Some(bound.as_str())
+    {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is bound to another DPoP key",
+        ));
+    }
     let now = state.clock.now();
     let value = random_hex(32);
     let old = match state
@@ -430,5 +477,10 @@ pub async fn refresh_token(
         basis.scopes = narrower;
     }
     let user = grant_subject(state, &basis).await?;
-    respond(state, &app, &user, &basis, (None, None), Some(value), now).await
+    let issue = Issue {
+        front: (None, None),
+        refresh: Some(value),
+        jkt,
+    };
+    respond(state, &app, &user, &basis, issue, now).await
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use erpgate::cache::TokenHash;
 use erpgate::credential::is_reference_token;
-use erpgate::introspection::{Audience, IntrospectionResponse};
+use erpgate::introspection::{Audience, Confirmation, IntrospectionResponse};
 use erpgate::jwt::{ClaimRules, principal_from_claims};
 use erpgate::revocation::RevocationFeedPage;
 use erpgate::{Principal, TokenKind};
@@ -25,16 +25,21 @@ use erpgate_store::records::{ClientType, GrantKind, ReferenceTokenPolicy};
 /// issuer, `typ at+jwt`, then its claims read by the core's own rules (the
 /// edge's reading: `exp`, `nbf`, `iat`, the `{issuer}/resources` audience),
 /// so the host and the edge derive one principal from one token alike.
+/// `accept_bound`: whether a token bound to a DPoP key passes (introspection
+/// and revocation, which the token's holder does not present it to; never
+/// a bearer presentation).
 pub fn verify_own_access_token(
     state: &Identity,
     token: &str,
     now: u64,
+    accept_bound: bool,
 ) -> Option<(Map<String, Value>, Principal)> {
     let claims = verify_own(state, token, "at+jwt")?;
     let rules = ClaimRules {
         audiences: vec![format!("{}/resources", state.issuer)],
         leeway_s: 0,
         max_token_age_s: None,
+        accept_bound,
     };
     let principal = principal_from_claims(&claims, &rules, now).ok()?;
     Some((claims, principal))
@@ -147,7 +152,7 @@ async fn introspect_jwt(
     token: &str,
     now: u64,
 ) -> Result<IntrospectionResponse, OAuthError> {
-    let Some((claims, principal)) = verify_own_access_token(state, token, now) else {
+    let Some((claims, principal)) = verify_own_access_token(state, token, now, true) else {
         return Ok(IntrospectionResponse::inactive());
     };
     if let Some(jti) = principal.jti()
@@ -182,12 +187,19 @@ async fn introspect_jwt(
     let scope = claims
         .contains_key("scope")
         .then(|| principal.scopes.clone());
+    let cnf = claims
+        .get("cnf")
+        .and_then(|c| c.get("jkt"))
+        .and_then(Value::as_str)
+        .map(|jkt| Confirmation {
+            jkt: Some(jkt.to_owned()),
+        });
     Ok(IntrospectionResponse {
         active: true,
         scope,
         client_id: principal.client_id().map(String::from),
         username: Some(principal.subject().to_owned()),
-        token_type: Some("Bearer".into()),
+        token_type: Some(if cnf.is_some() { "DPoP" } else { "Bearer" }.into()),
         exp: Some(principal.expires_at),
         iat: claims.get("iat").and_then(Value::as_u64),
         nbf: claims.get("nbf").and_then(Value::as_u64),
@@ -201,6 +213,7 @@ async fn introspect_jwt(
         sid: principal.sid().map(String::from),
         is_admin,
         user_type: principal.user_type().map(String::from),
+        cnf,
     })
 }
 
@@ -282,7 +295,7 @@ pub async fn revocation(State(state): State<Identity>, headers: HeaderMap, form:
                     tracing::info!(id = %record.id, client_id = %app.client_id, "reference token revoked");
                     return Ok("revoked");
                 }
-        } else if let Some((claims, _)) = verify_own_access_token(&state, token, now) {
+        } else if let Some((claims, _)) = verify_own_access_token(&state, token, now, true) {
             let jti = claims.get("jti").and_then(Value::as_str);
             let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
             if claim_str(&claims, "client_id").as_deref() == Some(app.client_id.as_str())

@@ -2,8 +2,10 @@
 
 pub mod claims;
 pub mod client_auth;
+pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod grants;
 pub mod introspect;
+pub mod replay;
 pub mod token;

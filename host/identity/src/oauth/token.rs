@@ -17,14 +17,24 @@ use erpgate_store::secrets::random_hex;
 
 /// `POST /id/connect/token`.
 pub async fn token(State(state): State<Identity>, headers: HeaderMap, form: Form) -> Response {
-    let result = match form.get("grant_type") {
-        None => Err(OAuthError::invalid_request("grant_type is required")),
-        Some("client_credentials") => client_credentials(&state, &headers, &form).await,
-        Some("authorization_code") => {
-            super::grants::authorization_code(&state, &headers, &form).await
+    let result = match super::dpop::proven_key(&state, &headers) {
+        Err(e) => Err(e),
+        Ok(jkt) => {
+            let jkt = jkt.as_deref();
+            match form.get("grant_type") {
+                None => Err(OAuthError::invalid_request("grant_type is required")),
+                Some("client_credentials") => {
+                    client_credentials(&state, &headers, &form, jkt).await
+                }
+                Some("authorization_code") => {
+                    super::grants::authorization_code(&state, &headers, &form, jkt).await
+                }
+                Some("refresh_token") => {
+                    super::grants::refresh_token(&state, &headers, &form, jkt).await
+                }
+                Some(_) => Err(OAuthError::unsupported_grant_type()),
+            }
         }
-        Some("refresh_token") => super::grants::refresh_token(&state, &headers, &form).await,
-        Some(_) => Err(OAuthError::unsupported_grant_type()),
     };
     let outcome = match &result {
         Ok(_) => "issued",
@@ -47,6 +57,11 @@ pub async fn token(State(state): State<Identity>, headers: HeaderMap, form: Form
             response
                 .headers_mut()
                 .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            if let Some(nonce) =
+                super::dpop::current_nonce(&state).and_then(|n| HeaderValue::from_str(&n).ok())
+            {
+                response.headers_mut().insert("dpop-nonce", nonce);
+            }
             response
         }
         Err(e) => e.into_response(),
@@ -94,9 +109,11 @@ async fn client_credentials(
     state: &Identity,
     headers: &HeaderMap,
     form: &Form,
+    jkt: Option<&str>,
 ) -> Result<Value, OAuthError> {
     let who = presented(headers, form)?;
     let app = authenticate_app(state, &who).await?;
+    super::dpop::required_by(&app, jkt)?;
     let Some(system_login) = app.acting_system_user() else {
         return Err(OAuthError::unauthorized_client(
             "the application is not allowed service access (SystemUserAllowed and a SystemUser are required)",
@@ -120,6 +137,7 @@ async fn client_credentials(
         client_system_user_id: Some(system_user.id),
         client_db: state.config.instance.db.clone(),
         scope: scopes.iter().map(str::to_owned).collect(),
+        cnf: confirmation(jkt),
     };
     let mut claims = Claims::with_custom_claims(custom, Duration::from_secs(lifetime))
         .with_issuer(&state.issuer)
@@ -135,7 +153,7 @@ async fn client_credentials(
     Ok(json!({
         "access_token": access_token,
         "expires_in": lifetime,
-        "token_type": "Bearer",
+        "token_type": token_type(jkt),
         "scope": scopes.to_string(),
     }))
 }

@@ -150,7 +150,7 @@ pub async fn userinfo(State(state): State<Identity>, headers: HeaderMap) -> Resp
     };
     let now = state.clock.now();
     let Some((_, principal)) =
-        crate::oauth::introspect::verify_own_access_token(&state, token, now)
+        crate::oauth::introspect::verify_own_access_token(&state, token, now, false)
     else {
         return refuse("invalid_token");
     };

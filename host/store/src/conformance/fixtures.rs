@@ -53,5 +53,6 @@ pub(super) fn refresh(hash: &str, grant: &str, sid: &str) -> RefreshToken {
         basis: basis(grant, sid),
         created_at: 100,
         expires_at: 5000,
+        jkt: None,
     }
 }

@@ -3,7 +3,7 @@
 use erpgate::ScopeSet;
 use erpgate::revocation::RevocationKind;
 
-use crate::records::{AuthCode, Consent, IdentitySession, Redemption};
+use crate::records::{AuthCode, Consent, IdentitySession, Redemption, RefreshToken};
 use crate::{Store, StoreError};
 
 use super::fixtures::*;
@@ -72,6 +72,20 @@ pub(super) async fn grants(store: &dyn Store) {
             .await
             .unwrap(),
         Redemption::Unknown
+    );
+    // a DPoP-bound refresh token keeps its key through every rotation
+    let bound = RefreshToken {
+        jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
+        ..refresh("rb1", "GB", "S1")
+    };
+    store.insert_refresh_token(&bound).await.unwrap();
+    assert!(matches!(
+        store.rotate_refresh_token("rb1", "rb2", 120, None).await.unwrap(),
+        Redemption::Fresh(t) if t.jkt == bound.jkt
+    ));
+    assert_eq!(
+        store.refresh_token("rb2").await.unwrap().unwrap().jkt,
+        bound.jkt
     );
     // lookup by hash, live or dead: what RFC 7009 revocation reads
     let r1 = store.refresh_token("r1").await.unwrap().unwrap();

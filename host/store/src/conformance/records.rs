@@ -20,6 +20,7 @@ pub(super) async fn declared(store: &dyn Store) {
     app.enabled = true;
     app.internal = true;
     app.public_refresh_tokens = true;
+    app.require_dpop = true;
     app.created_at = 999;
     assert!(store.update_app(&app).await.unwrap());
     let stored = store.app("app").await.unwrap().unwrap();

@@ -44,7 +44,7 @@ impl<'a> AppRow<'a> {
         }
     }
 
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 17] {
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 18] {
         let a = self.app;
         [
             &a.client_id,
@@ -63,6 +63,7 @@ impl<'a> AppRow<'a> {
             &a.enabled,
             &a.public_refresh_tokens,
             &a.internal,
+            &a.require_dpop,
             &self.created_at,
         ]
     }
@@ -72,7 +73,7 @@ pub(super) async fn insert_app(store: &PostgresStore, a: &TrustedApp) -> StoreRe
     let c = store.client().await?;
     let row = AppRow::of(a);
     c.execute(
-        &format!("INSERT INTO trusted_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"),
+        &format!("INSERT INTO trusted_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"),
         &row.params(),
     )
     .await
@@ -159,11 +160,11 @@ pub(super) async fn update_app(store: &PostgresStore, a: &TrustedApp) -> StoreRe
     let mut c = store.client().await?;
     let tx = c.transaction().await.map_err(pg)?;
     let row = AppRow::of(a);
-    // Every column but created_at ($17).
+    // Every column but created_at ($18).
     let found = exec(
         &tx,
-        "UPDATE trusted_apps SET name = $2, client_type = $3, secret_hash = $4, redirect_uris = $5, logout_uris = $6, internal_users = $7, community_users = $8, system_user_allowed = $9, system_user = $10, scope = $11, reference_tokens = $12, basic_auth = $13, enabled = $14, public_refresh_tokens = $15, internal = $16 WHERE client_id = $1",
-        row.params().get(..16).unwrap_or_default(),
+        "UPDATE trusted_apps SET name = $2, client_type = $3, secret_hash = $4, redirect_uris = $5, logout_uris = $6, internal_users = $7, community_users = $8, system_user_allowed = $9, system_user = $10, scope = $11, reference_tokens = $12, basic_auth = $13, enabled = $14, public_refresh_tokens = $15, internal = $16, require_dpop = $17 WHERE client_id = $1",
+        row.params().get(..17).unwrap_or_default(),
     )
     .await?
         > 0;

@@ -7,7 +7,9 @@ use super::conn::{Params, PostgresStore, conflict_or_backend, exec, pg, row, row
 use super::revocation::revoke_jti_in;
 use crate::records::{AuthCode, Consent, Redemption, RefreshToken};
 use crate::rows::{self, Columns};
-use crate::{BASIS_COLUMNS, CODE_COLUMNS, CONSENT_COLUMNS, REFRESH_COLUMNS, StoreResult};
+use crate::{
+    BASIS_COLUMNS, CODE_COLUMNS, CONSENT_COLUMNS, REFRESH_COLUMNS, REFRESH_WIDTH, StoreResult,
+};
 
 /// Stores a refresh token unless its grant is revoked; whether it was
 /// stored. The caller holds the grant's lock.
@@ -15,7 +17,7 @@ async fn insert_refresh<C: GenericClient>(c: &C, t: &RefreshToken) -> StoreResul
     let b = &t.basis;
     let statement = c
         .prepare_cached(&format!(
-            "INSERT INTO refresh_tokens (hash, {BASIS_COLUMNS}, created_at, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $2)"
+            "INSERT INTO refresh_tokens (hash, {BASIS_COLUMNS}, created_at, expires_at, jkt) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $2)"
         ))
         .await
         .map_err(pg)?;
@@ -32,6 +34,7 @@ async fn insert_refresh<C: GenericClient>(c: &C, t: &RefreshToken) -> StoreResul
                 &to_i64(b.auth_time),
                 &to_i64(t.created_at),
                 &to_i64(t.expires_at),
+                &t.jkt,
             ],
         )
         .await
@@ -160,8 +163,8 @@ pub(super) async fn rotate_refresh_token(
                 return Ok(Redemption::Unknown);
             };
             let old = rows::refresh(&r)?;
-            // dead_at follows the nine REFRESH_COLUMNS: the rotation time.
-            let rotated_at: Option<i64> = r.try_get(9).map_err(pg)?;
+            // dead_at follows the REFRESH_COLUMNS: the rotation time.
+            let rotated_at: Option<i64> = r.try_get(REFRESH_WIDTH).map_err(pg)?;
             // Within the reuse interval, the live, unused successor dies
             // (0: killed, never reused in turn) and the old token is
             // rotated again.

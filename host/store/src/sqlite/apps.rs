@@ -38,7 +38,7 @@ pub(super) async fn apps(store: &SqliteStore) -> StoreResult<Vec<TrustedApp>> {
 }
 
 /// An app's columns in `APP_COLUMNS` order: `client_id` first (`?1`),
-/// `created_at` last (`?17`).
+/// `created_at` last (`?18`).
 fn app_values(a: &TrustedApp) -> Vec<Value> {
     vec![
         a.client_id.clone().into(),
@@ -57,6 +57,7 @@ fn app_values(a: &TrustedApp) -> Vec<Value> {
         a.enabled.into(),
         a.public_refresh_tokens.into(),
         a.internal.into(),
+        a.require_dpop.into(),
         to_i64(a.created_at).into(),
     ]
 }
@@ -65,7 +66,7 @@ pub(super) async fn insert_app(store: &SqliteStore, app: &TrustedApp) -> StoreRe
     let a = app.clone();
     store.write(move |c| {
         c.execute(
-            &format!("INSERT INTO trusted_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+            &format!("INSERT INTO trusted_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
             params_from_iter(app_values(&a)),
         )
         .map_err(|e| conflict_or_backend(e, &a.client_id))?;
@@ -78,11 +79,11 @@ pub(super) async fn update_app(store: &SqliteStore, app: &TrustedApp) -> StoreRe
     let a = app.clone();
     store.write(move |c| {
         let tx = c.transaction().map_err(backend)?;
-        // Every column but created_at (?17).
+        // Every column but created_at (?18).
         let found = tx
             .execute(
-                "UPDATE trusted_apps SET name = ?2, client_type = ?3, secret_hash = ?4, redirect_uris = ?5, logout_uris = ?6, internal_users = ?7, community_users = ?8, system_user_allowed = ?9, system_user = ?10, scope = ?11, reference_tokens = ?12, basic_auth = ?13, enabled = ?14, public_refresh_tokens = ?15, internal = ?16 WHERE client_id = ?1",
-                params_from_iter(app_values(&a).into_iter().take(16)),
+                "UPDATE trusted_apps SET name = ?2, client_type = ?3, secret_hash = ?4, redirect_uris = ?5, logout_uris = ?6, internal_users = ?7, community_users = ?8, system_user_allowed = ?9, system_user = ?10, scope = ?11, reference_tokens = ?12, basic_auth = ?13, enabled = ?14, public_refresh_tokens = ?15, internal = ?16, require_dpop = ?17 WHERE client_id = ?1",
+                params_from_iter(app_values(&a).into_iter().take(17)),
             )
             .map_err(backend)?
             > 0;

@@ -15,8 +15,8 @@ use crate::{BASIS_COLUMNS, CODE_COLUMNS, CONSENT_COLUMNS, REFRESH_COLUMNS, Store
 fn insert_refresh(tx: &Connection, t: &RefreshToken) -> StoreResult<bool> {
     let b = &t.basis;
     let stored = tx.execute(
-        &format!("INSERT INTO refresh_tokens (hash, {BASIS_COLUMNS}, created_at, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = ?2)"),
-        params![t.hash, b.grant_id, b.client_id, b.login, b.sid, b.scopes.to_string(), to_i64(b.auth_time), to_i64(t.created_at), to_i64(t.expires_at)],
+        &format!("INSERT INTO refresh_tokens (hash, {BASIS_COLUMNS}, created_at, expires_at, jkt) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = ?2)"),
+        params![t.hash, b.grant_id, b.client_id, b.login, b.sid, b.scopes.to_string(), to_i64(b.auth_time), to_i64(t.created_at), to_i64(t.expires_at), t.jkt],
     )
     .map_err(|e| conflict_or_backend(e, "refresh token"))?;
     Ok(stored == 1)

@@ -1,0 +1,117 @@
+//! DPoP at the token endpoint (RFC 9449 §5): the proof a token request
+//! carries is checked by the core's rules (`erpgate::dpop`), its `jti` may
+//! be used once, and the key's thumbprint is what the tokens get bound to.
+//!
+//! Replays are caught per host process: a proof is single-use within its
+//! window on the host that saw it. Replicas do not share the cache; a proof
+//! replayed at another replica still needs the request's grant (a code, a
+//! refresh token, client authentication), which are single-use or secret
+//! store-wide.
+
+use axum::http::HeaderMap;
+use erpgate::Time;
+use erpgate::dpop::{self, DpopError, ProofCheck};
+use erpgate::keys::Algorithm;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::error::OAuthError;
+use super::replay::{LEEWAY_S, MAX_AGE_S};
+use crate::service::Identity;
+use erpgate_store::records::TrustedApp;
+
+/// The algorithms a proof may use, as discovery advertises them.
+pub const DPOP_ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::ES256,
+    Algorithm::EdDSA,
+    Algorithm::RS256,
+    Algorithm::PS256,
+];
+
+/// How long one server nonce is issued; the previous one stays accepted.
+const NONCE_PERIOD_S: u64 = 300;
+
+/// The server nonce of the period `now` falls in, `back` periods ago: an
+/// HMAC of the period under the hosts' shared cookie key, so every replica
+/// issues and accepts the same ones.
+fn nonce(state: &Identity, now: u64, back: u64) -> Option<String> {
+    let period = (now / NONCE_PERIOD_S).saturating_sub(back);
+    let mut mac = Hmac::<Sha256>::new_from_slice(&state.signin.key()?).ok()?;
+    mac.update(b"erpgate-dpop-nonce");
+    mac.update(&period.to_le_bytes());
+    Some(erpgate::encode_b64url(&mac.finalize().into_bytes()))
+}
+
+/// The nonce a client should use now, when the instance requires nonces.
+pub fn current_nonce(state: &Identity) -> Option<String> {
+    if state.config.instance.dpop_nonces {
+        nonce(state, state.clock.now(), 0)
+    } else {
+        None
+    }
+}
+
+fn refused(e: DpopError, state: &Identity) -> OAuthError {
+    match e {
+        DpopError::NonceRequired => match nonce(state, state.clock.now(), 0) {
+            Some(nonce) => OAuthError::use_dpop_nonce(nonce),
+            None => OAuthError::invalid_dpop_proof(e.to_string()),
+        },
+        other => OAuthError::invalid_dpop_proof(other.to_string()),
+    }
+}
+
+/// Refuses a token request without a proof from an app that requires DPoP.
+pub fn required_by(app: &TrustedApp, jkt: Option<&str>) -> Result<(), OAuthError> {
+    if app.require_dpop && jkt.is_none() {
+        return Err(OAuthError::invalid_dpop_proof(
+            "this application must prove a DPoP key",
+        ));
+    }
+    Ok(())
+}
+
+/// The thumbprint of the key a token request proves, or `None` without a
+/// `DPoP` header; a bad, replayed or second proof is an error.
+pub fn proven_key(state: &Identity, headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    let values: Vec<&[u8]> = headers
+        .get_all("dpop")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let pairs: Vec<(&str, &[u8])> = values.iter().map(|v| ("dpop", *v)).collect();
+    let proof = dpop::proof_header(&pairs).map_err(|e| refused(e, state))?;
+    let now = state.clock.now();
+    let nonces: Vec<String> = if state.config.instance.dpop_nonces {
+        [0, 1]
+            .iter()
+            .filter_map(|&back| nonce(state, now, back))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let nonces: Vec<&str> = nonces.iter().map(String::as_str).collect();
+    let uri = format!("{}/connect/token", state.issuer);
+    let check = ProofCheck {
+        method: "POST",
+        uri: &uri,
+        now: Time::from_secs(now),
+        max_age_s: MAX_AGE_S,
+        leeway_s: LEEWAY_S,
+        algorithms: &DPOP_ALGORITHMS,
+        access_token: None,
+        nonces: &nonces,
+    };
+    let unverified = dpop::decode(proof, &check).map_err(|e| refused(e, state))?;
+    unverified.verify().map_err(|e| refused(e, state))?;
+    if !state
+        .dpop_replays
+        .first_use(unverified.jti_hash, unverified.iat, now)
+    {
+        return Err(refused(DpopError::Replayed, state));
+    }
+    Ok(Some(unverified.jkt))
+}
