@@ -26,6 +26,9 @@ pub enum Credential<'a> {
     Jwt(&'a str),
     /// An ERP.net reference token: `enrt_` + 64 uppercase hex characters.
     Reference(&'a str, Source),
+    /// `Authorization: DPoP <token>`: a sender-constrained token (a JWT or
+    /// a reference token), valid only with a proof of its key (RFC 9449 §7.1).
+    Dpop(&'a str),
     /// Legacy `Authorization: Basic …`; the value is the base64 part.
     Basic(&'a str),
     /// Legacy `Authorization: ErpSession <id>`.
@@ -38,6 +41,7 @@ impl std::fmt::Debug for Credential<'_> {
         f.write_str(match self {
             Credential::Jwt(_) => "Credential::Jwt(<redacted>)",
             Credential::Reference(..) => "Credential::Reference(<redacted>)",
+            Credential::Dpop(_) => "Credential::Dpop(<redacted>)",
             Credential::Basic(_) => "Credential::Basic(<redacted>)",
             Credential::ErpSession(_) => "Credential::ErpSession(<redacted>)",
         })
@@ -56,7 +60,7 @@ pub enum CredentialError {
     /// `Authorization` without a scheme and a value, or a value outside `token68`.
     #[error("malformed Authorization header")]
     MalformedAuthorization,
-    /// An `Authorization` scheme other than Bearer, Basic or ErpSession.
+    /// An `Authorization` scheme other than Bearer, DPoP, Basic or ErpSession.
     #[error("unsupported authorization scheme")]
     UnsupportedScheme,
     /// A token in the query string.
@@ -167,6 +171,14 @@ fn parse_authorization(value: &str) -> Result<Credential<'_>, CredentialError> {
             return Err(CredentialError::MalformedAuthorization);
         }
         classify_bearer(token, Source::Authorization)
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        if !is_b64token(token) {
+            return Err(CredentialError::MalformedAuthorization);
+        }
+        match classify_bearer(token, Source::Authorization)? {
+            Credential::Jwt(token) | Credential::Reference(token, _) => Ok(Credential::Dpop(token)),
+            _ => Err(CredentialError::MalformedToken),
+        }
     } else if scheme.eq_ignore_ascii_case("basic") {
         if !is_b64token(token) {
             return Err(CredentialError::MalformedAuthorization);

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::credential::CredentialError;
+use crate::dpop::DpopError;
 use crate::jwt::TokenError;
 use crate::policy::{IdentityHeaders, Policy, ProtectedResource};
 use crate::principal::{Principal, TokenKind};
@@ -51,6 +52,8 @@ pub enum Reason {
     /// An OData request (a `$batch` body, an encoding) that cannot be read,
     /// so the entity sets it reaches are unknown.
     InvalidOData(crate::odata::ODataError),
+    /// The `DPoP` proof was refused (RFC 9449 §7.1).
+    Dpop(DpopError),
 }
 
 impl Reason {
@@ -80,6 +83,7 @@ impl Reason {
             Reason::Unavailable(Unavailable::KeysUnavailable) => "jwks_unavailable",
             Reason::Unavailable(Unavailable::NoDecision) => "no_decision",
             Reason::InvalidOData(e) => e.code(),
+            Reason::Dpop(e) => e.code(),
         }
     }
 
@@ -92,6 +96,7 @@ impl Reason {
             ) => 401,
             Reason::Credential(_) | Reason::InvalidPath => 400,
             Reason::Token(_)
+            | Reason::Dpop(_)
             | Reason::InactiveReference
             | Reason::ReferenceTokensNotAccepted
             | Reason::LegacyRejected => 401,
@@ -107,7 +112,10 @@ impl Reason {
         match self.status() {
             400 | 413 => Some("invalid_request"),
             401 if *self == Reason::MissingCredential => None,
-            401 => Some("invalid_token"),
+            401 => Some(match self {
+                Reason::Dpop(e) => e.error_code(),
+                _ => "invalid_token",
+            }),
             403 if *self == Reason::NoRoute => Some("access_denied"),
             403 => Some("insufficient_scope"),
             _ => Some("temporarily_unavailable"),
@@ -131,7 +139,21 @@ impl Reason {
             Reason::NoRoute => "no route allows this request".into(),
             Reason::Unavailable(_) => "the authorization service is unavailable".into(),
             Reason::InvalidOData(e) => e.to_string(),
+            Reason::Dpop(e) => e.to_string(),
         }
+    }
+
+    /// Whether the challenge is RFC 9449's `DPoP` rather than `Bearer`:
+    /// for a refused proof, and for a token refused for how it was bound or
+    /// presented.
+    fn dpop_challenge(&self) -> bool {
+        matches!(
+            self,
+            Reason::Dpop(_)
+                | Reason::Token(
+                    TokenError::BoundAsBearer | TokenError::NotBound | TokenError::DpopRequired
+                )
+        )
     }
 
     fn challenge_scope(&self) -> Option<&ScopeSet> {
@@ -170,12 +192,12 @@ impl Denial {
     /// description setting.
     pub fn response(&self, policy: &Policy) -> Response {
         let metadata = policy.protected_resource.as_ref();
-        render(
-            &self.reason,
-            &policy.realm,
-            policy.error_description,
-            metadata.map(|m| m.metadata_url.as_str()),
-        )
+        let challenge = Challenge {
+            realm: &policy.realm,
+            dpop_algs: &policy.dpop.algs,
+            resource_metadata: metadata.map(|m| m.metadata_url.as_str()),
+        };
+        render(&self.reason, &challenge, policy.error_description)
     }
 }
 
@@ -204,22 +226,29 @@ pub fn metadata_response(metadata: &ProtectedResource, head: bool) -> Response {
 /// The answer when an adapter (or the host's gateway) has no decision at
 /// all and fails closed: 503 `temporarily_unavailable`, nothing more.
 pub fn fail_closed_response() -> Response {
+    let challenge = Challenge {
+        realm: "",
+        dpop_algs: "",
+        resource_metadata: None,
+    };
     render(
         &Reason::Unavailable(Unavailable::NoDecision),
-        "",
+        &challenge,
         false,
-        None,
     )
+}
+
+/// What a challenge names besides the error: the policy's realm, the
+/// algorithms DPoP proofs may use, and the RFC 9728 metadata.
+struct Challenge<'a> {
+    realm: &'a str,
+    dpop_algs: &'a str,
+    resource_metadata: Option<&'a str>,
 }
 
 /// Status, `WWW-Authenticate` and a small JSON body for a reason. This is
 /// the only place a denial becomes bytes.
-fn render(
-    reason: &Reason,
-    realm: &str,
-    error_description: bool,
-    resource_metadata: Option<&str>,
-) -> Response {
+fn render(reason: &Reason, c: &Challenge<'_>, error_description: bool) -> Response {
     let status = reason.status();
     let error = reason.error_code();
     let description = error_description.then(|| reason.description());
@@ -228,7 +257,11 @@ fn render(
         ("cache-control".to_owned(), "no-store".to_owned()),
     ];
     if matches!(status, 400 | 401) || (status == 403 && *reason != Reason::NoRoute) {
-        let mut challenge = format!("Bearer realm=\"{realm}\"");
+        let mut challenge = if reason.dpop_challenge() {
+            format!("DPoP realm=\"{}\", algs=\"{}\"", c.realm, c.dpop_algs)
+        } else {
+            format!("Bearer realm=\"{}\"", c.realm)
+        };
         if let Some(error) = error {
             challenge.push_str(&format!(", error=\"{error}\""));
             if let Some(d) = &description {
@@ -241,7 +274,7 @@ fn render(
         if let Some(scope) = reason.challenge_scope().filter(|s| !s.is_empty()) {
             challenge.push_str(&format!(", scope=\"{scope}\""));
         }
-        if let Some(url) = resource_metadata {
+        if let Some(url) = c.resource_metadata {
             challenge.push_str(&format!(", resource_metadata=\"{url}\""));
         }
         headers.push(("www-authenticate".to_owned(), challenge));

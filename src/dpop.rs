@@ -6,7 +6,7 @@
 //! `nonce`) and returns an [`UnverifiedProof`]; its signature is then checked
 //! in-process ([`UnverifiedProof::verify`]) or by the host with the key's
 //! public JWK. Whether the `jti` was seen before is the caller's replay
-//! cache's business: the proof hands it over, hashed.
+//! cache's business: the proof hands it over, hashed with its key.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -61,6 +61,9 @@ pub enum DpopError {
     /// The proof's `jti` was seen before within the window.
     #[error("the DPoP proof was used before")]
     Replayed,
+    /// The proof's key is not the one the token is bound to.
+    #[error("the DPoP proof is signed by another key than the token's")]
+    WrongKey,
 }
 
 impl DpopError {
@@ -88,6 +91,7 @@ impl DpopError {
             DpopError::TokenHash => "dpop_token_hash",
             DpopError::NonceRequired => "use_dpop_nonce",
             DpopError::Replayed => "dpop_replayed",
+            DpopError::WrongKey => "dpop_wrong_key",
         }
     }
 }
@@ -123,8 +127,9 @@ pub struct UnverifiedProof<'p> {
     pub key: VerifyingKey,
     /// RFC 7638 thumbprint of the key, base64url: what `cnf.jkt` binds.
     pub jkt: String,
-    /// SHA-256 of the `jti`: what a replay cache keeps.
-    pub jti_hash: [u8; 32],
+    /// SHA-256 of the key's thumbprint and the `jti`: what a replay cache
+    /// keeps (a `jti` is unique per key, RFC 9449 §4.2).
+    pub replay_id: [u8; 32],
     /// `iat`, Unix seconds: the replay cache keeps the `jti` until it is
     /// too old to be accepted anyway.
     pub iat: u64,
@@ -357,6 +362,12 @@ pub fn decode<'p>(
     {
         return Err(DpopError::NonceRequired);
     }
+    let replay_id = Sha256::new()
+        .chain_update(jkt.as_bytes())
+        .chain_update(b".")
+        .chain_update(jti.as_bytes())
+        .finalize()
+        .into();
     let signing_input = proof
         .rsplit_once('.')
         .map(|(input, _)| input)
@@ -364,7 +375,7 @@ pub fn decode<'p>(
     Ok(UnverifiedProof {
         key,
         jkt,
-        jti_hash: Sha256::digest(jti.as_bytes()).into(),
+        replay_id,
         iat,
         signing_input,
         signature,

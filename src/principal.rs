@@ -56,12 +56,15 @@ pub struct PrincipalText<'a> {
     pub jti: Option<&'a str>,
     /// ERP.net's `user_type` (or `client_system_user_type`).
     pub user_type: Option<&'a str>,
+    /// The RFC 7638 thumbprint of the DPoP key the token is bound to
+    /// (`cnf.jkt`), for a sender-constrained token.
+    pub jkt: Option<&'a str>,
 }
 
 impl<'a> PrincipalText<'a> {
-    /// The seven fields in the one order every packed and binary form
-    /// uses: subject, user_id, client_id, db, sid, jti, user_type.
-    pub fn fields(&self) -> [Option<&'a str>; 7] {
+    /// The eight fields in the one order every packed and binary form
+    /// uses: subject, user_id, client_id, db, sid, jti, user_type, jkt.
+    pub fn fields(&self) -> [Option<&'a str>; FIELDS] {
         [
             Some(self.subject),
             self.user_id,
@@ -70,13 +73,14 @@ impl<'a> PrincipalText<'a> {
             self.sid,
             self.jti,
             self.user_type,
+            self.jkt,
         ]
     }
 
     /// The text from [`PrincipalText::fields`]' order; `None` without a
     /// subject.
-    pub fn from_fields(fields: [Option<&'a str>; 7]) -> Option<Self> {
-        let [subject, user_id, client_id, db, sid, jti, user_type] = fields;
+    pub fn from_fields(fields: [Option<&'a str>; FIELDS]) -> Option<Self> {
+        let [subject, user_id, client_id, db, sid, jti, user_type, jkt] = fields;
         Some(PrincipalText {
             subject: subject?,
             user_id,
@@ -85,17 +89,21 @@ impl<'a> PrincipalText<'a> {
             sid,
             jti,
             user_type,
+            jkt,
         })
     }
 }
 
-/// The seven text fields in one allocation: the texts one after another,
+/// How many text fields a principal has.
+pub const FIELDS: usize = 8;
+
+/// The text fields in one allocation: the texts one after another,
 /// where each ends, and which are present. A cache keeps one principal per
-/// token, and seven small allocations cost more than their text.
+/// token, and eight small allocations cost more than their text.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct Packed {
     text: Box<str>,
-    ends: [u32; 7],
+    ends: [u32; FIELDS],
     present: u8,
 }
 
@@ -106,6 +114,7 @@ const DB: usize = 3;
 const SID: usize = 4;
 const JTI: usize = 5;
 const USER_TYPE: usize = 6;
+const JKT: usize = 7;
 
 impl Packed {
     fn new(t: &PrincipalText<'_>) -> Self {
@@ -173,6 +182,8 @@ struct Fields<'a> {
     jti: Option<&'a str>,
     is_admin: bool,
     user_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jkt: Option<&'a str>,
     expires_at: u64,
     vouched_at: u64,
 }
@@ -189,6 +200,8 @@ struct OwnedFields {
     jti: Option<String>,
     is_admin: bool,
     user_type: Option<String>,
+    #[serde(default)]
+    jkt: Option<String>,
     expires_at: u64,
     #[serde(default)]
     vouched_at: u64,
@@ -208,6 +221,7 @@ impl Serialize for Principal {
             jti: t.jti,
             is_admin: self.is_admin,
             user_type: t.user_type,
+            jkt: t.jkt,
             expires_at: self.expires_at,
             vouched_at: self.vouched_at,
         }
@@ -226,6 +240,7 @@ impl<'de> Deserialize<'de> for Principal {
             sid: f.sid.as_deref(),
             jti: f.jti.as_deref(),
             user_type: f.user_type.as_deref(),
+            jkt: f.jkt.as_deref(),
         };
         let mut principal = Principal::new(f.kind, &text, f.scopes, f.expires_at);
         principal.is_admin = f.is_admin;
@@ -292,6 +307,11 @@ impl Principal {
     /// ERP.net's `user_type` (or `client_system_user_type`).
     pub fn user_type(&self) -> Option<&str> {
         self.texts.get(USER_TYPE)
+    }
+
+    /// The thumbprint of the DPoP key the token is bound to, if it is.
+    pub fn jkt(&self) -> Option<&str> {
+        self.texts.get(JKT)
     }
 
     /// Whether every value that may become a header is free of control characters.

@@ -16,6 +16,11 @@ pub struct Request<'a> {
     ///
     /// [`Engine::body_limit`]: crate::Engine::body_limit
     pub body: Option<&'a [u8]>,
+    /// The scheme and authority the client addressed, as the adapter knows
+    /// them (Envoy's `:scheme` and `:authority`, a worker's URL); without
+    /// them, `:scheme` and `:authority` (or `host`) among the headers. A
+    /// DPoP proof's `htu` must name them.
+    pub target: Option<(&'a str, &'a str)>,
 }
 
 impl<'a> Request<'a> {
@@ -26,7 +31,37 @@ impl<'a> Request<'a> {
             path,
             headers,
             body: None,
+            target: None,
         }
+    }
+
+    /// The same request, addressed at `scheme://authority`.
+    pub fn with_target(self, scheme: &'a str, authority: &'a str) -> Self {
+        Self {
+            target: Some((scheme, authority)),
+            ..self
+        }
+    }
+
+    /// The URI the client addressed, without the query: what a DPoP proof's
+    /// `htu` names. `None` when neither the adapter nor the headers say
+    /// where the request went.
+    pub fn uri(&self) -> Option<String> {
+        let path = self.path_only();
+        if let Some((scheme, authority)) = self.target {
+            return Some(format!("{scheme}://{authority}{path}"));
+        }
+        let one = |name: &'a str| {
+            let mut values = self.header_values(name);
+            let first = values.next()?;
+            values
+                .next()
+                .is_none()
+                .then(|| std::str::from_utf8(first).ok())?
+        };
+        let scheme = one(":scheme").unwrap_or("https");
+        let authority = one(":authority").or_else(|| one("host"))?;
+        Some(format!("{scheme}://{authority}{path}"))
     }
 
     /// The same request with its body.

@@ -268,8 +268,9 @@ impl Gate {
     /// value on alternate lines (`name\nvalue\nname\nvalue`; Fetch forbids a
     /// newline in either). Without `body`, a request decided on its body
     /// (an OData `$batch`) returns `B<limit>`: call again with at most one
-    /// byte more than `limit`. Returns a step as text (see the module's
-    /// documentation).
+    /// byte more than `limit`. `origin` (`https://host`) is where the
+    /// request went, which DPoP proofs name. Returns a step as text (see
+    /// the module's documentation).
     pub fn check(
         &mut self,
         method: &str,
@@ -277,6 +278,7 @@ impl Gate {
         headers: &str,
         body: Option<Vec<u8>>,
         now_ms: f64,
+        origin: Option<String>,
     ) -> Result<String, JsError> {
         let mut lines = headers.split('\n');
         let mut borrowed: Vec<(&str, &[u8])> = Vec::with_capacity(8);
@@ -289,6 +291,9 @@ impl Gate {
             }
         }
         let mut request = Request::new(method, path, &borrowed);
+        if let Some((scheme, authority)) = origin.as_deref().and_then(|o| o.split_once("://")) {
+            request = request.with_target(scheme, authority);
+        }
         match &body {
             Some(body) => request = request.with_body(body),
             None => {

@@ -146,7 +146,7 @@ impl Engine {
                 state.jwt_cache.entries.remove(&hash.key);
                 self.reject_jwt(route, hash, TokenError::Revoked.into(), now, state)
             }
-            Ok(identity) => self.authorize(route, identity, true),
+            Ok(identity) => self.authorize(route, identity, true, now, state),
             // A remembered refusal is replayed as it was, not remembered again.
             Err(error) => self.deny(Reason::Token(error), route),
         }
@@ -250,6 +250,7 @@ impl Engine {
                         claims: decoded.claims,
                     }),
                     folded: Vec::new(),
+                    presented: None,
                 },
             });
         }
@@ -294,6 +295,7 @@ impl Engine {
                 follower,
             }),
             folded: Vec::new(),
+            presented: None,
         };
         let issuer = self.policy.issuers.get(issuer_idx)?;
         if let Some(call) = self.jwks_call_on_demand(issuer_idx, issuer, now, state) {
@@ -349,7 +351,7 @@ impl Engine {
         );
         let identity = Identity::new(&self.policy, principal);
         remember(state, hash, Ok(Arc::clone(&identity)), until, now);
-        Ok(self.authorize(route, identity, false))
+        Ok(self.authorize(route, identity, false, now, state))
     }
 
     /// Continues a JWT after the issuer's JWKS fetch (its own, or the one it

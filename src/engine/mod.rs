@@ -8,7 +8,9 @@
 //! is what the engine remembers between requests.
 
 mod background;
+mod dpop;
 mod jwt;
+mod presented;
 mod reference;
 mod state;
 mod step;
@@ -106,8 +108,9 @@ impl Engine {
     /// Decides a request, or asks for one outbound call first.
     pub fn start(&self, request: &Request<'_>, now: Time, state: &mut State) -> Step {
         let folded = decision::folded_identity_headers(&self.policy, request.headers);
+        state.presented = None;
         let step = self.start_unfolded(request, now, state);
-        with_folded(step, folded)
+        carry(step, folded, state.presented.take())
     }
 
     fn start_unfolded(&self, request: &Request<'_>, now: Time, state: &mut State) -> Step {
@@ -143,6 +146,7 @@ impl Engine {
             Credential::ErpSession(_) => self.legacy(self.policy.legacy.erp_session, route),
             Credential::Jwt(token) => self.start_jwt(route, token, now, state),
             Credential::Reference(token, _) => self.start_reference(route, token, now, state),
+            Credential::Dpop(token) => self.start_dpop(route, request, token, now, state),
         }
     }
 
@@ -258,6 +262,7 @@ impl Engine {
         state: &mut State,
     ) -> Step {
         let route = pending.route;
+        state.presented = pending.presented;
         let step = match pending.awaited {
             Awaited::Introspection { hash, follower } => {
                 self.finish_reference(route, hash, outcome, follower, now, state)
@@ -267,7 +272,7 @@ impl Engine {
                 self.resume_after_signature(route, check, &outcome, now, state)
             }
         };
-        with_folded(step, pending.folded)
+        carry(step, pending.folded, state.presented.take())
     }
 
     /// Forgets a request whose call will never report back (its stream was
@@ -349,7 +354,16 @@ impl Engine {
     /// Route scopes and token kinds, checked on every request, cached or
     /// not: the matched route's, then those of every route the request
     /// reaches through OData (a denial names the route that refused).
-    fn authorize(&self, route: RouteRef, identity: Arc<Identity>, from_cache: bool) -> Step {
+    /// The route's scopes and token kinds, then the token's binding
+    /// ([`Engine::binding`]), for a verified principal.
+    fn authorize(
+        &self,
+        route: RouteRef,
+        identity: Arc<Identity>,
+        from_cache: bool,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
         let principal = &identity.principal;
         let reached = route.also().map(|i| RouteRef {
             index: Some(i),
@@ -372,42 +386,45 @@ impl Engine {
                 }
             }
         }
+        if let Some(reason) = self.binding(route, principal, now, state) {
+            return self.deny_for(reason, route, Some(principal));
+        }
         self.allow(route, Some(identity), from_cache)
     }
 }
 
-/// Carries the request's folded identity-header spellings to its allow: added
-/// to the removals there, or kept in the suspended request until then.
-fn with_folded(step: Step, folded: Vec<String>) -> Step {
-    if folded.is_empty() {
-        return step;
-    }
+/// Carries what the request brought to its allow, or keeps it in the
+/// suspended request until then: its folded identity-header spellings
+/// (added to the removals) and its `DPoP` presentation.
+fn carry(step: Step, folded: Vec<String>, presented: Option<Box<presented::Presented>>) -> Step {
     match step {
         // A shadow denial touches no header.
-        Step::Decided(Decision::Allow(mut allow)) if allow.would_deny.is_none() => {
+        Step::Decided(Decision::Allow(mut allow))
+            if allow.would_deny.is_none() && !folded.is_empty() =>
+        {
             let mut remove = allow.headers.remove.to_vec();
             remove.extend(folded);
             allow.headers.remove = remove.into();
             Step::Decided(Decision::Allow(allow))
         }
+        decided @ Step::Decided(_) => decided,
         Step::Call { call, mut pending } => {
-            pending.folded = folded;
+            (pending.folded, pending.presented) = (folded, presented);
             Step::Call { call, pending }
         }
         Step::Verify {
             request,
             mut pending,
         } => {
-            pending.folded = folded;
+            (pending.folded, pending.presented) = (folded, presented);
             Step::Verify { request, pending }
         }
         Step::Wait {
             flight,
             mut pending,
         } => {
-            pending.folded = folded;
+            (pending.folded, pending.presented) = (folded, presented);
             Step::Wait { flight, pending }
         }
-        decided @ Step::Decided(_) => decided,
     }
 }

@@ -57,7 +57,7 @@ impl Engine {
                         entry.stale_until,
                         now,
                     );
-                    self.authorize(route, identity, true)
+                    self.authorize(route, identity, true, now, state)
                 }
                 _ => self.deny(Reason::InactiveReference, route),
             };
@@ -74,6 +74,7 @@ impl Engine {
                             follower: true,
                         },
                         folded: Vec::new(),
+                        presented: None,
                     },
                 };
             }
@@ -89,6 +90,7 @@ impl Engine {
                     follower: false,
                 },
                 folded: Vec::new(),
+                presented: None,
             },
         }
     }
@@ -101,14 +103,14 @@ impl Engine {
         route: RouteRef,
         cached: Option<Arc<Identity>>,
         now: Time,
-        state: &State,
+        state: &mut State,
     ) -> Step {
         match cached {
             Some(identity)
                 if identity.principal.expires_at > now.secs()
                     && !revoked_since(state, &identity.principal, now) =>
             {
-                self.authorize(route, identity, true)
+                self.authorize(route, identity, true, now, state)
             }
             _ => self.deny(Reason::InactiveReference, route),
         }
@@ -136,7 +138,7 @@ impl Engine {
             state.end_introspection(&hash);
         }
         let failure = match self.apply_introspection(intro, hash, outcome, now, state) {
-            Ok(Some(identity)) => return self.authorize(route, identity, false),
+            Ok(Some(identity)) => return self.authorize(route, identity, false, now, state),
             Ok(None) => return self.deny(Reason::InactiveReference, route),
             Err(failure) => failure,
         };
@@ -149,7 +151,7 @@ impl Engine {
             && !revoked_since(state, &identity.principal, now)
             && !voided(state, Some(&identity.principal), now)
         {
-            return self.authorize(route, identity, true);
+            return self.authorize(route, identity, true, now, state);
         }
         self.deny(Reason::Unavailable(failure), route)
     }

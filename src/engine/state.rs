@@ -178,6 +178,10 @@ pub struct State {
     pub(super) started: Option<Time>,
     /// Counters for metrics.
     pub stats: Stats,
+    /// The `DPoP` presentation of the request being decided, if any.
+    pub(super) presented: Option<Box<super::presented::Presented>>,
+    /// DPoP proofs seen (single use).
+    pub(super) replays: super::presented::Replays,
 }
 
 impl State {
@@ -212,6 +216,8 @@ impl State {
             shared: None,
             started: None,
             stats: Stats::default(),
+            presented: None,
+            replays: super::presented::Replays::new(policy.dpop.replay_cache_entries),
         }
     }
 
@@ -270,6 +276,8 @@ impl State {
         }
         self.started = previous.started;
         self.stats = previous.stats;
+        // Proofs seen stay seen across a reload.
+        self.replays.adopt(previous.replays);
     }
 
     /// Whether an introspection of `hash` is under way (single flight).

@@ -229,6 +229,8 @@ pub struct Suspended {
     /// Client headers an upstream would read as identity headers (see
     /// [`crate::decision::folded_identity_headers`]); removed on allow.
     pub(super) folded: Vec<String>,
+    /// The request's `DPoP` presentation, checked once the principal is known.
+    pub(super) presented: Option<Box<super::presented::Presented>>,
 }
 
 impl Suspended {

@@ -192,6 +192,7 @@ impl IntrospectionResponse {
             sid: self.sid.as_deref(),
             jti: self.jti.as_deref(),
             user_type: self.user_type.as_deref(),
+            jkt: self.cnf.as_ref().and_then(|c| c.jkt.as_deref()),
         };
         let scopes = self.scope.clone().unwrap_or_default();
         let mut principal = Principal::new(kind, &text, scopes, exp);

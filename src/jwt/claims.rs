@@ -16,10 +16,6 @@ pub struct ClaimRules {
     pub leeway_s: u64,
     /// When set, `iat` is required and may be at most this old.
     pub max_token_age_s: Option<u64>,
-    /// Whether a token bound to a key (`cnf`) may pass: only where the
-    /// binding is checked elsewhere (an authorization server introspecting
-    /// its own token). A token presented as a bearer token never may.
-    pub accept_bound: bool,
 }
 
 fn opt_str<'c>(
@@ -137,11 +133,17 @@ pub fn principal_from_claims(
     now_s: u64,
 ) -> Result<Principal, TokenError> {
     let leeway = rules.leeway_s;
-    // RFC 9449 §7.2: a sender-constrained token is no bearer token; whoever
-    // holds it must also hold the key its `cnf` names.
-    if !rules.accept_bound && claims.contains_key("cnf") {
-        return Err(TokenError::BoundAsBearer);
-    }
+    // RFC 7800 `cnf`: a DPoP key's thumbprint goes into the principal (the
+    // engine then asks for the key's proof); any other confirmation method
+    // (a client certificate) cannot be checked here.
+    let jkt = match claims.get("cnf") {
+        None => None,
+        Some(Value::Object(cnf)) => match (cnf.get("jkt"), cnf.len()) {
+            (Some(Value::String(jkt)), 1) if !jkt.is_empty() => Some(jkt.as_str()),
+            _ => return Err(TokenError::UnsupportedConfirmation),
+        },
+        Some(_) => return Err(TokenError::InvalidClaim("cnf")),
+    };
     use std::cmp::Ordering::{Greater, Less};
     let exp_date = opt_time(claims, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
     if exp_date.plus(leeway).cmp_secs(now_s) != Greater {
@@ -182,6 +184,7 @@ pub fn principal_from_claims(
                 sid: opt_str(claims, "sid")?,
                 jti,
                 user_type: opt_str(claims, "user_type")?,
+                jkt,
             };
             let mut p = Principal::new(TokenKind::User, &text, scopes, exp);
             p.is_admin = flag(claims, "is_admin")?;
@@ -197,6 +200,7 @@ pub fn principal_from_claims(
                 sid: None,
                 jti,
                 user_type: opt_str(claims, "client_system_user_type")?,
+                jkt,
             };
             let mut p = Principal::new(TokenKind::Service, &text, scopes, exp);
             p.vouched_at = vouched_at;
@@ -223,7 +227,6 @@ mod tests {
             audiences: vec!["DomainAPI".into()],
             leeway_s: 60,
             max_token_age_s: None,
-            accept_bound: false,
         }
     }
 
@@ -276,20 +279,30 @@ mod tests {
         );
     }
 
-    /// A token bound to a key is no bearer token: refused unless the caller
-    /// checks the binding itself.
+    /// A DPoP key's thumbprint is kept; a binding this edge cannot check
+    /// (a certificate, RFC 8705) refuses the token.
     #[test]
-    fn a_bound_token_passes_only_where_the_binding_is_checked() {
-        let c = claims(json!({"exp":9000,"aud":"DomainAPI","sub":"a","cnf":{"jkt":"x"}}));
+    fn a_dpop_binding_is_kept_and_others_refused() {
+        let bound = claims(json!({"exp":9000,"aud":"DomainAPI","sub":"a","cnf":{"jkt":"x"}}));
+        let p = principal_from_claims(&bound, &rules(), 1000).unwrap();
+        assert_eq!(p.jkt(), Some("x"));
+        for cnf in [
+            json!({"x5t#S256": "y"}),
+            json!({"jkt": "x", "x5t#S256": "y"}),
+            json!({"jkt": ""}),
+            json!({"jkt": 1}),
+        ] {
+            let c = claims(json!({"exp":9000,"aud":"DomainAPI","sub":"a","cnf":cnf}));
+            assert_eq!(
+                principal_from_claims(&c, &rules(), 1000),
+                Err(TokenError::UnsupportedConfirmation)
+            );
+        }
+        let c = claims(json!({"exp":9000,"aud":"DomainAPI","sub":"a","cnf":"x"}));
         assert_eq!(
             principal_from_claims(&c, &rules(), 1000),
-            Err(TokenError::BoundAsBearer)
+            Err(TokenError::InvalidClaim("cnf"))
         );
-        let introspecting = ClaimRules {
-            accept_bound: true,
-            ..rules()
-        };
-        assert!(principal_from_claims(&c, &introspecting, 1000).is_ok());
     }
 
     /// RFC 7519 §2 allows fractional NumericDates (`jose` accepts them); a

@@ -102,10 +102,20 @@ pub enum TokenError {
     /// Listed as revoked by the revocation feed.
     #[error("token revoked")]
     Revoked,
-    /// The token is bound to a key (`cnf`, RFC 7800: a DPoP key or a client
-    /// certificate) and came as a bearer token, without proof of that key.
+    /// The token is bound to a DPoP key (`cnf.jkt`) and came as a bearer
+    /// token, without proof of that key (RFC 9449 §7.2).
     #[error("the token is bound to a key and was sent as a bearer token")]
     BoundAsBearer,
+    /// `cnf` names a binding other than a DPoP key (a client certificate,
+    /// RFC 8705), which the edge cannot check.
+    #[error("the token is bound by a method this edge cannot check")]
+    UnsupportedConfirmation,
+    /// `Authorization: DPoP` with a token bound to no key (RFC 9449 §7.1).
+    #[error("the token is not bound to a DPoP key")]
+    NotBound,
+    /// The route accepts DPoP-bound tokens only, with their proof.
+    #[error("this route accepts DPoP-bound tokens only")]
+    DpopRequired,
 }
 
 impl TokenError {
@@ -142,6 +152,9 @@ impl TokenError {
             TokenError::TooOld => "token_too_old",
             TokenError::Revoked => "revoked",
             TokenError::BoundAsBearer => "bound_as_bearer",
+            TokenError::UnsupportedConfirmation => "unsupported_cnf",
+            TokenError::NotBound => "not_bound",
+            TokenError::DpopRequired => "dpop_required",
         }
     }
 

@@ -9,7 +9,7 @@ mod resource;
 mod route;
 mod sections;
 
-pub use resource::{ProtectedResource, resource_origin};
+pub use resource::{DpopPolicy, ProtectedResource, resource_origin};
 pub use sections::Sections;
 use std::fmt;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ pub enum PolicyErrorKind {
     #[error("invalid HTTP method \"{0}\"")]
     InvalidMethod(String),
     /// A public route that also names scopes or token kinds.
-    #[error("a public route cannot require scopes or token kinds")]
+    #[error("a public route cannot require scopes, token kinds or DPoP")]
     PublicWithRequirements,
     /// Not an OData identifier (letters, digits, `_`, not starting with a digit).
     #[error("invalid OData name \"{0}\"")]
@@ -290,6 +290,8 @@ pub struct Policy {
     pub enforce: bool,
     /// RFC 9728 metadata for the API behind the edge, when configured.
     pub protected_resource: Option<ProtectedResource>,
+    /// How DPoP proofs are checked.
+    pub dpop: DpopPolicy,
     /// A fingerprint of everything a verdict depends on (8 bytes of
     /// SHA-256, hex): namespaces entries in a
     /// [`SharedCache`](crate::SharedCache) so plugins whose verdicts could
@@ -500,6 +502,7 @@ impl Policy {
             None => None,
             Some(rp) => keep(&mut errors, resource::compile(rp, &issuers, &routes)),
         };
+        let dpop = keep(&mut errors, resource::compile_dpop(&raw.dpop));
         let headers = keep(&mut errors, headers::compile(&raw.identity_headers));
         let limits = keep(&mut errors, compile_limits(&raw.limits));
         let jwt_cache = keep(
@@ -511,7 +514,9 @@ impl Policy {
             first.also = errors.collect();
             return Err(first);
         }
-        let (Some(headers), Some(limits), Some(jwt_cache)) = (headers, limits, jwt_cache) else {
+        let (Some(headers), Some(limits), Some(jwt_cache), Some(dpop)) =
+            (headers, limits, jwt_cache, dpop)
+        else {
             return Err(Ctx::top("(document)").err(PolicyErrorKind::Empty));
         };
         Ok(Policy {
@@ -534,6 +539,7 @@ impl Policy {
             odata,
             enforce: raw.enforce,
             protected_resource,
+            dpop,
             fingerprint: String::new(),
             sections: Sections::default(),
         })
@@ -647,7 +653,6 @@ fn compile_issuer(ctx: &Ctx, ri: &raw::RawIssuer) -> Result<Issuer, PolicyError>
             audiences: ri.audiences.clone(),
             leeway_s: leeway,
             max_token_age_s: max_age,
-            accept_bound: false,
         },
         inline_keys,
         jwks,
@@ -708,7 +713,7 @@ fn compile_route(
         }
     };
     let access = if rr.public {
-        if rr.scopes.is_some() || rr.token_kinds.is_some() {
+        if rr.scopes.is_some() || rr.token_kinds.is_some() || rr.require_dpop {
             return Err(ctx
                 .sub("public")
                 .err(PolicyErrorKind::PublicWithRequirements));
@@ -750,5 +755,6 @@ fn compile_route(
         path,
         access,
         enforce: rr.enforce.unwrap_or(enforce),
+        require_dpop: rr.require_dpop,
     })
 }

@@ -41,6 +41,31 @@ pub struct RawPolicy {
     pub enforce: bool,
     #[serde(default)]
     pub protected_resource: Option<RawProtectedResource>,
+    #[serde(default)]
+    pub dpop: RawDpop,
+}
+
+/// RFC 9449 proofs at the edge.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDpop {
+    pub algorithms: Vec<String>,
+    pub max_age_s: u64,
+    pub leeway_s: u64,
+    pub replay_cache_entries: u64,
+}
+
+impl Default for RawDpop {
+    fn default() -> Self {
+        Self {
+            algorithms: ["ES256", "EdDSA", "RS256", "PS256"]
+                .map(String::from)
+                .to_vec(),
+            max_age_s: 300,
+            leeway_s: 60,
+            replay_cache_entries: 100_000,
+        }
+    }
 }
 
 /// RFC 9728 protected-resource metadata.
@@ -247,6 +272,8 @@ pub struct RawRoute {
     pub token_kinds: Option<Vec<TokenKind>>,
     #[serde(default)]
     pub enforce: Option<bool>,
+    #[serde(default)]
+    pub require_dpop: bool,
 }
 
 #[derive(Debug, Deserialize)]

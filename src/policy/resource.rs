@@ -1,11 +1,11 @@
-//! The `protected_resource` section: RFC 9728 metadata for the API behind
-//! the edge. The document is rendered once, here; every artifact answers
+//! The `protected_resource` and `dpop` sections: RFC 9728 metadata for the
+//! API behind the edge, and how its DPoP proofs (RFC 9449) are checked. The document is rendered once, here; every artifact answers
 //! `GET /.well-known/oauth-protected-resource` (and its path-suffixed form)
 //! with it, and every challenge names it (`resource_metadata`).
 
 use serde_json::{Value, json};
 
-use super::raw::RawProtectedResource;
+use super::raw::{RawDpop, RawProtectedResource};
 use super::{Access, Ctx, Issuer, PolicyError, PolicyErrorKind, Route, ScopeRequirement, range};
 use crate::scope::ScopeSet;
 
@@ -35,6 +35,56 @@ impl ProtectedResource {
     pub fn serves(&self, path: &str) -> bool {
         path.starts_with(WELL_KNOWN) && self.paths.iter().any(|p| p == path)
     }
+}
+
+/// How DPoP proofs are checked, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopPolicy {
+    /// The algorithms a proof may use (asymmetric only).
+    pub algorithms: Vec<crate::keys::Algorithm>,
+    /// The same, space-separated: the challenge's `algs`.
+    pub algs: String,
+    /// How old a proof's `iat` may be, seconds.
+    pub max_age_s: u64,
+    /// How far ahead of the clock a proof's `iat` may be, seconds.
+    pub leeway_s: u64,
+    /// How many proofs' `jti` each engine instance remembers.
+    pub replay_cache_entries: usize,
+}
+
+pub(super) fn compile_dpop(raw: &RawDpop) -> Result<DpopPolicy, PolicyError> {
+    let ctx = Ctx::top("dpop");
+    if raw.algorithms.is_empty() {
+        return Err(ctx.sub("algorithms").err(PolicyErrorKind::Empty));
+    }
+    let mut algorithms = Vec::with_capacity(raw.algorithms.len());
+    for (i, name) in raw.algorithms.iter().enumerate() {
+        match crate::keys::Algorithm::from_name(name).filter(|a| !a.is_hmac()) {
+            Some(alg) if !algorithms.contains(&alg) => algorithms.push(alg),
+            _ => {
+                return Err(ctx
+                    .sub(&format!("algorithms[{i}]"))
+                    .err(PolicyErrorKind::UnknownAlgorithm(name.clone())));
+            }
+        }
+    }
+    Ok(DpopPolicy {
+        algs: algorithms
+            .iter()
+            .map(|a| a.name())
+            .collect::<Vec<_>>()
+            .join(" "),
+        algorithms,
+        max_age_s: range(&ctx.sub("max_age_s"), raw.max_age_s, 1, 3600)?,
+        leeway_s: range(&ctx.sub("leeway_s"), raw.leeway_s, 0, 300)?,
+        replay_cache_entries: usize::try_from(range(
+            &ctx.sub("replay_cache_entries"),
+            raw.replay_cache_entries,
+            1,
+            10_000_000,
+        )?)
+        .unwrap_or(usize::MAX),
+    })
 }
 
 /// An absolute URL split into its scheme, authority and path; `None` unless

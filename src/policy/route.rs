@@ -82,6 +82,8 @@ pub struct Route {
     /// False in shadow mode: a denial is recorded, and the request goes on
     /// untouched.
     pub enforce: bool,
+    /// Only DPoP-bound tokens, with their proof, pass (RFC 9449).
+    pub require_dpop: bool,
 }
 
 impl PathMatch {

@@ -73,7 +73,7 @@ pub(crate) fn key(namespace: &str, space: Space, hash: &TokenHash, slots: usize)
     head.copy_from_slice(hash.0.get(..8).unwrap_or(&[0; 8]));
     let slots = u64::try_from(slots.max(1)).unwrap_or(u64::MAX);
     let slot = u64::from_le_bytes(head) % slots;
-    format!("erpgate.v2.{namespace}.{}.{slot}", space.name())
+    format!("erpgate.v3.{namespace}.{}.{slot}", space.name())
 }
 
 /// The fresh shared entry for `hash`, if its slot holds one.

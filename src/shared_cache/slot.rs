@@ -11,7 +11,7 @@
 //! ```
 
 use crate::cache::TokenHash;
-use crate::principal::{Principal, PrincipalText, TokenKind};
+use crate::principal::{FIELDS, Principal, PrincipalText, TokenKind};
 use crate::scope::ScopeSet;
 
 /// A slot's content.
@@ -107,10 +107,10 @@ fn principal(r: &mut Reader<'_>) -> Option<Principal> {
     let (expires_at, vouched_at) = (r.u64()?, r.u64()?);
     let scopes = ScopeSet::parse(r.text()?).ok()?;
     let present = r.u8()?;
-    if present & 1 == 0 || present & 0x80 != 0 {
+    if present & 1 == 0 {
         return None;
     }
-    let mut values: [Option<&str>; 7] = [None; 7];
+    let mut values: [Option<&str>; FIELDS] = [None; FIELDS];
     for (i, value) in values.iter_mut().enumerate() {
         if present & (1 << i) != 0 {
             *value = Some(r.text()?);
@@ -163,6 +163,7 @@ mod tests {
             sid: Some(""),
             jti: Some("J1"),
             user_type: Some("Üser"),
+            jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
         };
         let mut p = Principal::new(
             TokenKind::User,
@@ -204,12 +205,14 @@ mod tests {
             bad[at] = value;
             assert!(decode(&bad, &hash).is_none(), "byte {at} = {value}");
         }
-        // The subject's bit cleared, and an eighth field.
-        // After the presence byte: seven lengths and the fields' text.
-        let fields_len = 7 * 4 + "alice6f1eappE1J1Üser".len();
+        // The subject's bit cleared, and a present field dropped (its text
+        // is then left over).
+        // After the presence byte: eight lengths and the fields' text.
+        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        let fields_len = 8 * 4 + "alice6f1eappE1J1Üser".len() + jkt.len();
         let present_at = bytes.len() - fields_len - 1;
-        assert_eq!(bytes[present_at], 0x7F);
-        for value in [0x7E, 0xFF] {
+        assert_eq!(bytes[present_at], 0xFF);
+        for value in [0xFE, 0x7F] {
             let mut bad = bytes.clone();
             bad[present_at] = value;
             assert!(decode(&bad, &hash).is_none());

@@ -47,7 +47,7 @@ export async function runVector(vector, wasm) {
     calls.length = 0;
     logged = [];
     const shadowBefore = gate.stats().shadowDenials;
-    const d = await gate.check(step.method, step.path, step.headers, step.body);
+    const d = await gate.check(step.method, step.path, step.headers, step.body, vector.origin);
     if (d.wouldDeny) {
       const reason = d.wouldDeny.reason;
       if (gate.stats().shadowDenials[reason] !== (shadowBefore[reason] ?? 0) + 1) {

@@ -272,6 +272,10 @@ fn trace_credential(request: &Request<'_>, trace: &mut Vec<String>) -> Option<St
             trace.push("credential: a reference token (enrt_…), introspected".into());
             None
         }
+        Ok(Some(Credential::Dpop(token))) => {
+            trace.push("credential: a DPoP-bound token, with its proof (DPoP header)".into());
+            (!credential::is_reference_token(token)).then(|| token.to_owned())
+        }
         Ok(Some(Credential::Basic(_))) => {
             trace.push("credential: HTTP Basic (legacy)".into());
             None
@@ -297,6 +301,7 @@ fn failing_member(code: &str) -> Option<(&'static str, &'static str)> {
         "unknown_kid" | "kid_required" | "invalid_kid" => ("header", "kid"),
         "unknown_crit" => ("header", "crit"),
         "nested_jwt" => ("header", "cty"),
+        "bound_as_bearer" | "not_bound" | "unsupported_cnf" => ("claims", "cnf"),
         _ => return None,
     })
 }

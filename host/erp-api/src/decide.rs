@@ -126,6 +126,21 @@ async fn run_engine(
     let engine = state.api.engine.as_ref().ok()?;
     let now = state.identity.clock.now_ms();
     let mut request = erpgate::Request::new(method, path, headers);
+    // Where the client sent the request, as DPoP proofs name it: this
+    // host's scheme, and the authority the request carries (the gateway's
+    // when it came through one, which keeps the client's `Host`).
+    let scheme = state
+        .identity
+        .public_url
+        .split_once("://")
+        .map_or("http", |(scheme, _)| scheme);
+    if let Some(host) = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    {
+        request = request.with_target(scheme, host);
+    }
     if let Some(body) = body {
         request = request.with_body(body);
     }

@@ -563,6 +563,9 @@ impl Stream {
             .collect();
         let since = plugin.clock_ns();
         let mut request = Request::new(method, path, &borrowed);
+        if let (Some(scheme), Some(authority)) = (pseudo(":scheme"), pseudo(":authority")) {
+            request = request.with_target(scheme, authority);
+        }
         if let Some(body) = body {
             request = request.with_body(body);
         }

@@ -57,7 +57,8 @@ export interface GateOptions {
 
 export declare class Gate {
   decide(request: Request, ctx?: { waitUntil(p: Promise<unknown>): void }): Promise<Decision>;
-  check(method: string, pathAndQuery: string, headers: Iterable<[string, string]>, body?: string | Uint8Array): Promise<Decision>;
+  /** `origin` (`https://host`): where the request went, which DPoP proofs name. */
+  check(method: string, pathAndQuery: string, headers: Iterable<[string, string]>, body?: string | Uint8Array, origin?: string): Promise<Decision>;
   tick(ctx?: { waitUntil(p: Promise<unknown>): void }): Promise<void>;
   stats(): Record<string, number>;
   static forwardable(request: Request, decision: Decision): Request;

@@ -166,13 +166,15 @@ export class Gate {
     // An OData $batch is decided on its inner requests: (a copy of) the
     // body is read when the core asks, at most one byte past what it
     // inspects.
-    return this.#run(request.method, pathAndQuery, request.headers, (max) => readAtMost(request.clone(), max));
+    return this.#run(request.method, pathAndQuery, request.headers, url.origin, (max) => readAtMost(request.clone(), max));
   }
 
   /** Decides from parts: `headers` is `[[name, value], …]` (or a `Headers`); `body` (a string
-   * or bytes) is read only when the core asks for it. No background work. */
-  check(method, pathAndQuery, headers, body) {
-    return this.#run(method, pathAndQuery, headers, (max) => {
+   * or bytes) is read only when the core asks for it; `origin`
+   * (`https://host`) is where the request went, which DPoP proofs name.
+   * No background work. */
+  check(method, pathAndQuery, headers, body, origin) {
+    return this.#run(method, pathAndQuery, headers, origin, (max) => {
       const all = typeof body === 'string' ? new TextEncoder().encode(body) : new Uint8Array(body ?? []);
       return all.subarray(0, max);
     });
@@ -180,7 +182,7 @@ export class Gate {
 
   /** Decides; `readBody(max)` gives at most `max` bytes of the body, and is
    * called only when the core must see it (`B<limit>`). */
-  async #run(method, pathAndQuery, headers, readBody) {
+  async #run(method, pathAndQuery, headers, origin, readBody) {
     const logging = this.#options.logDecisions !== false || this.#options.onDecision !== undefined;
     // Time inside the module (runtimes that coarsen timers report 0).
     let spent = 0;
@@ -193,10 +195,10 @@ export class Gate {
       }
       : (run) => run();
     const lines = headerLines(headers);
-    let step = timed(() => this.#gate.check(method, pathAndQuery, lines, undefined, this.#now()));
+    let step = timed(() => this.#gate.check(method, pathAndQuery, lines, undefined, this.#now(), origin));
     if (step.charCodeAt(0) === 66 /* B */) {
       const bytes = await readBody(Number(step.slice(1)) + 1);
-      step = timed(() => this.#gate.check(method, pathAndQuery, lines, bytes, this.#now()));
+      step = timed(() => this.#gate.check(method, pathAndQuery, lines, bytes, this.#now(), origin));
     }
     for (;;) {
       const type = step.charCodeAt(0);

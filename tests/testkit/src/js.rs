@@ -35,6 +35,7 @@ pub fn vectors_json(vectors: &[PreparedVector]) -> String {
         .map(|v| {
             json!({
                 "name": v.name,
+                "origin": crate::VECTOR_ORIGIN,
                 "policy": v.policy_json,
                 "hostCrypto": v.host_crypto,
                 "steps": v.steps.iter().map(|s| json!({

@@ -27,6 +27,10 @@ pub use vector::{
 
 use std::path::{Path, PathBuf};
 
+/// Where every harness sends the corpus's requests (Envoy's `:scheme` and
+/// `:authority`, a worker's URL): what DPoP proofs in vectors name.
+pub const VECTOR_ORIGIN: &str = "https://api.demo.my.erp.net";
+
 /// What a harness saw for one step.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Observed {

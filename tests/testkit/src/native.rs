@@ -99,7 +99,11 @@ impl Harness for NativeHarness {
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_slice()))
                 .collect();
-            let mut request = Request::new(&step.method, &step.path, &headers);
+            let (scheme, authority) = crate::VECTOR_ORIGIN
+                .split_once("://")
+                .ok_or("VECTOR_ORIGIN is scheme://authority")?;
+            let mut request =
+                Request::new(&step.method, &step.path, &headers).with_target(scheme, authority);
             // As an adapter does: the body when the engine asks for it, at
             // most one byte past its limit.
             if let Some(limit) = engine.body_limit(&request) {

@@ -42,6 +42,10 @@ pub struct Vector {
     /// Tokens to mint, by name; requests use them as `{{name}}`.
     #[serde(default)]
     pub tokens: BTreeMap<String, TokenSpec>,
+    /// DPoP proofs to mint after the tokens, by name; requests use them as
+    /// `{{name}}` too.
+    #[serde(default)]
+    pub proofs: BTreeMap<String, ProofSpec>,
     /// Requests, in order, on one shared state.
     pub steps: Vec<StepSpec>,
 }
@@ -81,6 +85,31 @@ pub struct TokenSpec {
     /// The whole token, verbatim.
     #[serde(default)]
     pub literal: Option<String>,
+}
+
+/// How to mint one DPoP proof (RFC 9449 §4.2): the claims are `jti`
+/// (`{vector}/{proof}`), `htm`, `htu` ([`crate::VECTOR_ORIGIN`] and
+/// `path`), `iat` (the vector's `now`) and `ath` of `token`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofSpec {
+    /// The fixture key that signs it, whose public half the header carries.
+    pub key: String,
+    /// The token whose hash is `ath`; without one there is no `ath`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// `htm`; default `GET`.
+    #[serde(default)]
+    pub htm: Option<String>,
+    /// The path in `htu`; default `/api/domain/odata/Crm_Customers`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Merge patch on the claims (`$now` expressions allowed).
+    #[serde(default)]
+    pub claims_patch: Option<Value>,
+    /// Merge patch on the header.
+    #[serde(default)]
+    pub header_patch: Option<Value>,
 }
 
 /// One request and its expectation, as written.
@@ -337,6 +366,13 @@ impl Ctx<'_> {
             let names: Vec<&str> = rest.split(',').collect();
             return self.fixtures.jwks(&names);
         }
+        if let Some(key) = s.strip_prefix("$jkt:") {
+            let jwk = self.fixtures.key(key)?.public_jwk()?;
+            let members = jwk.as_object().ok_or("a JWK is an object")?;
+            return erpgate::dpop::thumbprint(members)
+                .map(Value::String)
+                .ok_or_else(|| format!("no thumbprint for {key}"));
+        }
         if let Some(rest) = s.strip_prefix("$sha256:") {
             return Ok(Value::String(
                 TokenHash::of(&self.templates(rest)?).to_hex(),
@@ -373,6 +409,36 @@ impl Ctx<'_> {
             })),
             other => Err(format!("unknown claims preset {other:?}")),
         }
+    }
+
+    fn proof(&self, jti: &str, spec: &ProofSpec) -> Result<String, String> {
+        let path = spec
+            .path
+            .as_deref()
+            .unwrap_or("/api/domain/odata/Crm_Customers");
+        let mut claims = json!({
+            "jti": jti,
+            "htm": spec.htm.as_deref().unwrap_or("GET"),
+            "htu": format!("{}{path}", crate::VECTOR_ORIGIN),
+            "iat": self.now,
+        });
+        if let Some(token) = &spec.token {
+            let token = self
+                .tokens
+                .get(token)
+                .ok_or_else(|| format!("no token {token:?}"))?;
+            claims["ath"] = json!(erpgate::dpop::token_hash(token));
+        }
+        if let Some(patch) = &spec.claims_patch {
+            merge_patch(&mut claims, patch);
+        }
+        let claims = self.eval(&claims)?;
+        dpop_proof(
+            self.fixtures,
+            &spec.key,
+            &claims,
+            spec.header_patch.as_ref().unwrap_or(&json!({})),
+        )
     }
 
     fn mint(&self, spec: &TokenSpec) -> Result<String, String> {
@@ -557,6 +623,14 @@ impl Vector {
                 .mint(spec)
                 .map_err(|e| format!("{}: token {name}: {e}", self.name))?;
             ctx.tokens.insert(name.clone(), token);
+        }
+        for (name, spec) in &self.proofs {
+            let proof = ctx
+                .proof(&format!("{}/{name}", self.name), spec)
+                .map_err(|e| format!("{}: proof {name}: {e}", self.name))?;
+            if ctx.tokens.insert(name.clone(), proof).is_some() {
+                return Err(format!("{}: proof {name} shadows a token", self.name));
+            }
         }
         let mut policy = match &self.policy {
             None => {

@@ -109,7 +109,7 @@ pub fn proven_key(state: &Identity, headers: &HeaderMap) -> Result<Option<String
     unverified.verify().map_err(|e| refused(e, state))?;
     if !state
         .dpop_replays
-        .first_use(unverified.jti_hash, unverified.iat, now)
+        .first_use(unverified.replay_id, unverified.iat, now)
     {
         return Err(refused(DpopError::Replayed, state));
     }

@@ -39,9 +39,10 @@ pub fn verify_own_access_token(
         audiences: vec![format!("{}/resources", state.issuer)],
         leeway_s: 0,
         max_token_age_s: None,
-        accept_bound,
     };
-    let principal = principal_from_claims(&claims, &rules, now).ok()?;
+    let principal = principal_from_claims(&claims, &rules, now)
+        .ok()
+        .filter(|p| accept_bound || p.jkt().is_none())?;
     Some((claims, principal))
 }
 
