@@ -24,6 +24,10 @@ pub struct ExplainRequest {
     pub headers: Vec<(String, Vec<u8>)>,
     /// The body, if any.
     pub body: Option<Vec<u8>>,
+    /// `scheme://authority` the request was sent to (what a DPoP proof's
+    /// `htu` names); without it, `:scheme`/`:authority` or `Host` among the
+    /// headers.
+    pub origin: Option<String>,
 }
 
 impl ExplainRequest {
@@ -83,6 +87,10 @@ impl ExplainRequest {
         }
         let url = url.ok_or("no URL")?;
         request.path = path_of(&url);
+        request.origin = url.split_once("://").map(|(scheme, rest)| {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+            format!("{scheme}://{authority}")
+        });
         request.method = method.unwrap_or_else(|| {
             if request.body.is_some() {
                 "POST".into()
@@ -169,6 +177,11 @@ impl Explainer {
             .map(|(n, v)| (n.as_str(), v.as_slice()))
             .collect();
         let mut req = Request::new(&request.method, &request.path, &headers);
+        if let Some((scheme, authority)) =
+            request.origin.as_deref().and_then(|o| o.split_once("://"))
+        {
+            req = req.with_target(scheme, authority);
+        }
         if let Some(limit) = self.engine.body_limit(&req) {
             let body = request.body.as_deref().unwrap_or_default();
             req = req.with_body(body.get(..limit + 1).unwrap_or(body));

@@ -45,6 +45,7 @@ fn explain_reproduces_the_reason_of_every_vector() {
                 path: step.path.clone(),
                 headers: step.headers.clone(),
                 body: step.body.clone().map(String::into_bytes),
+                origin: Some(erpgate_testkit::VECTOR_ORIGIN.to_owned()),
             };
             let mut replies = step.calls.clone();
             let mut answer = |purpose: erpgate::Purpose| {
