@@ -5,21 +5,22 @@
 //! every request, cached verdict or not: a proof is single-use, the token
 //! is not.
 
+use std::sync::Arc;
+
 use crate::credential::is_reference_token;
-use crate::decision::Reason;
-use crate::dpop::{self, DpopError, ProofCheck};
+use crate::decision::{Identity, Reason, Unavailable};
+use crate::dpop::{self, DpopError, ProofCheck, UnverifiedProof};
 use crate::jwt::TokenError;
-use crate::principal::Principal;
 use crate::request::Request;
 use crate::time::Time;
 
-use super::presented::Presented;
-use super::step::{RouteRef, Step};
+use super::presented::{Presented, ProofWait};
+use super::step::{Awaited, Outcome, RouteRef, Step, Suspended, VerifyRequest};
 use super::{Engine, State};
 
 impl Engine {
     /// `Authorization: DPoP <token>`: the proof is read now and checked once
-    /// the token's principal is known ([`Engine::binding`]).
+    /// the token's principal is known ([`Engine::bind`]).
     pub(super) fn start_dpop(
         &self,
         route: RouteRef,
@@ -45,15 +46,18 @@ impl Engine {
         }
     }
 
-    /// Why a verified principal may not pass on `route` as it was
-    /// presented, if it may not.
-    pub(super) fn binding(
+    /// A verified principal that passed its route's scopes and kinds: the
+    /// allow, once its binding holds (a bound token needs its key's proof,
+    /// a `DPoP` token must be bound, a route may require DPoP), or the
+    /// denial; or the proof's signature asked of host crypto.
+    pub(super) fn bind(
         &self,
         route: RouteRef,
-        principal: &Principal,
+        identity: Arc<Identity>,
+        from_cache: bool,
         now: Time,
         state: &mut State,
-    ) -> Option<Reason> {
+    ) -> Step {
         let reached = route.also().map(|i| RouteRef {
             index: Some(i),
             also: 0,
@@ -61,27 +65,27 @@ impl Engine {
         let required = std::iter::once(route)
             .chain(reached)
             .any(|r| self.route_def(r).is_some_and(|r| r.require_dpop));
-        let presented = state.presented.take();
-        let refusal = match (presented.as_deref(), principal.jkt()) {
-            (None, Some(_)) => Some(Reason::Token(TokenError::BoundAsBearer)),
-            (None, None) if required => Some(Reason::Token(TokenError::DpopRequired)),
-            (None, None) => None,
-            (Some(_), None) => Some(Reason::Token(TokenError::NotBound)),
-            (Some(p), Some(jkt)) => self.check_proof(p, jkt, now, state).err().map(Reason::Dpop),
+        let principal = &identity.principal;
+        let refusal = match (state.presented.take(), principal.jkt()) {
+            (None, Some(_)) => Reason::Token(TokenError::BoundAsBearer),
+            (None, None) if required => Reason::Token(TokenError::DpopRequired),
+            (None, None) => return self.allow(route, Some(identity), from_cache),
+            (Some(_), None) => Reason::Token(TokenError::NotBound),
+            (Some(p), Some(jkt)) => match self.check_proof(&p, jkt, now) {
+                Ok(proof) => return self.prove(route, identity, from_cache, proof, now, state),
+                Err(e) => Reason::Dpop(e),
+            },
         };
-        state.presented = presented;
-        refusal
+        self.deny_for(refusal, route, Some(principal))
     }
 
-    /// The proof: its claims and key, the token's binding, its signature,
-    /// then that it was not seen before.
-    fn check_proof(
+    /// The proof's claims and key, and that the key is the token's.
+    fn check_proof<'p>(
         &self,
-        p: &Presented,
+        p: &'p Presented,
         jkt: &str,
         now: Time,
-        state: &mut State,
-    ) -> Result<(), DpopError> {
+    ) -> Result<UnverifiedProof<'p>, DpopError> {
         let rules = &self.policy.dpop;
         let check = ProofCheck {
             method: &p.method,
@@ -97,15 +101,77 @@ impl Engine {
         if proof.jkt != jkt {
             return Err(DpopError::WrongKey);
         }
-        proof.verify()?;
-        let until = proof
-            .iat
-            .saturating_add(rules.max_age_s)
-            .saturating_add(rules.leeway_s);
-        if state.replays.first_use(proof.replay_id, until, now.secs()) {
-            Ok(())
-        } else {
-            Err(DpopError::Replayed)
+        Ok(proof)
+    }
+
+    /// The proof's signature (by host crypto where the adapter has it),
+    /// then that it was not seen before.
+    fn prove(
+        &self,
+        route: RouteRef,
+        identity: Arc<Identity>,
+        from_cache: bool,
+        proof: UnverifiedProof<'_>,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
+        let rules = &self.policy.dpop;
+        let wait = ProofWait {
+            identity,
+            from_cache,
+            replay_id: proof.replay_id,
+            until: proof
+                .iat
+                .saturating_add(rules.max_age_s)
+                .saturating_add(rules.leeway_s),
+        };
+        let alg = proof.key.algorithm();
+        if self.host_crypto.contains(&alg)
+            && let Some(key) = proof.key.host_key()
+        {
+            return Step::Verify {
+                request: VerifyRequest {
+                    alg,
+                    key: Arc::clone(key),
+                    signing_input: proof.signing_input.as_bytes().to_vec(),
+                    signature: proof.signature,
+                },
+                pending: Suspended {
+                    route,
+                    awaited: Awaited::Proof(Box::new(wait)),
+                    folded: Vec::new(),
+                    presented: None,
+                },
+            };
         }
+        let outcome = Outcome::Verified(proof.verify().is_ok());
+        self.resume_after_proof(route, wait, &outcome, now, state)
+    }
+
+    /// Continues after the proof's signature was checked.
+    pub(super) fn resume_after_proof(
+        &self,
+        route: RouteRef,
+        wait: ProofWait,
+        outcome: &Outcome,
+        now: Time,
+        state: &mut State,
+    ) -> Step {
+        let principal = &wait.identity.principal;
+        let refusal = match outcome {
+            Outcome::Verified(true) => {
+                if state
+                    .replays
+                    .first_use(wait.replay_id, wait.until, now.secs())
+                {
+                    return self.allow(route, Some(wait.identity), wait.from_cache);
+                }
+                Reason::Dpop(DpopError::Replayed)
+            }
+            Outcome::Verified(false) => Reason::Dpop(DpopError::Signature),
+            // A host that cannot answer must not turn into an allow.
+            _ => Reason::Unavailable(Unavailable::KeysUnavailable),
+        };
+        self.deny_for(refusal, route, Some(principal))
     }
 }

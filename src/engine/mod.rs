@@ -271,6 +271,7 @@ impl Engine {
             Awaited::Signature(check) => {
                 self.resume_after_signature(route, check, &outcome, now, state)
             }
+            Awaited::Proof(wait) => self.resume_after_proof(route, *wait, &outcome, now, state),
         };
         carry(step, pending.folded, state.presented.take())
     }
@@ -355,7 +356,7 @@ impl Engine {
     /// not: the matched route's, then those of every route the request
     /// reaches through OData (a denial names the route that refused).
     /// The route's scopes and token kinds, then the token's binding
-    /// ([`Engine::binding`]), for a verified principal.
+    /// ([`Engine::bind`]), for a verified principal.
     fn authorize(
         &self,
         route: RouteRef,
@@ -386,10 +387,7 @@ impl Engine {
                 }
             }
         }
-        if let Some(reason) = self.binding(route, principal, now, state) {
-            return self.deny_for(reason, route, Some(principal));
-        }
-        self.allow(route, Some(identity), from_cache)
+        self.bind(route, identity, from_cache, now, state)
     }
 }
 

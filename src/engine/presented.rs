@@ -2,6 +2,9 @@
 //! until its principal is known, and the proofs already seen.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use crate::decision::Identity;
 
 /// A request's `DPoP` presentation, kept until its principal is known
 /// (across any call or host check the token needs first).
@@ -20,6 +23,15 @@ impl std::fmt::Debug for Presented {
             .field("uri", &self.uri)
             .finish_non_exhaustive()
     }
+}
+
+/// A verified principal whose DPoP proof host crypto is checking: what the
+/// allow needs, and what the replay cache records once the proof holds.
+pub(crate) struct ProofWait {
+    pub(super) identity: Arc<Identity>,
+    pub(super) from_cache: bool,
+    pub(super) replay_id: [u8; 32],
+    pub(super) until: u64,
 }
 
 /// The proofs seen, by key and `jti`, until they are too old to pass anyway.

@@ -197,6 +197,8 @@ pub(super) enum Awaited {
         follower: bool,
     },
     Signature(SignatureCheck),
+    /// A DPoP proof's signature, at host crypto.
+    Proof(Box<super::presented::ProofWait>),
 }
 
 /// A token's two names: its key in the local JWT cache and its SHA-256.
@@ -258,6 +260,7 @@ impl std::fmt::Debug for Suspended {
             Awaited::Keys(_) => "jwks",
             Awaited::Introspection { .. } => "introspection",
             Awaited::Signature(_) => "signature",
+            Awaited::Proof(_) => "dpop proof",
         };
         f.debug_struct("Suspended")
             .field("waiting", &what)

@@ -498,11 +498,14 @@ impl Policy {
             None => None,
             Some(ro) => keep(&mut errors, odata::compile(ro, raw.path_case, routes.len())),
         };
+        let dpop = keep(&mut errors, resource::compile_dpop(&raw.dpop));
         let protected_resource = match &raw.protected_resource {
             None => None,
-            Some(rp) => keep(&mut errors, resource::compile(rp, &issuers, &routes)),
+            Some(rp) => keep(
+                &mut errors,
+                resource::compile(rp, &issuers, &routes, dpop.as_ref()),
+            ),
         };
-        let dpop = keep(&mut errors, resource::compile_dpop(&raw.dpop));
         let headers = keep(&mut errors, headers::compile(&raw.identity_headers));
         let limits = keep(&mut errors, compile_limits(&raw.limits));
         let jwt_cache = keep(

@@ -160,6 +160,7 @@ pub(super) fn compile(
     raw: &RawProtectedResource,
     issuers: &[Issuer],
     routes: &[Route],
+    dpop: Option<&DpopPolicy>,
 ) -> Result<ProtectedResource, PolicyError> {
     let ctx = Ctx::top("protected_resource");
     let (scheme, authority, path) = split_url(&raw.resource)
@@ -203,6 +204,17 @@ pub(super) fn compile(
         }
         if let Some(doc) = &raw.resource_documentation {
             members.insert("resource_documentation".into(), json!(doc));
+        }
+        if let Some(dpop) = dpop {
+            let algs: Vec<&str> = dpop.algorithms.iter().map(|a| a.name()).collect();
+            members.insert("dpop_signing_alg_values_supported".into(), json!(algs));
+            // Every protected route takes DPoP-bound tokens only.
+            let mut protected = routes
+                .iter()
+                .filter(|r| matches!(r.access, Access::Protected { .. }))
+                .peekable();
+            let required = protected.peek().is_some() && protected.all(|r| r.require_dpop);
+            members.insert("dpop_bound_access_tokens_required".into(), json!(required));
         }
     }
     let suffixed = format!("{WELL_KNOWN}{suffix}");

@@ -110,6 +110,9 @@ pub struct ProofSpec {
     /// Merge patch on the header.
     #[serde(default)]
     pub header_patch: Option<Value>,
+    /// Another fixture signs it (the header still carries `key`'s `jwk`).
+    #[serde(default)]
+    pub sign_with: Option<String>,
 }
 
 /// One request and its expectation, as written.
@@ -433,12 +436,12 @@ impl Ctx<'_> {
             merge_patch(&mut claims, patch);
         }
         let claims = self.eval(&claims)?;
-        dpop_proof(
-            self.fixtures,
-            &spec.key,
-            &claims,
-            spec.header_patch.as_ref().unwrap_or(&json!({})),
-        )
+        let mut header = self.fixtures.dpop_header(&spec.key)?;
+        if let Some(patch) = &spec.header_patch {
+            merge_patch(&mut header, patch);
+        }
+        let signer = spec.sign_with.as_deref().unwrap_or(&spec.key);
+        self.fixtures.sign_compact(signer, &header, &claims)
     }
 
     fn mint(&self, spec: &TokenSpec) -> Result<String, String> {
