@@ -31,6 +31,61 @@ fn headers(token: &str) -> Vec<(String, Vec<u8>)> {
     ]
 }
 
+/// The URI DPoP proofs in this bench name (`:scheme`, `:authority`, path).
+const HTU: &str = "https://api/api/domain/odata/Crm_Customers";
+
+/// A cache-hit request with `Authorization: DPoP` and a fresh proof.
+fn decide_dpop(vm: &mut Vm, token: &str, proof: &str) {
+    let headers = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/api/domain/odata/Crm_Customers".to_vec()),
+        (":authority".into(), b"api".to_vec()),
+        (":scheme".into(), b"https".to_vec()),
+        ("authorization".into(), format!("DPoP {token}").into_bytes()),
+        ("dpop".into(), proof.as_bytes().to_vec()),
+    ];
+    let (id, progress) = vm.request(headers, HashMap::new(), Vec::new()).unwrap();
+    let verdict = progress.verdict(id);
+    assert!(matches!(verdict, Some(Verdict::Continue(_))), "{verdict:?}");
+    vm.finish(id).unwrap();
+}
+
+/// A token bound to fixture `key`'s DPoP key, and proofs for it.
+struct Bound {
+    token: String,
+    key: &'static str,
+    serial: u64,
+}
+
+impl Bound {
+    fn new(fixtures: &Fixtures, key: &'static str) -> Self {
+        let mut claims = preset_claims(fixtures, "service", DEFAULT_NOW).unwrap();
+        let jwk = fixtures.key(key).unwrap().public_jwk().unwrap();
+        let jkt = erpgate::dpop::thumbprint(jwk.as_object().unwrap()).unwrap();
+        claims["cnf"] = json!({ "jkt": jkt });
+        claims["jti"] = json!(format!("BOUND-{key}"));
+        let token = fixtures.mint("rsa-a", &claims).unwrap();
+        Bound {
+            token,
+            key,
+            serial: 0,
+        }
+    }
+
+    /// A fresh proof: a new `jti` each time.
+    fn proof(&mut self, fixtures: &Fixtures) -> String {
+        self.serial += 1;
+        let claims = json!({
+            "jti": format!("{}-{}", self.key, self.serial),
+            "htm": "GET",
+            "htu": HTU,
+            "iat": DEFAULT_NOW,
+            "ath": erpgate::dpop::token_hash(&self.token),
+        });
+        erpgate_testkit::dpop_proof(fixtures, self.key, &claims, &json!({})).unwrap()
+    }
+}
+
 fn decide(vm: &mut Vm, token: &str) {
     let headers = if token.is_empty() {
         // A public route without a credential: the filter's fixed cost.
@@ -108,6 +163,21 @@ fn benches(c: &mut Criterion) {
         let rs256 = instructions(&mut vm_wasm, &mut || mint("rsa-a"), 5);
         let es256 = instructions(&mut vm_wasm, &mut || mint("ec-a"), 5);
         let eddsa = instructions(&mut vm_wasm, &mut || mint("ed-a"), 5);
+        let fixtures = Fixtures::load_default().unwrap();
+        let mut dpop_counts = Vec::new();
+        for (vm, key) in [(&mut vm, "ec-a"), (&mut vm_wasm, "ed-a")] {
+            let mut bound = Bound::new(&fixtures, key);
+            let first = bound.proof(&fixtures);
+            decide_dpop(vm, &bound.token, &first);
+            let mut total = 0;
+            for _ in 0..20 {
+                let proof = bound.proof(&fixtures);
+                let before = vm.instructions().unwrap();
+                decide_dpop(vm, &bound.token, &proof);
+                total += vm.instructions().unwrap() - before;
+            }
+            dpop_counts.push(total / 20);
+        }
         println!("wasm instructions per request (wasmtime fuel):");
         println!("  public route, no credential              {public:>12}");
         println!("  cache hit                                {hit:>12}");
@@ -116,6 +186,14 @@ fn benches(c: &mut Criterion) {
         println!("  first-seen RS256 in wasm                 {rs256:>12}");
         println!("  first-seen ES256 in wasm                 {es256:>12}");
         println!("  first-seen EdDSA in wasm                 {eddsa:>12}");
+        println!(
+            "  cache hit + ES256 DPoP proof, verify_signature {:>6}",
+            dpop_counts[0]
+        );
+        println!(
+            "  cache hit + EdDSA DPoP proof in wasm     {:>12}",
+            dpop_counts[1]
+        );
     }
     let mut group = c.benchmark_group("gateway");
     group.sample_size(30);
@@ -150,6 +228,26 @@ fn benches(c: &mut Criterion) {
             b.iter_batched(
                 || mint(key),
                 |t| decide(&mut vm_wasm, &t),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    // DPoP on a cache hit: the token's verdict is cached, each request
+    // brings a fresh proof (ES256 through verify_signature, EdDSA in wasm).
+    let fixtures = Fixtures::load_default().unwrap();
+    for (name, key, wasm_only) in [
+        ("cache_hit_dpop_es256_verify_signature", "ec-a", false),
+        ("cache_hit_dpop_eddsa_wasm", "ed-a", true),
+    ] {
+        let target = if wasm_only { &mut vm_wasm } else { &mut vm };
+        let mut bound = Bound::new(&fixtures, key);
+        let first = bound.proof(&fixtures);
+        let token = bound.token.clone();
+        decide_dpop(target, &token, &first);
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || bound.proof(&fixtures),
+                |p| decide_dpop(target, &token, &p),
                 BatchSize::SmallInput,
             )
         });
