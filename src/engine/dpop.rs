@@ -58,12 +58,8 @@ impl Engine {
         now: Time,
         state: &mut State,
     ) -> Step {
-        let reached = route.also().map(|i| RouteRef {
-            index: Some(i),
-            also: 0,
-        });
-        let required = std::iter::once(route)
-            .chain(reached)
+        let required = route
+            .with_reached()
             .any(|r| self.route_def(r).is_some_and(|r| r.require_dpop));
         let principal = &identity.principal;
         let refusal = match (state.presented.take(), principal.jkt()) {

@@ -354,9 +354,8 @@ impl Engine {
 
     /// Route scopes and token kinds, checked on every request, cached or
     /// not: the matched route's, then those of every route the request
-    /// reaches through OData (a denial names the route that refused).
-    /// The route's scopes and token kinds, then the token's binding
-    /// ([`Engine::bind`]), for a verified principal.
+    /// reaches through OData (a denial names the route that refused); then
+    /// the token's binding ([`Engine::bind`]).
     fn authorize(
         &self,
         route: RouteRef,
@@ -366,11 +365,7 @@ impl Engine {
         state: &mut State,
     ) -> Step {
         let principal = &identity.principal;
-        let reached = route.also().map(|i| RouteRef {
-            index: Some(i),
-            also: 0,
-        });
-        for check in std::iter::once(route).chain(reached) {
+        for check in route.with_reached() {
             if let Some(Route {
                 access: Access::Protected { scopes, kinds },
                 ..

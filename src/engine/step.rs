@@ -176,6 +176,15 @@ impl RouteRef {
     }
 
     /// The further routes, by index: one step per set bit.
+    /// This route, then every route the request reaches through OData,
+    /// each on its own.
+    pub(super) fn with_reached(self) -> impl Iterator<Item = RouteRef> {
+        std::iter::once(self).chain(self.also().map(|i| RouteRef {
+            index: Some(i),
+            also: 0,
+        }))
+    }
+
     pub(super) fn also(self) -> impl Iterator<Item = usize> {
         let mut bits = self.also;
         std::iter::from_fn(move || {

@@ -130,23 +130,13 @@ async fn a_client_discovers_the_authorization_server_from_a_401() {
         .await
         .unwrap();
     assert_eq!(&server["issuer"], issuer);
-    let token_endpoint = server["token_endpoint"].as_str().unwrap();
+    assert_eq!(server["token_endpoint"], format!("{issuer}/connect/token"));
 
     // A token for a scope the resource lists, and the API answers.
     let scopes = doc["scopes_supported"].as_array().unwrap();
     assert!(scopes.contains(&"read".into()), "{doc}");
-    let token: Value = http
-        .post(token_endpoint)
-        .basic_auth("demo.service", Some("demo-service-secret"))
-        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = token["access_token"].as_str().unwrap();
-    let allowed = http.get(&api).bearer_auth(access).send().await.unwrap();
+    let access = net::service_token(&stack.host.state.identity.public_url, "read").await;
+    let allowed = http.get(&api).bearer_auth(&access).send().await.unwrap();
     assert_eq!(allowed.status(), 200);
 
     // A refused token's challenge names the metadata too.
