@@ -311,3 +311,69 @@ async fn nonces_and_apps_that_require_dpop() {
     assert!(fresh.is_some(), "a success carries the current nonce too");
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_token_and_its_proof_pass_the_gateway_and_the_api_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = net::up_stack(dir.path(), None).await;
+    let issuer = stack.host.state.identity.issuer.clone();
+    let p = proof(&issuer, "ec-a", json!({}));
+    let (status, _, body) = token(&issuer, SERVICE, &[&p], &CC).await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let api = format!(
+        "http://{}/api/domain/odata/Crm_Customers",
+        stack.gateway.addr
+    );
+    let resource_proof = |serial: &str| {
+        let claims = json!({
+            "jti": format!("resource-{serial}"),
+            "htm": "GET",
+            "htu": api,
+            "iat": now(),
+            "ath": erpgate::dpop::token_hash(&access),
+        });
+        erpgate_testkit::dpop_proof(
+            &Fixtures::load_default().unwrap(),
+            "ec-a",
+            &claims,
+            &json!({}),
+        )
+        .unwrap()
+    };
+    let call = |proof: Option<String>, scheme: &str| {
+        let mut request = reqwest::Client::new()
+            .get(&api)
+            .header("authorization", format!("{scheme} {access}"));
+        if let Some(proof) = proof {
+            request = request.header("dpop", proof);
+        }
+        async move {
+            let r = request.send().await.unwrap();
+            let challenge = r
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), challenge)
+        }
+    };
+    // The filter checks the proof, and the emulated API checks it again
+    // behind it (the gateway keeps the client's authority, as Envoy does).
+    let first = resource_proof("1");
+    assert_eq!(call(Some(first.clone()), "DPoP").await, (200, None));
+    // The same proof again: a replay, refused with the DPoP challenge.
+    let (status, challenge) = call(Some(first), "DPoP").await;
+    let challenge = challenge.unwrap();
+    assert_eq!(status, 401);
+    assert!(
+        challenge.starts_with("DPoP ") && challenge.contains("error=\"invalid_dpop_proof\""),
+        "{challenge}"
+    );
+    // A fresh proof passes (the token's verdict from the filter's cache).
+    assert_eq!(call(Some(resource_proof("2")), "DPoP").await, (200, None));
+    // The token as a bearer token: refused.
+    let (status, challenge) = call(None, "Bearer").await;
+    assert_eq!(status, 401);
+    assert!(challenge.unwrap().contains("error=\"invalid_token\""));
+    stack.stop().await;
+}

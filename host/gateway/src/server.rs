@@ -587,9 +587,14 @@ async fn handle(
     };
     let mut upstream = axum::http::Request::builder().method(parts.method).uri(uri);
     for (n, v) in forwarded {
-        if n.starts_with(':') || HOP_BY_HOP.contains(&n.as_str()) {
-            continue;
-        }
+        // As Envoy does by default, the upstream sees the authority the
+        // client addressed (`:authority` as `Host`; what a DPoP proof's
+        // `htu` names), not its own address.
+        let n = match n.as_str() {
+            ":authority" => "host",
+            other if other.starts_with(':') || HOP_BY_HOP.contains(&other) => continue,
+            other => other,
+        };
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(n.as_bytes()),
             HeaderValue::from_bytes(&v),
