@@ -1,8 +1,12 @@
 // The authorization-code flow with npm openid-client as an independent
-// client: node openid-client.mjs <issuer>
+// client: node openid-client.mjs <issuer> [api-url]
 // Discovery, PKCE, the login and consent forms posted with a cookie jar,
 // code exchange with ID-token validation, two refreshes, then a replay of the
 // first refresh token (refused) and of the newest (refused: family revoked).
+// With an API URL (through the gateway), DPoP too: DPoP-bound tokens by
+// authorization code + PKCE and by client credentials, each used on the API
+// with openid-client's own proofs, and the bound token sent as a bearer
+// token.
 import * as oidc from 'openid-client';
 
 const issuer = new URL(process.argv[2]);
@@ -30,32 +34,40 @@ const post = (path, form) => browse(new URL(path, issuer), {
   body: new URLSearchParams(form),
 });
 
-const verifier = oidc.randomPKCECodeVerifier();
-const state = oidc.randomState();
-const nonce = oidc.randomNonce();
-const url = oidc.buildAuthorizationUrl(config, {
-  redirect_uri: redirectUri,
-  scope: 'openid profile read offline_access',
-  code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-  code_challenge_method: 'S256',
-  state,
-  nonce,
-});
-let html = await (await browse(url)).text();
-html = await (await post('/id/account/login', {
-  request: field(html, 'request'), csrf: field(html, 'csrf'), username: 'alice', password: 'alice-password',
-})).text();
-const done = await post('/id/connect/consent', {
-  request: field(html, 'request'), csrf: field(html, 'csrf'), decision: 'allow', remember: 'yes',
-});
-const callback = new URL(done.headers.get('location'));
+/** Authorization code + PKCE as alice: the login and consent forms the first
+ * time, the session (and the remembered consent) after that. */
+async function codeGrant(options) {
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope: 'openid profile read offline_access',
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+  });
+  let done = await browse(url);
+  if (!done.headers.get('location')) {
+    let html = await done.text();
+    html = await (await post('/id/account/login', {
+      request: field(html, 'request'), csrf: field(html, 'csrf'), username: 'alice', password: 'alice-password',
+    })).text();
+    done = await post('/id/connect/consent', {
+      request: field(html, 'request'), csrf: field(html, 'csrf'), decision: 'allow', remember: 'yes',
+    });
+  }
+  const callback = new URL(done.headers.get('location'));
+  return oidc.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: verifier,
+    expectedState: state,
+    expectedNonce: nonce,
+    idTokenExpected: true,
+  }, undefined, options);
+}
 
-const tokens = await oidc.authorizationCodeGrant(config, callback, {
-  pkceCodeVerifier: verifier,
-  expectedState: state,
-  expectedNonce: nonce,
-  idTokenExpected: true,
-});
+const tokens = await codeGrant();
 const claims = tokens.claims();
 const first = tokens.refresh_token;
 const second = await oidc.refreshTokenGrant(config, first);
@@ -70,7 +82,35 @@ const refused = async (token) => {
 };
 const replayFirst = await refused(first);
 const replayNewest = await refused(third.refresh_token);
+
+/** DPoP through the API at `api`: openid-client's key, tokens and proofs. */
+async function dpop(api) {
+  const url = new URL(api);
+  const use = async (cfg, token, DPoP) => {
+    const r = await oidc.fetchProtectedResource(cfg, token, url, 'GET', null, undefined, { DPoP });
+    return r.status;
+  };
+  const user = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
+  const bound = await codeGrant({ DPoP: user });
+  const service = await oidc.discovery(issuer, 'demo.service', 'demo-service-secret', undefined, {
+    execute: [oidc.allowInsecureRequests],
+  });
+  const serviceKey = oidc.getDPoPHandle(service, await oidc.randomDPoPKeyPair('ES256'));
+  const cc = await oidc.clientCredentialsGrant(service, { scope: 'read' }, { DPoP: serviceKey });
+  const asBearer = await fetch(url, { headers: { authorization: `Bearer ${cc.access_token}` } });
+  return {
+    codeTokenType: bound.token_type,
+    codeStatus: await use(config, bound.access_token, user),
+    ccTokenType: cc.token_type,
+    ccStatus: await use(service, cc.access_token, serviceKey),
+    ccAgain: await use(service, cc.access_token, serviceKey),
+    bearerStatus: asBearer.status,
+    bearerChallenge: asBearer.headers.get('www-authenticate'),
+  };
+}
+
 console.log(JSON.stringify({
+  dpop: process.argv[3] ? await dpop(process.argv[3]) : null,
   sub: claims.sub,
   sid: claims.sid,
   aud: claims.aud,

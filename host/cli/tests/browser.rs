@@ -92,5 +92,35 @@ async fn openid_client_runs_the_flow_and_refresh_replay_kills_the_family() {
         seen["replayNewest"], "invalid_grant",
         "the family is revoked"
     );
+    assert_eq!(seen["dpop"], serde_json::Value::Null);
     host.stop().await;
+}
+
+/// openid-client speaking DPoP (RFC 9449) against what `erpgate up` runs:
+/// bound tokens by authorization code + PKCE and by client credentials,
+/// each used on the emulated API through the gateway with openid-client's
+/// own proofs; the bound token as a bearer token gets the DPoP challenge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_gets_dpop_bound_tokens_and_uses_them_through_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = net::up_stack(dir.path(), None).await;
+    let issuer = stack.host.state.identity.issuer.clone();
+    let api = format!(
+        "http://{}/api/domain/odata/Crm_Customers",
+        stack.gateway.addr
+    );
+    let seen = node(vec!["openid-client.mjs".into(), issuer, api]).await;
+    let dpop = &seen["dpop"];
+    assert_eq!(dpop["codeTokenType"], "dpop", "{seen}");
+    assert_eq!(dpop["codeStatus"], 200, "{seen}");
+    assert_eq!(dpop["ccTokenType"], "dpop", "{seen}");
+    assert_eq!(dpop["ccStatus"], 200, "{seen}");
+    assert_eq!(dpop["ccAgain"], 200, "a fresh proof each time: {seen}");
+    assert_eq!(dpop["bearerStatus"], 401, "{seen}");
+    let challenge = dpop["bearerChallenge"].as_str().unwrap();
+    assert!(
+        challenge.starts_with("DPoP ") && challenge.contains("invalid_token"),
+        "{challenge}"
+    );
+    stack.stop().await;
 }
