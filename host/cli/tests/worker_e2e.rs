@@ -143,6 +143,34 @@ async fn worker_in_workerd_in_front_of_the_api() {
         (403, Some("insufficient_scope"))
     );
 
+    // npm openid-client with DPoP: bound tokens by authorization code +
+    // PKCE and by client credentials, used through the worker with its
+    // own proofs; the bound token as a bearer token gets the challenge.
+    let api = format!("http://{addr}/api/domain/odata/Crm_Customers");
+    let seen = net::node(vec![
+        "openid-client.mjs".into(),
+        format!("{identity}/id"),
+        api,
+    ])
+    .await;
+    let dpop = &seen["dpop"];
+    for (member, want) in [
+        ("codeTokenType", json!("dpop")),
+        ("codeStatus", json!(200)),
+        ("ccTokenType", json!("dpop")),
+        ("ccStatus", json!(200)),
+        ("ccAgain", json!(200)),
+        ("bearerStatus", json!(401)),
+    ] {
+        assert_eq!(dpop[member], want, "{member}: {seen}");
+    }
+    assert!(
+        dpop["bearerChallenge"]
+            .as_str()
+            .unwrap()
+            .starts_with("DPoP ")
+    );
+
     // A PAT: introspected once, then served from the isolate's cache.
     let pat = mint_pat(&host.admin_url(), "admin").await;
     let before = introspections(&host.state);
