@@ -229,6 +229,42 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
         jkt("ed-a")
     );
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+
+    // Userinfo takes the bound token with its proof, and not as a bearer token.
+    let access = body["access_token"].as_str().unwrap();
+    let userinfo = format!("{issuer}/connect/userinfo");
+    let claims = json!({
+        "jti": format!("userinfo-{}", now()),
+        "htm": "GET",
+        "htu": userinfo,
+        "iat": now(),
+        "ath": erpgate::dpop::token_hash(access),
+    });
+    let p = erpgate_testkit::dpop_proof(
+        &Fixtures::load_default().unwrap(),
+        "ed-a",
+        &claims,
+        &json!({}),
+    )
+    .unwrap();
+    let ask = |scheme: &str, proof: Option<&str>| {
+        let mut request = reqwest::Client::new()
+            .get(&userinfo)
+            .header("authorization", format!("{scheme} {access}"));
+        if let Some(proof) = proof {
+            request = request.header("dpop", proof);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ask("DPoP", Some(&p)).await, 200);
+    assert_eq!(ask("DPoP", Some(&p)).await, 401, "a replayed proof");
+    assert_eq!(
+        ask("Bearer", None).await,
+        401,
+        "a bound token as a bearer token"
+    );
+    assert_eq!(ask("DPoP", None).await, 401, "no proof");
+
     let refresh_form = |token: &str| {
         vec![
             ("grant_type", "refresh_token".to_owned()),

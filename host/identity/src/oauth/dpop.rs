@@ -71,9 +71,24 @@ pub fn required_by(app: &TrustedApp, jkt: Option<&str>) -> Result<(), OAuthError
     Ok(())
 }
 
-/// The thumbprint of the key a token request proves, or `None` without a
+/// The request a proof must name: its method, the endpoint it was sent
+/// to, and the access token it came with (none at the token endpoint).
+pub struct Target<'a> {
+    /// `POST` at the token endpoint.
+    pub method: &'a str,
+    /// The endpoint's URL.
+    pub uri: &'a str,
+    /// The access token presented with the proof.
+    pub access_token: Option<&'a str>,
+}
+
+/// The thumbprint of the key a request proves, or `None` without a
 /// `DPoP` header; a bad, replayed or second proof is an error.
-pub fn proven_key(state: &Identity, headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+pub fn proven_key(
+    state: &Identity,
+    headers: &HeaderMap,
+    target: &Target<'_>,
+) -> Result<Option<String>, OAuthError> {
     let values: Vec<&[u8]> = headers
         .get_all("dpop")
         .iter()
@@ -94,15 +109,14 @@ pub fn proven_key(state: &Identity, headers: &HeaderMap) -> Result<Option<String
         Vec::new()
     };
     let nonces: Vec<&str> = nonces.iter().map(String::as_str).collect();
-    let uri = format!("{}/connect/token", state.issuer);
     let check = ProofCheck {
-        method: "POST",
-        uri: &uri,
+        method: target.method,
+        uri: target.uri,
         now: Time::from_secs(now),
         max_age_s: MAX_AGE_S,
         leeway_s: LEEWAY_S,
         algorithms: &DPOP_ALGORITHMS,
-        access_token: None,
+        access_token: target.access_token,
         nonces: &nonces,
     };
     let unverified = dpop::decode(proof, &check).map_err(|e| refused(e, state))?;

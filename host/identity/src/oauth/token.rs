@@ -17,7 +17,13 @@ use erpgate_store::secrets::random_hex;
 
 /// `POST /id/connect/token`.
 pub async fn token(State(state): State<Identity>, headers: HeaderMap, form: Form) -> Response {
-    let result = match super::dpop::proven_key(&state, &headers) {
+    let endpoint = format!("{}/connect/token", state.issuer);
+    let target = super::dpop::Target {
+        method: "POST",
+        uri: &endpoint,
+        access_token: None,
+    };
+    let result = match super::dpop::proven_key(&state, &headers, &target) {
         Err(e) => Err(e),
         Ok(jkt) => {
             let jkt = jkt.as_deref();

@@ -129,31 +129,57 @@ fn confirm_sign_out(state: &Identity, params: &Form) -> Response {
     with_cookie(pages::respond(StatusCode::OK, page), csrf_cookie)
 }
 
-/// `GET|POST /id/connect/userinfo` with a user access token carrying `openid`.
-pub async fn userinfo(State(state): State<Identity>, headers: HeaderMap) -> Response {
+/// `GET|POST /id/connect/userinfo` with a user access token carrying
+/// `openid`: `Bearer`, or `DPoP` with the proof of the key the token is
+/// bound to (RFC 9449 §7).
+pub async fn userinfo(
+    State(state): State<Identity>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let (token, dpop) = match authorization {
+        Some(v) if v.starts_with("Bearer ") => (v.get(7..).map(str::trim), false),
+        Some(v) if v.starts_with("DPoP ") => (v.get(5..).map(str::trim), true),
+        _ => (None, false),
+    };
     let refuse = |error: &str| {
+        let scheme = if dpop { "DPoP" } else { "Bearer" };
         let mut r = (StatusCode::UNAUTHORIZED, Json(json!({ "error": error }))).into_response();
         if let Ok(v) =
-            HeaderValue::from_str(&format!("Bearer realm=\"ERP.net\", error=\"{error}\""))
+            HeaderValue::from_str(&format!("{scheme} realm=\"ERP.net\", error=\"{error}\""))
         {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         r
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
     let Some(token) = token else {
         return refuse("invalid_request");
     };
     let now = state.clock.now();
     let Some((_, principal)) =
-        crate::oauth::introspect::verify_own_access_token(&state, token, now, false)
+        crate::oauth::introspect::verify_own_access_token(&state, token, now, dpop)
     else {
         return refuse("invalid_token");
     };
+    if dpop {
+        if principal.jkt().is_none() {
+            return refuse("invalid_token");
+        }
+        let endpoint = format!("{}/connect/userinfo", state.issuer);
+        let target = crate::oauth::dpop::Target {
+            method: method.as_str(),
+            uri: &endpoint,
+            access_token: Some(token),
+        };
+        match crate::oauth::dpop::proven_key(&state, &headers, &target) {
+            Ok(Some(jkt)) if principal.jkt() == Some(jkt.as_str()) => {}
+            Ok(_) => return refuse("invalid_dpop_proof"),
+            Err(e) => return refuse(e.error),
+        }
+    }
     let jti = principal.jti().unwrap_or("");
     if state.store.jti_revoked(jti).await.unwrap_or(true) {
         return refuse("invalid_token");
