@@ -46,6 +46,19 @@ fn proof(issuer: &str, key: &str, patch: Value) -> String {
         .unwrap()
 }
 
+/// A fresh proof for `GET htu` with `token`, signed by the fixture key `key`.
+fn resource_proof(key: &str, htu: &str, token: &str, jti: &str) -> String {
+    let claims = json!({
+        "jti": format!("{jti}-{}", now()),
+        "htm": "GET",
+        "htu": htu,
+        "iat": now(),
+        "ath": erpgate::dpop::token_hash(token),
+    });
+    erpgate_testkit::dpop_proof(&Fixtures::load_default().unwrap(), key, &claims, &json!({}))
+        .unwrap()
+}
+
 fn jkt(key: &str) -> String {
     let jwk = Fixtures::load_default()
         .unwrap()
@@ -233,20 +246,7 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
     // Userinfo takes the bound token with its proof, and not as a bearer token.
     let access = body["access_token"].as_str().unwrap();
     let userinfo = format!("{issuer}/connect/userinfo");
-    let claims = json!({
-        "jti": format!("userinfo-{}", now()),
-        "htm": "GET",
-        "htu": userinfo,
-        "iat": now(),
-        "ath": erpgate::dpop::token_hash(access),
-    });
-    let p = erpgate_testkit::dpop_proof(
-        &Fixtures::load_default().unwrap(),
-        "ed-a",
-        &claims,
-        &json!({}),
-    )
-    .unwrap();
+    let p = resource_proof("ed-a", &userinfo, access, "userinfo");
     let ask = |scheme: &str, proof: Option<&str>| {
         let mut request = reqwest::Client::new()
             .get(&userinfo)
@@ -361,22 +361,7 @@ async fn a_bound_token_and_its_proof_pass_the_gateway_and_the_api_behind_it() {
         "http://{}/api/domain/odata/Crm_Customers",
         stack.gateway.addr
     );
-    let resource_proof = |serial: &str| {
-        let claims = json!({
-            "jti": format!("resource-{serial}"),
-            "htm": "GET",
-            "htu": api,
-            "iat": now(),
-            "ath": erpgate::dpop::token_hash(&access),
-        });
-        erpgate_testkit::dpop_proof(
-            &Fixtures::load_default().unwrap(),
-            "ec-a",
-            &claims,
-            &json!({}),
-        )
-        .unwrap()
-    };
+    let api_proof = |serial: &str| resource_proof("ec-a", &api, &access, serial);
     let call = |proof: Option<String>, scheme: &str| {
         let mut request = reqwest::Client::new()
             .get(&api)
@@ -395,7 +380,7 @@ async fn a_bound_token_and_its_proof_pass_the_gateway_and_the_api_behind_it() {
     };
     // The filter checks the proof, and the emulated API checks it again
     // behind it (the gateway keeps the client's authority, as Envoy does).
-    let first = resource_proof("1");
+    let first = api_proof("1");
     assert_eq!(call(Some(first.clone()), "DPoP").await, (200, None));
     // The same proof again: a replay, refused with the DPoP challenge.
     let (status, challenge) = call(Some(first), "DPoP").await;
@@ -406,7 +391,7 @@ async fn a_bound_token_and_its_proof_pass_the_gateway_and_the_api_behind_it() {
         "{challenge}"
     );
     // A fresh proof passes (the token's verdict from the filter's cache).
-    assert_eq!(call(Some(resource_proof("2")), "DPoP").await, (200, None));
+    assert_eq!(call(Some(api_proof("2")), "DPoP").await, (200, None));
     // The token as a bearer token: refused.
     let (status, challenge) = call(None, "Bearer").await;
     assert_eq!(status, 401);
