@@ -156,9 +156,11 @@ impl Engine {
         let principal = &wait.identity.principal;
         let refusal = match outcome {
             Outcome::Verified(true) => {
-                if state
-                    .replays
-                    .first_use(wait.replay_id, wait.until, now.secs())
+                // This instance's memory first, then the store every
+                // instance shares (Envoy's worker VMs).
+                let (id, until) = (wait.replay_id, wait.until);
+                if state.replays.first_use(id, until, now.secs())
+                    && state.shared_first_use(&self.policy, &id, until, now)
                 {
                     return self.allow(route, Some(wait.identity), wait.from_cache);
                 }

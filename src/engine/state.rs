@@ -317,6 +317,22 @@ impl State {
         found
     }
 
+    /// Records a DPoP proof in the shared store, if one is attached: false
+    /// when another instance saw it first (or the store stays contended).
+    pub(super) fn shared_first_use(
+        &mut self,
+        policy: &Policy,
+        id: &[u8; 32],
+        until: u64,
+        now: Time,
+    ) -> bool {
+        let Some(AttachedCache(store, namespace)) = self.shared.as_mut() else {
+            return true;
+        };
+        let key = shared_key(namespace, policy, Space::Dpop, &TokenHash(*id));
+        shared_cache::first_use(store.as_mut(), &key, id, until, now.secs())
+    }
+
     /// Publishes an entry to the shared cache, if one is attached.
     pub(super) fn shared_store(
         &mut self,
@@ -359,6 +375,7 @@ fn shared_key(namespace: &str, policy: &Policy, space: Space, hash: &TokenHash) 
             .introspection
             .as_ref()
             .map_or(1, |i| i.cache.max_entries),
+        Space::Dpop => policy.dpop.replay_cache_entries / shared_cache::REPLAYS_PER_SLOT,
     };
     shared_cache::key(namespace, space, hash, slots)
 }

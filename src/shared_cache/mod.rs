@@ -16,7 +16,10 @@ use crate::cache::TokenHash;
 use crate::principal::Principal;
 use crate::time::Time;
 
+mod replay;
 mod slot;
+
+pub(crate) use replay::{PER_SLOT as REPLAYS_PER_SLOT, first_use};
 
 /// A key-value store with versions, shared across engine instances.
 pub trait SharedCache: Send {
@@ -38,6 +41,8 @@ pub(crate) enum Space {
     Jwt,
     /// Introspected reference tokens.
     Reference,
+    /// DPoP proofs seen.
+    Dpop,
 }
 
 impl Space {
@@ -45,6 +50,7 @@ impl Space {
         match self {
             Space::Jwt => "jwt",
             Space::Reference => "ref",
+            Space::Dpop => "dpop",
         }
     }
 }
@@ -134,19 +140,18 @@ pub(crate) fn clear(cache: &mut dyn SharedCache, key: &str, hash: &TokenHash) {
     }
 }
 
+/// An in-memory store with proxy-wasm's CAS semantics, which can be told to
+/// lose the next races.
 #[cfg(test)]
-mod tests {
+pub(crate) mod memory {
     use std::collections::HashMap;
 
-    use super::*;
-    use crate::scope::ScopeSet;
+    use super::SharedCache;
 
-    /// An in-memory store with proxy-wasm's CAS semantics, which can be told
-    /// to lose the next races.
     #[derive(Default)]
-    struct Memory {
-        data: HashMap<String, (Vec<u8>, u32)>,
-        lose: usize,
+    pub(crate) struct Memory {
+        pub(crate) data: HashMap<String, (Vec<u8>, u32)>,
+        pub(crate) lose: usize,
     }
 
     impl SharedCache for Memory {
@@ -166,6 +171,14 @@ mod tests {
             true
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::ScopeSet;
+
+    use super::memory::Memory;
 
     fn principal(subject: &str) -> Principal {
         let text = crate::PrincipalText {

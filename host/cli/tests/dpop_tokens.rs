@@ -398,3 +398,39 @@ async fn a_bound_token_and_its_proof_pass_the_gateway_and_the_api_behind_it() {
     assert!(challenge.unwrap().contains("error=\"invalid_token\""));
     stack.stop().await;
 }
+
+/// The gateway runs two VMs of the filter and deals requests out in turn:
+/// a proof replayed at the other VM is refused by the filter itself (shared
+/// data), with no upstream behind it to catch it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_replayed_at_another_vm_is_refused_by_the_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (echo, _echo_task) = net::echo_upstream().await;
+    let stack = net::up_stack(dir.path(), Some(format!("http://{echo}"))).await;
+    let issuer = stack.host.state.identity.issuer.clone();
+    let p = proof(&issuer, "ed-a", json!({}));
+    let (status, _, body) = token(&issuer, SERVICE, &[&p], &CC).await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap();
+    let api = format!(
+        "http://{}/api/domain/odata/Crm_Customers",
+        stack.gateway.addr
+    );
+    let proof = resource_proof("ed-a", &api, access, "across-vms");
+    let auth = format!("DPoP {access}");
+    let headers = [
+        ("authorization", auth.as_bytes()),
+        ("dpop", proof.as_bytes()),
+    ];
+    let (first, _) = net::send(&api, "GET", &headers).await;
+    assert_eq!(first, 200);
+    for _ in 0..3 {
+        let (status, body) = net::send(&api, "GET", &headers).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_dpop_proof")),
+            "{body}"
+        );
+    }
+    stack.stop().await;
+}
