@@ -54,6 +54,8 @@ fn decide_dpop(vm: &mut Vm, token: &str, proof: &str) {
 struct Bound {
     token: String,
     key: &'static str,
+    /// Which bound token of this run: proofs' `jti`s are unique per key.
+    n: u64,
     serial: u64,
 }
 
@@ -63,11 +65,14 @@ impl Bound {
         let jwk = fixtures.key(key).unwrap().public_jwk().unwrap();
         let jkt = erpgate::dpop::thumbprint(jwk.as_object().unwrap()).unwrap();
         claims["cnf"] = json!({ "jkt": jkt });
-        claims["jti"] = json!(format!("BOUND-{key}"));
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        claims["jti"] = json!(format!("BOUND-{key}-{n}"));
         let token = fixtures.mint("rsa-a", &claims).unwrap();
         Bound {
             token,
             key,
+            n,
             serial: 0,
         }
     }
@@ -76,7 +81,7 @@ impl Bound {
     fn proof(&mut self, fixtures: &Fixtures) -> String {
         self.serial += 1;
         let claims = json!({
-            "jti": format!("{}-{}", self.key, self.serial),
+            "jti": format!("{}-{}-{}", self.key, self.n, self.serial),
             "htm": "GET",
             "htu": HTU,
             "iat": DEFAULT_NOW,
@@ -232,9 +237,22 @@ fn benches(c: &mut Criterion) {
             )
         });
     }
+    // DPoP on a first-seen token: a new bound token (RS256, through
+    // verify_signature) and its ES256 proof (verify_signature) each time.
+    let fixtures = Fixtures::load_default().unwrap();
+    group.bench_function("first_seen_rs256_dpop_es256_verify_signature", |b| {
+        b.iter_batched(
+            || {
+                let mut bound = Bound::new(&fixtures, "ec-a");
+                let proof = bound.proof(&fixtures);
+                (bound.token, proof)
+            },
+            |(token, proof)| decide_dpop(&mut vm, &token, &proof),
+            BatchSize::SmallInput,
+        )
+    });
     // DPoP on a cache hit: the token's verdict is cached, each request
     // brings a fresh proof (ES256 through verify_signature, EdDSA in wasm).
-    let fixtures = Fixtures::load_default().unwrap();
     for (name, key, wasm_only) in [
         ("cache_hit_dpop_es256_verify_signature", "ec-a", false),
         ("cache_hit_dpop_eddsa_wasm", "ed-a", true),
