@@ -201,6 +201,10 @@ impl Denial {
     }
 }
 
+/// The reason code of the metadata answer ([`Decision::Answer`]) where an
+/// adapter or a log reports one.
+pub const METADATA_ANSWER: &str = "protected_resource_metadata";
+
 /// The answer to a request for the protected-resource metadata (RFC 9728
 /// §3.2): the document the policy rendered, with no body for `HEAD`. It is
 /// public: any origin may read it.

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
 
+use crate::decision::{METADATA_ANSWER, Response};
 use crate::engine::BackgroundJob;
 use crate::{
     Algorithm, Decision, Engine, HttpCall, Outcome, Policy, Request, State, Step, Suspended, Time,
@@ -82,6 +83,18 @@ fn call_json(call: &HttpCall) -> Value {
         "body": String::from_utf8_lossy(&call.body),
         "timeoutMs": u64::try_from(call.timeout.as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// A local answer as the `D` step's text: its status, route, reason and
+/// the response to send.
+fn local_text(response: &Response, route: Option<&str>, reason: &str) -> String {
+    let value = json!({
+        "status": response.status,
+        "route": route,
+        "reason": reason,
+        "response": { "status": response.status, "headers": response.headers, "body": response.body },
+    });
+    format!("D{value}")
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
@@ -233,25 +246,11 @@ impl Gate {
             }
             Decision::Deny(denial) => {
                 let response = denial.response(self.engine.policy());
-                let value = json!({
-                    "status": response.status,
-                    "route": denial.route,
-                    "reason": denial.reason.code(),
-                    "response": { "status": response.status, "headers": response.headers, "body": response.body },
-                });
-                format!("D{value}")
+                local_text(&response, denial.route.as_deref(), denial.reason.code())
             }
             // Answered locally like a denial (`allow: false`), with the
             // response to send; the reason says why.
-            Decision::Answer(response) => {
-                let value = json!({
-                    "status": response.status,
-                    "route": null,
-                    "reason": "protected_resource_metadata",
-                    "response": { "status": response.status, "headers": response.headers, "body": response.body },
-                });
-                format!("D{value}")
-            }
+            Decision::Answer(response) => local_text(response, None, METADATA_ANSWER),
         }
     }
 

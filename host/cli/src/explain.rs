@@ -141,7 +141,7 @@ impl Explanation {
     pub fn verdict(&self) -> &'static str {
         match DecisionLog::of(&self.decision, Time::default(), None) {
             Some(record) => record.reason.unwrap_or("allow"),
-            None => "protected_resource_metadata",
+            None => erpgate::decision::METADATA_ANSWER,
         }
     }
 }

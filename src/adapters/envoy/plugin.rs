@@ -11,7 +11,7 @@ use super::host::{Host, LogLevel};
 use super::metrics::Metrics;
 use super::parking::ParkingLot;
 use crate::adapters::foreign;
-use crate::decision::{Decision, Response, fail_closed_response};
+use crate::decision::{Decision, METADATA_ANSWER, Response, fail_closed_response};
 use crate::decision_log::DecisionLog;
 use crate::engine::{BackgroundJob, Engine, Flight, HttpCall, Outcome, State, Step, Suspended};
 use crate::request::Request;
@@ -316,11 +316,9 @@ impl<H: Host> Plugin<H> {
                 false
             }
             Decision::Answer(response) => {
-                self.metrics.borrow_mut().decision(
-                    &self.host,
-                    "answer",
-                    "protected_resource_metadata",
-                );
+                self.metrics
+                    .borrow_mut()
+                    .decision(&self.host, "answer", METADATA_ANSWER);
                 respond(&self.host, &response);
                 false
             }

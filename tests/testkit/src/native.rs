@@ -155,7 +155,7 @@ impl Harness for NativeHarness {
                 },
                 Decision::Answer(response) => Observed {
                     status: response.status,
-                    reason: Some("protected_resource_metadata".to_owned()),
+                    reason: Some(erpgate::decision::METADATA_ANSWER.to_owned()),
                     answer: Some(
                         serde_json::from_str(&response.body).unwrap_or(serde_json::Value::Null),
                     ),

@@ -89,15 +89,14 @@ pub fn proven_key(
     headers: &HeaderMap,
     target: &Target<'_>,
 ) -> Result<Option<String>, OAuthError> {
-    let values: Vec<&[u8]> = headers
+    let pairs: Vec<(&str, &[u8])> = headers
         .get_all("dpop")
         .iter()
-        .map(|v| v.as_bytes())
+        .map(|v| ("dpop", v.as_bytes()))
         .collect();
-    if values.is_empty() {
+    if pairs.is_empty() {
         return Ok(None);
     }
-    let pairs: Vec<(&str, &[u8])> = values.iter().map(|v| ("dpop", *v)).collect();
     let proof = dpop::proof_header(&pairs).map_err(|e| refused(e, state))?;
     let now = state.clock.now();
     let nonces: Vec<String> = if state.config.instance.dpop_nonces {
