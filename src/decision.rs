@@ -54,6 +54,10 @@ pub enum Reason {
     InvalidOData(crate::odata::ODataError),
     /// The `DPoP` proof was refused (RFC 9449 §7.1).
     Dpop(DpopError),
+    /// The policy asks for server nonces and the proof carries none, or
+    /// not a current one (RFC 9449 §9): the response hands over this one
+    /// in `DPoP-Nonce`.
+    DpopNonce(Box<str>),
 }
 
 impl Reason {
@@ -84,6 +88,7 @@ impl Reason {
             Reason::Unavailable(Unavailable::NoDecision) => "no_decision",
             Reason::InvalidOData(e) => e.code(),
             Reason::Dpop(e) => e.code(),
+            Reason::DpopNonce(_) => DpopError::NonceRequired.code(),
         }
     }
 
@@ -97,6 +102,7 @@ impl Reason {
             Reason::Credential(_) | Reason::InvalidPath => 400,
             Reason::Token(_)
             | Reason::Dpop(_)
+            | Reason::DpopNonce(_)
             | Reason::InactiveReference
             | Reason::ReferenceTokensNotAccepted
             | Reason::LegacyRejected => 401,
@@ -114,6 +120,7 @@ impl Reason {
             401 if *self == Reason::MissingCredential => None,
             401 => Some(match self {
                 Reason::Dpop(e) => e.error_code(),
+                Reason::DpopNonce(_) => DpopError::NonceRequired.error_code(),
                 _ => "invalid_token",
             }),
             403 if *self == Reason::NoRoute => Some("access_denied"),
@@ -140,6 +147,7 @@ impl Reason {
             Reason::Unavailable(_) => "the authorization service is unavailable".into(),
             Reason::InvalidOData(e) => e.to_string(),
             Reason::Dpop(e) => e.to_string(),
+            Reason::DpopNonce(_) => DpopError::NonceRequired.to_string(),
         }
     }
 
@@ -150,6 +158,7 @@ impl Reason {
         matches!(
             self,
             Reason::Dpop(_)
+                | Reason::DpopNonce(_)
                 | Reason::Token(
                     TokenError::BoundAsBearer | TokenError::NotBound | TokenError::DpopRequired
                 )
@@ -282,6 +291,9 @@ fn render(reason: &Reason, c: &Challenge<'_>, error_description: bool) -> Respon
             challenge.push_str(&format!(", resource_metadata=\"{url}\""));
         }
         headers.push(("www-authenticate".to_owned(), challenge));
+    }
+    if let Reason::DpopNonce(nonce) = reason {
+        headers.push(("dpop-nonce".to_owned(), nonce.to_string()));
     }
     let mut body = serde_json::Map::new();
     if let Some(error) = error {

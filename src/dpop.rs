@@ -8,6 +8,7 @@
 //! public JWK. Whether the `jti` was seen before is the caller's replay
 //! cache's business: the proof hands it over, hashed with its key.
 
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -380,6 +381,46 @@ pub fn decode<'p>(
         signing_input,
         signature,
     })
+}
+
+/// The key server nonces (RFC 9449 §8–9) are minted under. A nonce is the
+/// HMAC-SHA256 of its period's number, so every instance holding the key
+/// issues and accepts the same ones without sharing state; the current and
+/// the previous period's nonce are accepted.
+#[derive(Clone)]
+pub struct NonceKey(Hmac<Sha256>);
+
+impl std::fmt::Debug for NonceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceKey(..)")
+    }
+}
+
+impl NonceKey {
+    /// The shortest key accepted, in bytes.
+    pub const MIN_LEN: usize = 32;
+
+    /// A key from secret bytes; `None` when shorter than [`Self::MIN_LEN`].
+    pub fn new(secret: &[u8]) -> Option<Self> {
+        if secret.len() < Self::MIN_LEN {
+            return None;
+        }
+        Hmac::<Sha256>::new_from_slice(secret).ok().map(Self)
+    }
+
+    /// The nonce of the period `now` falls in, `back` periods ago.
+    pub fn nonce(&self, now: Time, period_s: u64, back: u64) -> String {
+        let period = (now.secs() / period_s.max(1)).saturating_sub(back);
+        let mut mac = self.0.clone();
+        mac.update(b"erpgate-dpop-nonce");
+        mac.update(&period.to_le_bytes());
+        json::encode_b64url(&mac.finalize().into_bytes())
+    }
+
+    /// The nonces a proof may carry now: this period's and the previous one's.
+    pub fn accepted(&self, now: Time, period_s: u64) -> [String; 2] {
+        [self.nonce(now, period_s, 0), self.nonce(now, period_s, 1)]
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ export default withGate(
         clientId: env.INTROSPECTION_CLIENT_ID,
         clientSecret: env.INTROSPECTION_CLIENT_SECRET,
       },
+      // Only needed when the policy's `dpop.nonces` is on.
+      dpopNonceKey: env.DPOP_NONCE_KEY,
     };
   },
 );

@@ -38,6 +38,10 @@ struct Options {
     /// Algorithms JavaScript verifies with WebCrypto.
     #[serde(default)]
     host_crypto: Vec<String>,
+    /// The key DPoP server nonces are minted under (base64url, at least 32
+    /// bytes); required when the policy's `dpop.nonces` is on.
+    #[serde(default)]
+    dpop_nonce_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -148,7 +152,20 @@ impl Gate {
                 })?,
             );
         }
-        let engine = Engine::new(policy).with_host_crypto(&algorithms);
+        let mut engine = Engine::new(policy).with_host_crypto(&algorithms);
+        if let Some(text) = &options.dpop_nonce_key {
+            let key = crate::json::decode_b64url(text)
+                .and_then(|bytes| crate::dpop::NonceKey::new(&bytes))
+                .ok_or_else(|| {
+                    js_err("options.dpopNonceKey: base64url of at least 32 random bytes")
+                })?;
+            engine = engine.with_dpop_nonce_key(key);
+        }
+        if engine.lacks_nonce_key() {
+            return Err(js_err(
+                "options.dpopNonceKey: required, the policy's dpop.nonces is on",
+            ));
+        }
         let state = engine.new_state(secret);
         Ok(Gate {
             engine,

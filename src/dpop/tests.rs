@@ -247,6 +247,27 @@ fn nonces_and_the_token_endpoint() {
 }
 
 #[test]
+fn nonce_keys_mint_the_hmac_of_the_period() {
+    // Computed independently: HMAC-SHA256(bytes 0..32, "erpgate-dpop-nonce"
+    // || period as u64 little-endian), base64url; `NOW` is in period 5888350.
+    let key = NonceKey::new(&(0u8..32).collect::<Vec<_>>()).unwrap();
+    let now = Time::from_secs(NOW);
+    let current = "Xo8OgJAWL8-_dpg5PZ-fJvHvoTNJ3C1o3AMsrrvnCnM";
+    assert_eq!(key.nonce(now, 300, 0), current);
+    // One period later the old nonce is still accepted, two later it is not.
+    let next = Time::from_secs(NOW + 150);
+    assert_eq!(key.accepted(next, 300)[1], current);
+    assert_ne!(key.accepted(next, 300)[0], current);
+    assert!(
+        !key.accepted(Time::from_secs(NOW + 450), 300)
+            .contains(&current.to_owned())
+    );
+    // Short keys are refused; the key never shows in debug output.
+    assert!(NonceKey::new(&[1; 31]).is_none());
+    assert_eq!(format!("{key:?}"), "NonceKey(..)");
+}
+
+#[test]
 fn the_uri_compares_after_normalisation_and_without_the_query() {
     let variants = [
         "HTTPS://API.EXAMPLE:443/api/domain/odata/Crm_Customers",

@@ -69,33 +69,43 @@ impl Engine {
             (Some(_), None) => Reason::Token(TokenError::NotBound),
             (Some(p), Some(jkt)) => match self.check_proof(&p, jkt, now) {
                 Ok(proof) => return self.prove(route, identity, from_cache, proof, now, state),
-                Err(e) => Reason::Dpop(e),
+                Err(refusal) => refusal,
             },
         };
         self.deny_for(refusal, route, Some(principal))
     }
 
-    /// The proof's claims and key, and that the key is the token's.
+    /// The proof's claims and key (with a current server nonce where the
+    /// policy asks for one), and that the key is the token's.
     fn check_proof<'p>(
         &self,
         p: &'p Presented,
         jkt: &str,
         now: Time,
-    ) -> Result<UnverifiedProof<'p>, DpopError> {
+    ) -> Result<UnverifiedProof<'p>, Reason> {
         let rules = &self.policy.dpop;
+        let accepted = match (&self.nonce_key, rules.nonces) {
+            (_, false) => None,
+            (Some(key), true) => Some(key.accepted(now, rules.nonce_period_s)),
+            (None, true) => return Err(Reason::Unavailable(Unavailable::NoDecision)),
+        };
+        let nonces: Vec<&str> = accepted.iter().flatten().map(String::as_str).collect();
         let check = ProofCheck {
             method: &p.method,
-            uri: p.uri.as_deref().ok_or(DpopError::Uri)?,
+            uri: p.uri.as_deref().ok_or(Reason::Dpop(DpopError::Uri))?,
             now,
             max_age_s: rules.max_age_s,
             leeway_s: rules.leeway_s,
             algorithms: &rules.algorithms,
             access_token: Some(&p.token),
-            nonces: &[],
+            nonces: &nonces,
         };
-        let proof = dpop::decode(&p.proof, &check)?;
+        let proof = dpop::decode(&p.proof, &check).map_err(|e| match (e, accepted) {
+            (DpopError::NonceRequired, Some([current, _])) => Reason::DpopNonce(current.into()),
+            (e, _) => Reason::Dpop(e),
+        })?;
         if proof.jkt != jkt {
-            return Err(DpopError::WrongKey);
+            return Err(Reason::Dpop(DpopError::WrongKey));
         }
         Ok(proof)
     }

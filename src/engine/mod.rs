@@ -39,6 +39,9 @@ pub struct Engine {
     policy: Arc<Policy>,
     host_crypto: Vec<Algorithm>,
     single_flight: bool,
+    /// The key DPoP server nonces are minted under, when the policy asks
+    /// for nonces.
+    nonce_key: Option<crate::dpop::NonceKey>,
 }
 
 /// How old the keys and revocations an engine works with are, in seconds
@@ -59,7 +62,23 @@ impl Engine {
             policy: Arc::new(policy),
             host_crypto: Vec::new(),
             single_flight: false,
+            nonce_key: None,
         }
+    }
+
+    /// The key DPoP server nonces are minted under (see the policy's
+    /// `dpop.nonces`). Every instance that should accept another's nonces
+    /// (Envoy's VMs, replicas, worker isolates) needs the same key.
+    pub fn with_dpop_nonce_key(mut self, key: crate::dpop::NonceKey) -> Self {
+        self.nonce_key = Some(key);
+        self
+    }
+
+    /// Whether the policy asks for DPoP server nonces and no key was given:
+    /// an adapter refuses such a configuration, naming its key setting.
+    /// (Should one not, proofs are refused `no_decision`: never allowed.)
+    pub fn lacks_nonce_key(&self) -> bool {
+        self.policy.dpop.nonces && self.nonce_key.is_none()
     }
 
     /// Declares that the adapter parks requests on calls already under way:

@@ -53,6 +53,8 @@ pub struct RawDpop {
     pub max_age_s: u64,
     pub leeway_s: u64,
     pub replay_cache_entries: u64,
+    pub nonces: bool,
+    pub nonce_period_s: u64,
 }
 
 impl Default for RawDpop {
@@ -64,6 +66,8 @@ impl Default for RawDpop {
             max_age_s: 300,
             leeway_s: 60,
             replay_cache_entries: 100_000,
+            nonces: false,
+            nonce_period_s: 300,
         }
     }
 }

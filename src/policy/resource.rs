@@ -50,6 +50,12 @@ pub struct DpopPolicy {
     pub leeway_s: u64,
     /// How many proofs' `jti` each engine instance remembers.
     pub replay_cache_entries: usize,
+    /// Whether proofs must carry a server nonce (RFC 9449 §9); the adapter
+    /// supplies the key nonces are minted under.
+    pub nonces: bool,
+    /// How long one nonce is handed out, seconds; the previous one stays
+    /// accepted for as long again.
+    pub nonce_period_s: u64,
 }
 
 pub(super) fn compile_dpop(raw: &RawDpop) -> Result<DpopPolicy, PolicyError> {
@@ -84,6 +90,8 @@ pub(super) fn compile_dpop(raw: &RawDpop) -> Result<DpopPolicy, PolicyError> {
             10_000_000,
         )?)
         .unwrap_or(usize::MAX),
+        nonces: raw.nonces,
+        nonce_period_s: range(&ctx.sub("nonce_period_s"), raw.nonce_period_s, 10, 3600)?,
     })
 }
 

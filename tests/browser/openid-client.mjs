@@ -6,7 +6,9 @@
 // With an API URL (through the gateway), DPoP too: DPoP-bound tokens by
 // authorization code + PKCE and by client credentials, each used on the API
 // with openid-client's own proofs, and the bound token sent as a bearer
-// token.
+// token. `nonceChallenges` counts the API's `use_dpop_nonce` refusals
+// (an edge that asks for server nonces), each of which openid-client answers
+// by retrying with the nonce it was handed.
 import * as oidc from 'openid-client';
 
 const issuer = new URL(process.argv[2]);
@@ -86,6 +88,16 @@ const replayNewest = await refused(third.refresh_token);
 /** DPoP through the API at `api`: openid-client's key, tokens and proofs. */
 async function dpop(api) {
   const url = new URL(api);
+  let nonceChallenges = 0;
+  const recording = async (input, init) => {
+    const response = await fetch(input, init);
+    const challenge = response.headers.get('www-authenticate') ?? '';
+    if (String(input).startsWith(url.origin) && challenge.includes('error="use_dpop_nonce"')) {
+      if (!response.headers.get('dpop-nonce')) throw new Error('use_dpop_nonce without a DPoP-Nonce');
+      nonceChallenges += 1;
+    }
+    return response;
+  };
   const use = async (cfg, token, DPoP) => {
     const r = await oidc.fetchProtectedResource(cfg, token, url, 'GET', null, undefined, { DPoP });
     return r.status;
@@ -95,6 +107,8 @@ async function dpop(api) {
   const service = await oidc.discovery(issuer, 'demo.service', 'demo-service-secret', undefined, {
     execute: [oidc.allowInsecureRequests],
   });
+  config[oidc.customFetch] = recording;
+  service[oidc.customFetch] = recording;
   const serviceKey = oidc.getDPoPHandle(service, await oidc.randomDPoPKeyPair('ES256'));
   const cc = await oidc.clientCredentialsGrant(service, { scope: 'read' }, { DPoP: serviceKey });
   const asBearer = await fetch(url, { headers: { authorization: `Bearer ${cc.access_token}` } });
@@ -106,6 +120,7 @@ async function dpop(api) {
     ccAgain: await use(service, cc.access_token, serviceKey),
     bearerStatus: asBearer.status,
     bearerChallenge: asBearer.headers.get('www-authenticate'),
+    nonceChallenges,
   };
 }
 

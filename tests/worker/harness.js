@@ -25,6 +25,7 @@ export async function runVector(vector, wasm) {
     // Production default: signatures go to WebCrypto whatever the vector says;
     // decisions must not change.
     hostCrypto: true,
+    dpopNonceKey: vector.dpopNonceKey ?? undefined,
     upstreams: new Proxy({}, { get: (_, name) => `http://${String(name)}.invalid` }),
     clientCredentials: { clientId: 'edge', clientSecret: 'secret' },
     now: () => now,
@@ -77,11 +78,13 @@ export async function runVector(vector, wasm) {
     } else {
       const body = JSON.parse(d.response.body);
       const www = d.response.headers.find(([n]) => n === 'www-authenticate');
+      const nonce = d.response.headers.find(([n]) => n === 'dpop-nonce');
       observations.push({
         status: d.status,
         reason: d.reason,
         error: body.error ?? null,
         www_authenticate: www ? www[1] : null,
+        dpop_nonce: nonce ? nonce[1] : null,
         forwarded: [],
         calls: [...calls],
         log,

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use erpgate::credential::{self, Credential};
+use erpgate::dpop::NonceKey;
 use erpgate::request::{normalized_path, path_is_canonical};
 use erpgate::{
     Decision, DecisionLog, Engine, Outcome, Policy, Purpose, Request, State, Step, Time,
@@ -158,7 +159,13 @@ pub struct Explainer {
 impl Explainer {
     /// An explainer for a policy.
     pub fn new(policy: Policy) -> Self {
-        let engine = Engine::new(policy);
+        let mut engine = Engine::new(policy);
+        // Nonces this explainer hands out are its own: any 32 random bytes.
+        if engine.lacks_nonce_key()
+            && let Some(key) = NonceKey::new(&rand::random::<[u8; 32]>())
+        {
+            engine = engine.with_dpop_nonce_key(key);
+        }
         let state = engine.new_state(rand::random());
         Self { engine, state }
     }

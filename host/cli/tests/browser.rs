@@ -116,6 +116,7 @@ async fn openid_client_gets_dpop_bound_tokens_and_uses_them_through_the_gateway(
     assert_eq!(dpop["ccTokenType"], "dpop", "{seen}");
     assert_eq!(dpop["ccStatus"], 200, "{seen}");
     assert_eq!(dpop["ccAgain"], 200, "a fresh proof each time: {seen}");
+    assert_eq!(dpop["nonceChallenges"], 0, "no server nonces here: {seen}");
     assert_eq!(dpop["bearerStatus"], 401, "{seen}");
     let challenge = dpop["bearerChallenge"].as_str().unwrap();
     assert!(

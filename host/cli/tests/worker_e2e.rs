@@ -81,6 +81,7 @@ const edge :Workerd.Worker = (
     (name = "INTROSPECTION_CLIENT_ID", text = "erpgate.edge"),
     (name = "INTROSPECTION_CLIENT_SECRET", text = "demo-edge-secret"),
     (name = "POLICY", text = {policy}),
+    (name = "DPOP_NONCE_KEY", text = "{nonce_key}"),
   ],
   globalOutbound = "loopback",
   compatibilityDate = "2025-06-01",
@@ -92,6 +93,7 @@ const edge :Workerd.Worker = (
         wasm = p("src/adapters/js/pkg/erpgate_bg.wasm"),
         policy_file = p("policies/erpnet.json"),
         policy = serde_json::to_string(policy).unwrap(),
+        nonce_key = erpgate::encode_b64url(&rand::random::<[u8; 32]>()),
     );
     let path = dir.join("edge.capnp");
     std::fs::write(&path, text).unwrap();
@@ -119,6 +121,8 @@ async fn worker_in_workerd_in_front_of_the_api() {
     let mut policy: Value =
         serde_json::from_str(include_str!("../../../policies/erpnet.json")).unwrap();
     policy["issuers"][0]["issuer"] = json!(format!("{identity}/id"));
+    // DPoP proofs at this edge must carry its server nonce.
+    policy["dpop"] = json!({ "nonces": true });
     let cfg = workerd_config(dir.path(), &origin, &identity, &policy.to_string());
     let workerd = erpgate_testkit::js::start_workerd(cfg.to_str().unwrap()).unwrap();
     let addr = workerd.addr.clone();
@@ -145,7 +149,8 @@ async fn worker_in_workerd_in_front_of_the_api() {
 
     // npm openid-client with DPoP: bound tokens by authorization code +
     // PKCE and by client credentials, used through the worker with its
-    // own proofs; the bound token as a bearer token gets the challenge.
+    // own proofs (after the edge handed it a server nonce); the bound token
+    // as a bearer token gets the challenge.
     let api = format!("http://{addr}/api/domain/odata/Crm_Customers");
     let seen = net::node(vec![
         "openid-client.mjs".into(),
@@ -169,6 +174,12 @@ async fn worker_in_workerd_in_front_of_the_api() {
             .as_str()
             .unwrap()
             .starts_with("DPoP ")
+    );
+    // The edge asked openid-client for its nonce, and the retry that
+    // carried it passed (every status above is 200).
+    assert!(
+        dpop["nonceChallenges"].as_u64().is_some_and(|n| n >= 1),
+        "{seen}"
     );
 
     // A PAT: introspected once, then served from the isolate's cache.

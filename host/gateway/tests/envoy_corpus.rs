@@ -66,12 +66,15 @@ fn result(reply: &Reply) -> CallResult {
 
 fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, String> {
     let policy: Value = serde_json::from_str(&v.policy_json).unwrap();
-    let config = json!({
+    let mut config = json!({
         "policy": policy,
         "client_credentials": {"client_id": "edge", "client_secret": "secret"},
         "tick_ms": 1000,
         "decision_log": {"level": "info", "allow_every": 1},
     });
+    if let Some(key) = &v.dpop_nonce_key {
+        config["dpop_nonce_key"] = json!(key);
+    }
     let clusters: HashMap<String, String> =
         [("identity".to_owned(), "http://identity.invalid".to_owned())].into();
     let module = module.reconfigure(config.to_string().into_bytes(), clusters);
@@ -212,6 +215,11 @@ fn run(module: &FilterModule, v: &PreparedVector) -> Result<Vec<Observed>, Strin
                         .headers
                         .iter()
                         .find(|(n, _)| n == "www-authenticate")
+                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned()),
+                    dpop_nonce: r
+                        .headers
+                        .iter()
+                        .find(|(n, _)| n == "dpop-nonce")
                         .map(|(_, v)| String::from_utf8_lossy(v).into_owned()),
                     calls,
                     log: Some(log),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::host::LogLevel;
+use crate::dpop::NonceKey;
 use crate::introspection::client_authorization;
 use crate::policy::Policy;
 
@@ -28,6 +29,11 @@ struct RawConfig {
     /// Where decisions are logged.
     #[serde(default)]
     decision_log: RawDecisionLog,
+    /// The key DPoP server nonces are minted under (base64url, at least 32
+    /// random bytes); required when the policy's `dpop.nonces` is on. Every
+    /// Envoy that should accept another's nonces needs the same key.
+    #[serde(default)]
+    dpop_nonce_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +99,8 @@ pub(super) struct Config {
     pub(super) tick: Duration,
     /// The decision log.
     pub(super) decision_log: DecisionLogConfig,
+    /// The key DPoP server nonces are minted under.
+    pub(super) nonce_key: Option<NonceKey>,
 }
 
 /// A configuration the filter refuses, naming the field.
@@ -157,6 +165,22 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             "must be non-empty without ':'",
         ));
     }
+    let nonce_key = match &raw.dpop_nonce_key {
+        Some(text) => Some(
+            crate::json::decode_b64url(text)
+                .and_then(|bytes| NonceKey::new(&bytes))
+                .ok_or_else(|| {
+                    ConfigError::new("dpop_nonce_key", "base64url of at least 32 random bytes")
+                })?,
+        ),
+        None if policy.dpop.nonces => {
+            return Err(ConfigError::new(
+                "dpop_nonce_key",
+                "required: the policy's dpop.nonces is on (base64url of at least 32 random bytes)",
+            ));
+        }
+        None => None,
+    };
     Ok(Config {
         policy,
         clusters: raw.clusters,
@@ -170,5 +194,6 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             level,
             allow_every: raw.decision_log.allow_every,
         },
+        nonce_key,
     })
 }

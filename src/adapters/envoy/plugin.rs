@@ -126,6 +126,9 @@ impl<H: Host> Plugin<H> {
         if host_crypto {
             engine = engine.with_host_crypto(&foreign::HOST_ALGORITHMS);
         }
+        if let Some(key) = config.nonce_key {
+            engine = engine.with_dpop_nonce_key(key);
+        }
         let deployment = deployment(&config.clusters, config.client_id.as_deref());
         let deployment_key = deployment.concat();
         let secret = host.random_secret().unwrap_or_else(|| {

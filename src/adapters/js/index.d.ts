@@ -42,6 +42,10 @@ export interface GateOptions {
   clientCredentials?: { clientId: string; clientSecret: string };
   /** Verify signatures with WebCrypto (default true). */
   hostCrypto?: boolean;
+  /** The key DPoP server nonces are minted under: base64url of at least 32
+   * random bytes, from a worker secret so that every isolate agrees.
+   * Required when the policy's `dpop.nonces` is on. */
+  dpopNonceKey?: string;
   /** Clock in Unix milliseconds (default Date.now). */
   now?: () => number;
   /** Each decision carries `principal` (default false: the identity

@@ -314,6 +314,9 @@ async function readAtMost(request, max) {
  * options.clientCredentials: { clientId, clientSecret } for introspection and
  *   the revocation feed; take them from worker secrets, never the policy.
  * options.hostCrypto: true (default) to verify signatures with WebCrypto.
+ * options.dpopNonceKey: the key DPoP server nonces are minted under
+ *   (base64url, at least 32 random bytes; from a worker secret, the same in
+ *   every isolate), required when the policy's `dpop.nonces` is on.
  * options.onDecision(line): receives each decision-log line (JSON text).
  * options.logDecisions: false to keep decision-log lines off `console`.
  * options.principal: true to have each decision carry the verified
@@ -326,7 +329,9 @@ export async function createGate(policy, options = {}) {
   }
   const hostCrypto = options.hostCrypto === false ? [] : await probeHostCrypto();
   const text = typeof policy === 'string' ? policy : JSON.stringify(policy);
-  const gate = new WasmGate(text, JSON.stringify({ hostCrypto }), crypto.getRandomValues(new Uint8Array(16)));
+  const settings = { hostCrypto };
+  if (options.dpopNonceKey !== undefined) settings.dpopNonceKey = options.dpopNonceKey;
+  const gate = new WasmGate(text, JSON.stringify(settings), crypto.getRandomValues(new Uint8Array(16)));
   return new Gate(gate, options);
 }
 

@@ -38,6 +38,7 @@ pub fn vectors_json(vectors: &[PreparedVector]) -> String {
                 "origin": crate::VECTOR_ORIGIN,
                 "policy": v.policy_json,
                 "hostCrypto": v.host_crypto,
+                "dpopNonceKey": v.dpop_nonce_key,
                 "steps": v.steps.iter().map(|s| json!({
                     "nowMs": s.now_ms,
                     "method": s.method,
@@ -60,6 +61,7 @@ fn observed(v: &Value) -> Observed {
         reason: s("reason"),
         error: s("error"),
         www_authenticate: s("www_authenticate"),
+        dpop_nonce: s("dpop_nonce"),
         forwarded: v
             .get("forwarded")
             .and_then(Value::as_array)

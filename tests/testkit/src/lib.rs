@@ -42,6 +42,8 @@ pub struct Observed {
     pub error: Option<String>,
     /// The `WWW-Authenticate` header of a denial.
     pub www_authenticate: Option<String>,
+    /// The `DPoP-Nonce` header of a denial.
+    pub dpop_nonce: Option<String>,
     /// Headers the upstream received, lowercase names, for an allow.
     pub forwarded: Vec<(String, String)>,
     /// Whether an allow came from a cache, where the harness can see it.
@@ -66,6 +68,7 @@ impl Observed {
         self.status == reference.status
             && self.error == reference.error
             && self.www_authenticate == reference.www_authenticate
+            && self.dpop_nonce == reference.dpop_nonce
             && self.forwarded == reference.forwarded
             && self.calls == reference.calls
             && (self.reason.is_none() || self.reason == reference.reason)
@@ -254,6 +257,12 @@ pub fn check(step: &PreparedStep, seen: &Observed) -> Result<(), String> {
         problems.push(format!(
             "www-authenticate {:?} (want {want})",
             seen.www_authenticate
+        ));
+    }
+    if expect.dpop_nonce != seen.dpop_nonce {
+        problems.push(format!(
+            "dpop-nonce {:?} (want {:?})",
+            seen.dpop_nonce, expect.dpop_nonce
         ));
     }
     for (name, value) in &expect.forwarded {

@@ -80,6 +80,12 @@ impl Harness for NativeHarness {
         if vector.host_crypto {
             engine = engine.with_host_crypto(&Algorithm::ALL);
         }
+        if let Some(key) = &vector.dpop_nonce_key {
+            let key = erpgate::decode_b64url(key)
+                .and_then(|k| erpgate::dpop::NonceKey::new(&k))
+                .ok_or("dpop_nonce_key: base64url of at least 32 bytes")?;
+            engine = engine.with_dpop_nonce_key(key);
+        }
         let mut state = engine.new_state(rand::random());
         let mut out = Vec::with_capacity(vector.steps.len());
         for step in &vector.steps {
@@ -178,6 +184,11 @@ impl Harness for NativeHarness {
                             .headers
                             .iter()
                             .find(|(n, _)| n == "www-authenticate")
+                            .map(|(_, v)| v.clone()),
+                        dpop_nonce: response
+                            .headers
+                            .iter()
+                            .find(|(n, _)| n == "dpop-nonce")
                             .map(|(_, v)| v.clone()),
                         calls,
                         log,

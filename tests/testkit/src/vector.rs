@@ -39,6 +39,10 @@ pub struct Vector {
     /// Whether the engine hands signatures to host crypto.
     #[serde(default)]
     pub host_crypto: bool,
+    /// The key DPoP server nonces are minted under (base64url), given to
+    /// each artifact as its adapter takes it.
+    #[serde(default)]
+    pub dpop_nonce_key: Option<String>,
     /// Tokens to mint, by name; requests use them as `{{name}}`.
     #[serde(default)]
     pub tokens: BTreeMap<String, TokenSpec>,
@@ -169,6 +173,9 @@ pub struct Expect {
     /// The exact `WWW-Authenticate` value.
     #[serde(default)]
     pub challenge: Option<String>,
+    /// The `DPoP-Nonce` a denial hands out; none when absent.
+    #[serde(default)]
+    pub dpop_nonce: Option<String>,
     /// Headers the upstream must receive with exactly this one value.
     #[serde(default)]
     pub forwarded: BTreeMap<String, String>,
@@ -245,6 +252,8 @@ pub struct PreparedVector {
     pub policy_json: String,
     /// Whether host crypto is declared.
     pub host_crypto: bool,
+    /// The key DPoP server nonces are minted under (base64url).
+    pub dpop_nonce_key: Option<String>,
     /// Steps in order, run on one shared engine state.
     pub steps: Vec<PreparedStep>,
 }
@@ -699,6 +708,7 @@ impl Vector {
             name: self.name.clone(),
             policy_json,
             host_crypto: self.host_crypto,
+            dpop_nonce_key: self.dpop_nonce_key.clone(),
             steps,
         })
     }

@@ -10,10 +10,8 @@
 
 use axum::http::HeaderMap;
 use erpgate::Time;
-use erpgate::dpop::{self, DpopError, ProofCheck};
+use erpgate::dpop::{self, DpopError, NonceKey, ProofCheck};
 use erpgate::keys::Algorithm;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use super::error::OAuthError;
 use super::replay::{LEEWAY_S, MAX_AGE_S};
@@ -31,21 +29,17 @@ pub const DPOP_ALGORITHMS: [Algorithm; 4] = [
 /// How long one server nonce is issued; the previous one stays accepted.
 const NONCE_PERIOD_S: u64 = 300;
 
-/// The server nonce of the period `now` falls in, `back` periods ago: an
-/// HMAC of the period under the hosts' shared cookie key, so every replica
-/// issues and accepts the same ones.
-fn nonce(state: &Identity, now: u64, back: u64) -> Option<String> {
-    let period = (now / NONCE_PERIOD_S).saturating_sub(back);
-    let mut mac = Hmac::<Sha256>::new_from_slice(&state.signin.key()?).ok()?;
-    mac.update(b"erpgate-dpop-nonce");
-    mac.update(&period.to_le_bytes());
-    Some(erpgate::encode_b64url(&mac.finalize().into_bytes()))
+/// The key server nonces are minted under: the hosts' shared cookie key,
+/// so every replica issues and accepts the same nonces.
+fn nonce_key(state: &Identity) -> Option<NonceKey> {
+    NonceKey::new(&state.signin.key()?)
 }
 
 /// The nonce a client should use now, when the instance requires nonces.
 pub fn current_nonce(state: &Identity) -> Option<String> {
     if state.config.instance.dpop_nonces {
-        nonce(state, state.clock.now(), 0)
+        let now = Time::from_secs(state.clock.now());
+        nonce_key(state).map(|key| key.nonce(now, NONCE_PERIOD_S, 0))
     } else {
         None
     }
@@ -53,8 +47,11 @@ pub fn current_nonce(state: &Identity) -> Option<String> {
 
 fn refused(e: DpopError, state: &Identity) -> OAuthError {
     match e {
-        DpopError::NonceRequired => match nonce(state, state.clock.now(), 0) {
-            Some(nonce) => OAuthError::use_dpop_nonce(nonce),
+        DpopError::NonceRequired => match nonce_key(state) {
+            Some(key) => {
+                let now = Time::from_secs(state.clock.now());
+                OAuthError::use_dpop_nonce(key.nonce(now, NONCE_PERIOD_S, 0))
+            }
             None => OAuthError::invalid_dpop_proof(e.to_string()),
         },
         other => OAuthError::invalid_dpop_proof(other.to_string()),
@@ -99,15 +96,13 @@ pub fn proven_key(
     }
     let proof = dpop::proof_header(&pairs).map_err(|e| refused(e, state))?;
     let now = state.clock.now();
-    let nonces: Vec<String> = if state.config.instance.dpop_nonces {
-        [0, 1]
-            .iter()
-            .filter_map(|&back| nonce(state, now, back))
-            .collect()
+    let accepted = if state.config.instance.dpop_nonces {
+        let key = nonce_key(state).ok_or_else(|| refused(DpopError::NonceRequired, state))?;
+        Some(key.accepted(Time::from_secs(now), NONCE_PERIOD_S))
     } else {
-        Vec::new()
+        None
     };
-    let nonces: Vec<&str> = nonces.iter().map(String::as_str).collect();
+    let nonces: Vec<&str> = accepted.iter().flatten().map(String::as_str).collect();
     let check = ProofCheck {
         method: target.method,
         uri: target.uri,

@@ -532,6 +532,27 @@ fn configuration_errors_name_the_field() {
             .unwrap()
             .starts_with("policy.")
     );
+    config["policy"]["realm"] = "ERP.net".into();
+    // Server nonces need a key every VM shares; a short or garbled one is refused.
+    config["policy"]["dpop"] = serde_json::json!({ "nonces": true });
+    assert_eq!(
+        field(parse(&config.to_string())),
+        Some("dpop_nonce_key".into())
+    );
+    for bad in ["c2hvcnQ", "not base64!", ""] {
+        config["dpop_nonce_key"] = bad.into();
+        assert_eq!(
+            field(parse(&config.to_string())),
+            Some("dpop_nonce_key".into())
+        );
+    }
+    config["dpop_nonce_key"] = crate::json::encode_b64url(&[7; 32]).into();
+    assert!(
+        config::parse(config.to_string().as_bytes())
+            .unwrap()
+            .nonce_key
+            .is_some()
+    );
     let ok = config::parse(config_json(true).as_bytes()).unwrap();
     assert_eq!(ok.tick, Duration::from_millis(250));
     assert_eq!(ok.client_authorization.as_deref(), Some(AUTHORIZATION));
