@@ -363,20 +363,7 @@ async fn a_bound_token_and_its_proof_pass_the_gateway_and_the_api_behind_it() {
     );
     let api_proof = |serial: &str| resource_proof("ec-a", &api, &access, serial);
     let call = |proof: Option<String>, scheme: &str| {
-        let mut request = reqwest::Client::new()
-            .get(&api)
-            .header("authorization", format!("{scheme} {access}"));
-        if let Some(proof) = proof {
-            request = request.header("dpop", proof);
-        }
-        async move {
-            let r = request.send().await.unwrap();
-            let challenge = r
-                .headers()
-                .get("www-authenticate")
-                .map(|v| v.to_str().unwrap().to_owned());
-            (r.status().as_u16(), challenge)
-        }
+        api_call(&api, ("authorization", format!("{scheme} {access}")), proof)
     };
     // The filter checks the proof, and the emulated API checks it again
     // behind it (the gateway keeps the client's authority, as Envoy does).
@@ -396,6 +383,97 @@ async fn a_bound_token_and_its_proof_pass_the_gateway_and_the_api_behind_it() {
     let (status, challenge) = call(None, "Bearer").await;
     assert_eq!(status, 401);
     assert!(challenge.unwrap().contains("error=\"invalid_token\""));
+    stack.stop().await;
+}
+
+/// `GET api` with one credential header and an optional `DPoP` proof:
+/// (status, `WWW-Authenticate`).
+async fn api_call(
+    api: &str,
+    credential: (&str, String),
+    proof: Option<String>,
+) -> (u16, Option<String>) {
+    let mut request = reqwest::Client::new()
+        .get(api)
+        .header(credential.0, credential.1);
+    if let Some(proof) = proof {
+        request = request.header("dpop", proof);
+    }
+    let r = request.send().await.unwrap();
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), challenge)
+}
+
+/// A PAT minted bound to a DPoP key (the admin API's `dpop_jkt`):
+/// introspection reports `cnf.jkt` and `token_type: DPoP`, so the filter
+/// (and the API behind it) take it only with that key's proofs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_token_bound_to_a_key_passes_only_with_its_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = net::up_stack(dir.path(), None).await;
+    let admin = stack.host.admin_url();
+    let request = |jkt: &str| {
+        json!({"client_id": "demo.reports", "kind": "pat", "user": "alice", "scope": "read",
+               "expires_in_days": 1, "dpop_jkt": jkt})
+    };
+    // Not a thumbprint: refused, nothing minted.
+    for bad in ["abc", &"A".repeat(44), &jkt("ec-a")[..42]] {
+        let (status, body) = net::admin_call(
+            &admin,
+            "admin",
+            "POST",
+            "/admin/reference-tokens",
+            Some(request(bad)),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let pat = net::mint(&admin, "admin", request(&jkt("ec-a"))).await;
+    let seen = net::introspect(&stack.host.state.identity.public_url, &pat).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["cnf"]["jkt"], jkt("ec-a"), "{seen}");
+    assert_eq!(seen["token_type"], "DPoP", "{seen}");
+
+    let api = format!(
+        "http://{}/api/domain/odata/Crm_Customers",
+        stack.gateway.addr
+    );
+    let dpop = || ("authorization", format!("DPoP {pat}"));
+    let proof = |key: &str, serial: &str| Some(resource_proof(key, &api, &pat, serial));
+    assert_eq!(
+        api_call(&api, dpop(), proof("ec-a", "pat-1")).await,
+        (200, None)
+    );
+    // Another key's proof, the token as a bearer token or as an API key:
+    // each refused with the DPoP challenge.
+    for (credential, proof, error) in [
+        (dpop(), proof("ed-a", "pat-2"), "invalid_dpop_proof"),
+        (
+            ("authorization", format!("Bearer {pat}")),
+            None,
+            "invalid_token",
+        ),
+        (("x-api-key", pat.clone()), None, "invalid_token"),
+    ] {
+        let (status, challenge) = api_call(&api, credential, proof).await;
+        let challenge = challenge.unwrap();
+        assert_eq!(status, 401, "{challenge}");
+        assert!(
+            challenge.starts_with("DPoP ") && challenge.contains(&format!("error=\"{error}\"")),
+            "{challenge}"
+        );
+    }
+    // An unbound PAT is still a bearer credential.
+    let plain = net::mint_pat(&admin, "admin").await;
+    assert_eq!(
+        api_call(&api, ("authorization", format!("Bearer {plain}")), None)
+            .await
+            .0,
+        200
+    );
     stack.stop().await;
 }
 

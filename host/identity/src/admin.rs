@@ -109,6 +109,9 @@ pub struct IssueBody {
     /// What it is for.
     #[serde(default)]
     pub description: String,
+    /// Bind the token to this DPoP key's RFC 7638 thumbprint.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 fn issue_error(e: &IssueError) -> Response {
@@ -175,6 +178,7 @@ pub async fn issue_reference_token(
         scope: body.scope,
         expires_at,
         description: body.description,
+        jkt: body.dpop_jkt,
     };
     match state.issue_reference_token(&request, now).await {
         Ok(issued) => {

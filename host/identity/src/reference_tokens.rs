@@ -29,6 +29,9 @@ pub struct IssueRequest {
     pub expires_at: u64,
     /// What the token is for.
     pub description: String,
+    /// Binds the token to a DPoP key: its RFC 7638 thumbprint (base64url
+    /// SHA-256). A bound token is only good with that key's proofs.
+    pub jkt: Option<String>,
 }
 
 /// Why a token was not minted. Each maps to a 4xx at the admin API.
@@ -59,6 +62,9 @@ pub enum IssueError {
     /// A scope outside the app's `Scope`, an identity scope, or bad syntax.
     #[error("invalid scope: {0}")]
     InvalidScope(String),
+    /// `jkt` is not a base64url SHA-256 thumbprint.
+    #[error("dpop_jkt must be a key's RFC 7638 thumbprint: 43 base64url characters")]
+    InvalidThumbprint,
     /// Expiry in the past or beyond the instance's maximum.
     #[error("expiry must be in the future and at most {max_days} days away")]
     InvalidExpiry {
@@ -161,6 +167,11 @@ pub async fn issue(
     {
         return Err(IssueError::InvalidExpiry { max_days });
     }
+    if let Some(jkt) = &req.jkt
+        && erpgate::decode_b64url(jkt).is_none_or(|digest| digest.len() != 32 || jkt.len() != 43)
+    {
+        return Err(IssueError::InvalidThumbprint);
+    }
     let value = format!("enrt_{}", random_hex(32));
     let record = ReferenceToken {
         id: uuid::Uuid::new_v4().to_string(),
@@ -178,6 +189,7 @@ pub async fn issue(
         expires_at: req.expires_at,
         last_used_at: None,
         revoked_at: None,
+        jkt: req.jkt.clone(),
     };
     store.insert_reference_token(&record).await?;
     metrics::counter!("erpgate_tokens_issued_total", "kind" => req.kind.as_str()).increment(1);

@@ -262,7 +262,7 @@ pub trait Store: Send + Sync {
 /// PostgreSQL store in `erpgate_migrations`. `{serial}` is the dialect's
 /// auto-numbered primary key; `{key_order}` adds the column PostgreSQL
 /// orders signing keys by (SQLite has its rowid).
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     r#"
 CREATE TABLE trusted_apps (
     client_id TEXT PRIMARY KEY,
@@ -442,6 +442,9 @@ ALTER TABLE revocation_feed ADD COLUMN issued_before BIGINT;
 ALTER TABLE refresh_tokens ADD COLUMN jkt TEXT;
 ALTER TABLE trusted_apps ADD COLUMN require_dpop BOOLEAN NOT NULL DEFAULT FALSE;
 "#,
+    r#"
+ALTER TABLE reference_tokens ADD COLUMN jkt TEXT;
+"#,
 ];
 
 /// The migrations in one dialect.
@@ -490,7 +493,7 @@ const ADD_FAILURE_PG: &str = "INSERT INTO login_failures (key, count, expires_at
 
 const APP_COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, logout_uris, internal_users, community_users, system_user_allowed, system_user, scope, reference_tokens, basic_auth, enabled, public_refresh_tokens, internal, require_dpop, created_at";
 const USER_COLUMNS: &str = "login, id, name, email, user_type, is_admin, locale, password_hash";
-const TOKEN_COLUMNS: &str = "hash, id, kind, client_id, subject, scopes, description, creator, created_at, expires_at, last_used_at, revoked_at";
+const TOKEN_COLUMNS: &str = "hash, id, kind, client_id, subject, scopes, description, creator, created_at, expires_at, last_used_at, revoked_at, jkt";
 const BASIS_COLUMNS: &str = "grant_id, client_id, login, sid, scopes, auth_time";
 const CONSENT_COLUMNS: &str = "login, client_id, scopes, granted_at";
 const CODE_COLUMNS: &str = "hash, grant_id, client_id, login, sid, scopes, auth_time, redirect_uri, code_challenge, nonce, state, created_at, expires_at";
@@ -503,7 +506,7 @@ const IDENTITY_SESSION_COLUMNS: &str = "sid, login, auth_time, created_at, ended
 const FEED_COLUMNS: &str = "seq, kind, value, expires_at, issued_before";
 const API_SESSION_COLUMNS: &str =
     "key, id, login, client_id, origin, opened_at, last_seen, closes_at, reserved";
-const TOKEN_WIDTH: usize = 12;
+const TOKEN_WIDTH: usize = 13;
 const APP_WIDTH: usize = 18;
 
 fn prefixed(alias: &str, columns: &str) -> String {

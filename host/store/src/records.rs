@@ -261,6 +261,10 @@ pub struct ReferenceToken {
     pub last_used_at: Option<u64>,
     /// Unix seconds, when it was revoked.
     pub revoked_at: Option<u64>,
+    /// The RFC 7638 thumbprint of the DPoP key the token is bound to:
+    /// introspection reports it as `cnf.jkt`, and the token is then only
+    /// good with that key's proofs.
+    pub jkt: Option<String>,
 }
 
 /// A signing key as stored.

@@ -88,6 +88,7 @@ pub(super) fn token(r: &impl Columns) -> StoreResult<ReferenceToken> {
         expires_at: r.int(9)?,
         last_used_at: r.opt_int(10)?,
         revoked_at: r.opt_int(11)?,
+        jkt: r.opt_text(12)?,
     })
 }
 

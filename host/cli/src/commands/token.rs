@@ -40,6 +40,10 @@ pub enum TokenCommand {
         /// What the token is for.
         #[arg(long, default_value = "")]
         description: String,
+        /// Bind the token to a DPoP key: the key's RFC 7638 thumbprint
+        /// (base64url). It is then only good with that key's proofs.
+        #[arg(long)]
+        dpop_jkt: Option<String>,
     },
     /// Revoke by id (or by the token value).
     Revoke {
@@ -64,6 +68,7 @@ pub async fn run(cmd: TokenCommand, config: Config, demo: bool) -> anyhow::Resul
             expires_in_days,
             expires_at,
             description,
+            dpop_jkt,
         } => {
             let expires_at = match (expires_at, expires_in_days) {
                 (Some(at), _) => at,
@@ -83,6 +88,7 @@ pub async fn run(cmd: TokenCommand, config: Config, demo: bool) -> anyhow::Resul
                 scope,
                 expires_at,
                 description,
+                jkt: dpop_jkt,
             };
             let issued = issue(
                 store.as_ref(),

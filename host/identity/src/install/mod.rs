@@ -242,6 +242,7 @@ async fn mint_sat(state: &Identity, app: &TrustedApp, now: u64) -> anyhow::Resul
         scope: None,
         expires_at: now.saturating_add(max_days.saturating_mul(86_400)),
         description: "installation".to_owned(),
+        jkt: None,
     };
     Ok(issue(state.store.as_ref(), &request, now, max_days)
         .await?

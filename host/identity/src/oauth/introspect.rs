@@ -125,12 +125,13 @@ async fn introspect_reference(
         }
     }
     state.note_use(&hash, now);
+    let cnf = record.jkt.map(|jkt| Confirmation { jkt: Some(jkt) });
     Ok(IntrospectionResponse {
         active: true,
         scope: Some(scopes),
         client_id: Some(record.client_id.clone()),
         username: Some(user.login.clone()),
-        token_type: Some("Bearer".into()),
+        token_type: Some(token_type(cnf.as_ref()).into()),
         exp: Some(record.expires_at),
         iat: Some(record.created_at),
         sub: Some(user.login),
@@ -144,8 +145,14 @@ async fn introspect_reference(
         id: Some(user.id),
         is_admin: Some(user.is_admin),
         user_type: Some(user.user_type),
+        cnf,
         ..IntrospectionResponse::default()
     })
+}
+
+/// `DPoP` for a token bound to a key (RFC 9449 §6.2), else `Bearer`.
+fn token_type(cnf: Option<&Confirmation>) -> &'static str {
+    if cnf.is_some() { "DPoP" } else { "Bearer" }
 }
 
 async fn introspect_jwt(
@@ -200,7 +207,7 @@ async fn introspect_jwt(
         scope,
         client_id: principal.client_id().map(String::from),
         username: Some(principal.subject().to_owned()),
-        token_type: Some(if cnf.is_some() { "DPoP" } else { "Bearer" }.into()),
+        token_type: Some(token_type(cnf.as_ref()).into()),
         exp: Some(principal.expires_at),
         iat: claims.get("iat").and_then(Value::as_u64),
         nbf: claims.get("nbf").and_then(Value::as_u64),

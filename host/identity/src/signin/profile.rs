@@ -202,6 +202,7 @@ pub async fn mint(State(state): State<Identity>, headers: HeaderMap, form: Form)
         scope: form.get("scope").map(str::to_owned),
         expires_at: now.saturating_add(days.saturating_mul(86_400)),
         description: form.get("description").unwrap_or("").to_owned(),
+        jkt: None,
     };
     match state.issue_reference_token(&request, now).await {
         Ok(issued) => {

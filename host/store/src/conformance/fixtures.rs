@@ -20,6 +20,7 @@ pub(super) fn token(id: &str, hash: &str, expires_at: u64) -> ReferenceToken {
         expires_at,
         last_used_at: None,
         revoked_at: None,
+        jkt: None,
     }
 }
 

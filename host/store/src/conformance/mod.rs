@@ -12,7 +12,7 @@ pub(crate) use races::race;
 use erpgate::ScopeSet;
 use erpgate::revocation::RevocationKind;
 
-use crate::records::{TrustedApp, User};
+use crate::records::{ReferenceToken, TrustedApp, User};
 use crate::{Store, StoreError};
 
 use fixtures::{key, token};
@@ -109,6 +109,28 @@ pub(crate) async fn run(store: &dyn Store) {
     assert_eq!(
         store.reference_token("h1").await.unwrap().unwrap().id,
         "id1"
+    );
+    // A token bound to a DPoP key keeps the key's thumbprint.
+    let bound = ReferenceToken {
+        jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
+        ..token("id3", "h3", 3000)
+    };
+    store.insert_reference_token(&bound).await.unwrap();
+    assert_eq!(
+        store.reference_token("h3").await.unwrap(),
+        Some(bound.clone())
+    );
+    assert_eq!(
+        store
+            .reference_token_context("h3")
+            .await
+            .unwrap()
+            .map(|c| c.token.jkt),
+        Some(bound.jkt)
+    );
+    assert_eq!(
+        store.reference_token("h1").await.unwrap().unwrap().jkt,
+        None
     );
     store.record_token_use(&[("h1".into(), 150)]).await.unwrap();
     assert_eq!(

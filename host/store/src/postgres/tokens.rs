@@ -15,7 +15,7 @@ pub(super) async fn insert_reference_token(
 ) -> StoreResult<()> {
     let c = store.client().await?;
     c.execute(
-        &format!("INSERT INTO reference_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+        &format!("INSERT INTO reference_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
         &[
             &t.hash,
             &t.id,
@@ -29,6 +29,7 @@ pub(super) async fn insert_reference_token(
             &to_i64(t.expires_at),
             &t.last_used_at.map(to_i64),
             &t.revoked_at.map(to_i64),
+            &t.jkt,
         ],
     )
     .await

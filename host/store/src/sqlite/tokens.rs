@@ -16,7 +16,7 @@ pub(super) async fn insert_reference_token(
     let t = token.clone();
     store.write(move |c| {
         c.execute(
-            &format!("INSERT INTO reference_tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+            &format!("INSERT INTO reference_tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
             params![
                 t.hash,
                 t.id,
@@ -29,7 +29,8 @@ pub(super) async fn insert_reference_token(
                 to_i64(t.created_at),
                 to_i64(t.expires_at),
                 t.last_used_at.map(to_i64),
-                t.revoked_at.map(to_i64)
+                t.revoked_at.map(to_i64),
+                t.jkt
             ],
         )
         .map_err(|e| conflict_or_backend(e, &t.id))?;
