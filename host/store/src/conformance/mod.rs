@@ -187,7 +187,7 @@ pub(crate) async fn run(store: &dyn Store) {
     let after = store.feed(feed[0].seq, 10).await.unwrap();
     assert_eq!(after.len(), 2);
     assert_eq!(store.feed(feed[0].seq, 1).await.unwrap().len(), 1);
-    assert_eq!(store.reference_tokens().await.unwrap().len(), 2);
+    assert_eq!(store.reference_tokens().await.unwrap().len(), 3);
     // an app change is published with the time before which it voids
     let change = erpgate::revocation::RevocationEvent {
         kind: RevocationKind::ClientId,
