@@ -1,7 +1,9 @@
 //! The worker module in real workerd next to `jose` verifying the same tokens:
 //! first-seen RS256, ES256 and EdDSA decisions, and a repeat-token decision.
+//! With `dpop`: DPoP-bound tokens with fresh ES256 proofs, on a cache hit
+//! and first-seen, next to `jose` checking the same proofs.
 //!
-//! `scripts/build-worker && cargo run --release -p erpgate-testkit --example worker_bench`
+//! `scripts/build-worker && cargo run --release -p erpgate-testkit --example worker_bench [-- dpop]`
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,7 +14,9 @@
 use std::time::{Duration, Instant};
 
 use erpgate_testkit::js::{http, start_workerd};
-use erpgate_testkit::{DEFAULT_NOW, Fixtures, preset_claims, repo_root, test_policy};
+use erpgate_testkit::{
+    DEFAULT_NOW, Fixtures, VECTOR_ORIGIN, dpop_proof, preset_claims, repo_root, test_policy,
+};
 use serde_json::{Value, json};
 
 const N: usize = 300;
@@ -74,6 +78,120 @@ fn timed(addr: &str, body: &Value) -> Duration {
     elapsed
 }
 
+/// The time per decision of the median of `samples` (seconds per `N`).
+fn per_decision(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2] * 1e6 / N as f64
+}
+
+/// `work`'s time less that of `parse` (the same job only read), measured
+/// just before it.
+fn diff(addr: &str, parse: &Value, work: &Value) -> f64 {
+    let base = timed(addr, parse);
+    timed(addr, work).as_secs_f64() - base.as_secs_f64()
+}
+
+/// DPoP in workerd: tokens (RS256, `rsa-a`) bound to `ec-a`, each request
+/// with a fresh ES256 proof of that key. On a cache hit the token is the
+/// same each time; first-seen, every token is new. `jose` checks the same
+/// proofs (`jose-proof`), or the token and its proof (`jose-dpop`).
+fn dpop_rows(addr: &str, fixtures: &Fixtures, policy: &str, rounds: usize) {
+    let path = "/api/domain/odata/Crm_Customers";
+    let htu = format!("{VECTOR_ORIGIN}{path}");
+    let client_jwk = fixtures.key("ec-a").unwrap().public_jwk().unwrap();
+    let jkt = erpgate::dpop::thumbprint(client_jwk.as_object().unwrap()).unwrap();
+    let jwk = fixtures.key("rsa-a").unwrap().public_jwk().unwrap();
+    let mut serial = 0usize;
+    let mut token = |bound: bool| {
+        serial += 1;
+        let mut claims = preset_claims(fixtures, "service", DEFAULT_NOW).unwrap();
+        claims["jti"] = json!(format!("{serial:032X}"));
+        if bound {
+            claims["cnf"] = json!({ "jkt": jkt });
+        }
+        fixtures.mint("rsa-a", &claims).unwrap()
+    };
+    let mut proofs = 0usize;
+    let mut proof = |token: &str| {
+        proofs += 1;
+        let claims = json!({
+            "jti": format!("bench-{proofs}"),
+            "htm": "GET",
+            "htu": htu,
+            "iat": DEFAULT_NOW,
+            "ath": erpgate::dpop::token_hash(token),
+        });
+        dpop_proof(fixtures, "ec-a", &claims, &json!({})).unwrap()
+    };
+    let job = |mode: &str, tokens: Value| {
+        json!({"mode": mode, "alg": "RS256", "policy": policy, "jwk": jwk, "jkt": jkt,
+               "issuer": "https://demo.my.erp.net/id", "origin": VECTOR_ORIGIN,
+               "nowMs": DEFAULT_NOW * 1000, "tokens": tokens})
+    };
+    let bound = token(true);
+    let unbound = token(false);
+    // The bound token's verdict cached, and everything warmed up.
+    let mut pairs = |tokens: Vec<String>| -> Value {
+        tokens
+            .into_iter()
+            .map(|t| {
+                let p = proof(&t);
+                json!([t, p])
+            })
+            .collect()
+    };
+    for _ in 0..WARM_UP {
+        let hit = pairs(vec![bound.clone(); N]);
+        timed(addr, &job("erpgate-dpop", hit.clone()));
+        timed(addr, &job("jose-proof", pairs(vec![bound.clone(); N])));
+        timed(addr, &job("erpgate", json!(vec![unbound.clone(); N])));
+        let fresh: Vec<String> = (0..N).map(|_| token(true)).collect();
+        timed(addr, &job("erpgate-dpop", pairs(fresh.clone())));
+        timed(addr, &job("jose-dpop", pairs(fresh)));
+    }
+    let (mut hit, mut bearer_hit, mut jose_proof) = (vec![], vec![], vec![]);
+    let (mut first, mut bearer_first, mut jose_first) = (vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        let on_hit = pairs(vec![bound.clone(); N]);
+        timed(addr, &job("parse-dpop", on_hit.clone()));
+        hit.push(diff(addr, &job("parse-dpop", on_hit.clone()), &job("erpgate-dpop", on_hit)));
+        let again = pairs(vec![bound.clone(); N]);
+        jose_proof.push(diff(addr, &job("parse-dpop", again.clone()), &job("jose-proof", again)));
+        let same = json!(vec![unbound.clone(); N]);
+        bearer_hit.push(diff(addr, &job("parse", same.clone()), &job("erpgate", same)));
+        let fresh = pairs((0..N).map(|_| token(true)).collect());
+        first.push(diff(addr, &job("parse-dpop", fresh.clone()), &job("erpgate-dpop", fresh)));
+        let fresh = pairs((0..N).map(|_| token(true)).collect());
+        jose_first.push(diff(addr, &job("parse-dpop", fresh.clone()), &job("jose-dpop", fresh)));
+        let plain = json!((0..N).map(|_| token(false)).collect::<Vec<_>>());
+        bearer_first.push(diff(addr, &job("parse", plain.clone()), &job("erpgate", plain)));
+    }
+    let (hit, bearer_hit, jose_proof) = (
+        per_decision(hit),
+        per_decision(bearer_hit),
+        per_decision(jose_proof),
+    );
+    let (first, bearer_first, jose_first) = (
+        per_decision(first),
+        per_decision(bearer_first),
+        per_decision(jose_first),
+    );
+    println!(
+        "| DPoP in workerd ({N} per request, median of {rounds}) | erpgate | jose (WebCrypto) | erpgate / jose | DPoP's added cost in erpgate |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| cache hit + fresh ES256 proof | {hit:.1} µs | {jose_proof:.1} µs (the proof alone) | {:.2}× | +{:.1} µs over a bearer hit ({bearer_hit:.1} µs) |",
+        hit / jose_proof,
+        hit - bearer_hit
+    );
+    println!(
+        "| first-seen bound RS256 token + ES256 proof | {first:.1} µs | {jose_first:.1} µs (token and proof) | {:.2}× | +{:.1} µs over a first-seen bearer token ({bearer_first:.1} µs) |",
+        first / jose_first,
+        first - bearer_first
+    );
+}
+
 fn main() {
     // Rounds per figure (median); `BENCH_ROUNDS` overrides.
     let rounds: usize = std::env::var("BENCH_ROUNDS")
@@ -84,6 +202,10 @@ fn main() {
     let policy = test_policy(&fixtures).unwrap();
     let workerd = start_workerd(&write_config()).unwrap();
     let addr = workerd.addr.clone();
+    if std::env::args().any(|a| a == "dpop") {
+        dpop_rows(&addr, &fixtures, &policy, rounds);
+        return;
+    }
     let mut serial = 0usize;
     let mut mint = |key: &str| {
         serial += 1;
@@ -121,10 +243,7 @@ fn main() {
     // measured just before it; the figure is the median of the pairs'
     // differences (robust to a slow request from the collector). Rounds go
     // through the algorithms in turn, so the machine's drift falls on all.
-    let diff = |parse: &Value, work: &Value| {
-        let base = timed(&addr, parse);
-        timed(&addr, work).as_secs_f64() - base.as_secs_f64()
-    };
+    let diff = |parse: &Value, work: &Value| diff(&addr, parse, work);
     let mut samples = vec![(vec![], vec![], vec![]); jobs.len()];
     for _ in 0..rounds {
         for ((alg, key, jwk), (first, jose, repeat)) in jobs.iter().zip(samples.iter_mut()) {
@@ -144,10 +263,7 @@ fn main() {
             ));
         }
     }
-    let per = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2] * 1e6 / N as f64
-    };
+    let per = per_decision;
     for ((alg, _, _), (first, jose, repeat)) in jobs.iter().zip(samples) {
         let (e, j, r) = (per(first), per(jose), per(repeat));
         println!(
