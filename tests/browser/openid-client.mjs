@@ -89,12 +89,17 @@ const replayNewest = await refused(third.refresh_token);
 async function dpop(api) {
   const url = new URL(api);
   let nonceChallenges = 0;
+  let lastAccepted = null;
   const recording = async (input, init) => {
     const response = await fetch(input, init);
     const challenge = response.headers.get('www-authenticate') ?? '';
     if (String(input).startsWith(url.origin) && challenge.includes('error="use_dpop_nonce"')) {
       if (!response.headers.get('dpop-nonce')) throw new Error('use_dpop_nonce without a DPoP-Nonce');
       nonceChallenges += 1;
+    }
+    if (String(input).startsWith(url.origin) && response.status === 200) {
+      const sent = new Headers(init?.headers);
+      lastAccepted = { authorization: sent.get('authorization'), dpop: sent.get('dpop') };
     }
     return response;
   };
@@ -112,7 +117,7 @@ async function dpop(api) {
   const serviceKey = oidc.getDPoPHandle(service, await oidc.randomDPoPKeyPair('ES256'));
   const cc = await oidc.clientCredentialsGrant(service, { scope: 'read' }, { DPoP: serviceKey });
   const asBearer = await fetch(url, { headers: { authorization: `Bearer ${cc.access_token}` } });
-  return {
+  const results = {
     codeTokenType: bound.token_type,
     codeStatus: await use(config, bound.access_token, user),
     ccTokenType: cc.token_type,
@@ -120,7 +125,15 @@ async function dpop(api) {
     ccAgain: await use(service, cc.access_token, serviceKey),
     bearerStatus: asBearer.status,
     bearerChallenge: asBearer.headers.get('www-authenticate'),
+  };
+  // The last request the API accepted, its token and openid-client's
+  // proof, sent again as is: a replay.
+  const replay = await fetch(url, { headers: lastAccepted });
+  return {
+    ...results,
     nonceChallenges,
+    replayStatus: replay.status,
+    replayChallenge: replay.headers.get('www-authenticate'),
   };
 }
 

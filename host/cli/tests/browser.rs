@@ -117,6 +117,13 @@ async fn openid_client_gets_dpop_bound_tokens_and_uses_them_through_the_gateway(
     assert_eq!(dpop["ccStatus"], 200, "{seen}");
     assert_eq!(dpop["ccAgain"], 200, "a fresh proof each time: {seen}");
     assert_eq!(dpop["nonceChallenges"], 0, "no server nonces here: {seen}");
+    // openid-client's last accepted request, proof and all, sent again.
+    assert_eq!(dpop["replayStatus"], 401, "{seen}");
+    let replay = dpop["replayChallenge"].as_str().unwrap();
+    assert!(
+        replay.starts_with("DPoP ") && replay.contains("error=\"invalid_dpop_proof\""),
+        "{replay}"
+    );
     assert_eq!(dpop["bearerStatus"], 401, "{seen}");
     let challenge = dpop["bearerChallenge"].as_str().unwrap();
     assert!(

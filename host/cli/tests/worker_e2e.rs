@@ -181,6 +181,13 @@ async fn worker_in_workerd_in_front_of_the_api() {
         dpop["nonceChallenges"].as_u64().is_some_and(|n| n >= 1),
         "{seen}"
     );
+    // openid-client's last accepted request, proof and all, sent again.
+    assert_eq!(dpop["replayStatus"], 401, "{seen}");
+    let replay = dpop["replayChallenge"].as_str().unwrap();
+    assert!(
+        replay.starts_with("DPoP ") && replay.contains("error=\"invalid_dpop_proof\""),
+        "{replay}"
+    );
 
     // A PAT: introspected once, then served from the isolate's cache.
     let pat = mint_pat(&host.admin_url(), "admin").await;

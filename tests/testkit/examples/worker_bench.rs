@@ -154,17 +154,41 @@ fn dpop_rows(addr: &str, fixtures: &Fixtures, policy: &str, rounds: usize) {
     for _ in 0..rounds {
         let on_hit = pairs(vec![bound.clone(); N]);
         timed(addr, &job("parse-dpop", on_hit.clone()));
-        hit.push(diff(addr, &job("parse-dpop", on_hit.clone()), &job("erpgate-dpop", on_hit)));
+        hit.push(diff(
+            addr,
+            &job("parse-dpop", on_hit.clone()),
+            &job("erpgate-dpop", on_hit),
+        ));
         let again = pairs(vec![bound.clone(); N]);
-        jose_proof.push(diff(addr, &job("parse-dpop", again.clone()), &job("jose-proof", again)));
+        jose_proof.push(diff(
+            addr,
+            &job("parse-dpop", again.clone()),
+            &job("jose-proof", again),
+        ));
         let same = json!(vec![unbound.clone(); N]);
-        bearer_hit.push(diff(addr, &job("parse", same.clone()), &job("erpgate", same)));
+        bearer_hit.push(diff(
+            addr,
+            &job("parse", same.clone()),
+            &job("erpgate", same),
+        ));
         let fresh = pairs((0..N).map(|_| token(true)).collect());
-        first.push(diff(addr, &job("parse-dpop", fresh.clone()), &job("erpgate-dpop", fresh)));
+        first.push(diff(
+            addr,
+            &job("parse-dpop", fresh.clone()),
+            &job("erpgate-dpop", fresh),
+        ));
         let fresh = pairs((0..N).map(|_| token(true)).collect());
-        jose_first.push(diff(addr, &job("parse-dpop", fresh.clone()), &job("jose-dpop", fresh)));
+        jose_first.push(diff(
+            addr,
+            &job("parse-dpop", fresh.clone()),
+            &job("jose-dpop", fresh),
+        ));
         let plain = json!((0..N).map(|_| token(false)).collect::<Vec<_>>());
-        bearer_first.push(diff(addr, &job("parse", plain.clone()), &job("erpgate", plain)));
+        bearer_first.push(diff(
+            addr,
+            &job("parse", plain.clone()),
+            &job("erpgate", plain),
+        ));
     }
     let (hit, bearer_hit, jose_proof) = (
         per_decision(hit),
