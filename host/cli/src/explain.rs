@@ -157,13 +157,14 @@ pub struct Explainer {
 }
 
 impl Explainer {
-    /// An explainer for a policy.
-    pub fn new(policy: Policy) -> Self {
+    /// An explainer for a policy, with the key DPoP server nonces are
+    /// minted under where the policy asks for them (the plugin
+    /// configuration's `dpop_nonce_key`); without one, its nonces are its
+    /// own (a random key), and any proof's nonce is refused.
+    pub fn new(policy: Policy, nonce_key: Option<NonceKey>) -> Self {
         let mut engine = Engine::new(policy);
-        // Nonces this explainer hands out are its own: any 32 random bytes.
-        if engine.lacks_nonce_key()
-            && let Some(key) = NonceKey::new(&rand::random::<[u8; 32]>())
-        {
+        let random = || NonceKey::new(&rand::random::<[u8; 32]>());
+        if let Some(key) = nonce_key.or_else(|| engine.lacks_nonce_key().then(random).flatten()) {
             engine = engine.with_dpop_nonce_key(key);
         }
         let state = engine.new_state(rand::random());

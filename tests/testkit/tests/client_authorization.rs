@@ -55,3 +55,19 @@ fn js_layer_exports_every_core_counter_under_its_old_names() {
         assert!(names.contains(&old), "{old} missing from {names:?}");
     }
 }
+
+#[test]
+fn js_layer_refuses_server_nonces_without_a_key() {
+    let seen = js::client_auth_in_node("edge", "secret", TOKEN).unwrap();
+    let errors = seen["nonceKeyErrors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{seen}");
+    for error in errors {
+        assert!(
+            error
+                .as_str()
+                .is_some_and(|e| e.contains("options.dpopNonceKey")),
+            "{seen}"
+        );
+    }
+    assert_eq!(seen["keyedGate"], true, "{seen}");
+}

@@ -85,7 +85,15 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     }));
-    let mut explainer = Explainer::new(policy);
+    let nonce_key = match document.get("dpop_nonce_key").and_then(|k| k.as_str()) {
+        Some(text) => Some(
+            erpgate::decode_b64url(text)
+                .and_then(|k| erpgate::dpop::NonceKey::new(&k))
+                .context("dpop_nonce_key: base64url of at least 32 bytes")?,
+        ),
+        None => None,
+    };
+    let mut explainer = Explainer::new(policy, nonce_key);
     let mut answer = |purpose: Purpose| {
         let body = match purpose {
             Purpose::Jwks => replies.jwks.clone(),
