@@ -110,25 +110,6 @@ async fn openid_client_gets_dpop_bound_tokens_and_uses_them_through_the_gateway(
         stack.gateway.addr
     );
     let seen = node(vec!["openid-client.mjs".into(), issuer, api]).await;
-    let dpop = &seen["dpop"];
-    assert_eq!(dpop["codeTokenType"], "dpop", "{seen}");
-    assert_eq!(dpop["codeStatus"], 200, "{seen}");
-    assert_eq!(dpop["ccTokenType"], "dpop", "{seen}");
-    assert_eq!(dpop["ccStatus"], 200, "{seen}");
-    assert_eq!(dpop["ccAgain"], 200, "a fresh proof each time: {seen}");
-    assert_eq!(dpop["nonceChallenges"], 0, "no server nonces here: {seen}");
-    // openid-client's last accepted request, proof and all, sent again.
-    assert_eq!(dpop["replayStatus"], 401, "{seen}");
-    let replay = dpop["replayChallenge"].as_str().unwrap();
-    assert!(
-        replay.starts_with("DPoP ") && replay.contains("error=\"invalid_dpop_proof\""),
-        "{replay}"
-    );
-    assert_eq!(dpop["bearerStatus"], 401, "{seen}");
-    let challenge = dpop["bearerChallenge"].as_str().unwrap();
-    assert!(
-        challenge.starts_with("DPoP ") && challenge.contains("invalid_token"),
-        "{challenge}"
-    );
+    net::assert_openid_client_dpop(&seen, false);
     stack.stop().await;
 }

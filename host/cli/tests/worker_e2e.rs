@@ -158,36 +158,7 @@ async fn worker_in_workerd_in_front_of_the_api() {
         api,
     ])
     .await;
-    let dpop = &seen["dpop"];
-    for (member, want) in [
-        ("codeTokenType", json!("dpop")),
-        ("codeStatus", json!(200)),
-        ("ccTokenType", json!("dpop")),
-        ("ccStatus", json!(200)),
-        ("ccAgain", json!(200)),
-        ("bearerStatus", json!(401)),
-    ] {
-        assert_eq!(dpop[member], want, "{member}: {seen}");
-    }
-    assert!(
-        dpop["bearerChallenge"]
-            .as_str()
-            .unwrap()
-            .starts_with("DPoP ")
-    );
-    // The edge asked openid-client for its nonce, and the retry that
-    // carried it passed (every status above is 200).
-    assert!(
-        dpop["nonceChallenges"].as_u64().is_some_and(|n| n >= 1),
-        "{seen}"
-    );
-    // openid-client's last accepted request, proof and all, sent again.
-    assert_eq!(dpop["replayStatus"], 401, "{seen}");
-    let replay = dpop["replayChallenge"].as_str().unwrap();
-    assert!(
-        replay.starts_with("DPoP ") && replay.contains("error=\"invalid_dpop_proof\""),
-        "{replay}"
-    );
+    net::assert_openid_client_dpop(&seen, true);
 
     // A PAT: introspected once, then served from the isolate's cache.
     let pat = mint_pat(&host.admin_url(), "admin").await;

@@ -574,6 +574,39 @@ pub fn browser_scripts() -> std::path::PathBuf {
     dir
 }
 
+/// What `openid-client.mjs` saw with DPoP through an edge: bound tokens by
+/// authorization code + PKCE and by client credentials, each accepted with
+/// its own proofs (after the edge's server nonce where `nonces`); the
+/// bound token as a bearer token refused `invalid_token`, and its last
+/// accepted request replayed refused `invalid_dpop_proof`, both with the
+/// `DPoP` challenge.
+pub fn assert_openid_client_dpop(seen: &Value, nonces: bool) {
+    let dpop = &seen["dpop"];
+    for (member, want) in [
+        ("codeTokenType", serde_json::json!("dpop")),
+        ("codeStatus", serde_json::json!(200)),
+        ("ccTokenType", serde_json::json!("dpop")),
+        ("ccStatus", serde_json::json!(200)),
+        ("ccAgain", serde_json::json!(200)),
+        ("bearerStatus", serde_json::json!(401)),
+        ("replayStatus", serde_json::json!(401)),
+    ] {
+        assert_eq!(dpop[member], want, "{member}: {seen}");
+    }
+    let challenges = dpop["nonceChallenges"].as_u64().unwrap_or_default();
+    assert_eq!(challenges >= 1, nonces, "nonce challenges: {seen}");
+    for (member, error) in [
+        ("bearerChallenge", "invalid_token"),
+        ("replayChallenge", "invalid_dpop_proof"),
+    ] {
+        let challenge = dpop[member].as_str().unwrap_or_default();
+        assert!(
+            challenge.starts_with("DPoP ") && challenge.contains(&format!("error=\"{error}\"")),
+            "{member}: {seen}"
+        );
+    }
+}
+
 /// Runs a Node script of `tests/browser` off the async threads; returns
 /// its last output line as JSON.
 pub async fn node(args: Vec<String>) -> Value {
