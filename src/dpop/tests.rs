@@ -40,7 +40,7 @@ fn check<'a>() -> ProofCheck<'a> {
             Algorithm::RS256,
             Algorithm::PS256,
         ],
-        access_token: Some(TOKEN),
+        access_token_sha256: Some(crate::cache::TokenHash::of(TOKEN).0),
         nonces: &[],
     }
 }
@@ -242,7 +242,7 @@ fn nonces_and_the_token_endpoint() {
     // At a token endpoint there is no access token yet: no `ath` needed.
     let token_request = proof("ed-a", &patched(json!({"ath": null})), &json!({}));
     let mut at_token_endpoint = check();
-    at_token_endpoint.access_token = None;
+    at_token_endpoint.access_token_sha256 = None;
     assert!(outcome(&token_request, &at_token_endpoint).is_ok());
 }
 

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::cache::TokenHash;
 use crate::credential::is_reference_token;
 use crate::decision::{Identity, Reason, Unavailable};
 use crate::dpop::{self, DpopError, ProofCheck, UnverifiedProof};
@@ -36,6 +37,7 @@ impl Engine {
         state.presented = Some(Box::new(Presented {
             proof: proof.to_owned(),
             token: token.to_owned(),
+            token_sha256: None,
             method: request.method.to_owned(),
             uri: request.uri(),
         }));
@@ -97,7 +99,7 @@ impl Engine {
             max_age_s: rules.max_age_s,
             leeway_s: rules.leeway_s,
             algorithms: &rules.algorithms,
-            access_token: Some(&p.token),
+            access_token_sha256: Some(p.token_sha256.unwrap_or_else(|| TokenHash::of(&p.token)).0),
             nonces: &nonces,
         };
         let proof = dpop::decode(&p.proof, &check).map_err(|e| match (e, accepted) {

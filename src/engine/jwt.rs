@@ -114,6 +114,7 @@ impl Engine {
                 key,
                 sha: entry.sha,
             };
+            state.note_token_sha256(hash.sha);
             return self.cached_jwt(route, hash, entry.verdict, now, state);
         }
         state.stats.jwt_cache_misses += 1;
@@ -121,6 +122,7 @@ impl Engine {
             key,
             sha: TokenHash::of(token),
         };
+        state.note_token_sha256(hash.sha);
         if let Some(entry) = state.shared_load(&self.policy, Space::Jwt, &hash.sha, now)
             && let Some(principal) = entry.principal
         {

@@ -4,6 +4,7 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use crate::cache::TokenHash;
 use crate::decision::Identity;
 
 /// A request's `DPoP` presentation, kept until its principal is known
@@ -11,6 +12,8 @@ use crate::decision::Identity;
 pub(crate) struct Presented {
     pub(super) proof: String,
     pub(super) token: String,
+    /// SHA-256 of `token`, once the token's path has hashed it.
+    pub(super) token_sha256: Option<TokenHash>,
     pub(super) method: String,
     pub(super) uri: Option<String>,
 }

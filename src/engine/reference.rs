@@ -25,6 +25,7 @@ impl Engine {
         state: &mut State,
     ) -> Step {
         let hash = TokenHash::of(token);
+        state.note_token_sha256(hash);
         let Some(intro) = &self.policy.introspection else {
             return self.deny(Reason::ReferenceTokensNotAccepted, route);
         };

@@ -317,6 +317,15 @@ impl State {
         found
     }
 
+    /// Keeps the presented token's SHA-256 with its DPoP presentation, if
+    /// it has one: the proof's `ath` is then checked without hashing the
+    /// token again.
+    pub(super) fn note_token_sha256(&mut self, sha: TokenHash) {
+        if let Some(presented) = self.presented.as_deref_mut() {
+            presented.token_sha256 = Some(sha);
+        }
+    }
+
     /// Records a DPoP proof in the shared store, if one is attached: false
     /// when another instance saw it first (or the store stays contended).
     pub(super) fn shared_first_use(

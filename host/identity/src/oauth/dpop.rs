@@ -110,7 +110,9 @@ pub fn proven_key(
         max_age_s: MAX_AGE_S,
         leeway_s: LEEWAY_S,
         algorithms: &DPOP_ALGORITHMS,
-        access_token: target.access_token,
+        access_token_sha256: target
+            .access_token
+            .map(|t| erpgate::cache::TokenHash::of(t).0),
         nonces: &nonces,
     };
     let unverified = dpop::decode(proof, &check).map_err(|e| refused(e, state))?;
