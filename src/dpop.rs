@@ -283,32 +283,75 @@ fn string<'m>(claims: &'m Map<String, Value>, name: &str) -> Result<&'m str, Dpo
     }
 }
 
-/// Checks everything about a proof but its signature.
-pub fn decode<'p>(
-    proof: &'p str,
-    check: &ProofCheck<'_>,
-) -> Result<UnverifiedProof<'p>, DpopError> {
-    if proof.len() > MAX_PROOF_BYTES {
-        return Err(DpopError::Malformed);
+/// What a proof's protected header yields: its algorithm, the embedded
+/// public key and the key's thumbprint.
+#[derive(Debug, Clone)]
+struct HeaderKey {
+    alg: Algorithm,
+    key: VerifyingKey,
+    jkt: String,
+}
+
+/// The protected headers of recent proofs and what each yielded. A client
+/// signs every proof with the same key, so its next proof carries the same
+/// header text: the key is then not parsed, checked and thumbprinted again.
+/// Keyed by the exact header text; bounded in entries and in header size.
+#[derive(Debug)]
+pub struct ProofKeys(lru::LruCache<String, HeaderKey>);
+
+impl ProofKeys {
+    /// How many headers are remembered.
+    const ENTRIES: usize = 256;
+    /// The longest header remembered, in base64url characters (an RSA-4096
+    /// key's header is about 900).
+    const MAX_HEADER: usize = 1024;
+
+    /// An empty memory.
+    pub fn new() -> Self {
+        Self(lru::LruCache::new(
+            std::num::NonZeroUsize::new(Self::ENTRIES).unwrap_or(std::num::NonZeroUsize::MIN),
+        ))
     }
-    let mut parts = proof.split('.');
-    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(DpopError::Malformed);
-    };
-    let limits = |max_depth| JsonLimits {
+
+    fn header_key(
+        &mut self,
+        header_b64: &str,
+        algorithms: &[Algorithm],
+    ) -> Result<HeaderKey, DpopError> {
+        if let Some(known) = self.0.get(header_b64) {
+            // The policy may have changed since (a reload).
+            if !algorithms.contains(&known.alg) {
+                return Err(DpopError::Algorithm);
+            }
+            return Ok(known.clone());
+        }
+        let fresh = header_key(header_b64, algorithms)?;
+        if header_b64.len() <= Self::MAX_HEADER {
+            self.0.put(header_b64.to_owned(), fresh.clone());
+        }
+        Ok(fresh)
+    }
+}
+
+impl Default for ProofKeys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn decode_object(b64: &str, max_depth: usize) -> Result<Map<String, Value>, DpopError> {
+    let bytes = json::decode_b64url(b64).ok_or(DpopError::Malformed)?;
+    let limits = JsonLimits {
         max_bytes: MAX_PROOF_BYTES,
         max_depth,
     };
-    let decode_object = |b64: &str, depth| {
-        let bytes = json::decode_b64url(b64).ok_or(DpopError::Malformed)?;
-        json::parse_object(&bytes, limits(depth)).map_err(|_| DpopError::Malformed)
-    };
+    json::parse_object(&bytes, limits).map_err(|_| DpopError::Malformed)
+}
+
+/// The protected header's checks: `typ`, no extension or remote key, an
+/// allowed asymmetric `alg`, and an embedded public `jwk` for it.
+fn header_key(header_b64: &str, algorithms: &[Algorithm]) -> Result<HeaderKey, DpopError> {
     let header = decode_object(header_b64, 3)?;
-    let signature = json::decode_b64url(signature_b64)
-        .filter(|s| !s.is_empty())
-        .ok_or(DpopError::Malformed)?;
     let typ = header.get("typ").and_then(Value::as_str);
     if !typ.is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")) {
         return Err(DpopError::WrongType);
@@ -324,13 +367,54 @@ pub fn decode<'p>(
         .get("alg")
         .and_then(Value::as_str)
         .and_then(Algorithm::from_name)
-        .filter(|a| !a.is_hmac() && check.algorithms.contains(a))
+        .filter(|a| !a.is_hmac() && algorithms.contains(a))
         .ok_or(DpopError::Algorithm)?;
     let Some(Value::Object(jwk)) = header.get("jwk") else {
         return Err(DpopError::Key);
     };
     let key = VerifyingKey::from_jwk(jwk, &[alg]).map_err(|_| DpopError::Key)?;
     let jkt = thumbprint(jwk).ok_or(DpopError::Key)?;
+    Ok(HeaderKey { alg, key, jkt })
+}
+
+/// Checks everything about a proof but its signature.
+pub fn decode<'p>(
+    proof: &'p str,
+    check: &ProofCheck<'_>,
+) -> Result<UnverifiedProof<'p>, DpopError> {
+    decode_with(proof, check, None)
+}
+
+/// [`decode`], with the headers of earlier proofs remembered in `keys`.
+pub fn decode_remembering<'p>(
+    proof: &'p str,
+    check: &ProofCheck<'_>,
+    keys: &mut ProofKeys,
+) -> Result<UnverifiedProof<'p>, DpopError> {
+    decode_with(proof, check, Some(keys))
+}
+
+fn decode_with<'p>(
+    proof: &'p str,
+    check: &ProofCheck<'_>,
+    keys: Option<&mut ProofKeys>,
+) -> Result<UnverifiedProof<'p>, DpopError> {
+    if proof.len() > MAX_PROOF_BYTES {
+        return Err(DpopError::Malformed);
+    }
+    let mut parts = proof.split('.');
+    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(DpopError::Malformed);
+    };
+    let signature = json::decode_b64url(signature_b64)
+        .filter(|s| !s.is_empty())
+        .ok_or(DpopError::Malformed)?;
+    let HeaderKey { key, jkt, .. } = match keys {
+        Some(keys) => keys.header_key(header_b64, check.algorithms)?,
+        None => header_key(header_b64, check.algorithms)?,
+    };
     let claims = decode_object(claims_b64, 4)?;
     let jti = string(&claims, "jti")?;
     if jti.len() > 256 {

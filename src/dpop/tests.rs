@@ -247,6 +247,45 @@ fn nonces_and_the_token_endpoint() {
 }
 
 #[test]
+fn remembered_headers_decide_as_fresh_ones() {
+    let mut keys = ProofKeys::new();
+    let first = proof("ec-a", &claims(), &json!({}));
+    let second = proof("ec-a", &patched(json!({"jti": "another"})), &json!({}));
+    let fresh = decode(&second, &check()).unwrap();
+    for p in [&first, &second] {
+        let remembered = decode_remembering(p, &check(), &mut keys).unwrap();
+        assert_eq!(remembered.jkt, fresh.jkt);
+        assert!(remembered.verify().is_ok());
+    }
+    assert_eq!(keys.0.len(), 1, "one client key, one header");
+    // A signature by another key under the remembered header still fails.
+    let other = proof("ed-a", &patched(json!({"jti": "third"})), &json!({}));
+    let header = second.split('.').next().unwrap();
+    let body_and_sig = other.split_once('.').unwrap().1;
+    let spliced = format!("{header}.{body_and_sig}");
+    let unverified = decode_remembering(&spliced, &check(), &mut keys).unwrap();
+    assert_eq!(unverified.verify(), Err(DpopError::Signature));
+    // The policy changed: a remembered header's algorithm is checked again.
+    let mut no_es256 = check();
+    no_es256.algorithms = &[Algorithm::EdDSA];
+    assert_eq!(
+        decode_remembering(&first, &no_es256, &mut keys).err(),
+        Some(DpopError::Algorithm)
+    );
+    // A refused header is never remembered; an oversized one is not kept.
+    let private = proof("ed-a", &claims(), &json!({"jwk": {"d": "AAAA"}}));
+    for _ in 0..2 {
+        assert_eq!(
+            decode_remembering(&private, &check(), &mut keys).err(),
+            Some(DpopError::Key)
+        );
+    }
+    let padded = proof("ec-a", &claims(), &json!({"x-pad": "p".repeat(800)}));
+    assert!(decode_remembering(&padded, &check(), &mut keys).is_ok());
+    assert_eq!(keys.0.len(), 1);
+}
+
+#[test]
 fn nonce_keys_mint_the_hmac_of_the_period() {
     // Computed independently: HMAC-SHA256(bytes 0..32, "erpgate-dpop-nonce"
     // || period as u64 little-endian), base64url; `NOW` is in period 5888350.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::cache::TokenHash;
 use crate::credential::is_reference_token;
 use crate::decision::{Identity, Reason, Unavailable};
-use crate::dpop::{self, DpopError, ProofCheck, UnverifiedProof};
+use crate::dpop::{self, DpopError, ProofCheck, ProofKeys, UnverifiedProof};
 use crate::jwt::TokenError;
 use crate::request::Request;
 use crate::time::Time;
@@ -69,7 +69,7 @@ impl Engine {
             (None, None) if required => Reason::Token(TokenError::DpopRequired),
             (None, None) => return self.allow(route, Some(identity), from_cache),
             (Some(_), None) => Reason::Token(TokenError::NotBound),
-            (Some(p), Some(jkt)) => match self.check_proof(&p, jkt, now) {
+            (Some(p), Some(jkt)) => match self.check_proof(&p, jkt, now, &mut state.proof_keys) {
                 Ok(proof) => return self.prove(route, identity, from_cache, proof, now, state),
                 Err(refusal) => refusal,
             },
@@ -84,6 +84,7 @@ impl Engine {
         p: &'p Presented,
         jkt: &str,
         now: Time,
+        keys: &mut ProofKeys,
     ) -> Result<UnverifiedProof<'p>, Reason> {
         let rules = &self.policy.dpop;
         let accepted = match (&self.nonce_key, rules.nonces) {
@@ -102,10 +103,11 @@ impl Engine {
             access_token_sha256: Some(p.token_sha256.unwrap_or_else(|| TokenHash::of(&p.token)).0),
             nonces: &nonces,
         };
-        let proof = dpop::decode(&p.proof, &check).map_err(|e| match (e, accepted) {
-            (DpopError::NonceRequired, Some([current, _])) => Reason::DpopNonce(current.into()),
-            (e, _) => Reason::Dpop(e),
-        })?;
+        let proof =
+            dpop::decode_remembering(&p.proof, &check, keys).map_err(|e| match (e, accepted) {
+                (DpopError::NonceRequired, Some([current, _])) => Reason::DpopNonce(current.into()),
+                (e, _) => Reason::Dpop(e),
+            })?;
         if proof.jkt != jkt {
             return Err(Reason::Dpop(DpopError::WrongKey));
         }

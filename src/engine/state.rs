@@ -182,6 +182,8 @@ pub struct State {
     pub(super) presented: Option<Box<super::presented::Presented>>,
     /// DPoP proofs seen (single use).
     pub(super) replays: super::presented::Replays,
+    /// Recent DPoP proof headers and the keys they carry.
+    pub(super) proof_keys: crate::dpop::ProofKeys,
 }
 
 impl State {
@@ -218,6 +220,7 @@ impl State {
             stats: Stats::default(),
             presented: None,
             replays: super::presented::Replays::new(policy.dpop.replay_cache_entries),
+            proof_keys: crate::dpop::ProofKeys::new(),
         }
     }
 
