@@ -493,6 +493,12 @@ impl NonceKey {
         Hmac::<Sha256>::new_from_slice(secret).ok().map(Self)
     }
 
+    /// A key as configurations give it: base64url of at least
+    /// [`Self::MIN_LEN`] bytes; `None` otherwise.
+    pub fn from_b64url(text: &str) -> Option<Self> {
+        Self::new(&json::decode_b64url(text)?)
+    }
+
     /// The nonce of the period `now` falls in, `back` periods ago.
     pub fn nonce(&self, now: Time, period_s: u64, back: u64) -> String {
         let period = (now.secs() / period_s.max(1)).saturating_sub(back);

@@ -154,11 +154,9 @@ impl Gate {
         }
         let mut engine = Engine::new(policy).with_host_crypto(&algorithms);
         if let Some(text) = &options.dpop_nonce_key {
-            let key = crate::json::decode_b64url(text)
-                .and_then(|bytes| crate::dpop::NonceKey::new(&bytes))
-                .ok_or_else(|| {
-                    js_err("options.dpopNonceKey: base64url of at least 32 random bytes")
-                })?;
+            let key = crate::dpop::NonceKey::from_b64url(text).ok_or_else(|| {
+                js_err("options.dpopNonceKey: base64url of at least 32 random bytes")
+            })?;
             engine = engine.with_dpop_nonce_key(key);
         }
         if engine.lacks_nonce_key() {

@@ -23,7 +23,7 @@ fn explain_reproduces_the_reason_of_every_vector() {
         let nonce_key = v
             .dpop_nonce_key
             .as_ref()
-            .map(|k| erpgate::dpop::NonceKey::new(&erpgate::decode_b64url(k).unwrap()).unwrap());
+            .map(|k| erpgate::dpop::NonceKey::from_b64url(k).unwrap());
         let mut explainer = Explainer::new(Policy::compile(&v.policy_json).unwrap(), nonce_key);
         for (i, step) in v.steps.iter().enumerate() {
             let now = Time::from_millis(step.now_ms);

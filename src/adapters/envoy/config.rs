@@ -166,13 +166,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         ));
     }
     let nonce_key = match &raw.dpop_nonce_key {
-        Some(text) => Some(
-            crate::json::decode_b64url(text)
-                .and_then(|bytes| NonceKey::new(&bytes))
-                .ok_or_else(|| {
-                    ConfigError::new("dpop_nonce_key", "base64url of at least 32 random bytes")
-                })?,
-        ),
+        Some(text) => Some(NonceKey::from_b64url(text).ok_or_else(|| {
+            ConfigError::new("dpop_nonce_key", "base64url of at least 32 random bytes")
+        })?),
         None if policy.dpop.nonces => {
             return Err(ConfigError::new(
                 "dpop_nonce_key",

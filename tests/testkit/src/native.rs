@@ -81,8 +81,7 @@ impl Harness for NativeHarness {
             engine = engine.with_host_crypto(&Algorithm::ALL);
         }
         if let Some(key) = &vector.dpop_nonce_key {
-            let key = erpgate::decode_b64url(key)
-                .and_then(|k| erpgate::dpop::NonceKey::new(&k))
+            let key = erpgate::dpop::NonceKey::from_b64url(key)
                 .ok_or("dpop_nonce_key: base64url of at least 32 bytes")?;
             engine = engine.with_dpop_nonce_key(key);
         }

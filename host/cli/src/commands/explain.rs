@@ -87,8 +87,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<()> {
     }));
     let nonce_key = match document.get("dpop_nonce_key").and_then(|k| k.as_str()) {
         Some(text) => Some(
-            erpgate::decode_b64url(text)
-                .and_then(|k| erpgate::dpop::NonceKey::new(&k))
+            erpgate::dpop::NonceKey::from_b64url(text)
                 .context("dpop_nonce_key: base64url of at least 32 bytes")?,
         ),
         None => None,

@@ -35,23 +35,26 @@ fn nonce_key(state: &Identity) -> Option<NonceKey> {
     NonceKey::new(&state.signin.key()?)
 }
 
+/// This period's nonce.
+fn nonce_now(state: &Identity) -> Option<String> {
+    let now = Time::from_secs(state.clock.now());
+    nonce_key(state).map(|key| key.nonce(now, NONCE_PERIOD_S, 0))
+}
+
 /// The nonce a client should use now, when the instance requires nonces.
 pub fn current_nonce(state: &Identity) -> Option<String> {
-    if state.config.instance.dpop_nonces {
-        let now = Time::from_secs(state.clock.now());
-        nonce_key(state).map(|key| key.nonce(now, NONCE_PERIOD_S, 0))
-    } else {
-        None
-    }
+    state
+        .config
+        .instance
+        .dpop_nonces
+        .then(|| nonce_now(state))
+        .flatten()
 }
 
 fn refused(e: DpopError, state: &Identity) -> OAuthError {
     match e {
-        DpopError::NonceRequired => match nonce_key(state) {
-            Some(key) => {
-                let now = Time::from_secs(state.clock.now());
-                OAuthError::use_dpop_nonce(key.nonce(now, NONCE_PERIOD_S, 0))
-            }
+        DpopError::NonceRequired => match nonce_now(state) {
+            Some(nonce) => OAuthError::use_dpop_nonce(nonce),
             None => OAuthError::invalid_dpop_proof(e.to_string()),
         },
         other => OAuthError::invalid_dpop_proof(other.to_string()),
